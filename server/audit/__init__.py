@@ -1,0 +1,1 @@
+"""The audit trail: who touched which patient's data, when and why."""

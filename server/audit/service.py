@@ -1,0 +1,142 @@
+"""The audit vocabulary and the two ways to append an event.
+
+`record` writes inside the caller's transaction, so the event commits with the access it
+describes. `record_denied` writes in its own short transaction, so that a refused or failed
+attempt is kept even though the request itself rolls back. Events carry ids only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlmodel import Session
+
+from server.auth.principal import Principal
+from server.db import after_end
+from server.models import AuditEvent
+
+
+class Action(StrEnum):
+    """Everything the audit log can say happened."""
+
+    sign_in = "sign-in"
+    sign_in_failed = "sign-in-failed"
+    sign_out = "sign-out"
+    session_timeout = "session-timeout"
+    view_record = "view-record"
+    claim = "claim"
+    release = "release"
+    hold = "hold"
+    resume = "resume"
+    assign = "assign"
+    move = "move"
+    code_save = "code-save"
+    submit = "submit"
+    qa_decision = "qa-decision"
+    claim_export = "claim-export"
+    billed = "billed"
+    returned = "returned"
+    ingest = "ingest"
+    key_rotate = "key-rotate"
+    purge = "purge"
+    user_admin = "user-admin"
+    token_admin = "token-admin"  # noqa: S105 - an action name
+    queue_admin = "queue-admin"
+    audit_search = "audit-search"
+    audit_export = "audit-export"
+    audit_verify = "audit-verify"
+    emergency_access = "emergency-access"
+    access = "access"  # a request refused before any specific action was known
+
+
+class Outcome(StrEnum):
+    """How it ended."""
+
+    success = "success"
+    denied = "denied"
+    failed = "failed"
+
+
+def _event(
+    *,
+    actor: Principal,
+    action: Action,
+    outcome: Outcome,
+    patient_id: int | None,
+    mrn_index: str | None,
+    work_item_id: int | None,
+    purpose: str | None,
+    detail: str | None,
+) -> AuditEvent:
+    return AuditEvent(
+        action=action.value,
+        outcome=outcome.value,
+        actor=actor.name,
+        actor_kind=actor.kind,
+        actor_roles=" ".join(sorted(actor.roles | actor.scopes)),
+        patient_id=patient_id,
+        mrn_index=mrn_index,
+        work_item_id=work_item_id,
+        source_ip=actor.source_ip,
+        user_agent=(actor.user_agent or "")[:300] or None,
+        request_id=actor.request_id,
+        purpose=purpose,
+        detail=detail,
+    )
+
+
+def record(
+    session: Session,
+    *,
+    actor: Principal,
+    action: Action,
+    outcome: Outcome = Outcome.success,
+    patient_id: int | None = None,
+    mrn_index: str | None = None,
+    work_item_id: int | None = None,
+    purpose: str | None = "TREAT",
+    detail: str | None = None,
+) -> AuditEvent:
+    """Append an event in the caller's transaction (it commits with the access)."""
+    event = _event(
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        patient_id=patient_id,
+        mrn_index=mrn_index,
+        work_item_id=work_item_id,
+        purpose=purpose,
+        detail=detail,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def record_denied(
+    session: Session,
+    *,
+    actor: Principal,
+    action: Action,
+    outcome: Outcome = Outcome.denied,
+    patient_id: int | None = None,
+    mrn_index: str | None = None,
+    work_item_id: int | None = None,
+    purpose: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append a refused or failed attempt in its own transaction (survives the rollback).
+
+    The event is written once the request's transaction has ended, whichever way it ended.
+    """
+    event = _event(
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        patient_id=patient_id,
+        mrn_index=mrn_index,
+        work_item_id=work_item_id,
+        purpose=purpose,
+        detail=detail,
+    )
+    after_end(session, lambda own: own.add(event))

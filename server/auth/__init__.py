@@ -1,0 +1,1 @@
+"""Who is calling: passwords, TOTP, sessions, CSRF, roles, service tokens, OIDC."""

@@ -1,0 +1,251 @@
+"""Sign-in page, the JSON session API, and the admin's user pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from server.auth import passwords
+from server.auth import service as auth_service
+from server.auth.deps import (
+    Anyone,
+    RequireRole,
+    SessionDep,
+    SignedIn,
+    check_origin,
+    client_ip,
+)
+from server.auth.principal import Principal
+from server.auth.schemas import MeView, SignInRequest
+from server.config import get_settings
+from server.errors import AppError
+from server.models import Role, User
+from server.web.templates import render
+
+router = APIRouter()
+AdminDep = Annotated[Principal, Depends(RequireRole(Role.admin))]
+
+
+def _set_cookie(response: Response, value: str) -> None:
+    settings = get_settings()
+    response.set_cookie(
+        settings.session_cookie_name,
+        value,
+        httponly=True,
+        samesite="lax",
+        secure=settings.production,
+        path="/",
+        max_age=settings.session_max_hours * 3600,
+    )
+
+
+def _clear_cookie(response: Response) -> None:
+    settings = get_settings()
+    response.delete_cookie(
+        settings.session_cookie_name,
+        path="/",
+        secure=settings.production,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def _demo_codes(request: Request) -> list[tuple[str, str]]:
+    """Current TOTP codes of the demo accounts, shown only by `chartdesk demo`."""
+    demo = getattr(request.app.state, "demo_users", None)
+    if not demo or get_settings().production:
+        return []
+    return [(name, passwords.current_totp(secret)) for name, secret in demo]
+
+
+# ---------------------------------------------------------------- pages
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, _: Anyone, next: str = "/", expired: int = 0) -> Response:  # noqa: A002
+    """The sign-in form."""
+    return render(
+        request,
+        "auth/login.html",
+        {
+            "next": next if next.startswith("/") and not next.startswith("//") else "/",
+            "expired": bool(expired),
+            "demo_codes": _demo_codes(request),
+            "oidc_enabled": bool(getattr(request.app.state, "oidc_enabled", False)),
+        },
+    )
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(
+    request: Request,
+    session: SessionDep,
+    _: Anyone,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+    totp: Annotated[str, Form(max_length=12)] = "",
+    next: Annotated[str, Form(max_length=300)] = "/",  # noqa: A002
+) -> Response:
+    """Check the form; on success a new session and a redirect home."""
+    check_origin(request)
+    try:
+        opened = auth_service.sign_in(
+            session,
+            username=username,
+            password=password,
+            totp=totp,
+            ip=client_ip(request),
+            ua=request.headers.get("user-agent"),
+            old_cookie=request.cookies.get(get_settings().session_cookie_name),
+        )
+    except AppError as exc:
+        return render(
+            request,
+            "auth/login.html",
+            {
+                "error": exc.message,
+                "username": username,
+                "next": next,
+                "demo_codes": _demo_codes(request),
+                "oidc_enabled": bool(getattr(request.app.state, "oidc_enabled", False)),
+            },
+            status_code=exc.status_code,
+        )
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    response = RedirectResponse(target, status_code=303)
+    _set_cookie(response, opened.cookie_value)
+    return response
+
+
+@router.post("/logout")
+def logout(session: SessionDep, principal: SignedIn) -> Response:
+    """Sign out: the session row is deleted, the cookie cleared."""
+    auth_service.sign_out(session, principal=principal)
+    response = RedirectResponse("/login", status_code=303)
+    _clear_cookie(response)
+    return response
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def admin_users(request: Request, session: SessionDep, _: AdminDep) -> Response:
+    """List users with their roles, status and actions."""
+    return render(
+        request,
+        "admin/users.html",
+        {
+            "users": auth_service.list_users(session),
+            "all_roles": [r.value for r in Role],
+        },
+    )
+
+
+@router.post("/admin/users", response_class=HTMLResponse)
+def admin_create_user(
+    request: Request,
+    session: SessionDep,
+    principal: AdminDep,
+    username: Annotated[str, Form(max_length=64)],
+    roles: Annotated[list[str], Form()],
+) -> Response:
+    """Create a user; the password and TOTP URI are shown once."""
+    created = auth_service.create_user(session, username=username, roles=roles, actor=principal)
+    return render(
+        request,
+        "admin/users.html",
+        {
+            "users": auth_service.list_users(session),
+            "all_roles": [r.value for r in Role],
+            "created": created,
+        },
+    )
+
+
+@router.post("/admin/users/{user_id}/roles")
+def admin_set_roles(
+    session: SessionDep,
+    principal: AdminDep,
+    user_id: int,
+    roles: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Replace a user's roles."""
+    auth_service.set_roles(session, actor=principal, user_id=user_id, roles=roles or [])
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/disable")
+def admin_disable(session: SessionDep, principal: AdminDep, user_id: int) -> Response:
+    """Disable an account and end its sessions."""
+    auth_service.set_active(session, actor=principal, user_id=user_id, active=False)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/enable")
+def admin_enable(session: SessionDep, principal: AdminDep, user_id: int) -> Response:
+    """Enable an account (and clear a lockout)."""
+    auth_service.set_active(session, actor=principal, user_id=user_id, active=True)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/reset-totp", response_class=HTMLResponse)
+def admin_reset_totp(
+    request: Request, session: SessionDep, principal: AdminDep, user_id: int
+) -> Response:
+    """Issue a new TOTP secret; the new otpauth URI is shown once."""
+    uri = auth_service.reset_totp(session, actor=principal, user_id=user_id)
+    user = session.get(User, user_id)
+    return render(
+        request,
+        "admin/users.html",
+        {
+            "users": auth_service.list_users(session),
+            "all_roles": [r.value for r in Role],
+            "reset": (user.username if user else "", uri),
+        },
+    )
+
+
+# ---------------------------------------------------------------- JSON session API
+
+
+@router.post("/api/v1/session", response_model=MeView, tags=["session"])
+def api_sign_in(
+    request: Request, body: SignInRequest, session: SessionDep, _: Anyone, response: Response
+) -> MeView:
+    """Sign in with password and TOTP; sets the session cookie."""
+    check_origin(request)
+    opened = auth_service.sign_in(
+        session,
+        username=body.username,
+        password=body.password,
+        totp=body.totp,
+        ip=client_ip(request),
+        ua=request.headers.get("user-agent"),
+        old_cookie=request.cookies.get(get_settings().session_cookie_name),
+    )
+    _set_cookie(response, opened.cookie_value)
+    return MeView(
+        username=opened.user.username,
+        roles=sorted(opened.roles),
+        csrf_token=opened.record.csrf_token,
+    )
+
+
+@router.get("/api/v1/me", response_model=MeView, tags=["session"])
+def api_me(principal: SignedIn) -> MeView:
+    """The signed-in person and their CSRF token."""
+    return MeView(
+        username=principal.name,
+        roles=sorted(principal.roles),
+        csrf_token=principal.csrf_token or "",
+    )
+
+
+@router.delete("/api/v1/session", status_code=204, tags=["session"])
+def api_sign_out(session: SessionDep, principal: SignedIn) -> Response:
+    """Sign out."""
+    auth_service.sign_out(session, principal=principal)
+    response = Response(status_code=204)
+    _clear_cookie(response)
+    return response

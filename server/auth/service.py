@@ -1,0 +1,480 @@
+"""Sign-in, server-side sessions, lockout, users and service tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, delete, select
+
+from server.audit import service as audit_service
+from server.auth import passwords
+from server.auth.principal import Principal
+from server.config import get_settings
+from server.db import after_end
+from server.errors import AppError, Conflict, NotAuthenticated, NotFound
+from server.models import (
+    Queue,
+    QueueMember,
+    Role,
+    Scope,
+    ServiceToken,
+    SignInEvent,
+    User,
+    UserRole,
+    UserSession,
+    utcnow,
+)
+
+SIGN_IN_REFUSED = "Invalid username, password or code."
+TOKEN_PREFIX = "cdt_"  # noqa: S105 - a prefix, not a secret
+
+
+def sha256_hex(value: str) -> str:
+    """Hex SHA-256, how session ids and tokens are stored."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- users
+
+
+def roles_of(session: Session, user_id: int) -> frozenset[str]:
+    """The roles a user holds."""
+    rows = session.exec(select(UserRole.role).where(UserRole.user_id == user_id)).all()
+    return frozenset(rows)
+
+
+@dataclass
+class NewUser:
+    """A created account with the secrets shown once."""
+
+    user: User
+    password: str
+    totp_uri: str
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    roles: list[str],
+    password: str | None = None,
+    queues: list[str] | None = None,
+    display_name: str = "",
+    actor: Principal | None = None,
+) -> NewUser:
+    """Create a local account with argon2id password and a fresh TOTP secret."""
+    username = username.strip().lower()
+    if (
+        not username
+        or len(username) > 64
+        or not username.replace("-", "").replace("_", "").replace(".", "").isalnum()
+    ):
+        raise AppError("Usernames are 1-64 letters, digits, '.', '-' or '_'.", status_code=422)
+    bad = [r for r in roles if r not in Role.__members__]
+    if bad or not roles:
+        raise AppError(f"Unknown role: {', '.join(bad) or '(none)'}.", status_code=422)
+    if session.exec(select(User).where(User.username == username)).first():
+        raise Conflict(f"User {username} already exists.")
+    password = password or passwords.generate_password()
+    if len(password) < 12:
+        raise AppError("Passwords are at least 12 characters.", status_code=422)
+    secret = passwords.new_totp_secret()
+    user = User(
+        username=username,
+        display_name=display_name,
+        password_hash=passwords.hash_password(password),
+        totp_secret=secret,
+    )
+    session.add(user)
+    session.flush()
+    assert user.id is not None  # noqa: S101 - set by flush
+    for role in sorted(set(roles)):
+        session.add(UserRole(user_id=user.id, role=role))
+    for name in queues or []:
+        queue = session.exec(select(Queue).where(Queue.name == name)).first()
+        if queue is None:
+            raise NotFound(f"No queue named {name}.")
+        assert queue.id is not None  # noqa: S101
+        session.add(QueueMember(queue_id=queue.id, user_id=user.id))
+    if actor is not None:
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.user_admin,
+            purpose="HOPERAT",
+            detail=f"user={username} created",
+        )
+    session.flush()
+    return NewUser(user=user, password=password, totp_uri=passwords.totp_uri(secret, username))
+
+
+def get_user(session: Session, *, user_id: int) -> User:
+    """A user by id, or NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def get_user_by_name(session: Session, *, username: str) -> User:
+    """A user by username, or NotFound."""
+    user = session.exec(select(User).where(User.username == username.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"No user named {username}.")
+    return user
+
+
+def list_users(session: Session) -> list[tuple[User, frozenset[str]]]:
+    """Every user with their roles, by username."""
+    users = session.exec(select(User).order_by(col(User.username))).all()
+    roles: dict[int, set[str]] = {}
+    for user_id, role in session.exec(select(UserRole.user_id, UserRole.role)).all():
+        roles.setdefault(user_id, set()).add(role)
+    return [(u, frozenset(roles.get(u.id or 0, set()))) for u in users]
+
+
+def set_roles(session: Session, *, actor: Principal, user_id: int, roles: list[str]) -> None:
+    """Replace a user's roles (admin)."""
+    user = get_user(session, user_id=user_id)
+    bad = [r for r in roles if r not in Role.__members__]
+    if bad:
+        raise AppError(f"Unknown role: {', '.join(bad)}.", status_code=422)
+    if (
+        user.id == actor.user_id
+        and Role.admin in roles_of(session, user_id)
+        and Role.admin not in roles
+    ):
+        raise Conflict("You cannot remove your own admin role.")
+    session.exec(delete(UserRole).where(col(UserRole.user_id) == user_id))
+    for role in sorted(set(roles)):
+        session.add(UserRole(user_id=user_id, role=role))
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.user_admin,
+        purpose="HOPERAT",
+        detail=f"user={user.username} roles={','.join(sorted(set(roles)))}",
+    )
+    session.flush()
+
+
+def set_active(session: Session, *, actor: Principal, user_id: int, active: bool) -> None:
+    """Enable or disable an account; disabling ends its sessions at once."""
+    user = get_user(session, user_id=user_id)
+    if user.id == actor.user_id and not active:
+        raise Conflict("You cannot disable your own account.")
+    user.is_active = active
+    if active:
+        user.failed_logins = 0
+        user.locked_until = None
+    else:
+        session.exec(delete(UserSession).where(col(UserSession.user_id) == user_id))
+    session.add(user)
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.user_admin,
+        purpose="HOPERAT",
+        detail=f"user={user.username} {'enabled' if active else 'disabled'}",
+    )
+    session.flush()
+
+
+def reset_totp(session: Session, *, actor: Principal | None, user_id: int) -> str:
+    """Give a user a new TOTP secret (ending their sessions); returns the otpauth URI."""
+    user = get_user(session, user_id=user_id)
+    secret = passwords.new_totp_secret()
+    user.totp_secret = secret
+    user.totp_last_counter = None
+    session.add(user)
+    session.exec(delete(UserSession).where(col(UserSession.user_id) == user_id))
+    if actor is not None:
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.user_admin,
+            purpose="HOPERAT",
+            detail=f"user={user.username} totp-reset",
+        )
+    session.flush()
+    return passwords.totp_uri(secret, user.username)
+
+
+# ---------------------------------------------------------------- sign-in
+
+
+def _record_signin(
+    session: Session,
+    *,
+    username: str,
+    user_id: int | None,
+    event: str,
+    ip: str | None,
+    ua: str | None,
+) -> None:
+    """Failed sign-in bookkeeping, kept even though the request is refused."""
+    threshold, minutes = get_settings().lockout_threshold, get_settings().lockout_minutes
+
+    def write(own: Session) -> None:
+        own.add(
+            SignInEvent(
+                username=username[:64],
+                user_id=user_id,
+                event=event,
+                source_ip=ip,
+                user_agent=(ua or "")[:300] or None,
+            )
+        )
+        user = own.get(User, user_id) if user_id is not None and event == "failure" else None
+        if user is not None:
+            user.failed_logins += 1
+            if user.failed_logins >= threshold:
+                user.locked_until = utcnow() + timedelta(minutes=minutes)
+                user.failed_logins = 0
+                own.add(
+                    SignInEvent(
+                        username=username[:64],
+                        user_id=user_id,
+                        event="lockout",
+                        source_ip=ip,
+                        user_agent=(ua or "")[:300] or None,
+                    )
+                )
+            own.add(user)
+
+    after_end(session, write)
+    actor = Principal(
+        name=username[:64], kind="user" if user_id else "anonymous", source_ip=ip, user_agent=ua
+    )
+    audit_service.record_denied(
+        session, actor=actor, action=audit_service.Action.sign_in_failed, detail=event
+    )
+
+
+@dataclass
+class NewSession:
+    """A session just opened: the cookie value is only ever known here."""
+
+    cookie_value: str
+    record: UserSession
+    user: User
+    roles: frozenset[str]
+
+
+def open_session(
+    session: Session, *, user: User, method: str, ip: str | None, ua: str | None
+) -> NewSession:
+    """Start a new server-side session (always a new random id: no fixation)."""
+    assert user.id is not None  # noqa: S101
+    cookie_value = secrets.token_urlsafe(32)
+    record = UserSession(
+        id=sha256_hex(cookie_value),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        auth_method=method,
+        source_ip=ip,
+        user_agent=(ua or "")[:300] or None,
+    )
+    session.add(record)
+    session.add(
+        SignInEvent(
+            username=user.username,
+            user_id=user.id,
+            event="success",
+            source_ip=ip,
+            user_agent=(ua or "")[:300] or None,
+        )
+    )
+    roles = roles_of(session, user.id)
+    audit_service.record(
+        session,
+        actor=Principal(
+            name=user.username, kind="user", roles=roles, user=user, source_ip=ip, user_agent=ua
+        ),
+        action=audit_service.Action.sign_in,
+        purpose=None,
+        detail=f"method={method}",
+    )
+    session.flush()
+    return NewSession(cookie_value=cookie_value, record=record, user=user, roles=roles)
+
+
+def sign_in(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    totp: str,
+    ip: str | None,
+    ua: str | None,
+    old_cookie: str | None = None,
+) -> NewSession:
+    """Check password and TOTP, enforce lockout, and open a new session.
+
+    Every refusal gives the same answer, whether the user is unknown, locked, or gave a
+    wrong password or code.
+    """
+    username = (username or "").strip().lower()
+    user = session.exec(select(User).where(User.username == username)).first()
+    password_ok = passwords.verify_password(user.password_hash if user else None, password or "")
+    now = utcnow()
+    if user is None or not user.is_active:
+        _record_signin(session, username=username, user_id=None, event="failure", ip=ip, ua=ua)
+        raise NotAuthenticated(SIGN_IN_REFUSED, code="sign_in_failed")
+    if user.locked_until is not None and user.locked_until > now:
+        _record_signin(session, username=username, user_id=None, event="locked", ip=ip, ua=ua)
+        raise NotAuthenticated(SIGN_IN_REFUSED, code="sign_in_failed")
+    counter = passwords.match_totp(user.totp_secret, (totp or "").strip(), user.totp_last_counter)
+    if not password_ok or counter is None:
+        _record_signin(session, username=username, user_id=user.id, event="failure", ip=ip, ua=ua)
+        raise NotAuthenticated(SIGN_IN_REFUSED, code="sign_in_failed")
+    user.failed_logins = 0
+    user.locked_until = None
+    user.totp_last_counter = counter
+    session.add(user)
+    if old_cookie:
+        session.exec(delete(UserSession).where(col(UserSession.id) == sha256_hex(old_cookie)))
+    return open_session(session, user=user, method="password", ip=ip, ua=ua)
+
+
+def sign_out(session: Session, *, principal: Principal) -> None:
+    """End the caller's session (the cookie stops working at once)."""
+    if principal.session is None:
+        return
+    session.exec(delete(UserSession).where(col(UserSession.id) == principal.session.id))
+    session.add(
+        SignInEvent(
+            username=principal.name,
+            user_id=principal.user_id,
+            event="signout",
+            source_ip=principal.source_ip,
+        )
+    )
+    audit_service.record(
+        session, actor=principal, action=audit_service.Action.sign_out, purpose=None
+    )
+    session.flush()
+
+
+def session_principal(
+    session: Session, *, cookie_value: str, ip: str | None, ua: str | None, request_id: str | None
+) -> Principal:
+    """Resolve a session cookie, enforcing idle and absolute timeouts on the server."""
+    settings = get_settings()
+    record = session.get(UserSession, sha256_hex(cookie_value))
+    if record is None:
+        raise NotAuthenticated("Your session has ended. Please sign in again.")
+    now = utcnow()
+    idle_limit = record.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
+    absolute_limit = record.created_at + timedelta(hours=settings.session_max_hours)
+    user = session.get(User, record.user_id)
+    if now > idle_limit or now > absolute_limit or user is None or not user.is_active:
+        _end_expired(
+            session,
+            record_id=record.id,
+            user_id=record.user_id,
+            username=user.username if user else "?",
+            ip=ip,
+            ua=ua,
+        )
+        raise NotAuthenticated(
+            "Your session timed out. Please sign in again.", code="session_expired"
+        )
+    if (now - record.last_seen_at).total_seconds() > 10:
+        record.last_seen_at = now
+        session.add(record)
+    assert user.id is not None  # noqa: S101
+    return Principal(
+        name=user.username,
+        kind="user",
+        roles=roles_of(session, user.id),
+        user=user,
+        session=record,
+        source_ip=ip,
+        user_agent=ua,
+        request_id=request_id,
+    )
+
+
+def _end_expired(
+    session: Session, *, record_id: str, user_id: int, username: str, ip: str | None, ua: str | None
+) -> None:
+    def write(own: Session) -> None:
+        own.exec(delete(UserSession).where(col(UserSession.id) == record_id))
+        own.add(SignInEvent(username=username, user_id=user_id, event="timeout", source_ip=ip))
+
+    after_end(session, write)
+    audit_service.record_denied(
+        session,
+        actor=Principal(name=username, kind="user", source_ip=ip, user_agent=ua),
+        action=audit_service.Action.session_timeout,
+        outcome=audit_service.Outcome.success,
+    )
+
+
+def session_deadlines(record: UserSession) -> tuple[datetime, datetime]:
+    """When the session will end by idleness and at the latest."""
+    settings = get_settings()
+    return (
+        record.last_seen_at + timedelta(minutes=settings.session_idle_minutes),
+        record.created_at + timedelta(hours=settings.session_max_hours),
+    )
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def create_token(session: Session, *, name: str, scopes: list[str]) -> tuple[ServiceToken, str]:
+    """Create a scoped service token; the plaintext is returned once and never stored."""
+    bad = [s for s in scopes if s not in Scope.__members__]
+    if bad or not scopes:
+        raise AppError(
+            f"Unknown scope: {', '.join(bad) or '(none)'}. Scopes: {', '.join(Scope.__members__)}.",
+            status_code=422,
+        )
+    if session.exec(select(ServiceToken).where(ServiceToken.name == name)).first():
+        raise Conflict(f"A token named {name} already exists.")
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ServiceToken(
+        name=name, token_hash=sha256_hex(plaintext), scopes=" ".join(sorted(set(scopes)))
+    )
+    session.add(token)
+    session.flush()
+    return token, plaintext
+
+
+def revoke_token(session: Session, *, name: str) -> None:
+    """Stop a token from working."""
+    token = session.exec(select(ServiceToken).where(ServiceToken.name == name)).first()
+    if token is None:
+        raise NotFound(f"No token named {name}.")
+    token.revoked_at = utcnow()
+    session.add(token)
+    session.flush()
+
+
+def token_principal(
+    session: Session, *, bearer: str, ip: str | None, ua: str | None, request_id: str | None
+) -> Principal:
+    """Resolve a bearer token."""
+    token = session.exec(
+        select(ServiceToken).where(ServiceToken.token_hash == sha256_hex(bearer))
+    ).first()
+    if token is None or token.revoked_at is not None:
+        raise NotAuthenticated("Invalid or revoked token.", headers={"WWW-Authenticate": "Bearer"})
+    now = utcnow()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        token.last_used_at = now
+        session.add(token)
+    return Principal(
+        name=token.name,
+        kind="token",
+        scopes=frozenset(token.scope_set),
+        token=token,
+        source_ip=ip,
+        user_agent=ua,
+        request_id=request_id,
+    )

@@ -1,0 +1,207 @@
+"""The `chartdesk` command: serve, migrate, demo and administration from the shell."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from server.config import get_settings
+from server.errors import AppError
+
+app = typer.Typer(help="Chartdesk: the work queue for remote medical coding.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage people.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage service tokens.", no_args_is_help=True)
+queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(queue_app, name="queue")
+
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a plain error and exit."""
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _serve(host: str, port: int, workers: int) -> None:
+    from server.db import get_engine
+    from server.migrate import check_current
+
+    try:
+        check_current(get_engine())
+    except AppError as exc:
+        fail(exc.message)
+    if os.geteuid() == 0 and get_settings().production:
+        err.print(
+            "[yellow]warning:[/yellow] running as root; use an unprivileged user in production"
+        )
+    uvicorn.run(
+        "server.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        log_level="info",
+        server_header=False,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the app against the configured database."""
+    _serve(host, port, workers)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the configured database to the newest migration (alembic upgrade head)."""
+    from server.migrate import upgrade
+
+    upgrade()
+    typer.echo("database is at the newest migration")
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[
+        list[str], typer.Option("--role", help="coder, supervisor, biller, compliance, admin")
+    ],
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", help="Queue the user may pull from.")
+    ] = None,
+) -> None:
+    """Create a local user. Password from stdin, or generated and printed."""
+    from server.auth import service as auth_service
+    from server.db import session_scope
+
+    password = None if sys.stdin.isatty() else sys.stdin.readline().strip() or None
+    try:
+        with session_scope() as session:
+            created = auth_service.create_user(
+                session, username=username, roles=role, password=password, queues=queue or []
+            )
+    except AppError as exc:
+        fail(exc.message)
+    if password is None:
+        typer.echo(f"password: {created.password}")
+    typer.echo(f"created {created.user.username} with roles {', '.join(sorted(set(role)))}")
+    typer.echo(created.totp_uri)
+
+
+@user_app.command("reset-totp")
+def user_reset_totp(username: str) -> None:
+    """Give a user a new TOTP secret and print its otpauth:// URI."""
+    from server.auth import service as auth_service
+    from server.db import session_scope
+
+    try:
+        with session_scope() as session:
+            user = auth_service.get_user_by_name(session, username=username)
+            assert user.id is not None  # noqa: S101
+            uri = auth_service.reset_totp(session, actor=None, user_id=user.id)
+    except AppError as exc:
+        fail(exc.message)
+    typer.echo(uri)
+
+
+@token_app.command("create")
+def token_create(
+    name: str,
+    scope: Annotated[list[str], typer.Option("--scope", help="ingest, billing, audit")],
+) -> None:
+    """Create a service token; it is printed once, alone on the last line."""
+    from server.auth import service as auth_service
+    from server.db import session_scope
+
+    try:
+        with session_scope() as session:
+            token, plaintext = auth_service.create_token(session, name=name, scopes=scope)
+            scopes = token.scopes
+    except AppError as exc:
+        fail(exc.message)
+    typer.echo(f"token {name} with scopes {scopes}; store it now, it is not shown again:")
+    typer.echo(plaintext)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    """Revoke a service token."""
+    from server.auth import service as auth_service
+    from server.db import session_scope
+
+    try:
+        with session_scope() as session:
+            auth_service.revoke_token(session, name=name)
+    except AppError as exc:
+        fail(exc.message)
+    typer.echo(f"revoked {name}")
+
+
+@queue_app.command("create")
+def queue_create(name: str, description: str = "") -> None:
+    """Create a queue."""
+    from server.db import session_scope
+    from server.queue import service as queue_service
+
+    try:
+        with session_scope() as session:
+            queue_service.create_queue(session, name=name, description=description)
+    except AppError as exc:
+        fail(exc.message)
+    typer.echo(f"created queue {name}")
+
+
+@queue_app.command("add-member")
+def queue_add_member(name: str, username: str) -> None:
+    """Let a user pull work from a queue."""
+    from server.db import session_scope
+    from server.queue import service as queue_service
+
+    try:
+        with session_scope() as session:
+            queue_service.add_member(session, queue_name=name, username=username)
+    except AppError as exc:
+        fail(exc.message)
+    typer.echo(f"{username} may now pull from {name}")
+
+
+DEMO_ROLES = ["coder", "supervisor", "biller", "compliance", "admin"]
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address (loopback by default).")] = "127.0.0.1",
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare only.")] = False,
+) -> None:
+    """The embedded default: SQLite + dev keyring under ./var, demo users and charts, then serve."""
+    var = Path("var")
+    var.mkdir(exist_ok=True)
+    os.environ.setdefault("CHARTDESK_ENV", "development")
+    os.environ.setdefault("CHARTDESK_DATABASE_URL", f"sqlite:///{var / 'chartdesk.db'}")
+    os.environ.setdefault("CHARTDESK_KEYRING_FILE", str(var / "keyring.json"))
+    get_settings.cache_clear()
+    from server import demo as demo_setup
+
+    logins = demo_setup.prepare(DEMO_ROLES)
+    typer.echo("\nDemo accounts (the sign-in page shows their current codes in development mode):")
+    for name, password, uri in logins:
+        typer.echo(f"  {name:<16} password {password:<24} {uri}")
+    typer.echo(f"\nChartdesk demo on http://{host}:{port}/  (Ctrl-C to stop)")
+    if not no_serve:
+        _serve(host, port, 1)

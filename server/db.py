@@ -1,0 +1,114 @@
+"""Engine, sessions and the one commit point."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+from server.config import get_settings
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # pysqlite's own BEGIN handling is disabled (isolation_level=None below) so that we
+    # emit BEGIN ourselves. Nearly every request writes (session touch, audit event), and a
+    # deferred transaction that reads and then writes can fail with SQLITE_BUSY_SNAPSHOT
+    # instead of waiting; BEGIN IMMEDIATE makes writers queue on busy_timeout instead.
+    # This serialises writers, which is SQLite's model anyway; PostgreSQL is the way to scale.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def build_engine(url: str) -> Engine:
+    """Create an engine for `url` with SQLite's WAL/foreign keys or PostgreSQL pooling."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "isolation_level": None}
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+@lru_cache
+def get_engine() -> Engine:
+    """The process-wide engine for the configured database."""
+    return build_engine(get_settings().database_url)
+
+
+def is_sqlite(session: Session) -> bool:
+    """Whether `session` talks to SQLite."""
+    return session.get_bind().dialect.name == "sqlite"
+
+
+AFTER_END = "after_end"
+
+
+def after_end(session: Session, work: Callable[[Session], None]) -> None:
+    """Run `work` in its own transaction once `session` has committed or rolled back.
+
+    For what must survive the request's rollback (refused attempts, failed sign-ins).
+    Running it after the request's transaction ends, rather than beside it, also keeps
+    SQLite (one writer at a time) from waiting on the request's own write lock.
+    """
+    session.info.setdefault(AFTER_END, []).append(work)
+
+
+def _run_after_end(session: Session) -> None:
+    pending: list[Callable[[Session], None]] = session.info.pop(AFTER_END, [])
+    if pending:
+        with Session(get_engine(), expire_on_commit=False) as own:
+            for work in pending:
+                work(own)
+            own.commit()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session committed on success and rolled back on error: the one commit rule.
+
+    Requests use it through `get_session`; the CLI, sweeps and the sealer use it directly.
+    """
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            _run_after_end(session)
+
+
+def _get_session() -> Iterator[Session]:
+    with session_scope() as session:
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, so an audited read
+# is on disk before its data leaves.
+SESSION = Depends(_get_session, scope="function")
+
+
+def get_session() -> Iterator[Session]:
+    """The request's session (use `SessionDep`): commits on success, rolls back on error."""
+    yield from _get_session()

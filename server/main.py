@@ -1,0 +1,54 @@
+"""create_app(): routers, middleware, error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from server import __version__
+from server.auth import router as auth_router
+from server.config import PROJECT_ROOT, get_settings
+from server.db import get_engine
+from server.migrate import check_current
+from server.web import router as web_router
+from server.web.handlers import install_handlers
+from server.web.middleware import SecurityMiddleware
+
+STATIC_DIR = PROJECT_ROOT / "server" / "static"
+
+
+def create_app(*, check_migrations: bool = True) -> FastAPI:
+    """Build the ASGI app. Refuses to start on a database behind its migrations."""
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if check_migrations:
+            check_current(get_engine())
+        yield
+
+    app = FastAPI(
+        title="Chartdesk",
+        version=__version__,
+        description="Work queue for remote medical coding. See API.md for the contract.",
+        lifespan=lifespan,
+        docs_url=None if settings.production else "/docs",
+        redoc_url=None,
+    )
+    if not settings.production and settings.demo_file is not None:
+        from server.demo import load_demo_users
+
+        app.state.demo_users = load_demo_users(settings.demo_file)
+    app.add_middleware(SecurityMiddleware)
+    install_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(web_router.router)
+    app.include_router(auth_router.router)
+    return app

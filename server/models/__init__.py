@@ -1,0 +1,31 @@
+"""Every table, imported here so metadata (and Alembic) sees them all."""
+
+from server.models.audit import AuditEvent
+from server.models.base import UTCDateTime, utcnow
+from server.models.queue import Queue, QueueMember, RoutingRule
+from server.models.record import DataKey, Document, Encounter, Patient
+from server.models.user import Role, Scope, ServiceToken, SignInEvent, User, UserRole, UserSession
+from server.models.work import Status, WorkItem, WorkItemEvent
+
+__all__ = [
+    "AuditEvent",
+    "DataKey",
+    "Document",
+    "Encounter",
+    "Patient",
+    "Queue",
+    "QueueMember",
+    "Role",
+    "RoutingRule",
+    "Scope",
+    "ServiceToken",
+    "SignInEvent",
+    "Status",
+    "UTCDateTime",
+    "User",
+    "UserRole",
+    "UserSession",
+    "WorkItem",
+    "WorkItemEvent",
+    "utcnow",
+]

@@ -1,0 +1,40 @@
+"""The audit log: append-only events (ids only, never patient data) and signed checkpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer
+from sqlmodel import Field, SQLModel
+
+from server.models.base import UTCDateTime, utcnow
+
+
+class AuditEvent(SQLModel, table=True):
+    """One access or action, allowed or refused. `seq`/`hash` are set by the sealer."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_patient_time", "patient_id", "time"),
+        Index("ix_audit_event_actor_time", "actor", "time"),
+        Index("ix_audit_event_work_item_time", "work_item_id", "time"),
+    )
+
+    # BIGINT on PostgreSQL; INTEGER on SQLite, where only that spelling autoincrements.
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer(), "sqlite")
+    )
+    time: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    action: str = Field(max_length=40)
+    outcome: str = Field(max_length=10)  # success, denied, failed
+    actor: str | None = Field(default=None, max_length=100)  # username or token name
+    actor_kind: str = Field(default="user", max_length=10)  # user, token, system, anonymous
+    actor_roles: str = Field(default="", max_length=200)
+    patient_id: int | None = None
+    mrn_index: str | None = Field(default=None, max_length=64)
+    work_item_id: int | None = None
+    source_ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=300)
+    request_id: str | None = Field(default=None, max_length=64)
+    purpose: str | None = Field(default=None, max_length=40)
+    detail: str | None = Field(default=None, max_length=500)  # non-PHI, e.g. "format=x12"

@@ -1,0 +1,71 @@
+"""Work items (one per encounter) and every status change they go through."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, text
+from sqlmodel import Field, SQLModel
+
+from server.models.base import UTCDateTime, utcnow
+
+
+class Status(StrEnum):
+    """Where a work item is in its life."""
+
+    ready = "ready"
+    in_progress = "in_progress"
+    on_hold = "on_hold"
+    qa_review = "qa_review"
+    ready_for_billing = "ready_for_billing"
+    billed = "billed"
+    returned = "returned"
+
+
+class WorkItem(SQLModel, table=True):
+    """An encounter waiting to be coded, leased to at most one coder at a time."""
+
+    __tablename__ = "work_item"
+    __table_args__ = (
+        Index(
+            "ix_work_item_ready",
+            "queue_id",
+            text("priority DESC"),
+            "due_at",
+            "id",
+            postgresql_where=text("status = 'ready'"),
+            sqlite_where=text("status = 'ready'"),
+        ),
+        Index("ix_work_item_lease_owner", "lease_owner_id", "status"),
+        Index("ix_work_item_status", "status", "lease_expires_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounter.id", unique=True)
+    queue_id: int = Field(foreign_key="work_queue.id")
+    status: str = Field(default=Status.ready, max_length=20)
+    priority: int = 0
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_owner_id: int | None = Field(default=None, foreign_key="app_user.id")
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    hold_reason: str | None = Field(default=None, max_length=100)
+    coded_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    coded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WorkItemEvent(SQLModel, table=True):
+    """A status change or action on a work item: who, when, from what to what."""
+
+    __tablename__ = "work_item_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    work_item_id: int = Field(foreign_key="work_item.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    actor_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    action: str = Field(max_length=30)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, max_length=200)  # picked from a list, never free text

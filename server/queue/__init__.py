@@ -1,0 +1,1 @@
+"""Queues, routing rules, claiming, leases, holds and assignment."""

@@ -1,0 +1,1 @@
+"""Templates, htmx helpers, security headers and page glue."""

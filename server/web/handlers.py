@@ -1,0 +1,137 @@
+"""One place that turns errors into JSON for `/api`, pages for browsers, fragments for htmx.
+
+Never a stack trace, never the request body (it may hold patient data).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server.errors import AppError, NotAuthenticated
+from server.web.templates import is_htmx, render
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def wants_json(request: Request) -> bool:
+    """API paths and JSON clients get JSON; browsers get pages."""
+    return request.url.path.startswith("/api/") or (
+        "application/json" in request.headers.get("accept", "")
+        and "text/html" not in request.headers.get("accept", "")
+    )
+
+
+def error_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    message: str,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render one error in the form the caller understands."""
+    if wants_json(request):
+        return JSONResponse(
+            {"error": {"code": code, "message": message, "details": details or []}},
+            status_code=status,
+            headers=headers,
+        )
+    if is_htmx(request):
+        resp = render(
+            request,
+            "errors/error.html",
+            {"status": status, "message": message},
+            block="flash",
+            status_code=status,
+        )
+        resp.headers["HX-Retarget"] = "#flash"
+        resp.headers["HX-Reswap"] = "innerHTML"
+        if headers:
+            resp.headers.update(headers)
+        return resp
+    resp = render(
+        request, "errors/error.html", {"status": status, "message": message}, status_code=status
+    )
+    if headers:
+        resp.headers.update(headers)
+    return resp
+
+
+def _safe_validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only the location and the kind of problem: pydantic's "input" may hold patient data.
+    return [
+        {
+            "loc": [str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in exc.errors()
+    ]
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the error handlers on `app`."""
+
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        if isinstance(exc, NotAuthenticated) and not wants_json(request):
+            if is_htmx(request):
+                return HTMLResponse("", status_code=401, headers={"HX-Redirect": "/login"})
+            if request.method == "GET":
+                target = "/login"
+                if request.url.path not in ("/", "/login"):
+                    target += "?next=" + quote(request.url.path, safe="/")
+                if exc.code == "session_expired":
+                    target += ("&" if "?" in target else "?") + "expired=1"
+                return RedirectResponse(target, status_code=303)
+        return error_response(
+            request,
+            status=exc.status_code,
+            code=exc.code,
+            message=exc.message,
+            details=exc.details,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(
+            request,
+            status=422,
+            code="validation_failed",
+            message="The request is not valid.",
+            details=_safe_validation_details(exc),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        message = {404: "Not found.", 405: "Method not allowed."}.get(
+            exc.status_code, str(exc.detail)
+        )
+        return error_response(
+            request,
+            status=exc.status_code,
+            code=code,
+            message=message,
+            headers=getattr(exc, "headers", None),
+        )

@@ -1,0 +1,193 @@
+"""Pure ASGI middleware: request ids, security headers, body size limit, metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.config import get_settings
+
+log = logging.getLogger("chartdesk")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+
+# Prometheus counters: route templates and status codes only, never ids or PHI.
+REQUESTS: Counter[tuple[str, str, int]] = Counter()
+DURATION: dict[tuple[str, str], float] = {}
+
+
+class SecurityMiddleware:
+    """Adds a request id, security headers and no-store caching, and caps body size."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = get_settings()
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        path: str = scope["path"]
+        started = time.perf_counter()
+        limit = settings.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        received = 0
+        status_holder: dict[str, int] = {}
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != b"cache-control" or not path.startswith("/static/")
+                ]
+                headers += [
+                    (b"x-request-id", request_id.encode()),
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cross-origin-opener-policy", b"same-origin"),
+                    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+                ]
+                if not path.startswith("/static/"):
+                    headers.append((b"cache-control", b"no-store"))
+                    headers.append((b"pragma", b"no-cache"))
+                if settings.production:
+                    headers.append(
+                        (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+                    )
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except BodyTooLarge:
+            if "status" not in status_holder:
+                await _too_large(send, limit)
+        except Exception as exc:
+            # The type only: driver messages can quote row values (patient data).
+            log.error(
+                "unhandled %s on %s %s request_id=%s",
+                type(exc).__name__,
+                scope.get("method"),
+                getattr(scope.get("route"), "path", "?"),
+                request_id,
+            )
+            if "status" not in status_holder:
+                await _internal_error(scope, send_with_headers)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or (
+                "/static" if path.startswith("/static/") else "unmatched"
+            )
+            method = scope.get("method", "GET")
+            REQUESTS[(method, template, status_holder.get("status", 500))] += 1
+            key = (method, template)
+            DURATION[key] = DURATION.get(key, 0.0) + time.perf_counter() - started
+
+
+class BodyTooLarge(Exception):
+    """The request body passed the configured limit while streaming."""
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "code": "payload_too_large",
+                "message": f"Request body is over the {limit} byte limit.",
+                "details": [],
+            }
+        }
+    ).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", CSP.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _internal_error(scope: Scope, send: Send) -> None:
+    path: str = scope["path"]
+    if path.startswith("/api/"):
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "internal_error",
+                    "message": "Something went wrong on our side. It has been logged.",
+                    "details": [],
+                }
+            }
+        ).encode()
+        ctype = b"application/json"
+    else:
+        body = (
+            b"<!doctype html><title>Error</title><h1>Something went wrong</h1>"
+            b'<p>It has been logged. <a href="/home">Back to your home page</a></p>'
+        )
+        ctype = b"text/html; charset=utf-8"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def metrics_text() -> str:
+    """Request counts and time per route template, in Prometheus text format."""
+    lines = [
+        "# HELP chartdesk_requests_total Requests by method, route and status.",
+        "# TYPE chartdesk_requests_total counter",
+    ]
+    for (method, route, status), count in sorted(REQUESTS.items()):
+        labels = f'method="{method}",route="{route}",status="{status}"'
+        lines.append(f"chartdesk_requests_total{{{labels}}} {count}")
+    lines += [
+        "# HELP chartdesk_request_seconds_total Time spent serving requests.",
+        "# TYPE chartdesk_request_seconds_total counter",
+    ]
+    for (method, route), seconds in sorted(DURATION.items()):
+        lines.append(
+            f'chartdesk_request_seconds_total{{method="{method}",route="{route}"}} {seconds:.6f}'
+        )
+    return "\n".join(lines) + "\n"

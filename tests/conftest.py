@@ -1,0 +1,224 @@
+"""Test fixtures: every test gets its own database, built by migrations, on SQLite and PostgreSQL.
+
+The database is migrated once per backend into a template; each test then gets a copy (a
+file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL). Real commits happen, so
+what must survive a rollback (refused attempts) and what needs several processes can be
+tested for real.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from server.config import get_settings
+from server.db import get_engine
+from tests.support.pgcluster import Cluster, find_pg_bin, free_port, start_cluster
+
+os.environ.setdefault("CHARTDESK_ENV", "development")
+os.environ.pop("CHARTDESK_DEMO_FILE", None)
+
+TEMPLATE_DB = "chartdesk_template"
+_counter = iter(range(1, 10**9))
+
+
+def _backends() -> list[str]:
+    wanted = os.environ.get("CHARTDESK_TEST_DB", "sqlite,postgresql")
+    return [b.strip() for b in wanted.split(",") if b.strip()]
+
+
+def reset_caches() -> None:
+    """Forget settings and engine so the next use reads the current environment."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster | None]:
+    """A throwaway PostgreSQL 15 cluster for the whole run (None if PG is not wanted)."""
+    if "postgresql" not in _backends():
+        yield None
+        return
+    if find_pg_bin() is None:
+        if os.environ.get("CHARTDESK_TEST_REQUIRE_PG"):
+            pytest.fail("PostgreSQL binaries not found and CHARTDESK_TEST_REQUIRE_PG is set")
+        yield None
+        return
+    cluster = start_cluster(fast=True)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def _templates(
+    pg_cluster: Cluster | None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """Migrate one template database per backend."""
+    from server.migrate import upgrade
+
+    made: dict[str, str] = {}
+    if "sqlite" in _backends():
+        path = tmp_path_factory.mktemp("sqlite") / "template.db"
+        upgrade(f"sqlite:///{path}")
+        made["sqlite"] = str(path)
+    if pg_cluster is not None:
+        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+        upgrade(pg_cluster.url(TEMPLATE_DB))
+        made["postgresql"] = TEMPLATE_DB
+    reset_caches()
+    return made
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses the database once per backend."""
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("pg_only")
+        backends = ["postgresql"] if marker else _backends()
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+@pytest.fixture
+def db_url(
+    backend: str,
+    _templates: dict[str, str],
+    pg_cluster: Cluster | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """A fresh migrated database for this test; the app's settings point at it."""
+    if backend not in _templates:
+        msg = (
+            f"{backend} is not available on this machine (install Debian's postgresql); "
+            "the PostgreSQL half of the suite is SKIPPED"
+        )
+        if os.environ.get("CHARTDESK_TEST_REQUIRE_PG"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    if backend == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copyfile(_templates["sqlite"], path)
+        url = f"sqlite:///{path}"
+    else:
+        assert pg_cluster is not None
+        name = f"t{os.getpid()}_{next(_counter)}"
+        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+        url = pg_cluster.url(name)
+    monkeypatch.setenv("CHARTDESK_DATABASE_URL", url)
+    reset_caches()
+    yield url
+    reset_caches()
+    if backend == "postgresql":
+        assert pg_cluster is not None
+        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def session(db_url: str) -> Iterator[Session]:
+    """A session on the test database; commit explicitly to make rows visible to the app."""
+    with Session(get_engine(), expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def app(db_url: str) -> Any:
+    """The application against the test database."""
+    from server.main import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[TestClient]:
+    """An HTTP client on the app (no cookies yet)."""
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def make_client(app: Any) -> Iterator[Any]:
+    """A factory of independent clients (each its own cookie jar)."""
+    clients: list[TestClient] = []
+
+    def make() -> TestClient:
+        c = TestClient(app, base_url="http://testserver")
+        c.__enter__()
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+class LiveServer:
+    """The app served by uvicorn in a thread, for browsers and multi-client tests."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("live server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app: Any) -> Iterator[LiveServer]:
+    """The app on a real port."""
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """Drive Debian's Chromium; never Playwright's downloaded browsers."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": shutil.which("chromium") or "/usr/bin/chromium",
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def scratch_dir() -> Iterator[Path]:
+    """A session-wide scratch folder outside pytest's 0700 tmp (other users may read it)."""
+    path = Path(tempfile.mkdtemp(prefix="chartdesk-test-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

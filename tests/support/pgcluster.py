@@ -1,0 +1,111 @@
+"""A throwaway PostgreSQL cluster, started as the `postgres` system user when we are root.
+
+Used by the test suite and by `make bench`. See ../shared/TESTING.md for the traps.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def find_pg_bin() -> Path | None:
+    """The folder holding initdb/pg_ctl: PATH first, then Debian's versioned folders."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    return Path(candidates[0]).parent if candidates else None
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """A running cluster: connect as the `postgres` superuser over TCP on loopback."""
+
+    bindir: Path
+    root: Path
+    port: int
+    as_postgres: bool
+
+    def url(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        """SQLAlchemy URL for a database on this cluster."""
+        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{dbname}"
+
+    def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        """libpq connection string for a database on this cluster."""
+        return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user}"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = list(args)
+        if self.as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, cwd=self.root, check=True, capture_output=True, text=True)
+
+    def stop(self) -> None:
+        """Stop immediately and remove the data folder."""
+        try:
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            )
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_cluster(*, fast: bool = True) -> Cluster:
+    """initdb + pg_ctl start on a free port. `fast` turns off fsync (tests only)."""
+    bindir = find_pg_bin()
+    if bindir is None:
+        raise RuntimeError(
+            "PostgreSQL binaries (initdb, pg_ctl) not found; install Debian's postgresql package"
+        )
+    as_postgres = os.geteuid() == 0
+    root = Path(tempfile.mkdtemp(prefix="chartdesk-pg-", dir="/tmp"))
+    if as_postgres:
+        shutil.chown(root, "postgres", "postgres")
+    cluster = Cluster(bindir=bindir, root=root, port=free_port(), as_postgres=as_postgres)
+    cluster._run(
+        str(bindir / "initdb"),
+        "-D",
+        str(root / "data"),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+    )
+    opts = f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300"
+    if fast:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    cluster._run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(root / "data"),
+        "-l",
+        str(root / "log"),
+        "-w",
+        "start",
+        "-o",
+        opts,
+    )
+    return cluster

@@ -1,0 +1,45 @@
+"""Real Chromium through Playwright: sign in with password + TOTP, sign out."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.factories import fresh_totp, make_user
+
+pytestmark = pytest.mark.browser
+
+
+def test_coder_signs_in_sees_home_signs_out_and_old_cookie_is_dead(
+    page: Page, live_server, backend
+):
+    acct = make_user("ana", "coder")
+    page.goto(f"{live_server.url}/home")
+    expect(page).to_have_url(f"{live_server.url}/login?next=/home")
+    page.fill("#username", "ana")
+    page.fill("#password", acct.password)
+    page.fill("#totp", fresh_totp(acct))
+    page.click("#sign-in")
+    expect(page.locator("#home-title")).to_have_text("Welcome, ana")
+    expect(page.locator("#home-coder")).to_be_visible()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "chartdesk_session")
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Lax"
+    page.click("#sign-out")
+    expect(page).to_have_url(f"{live_server.url}/login")
+    # Replaying the old cookie does not get back in.
+    page.context.add_cookies(
+        [{"name": "chartdesk_session", "value": cookie["value"], "url": live_server.url}]
+    )
+    page.goto(f"{live_server.url}/home")
+    expect(page).to_have_url(f"{live_server.url}/login?next=/home")
+
+
+def test_wrong_code_shows_an_error_in_the_page(page: Page, live_server, backend):
+    acct = make_user("ana", "coder")
+    page.goto(f"{live_server.url}/login")
+    page.fill("#username", "ana")
+    page.fill("#password", acct.password)
+    page.fill("#totp", "000000")
+    page.click("#sign-in")
+    expect(page.locator("#login-error")).to_contain_text("Invalid username, password or code.")

@@ -10,10 +10,15 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from server import __version__
+from server.audit import router as audit_router
 from server.auth import router as auth_router
+from server.billing import router as billing_router
+from server.coding import router as coding_router
 from server.config import PROJECT_ROOT, get_settings
 from server.db import get_engine
 from server.migrate import check_current
+from server.queue import router as queue_router
+from server.records import router as records_router
 from server.web import router as web_router
 from server.web.handlers import install_handlers
 from server.web.middleware import SecurityMiddleware
@@ -51,4 +56,9 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(web_router.router)
     app.include_router(auth_router.router)
+    app.include_router(records_router.router)
+    app.include_router(queue_router.router)
+    app.include_router(coding_router.router)
+    app.include_router(billing_router.router)
+    app.include_router(audit_router.router)
     return app

@@ -1,0 +1,7 @@
+"""HTTP routes of the coding domain: pages and /api/v1 JSON."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""HTTP routes of the records domain: pages and /api/v1 JSON."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

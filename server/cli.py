@@ -18,6 +18,8 @@ app = typer.Typer(help="Chartdesk: the work queue for remote medical coding.", n
 user_app = typer.Typer(help="Manage people.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage service tokens.", no_args_is_help=True)
 queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage the keyring.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(queue_app, name="queue")
@@ -180,6 +182,18 @@ def queue_add_member(name: str, username: str) -> None:
     typer.echo(f"{username} may now pull from {name}")
 
 
+@keys_app.command("init")
+def keys_init() -> None:
+    """Create a new keyring at CHARTDESK_KEYRING_FILE (mode 0600); refuses to overwrite."""
+    from server.keyring import init_keyring
+
+    try:
+        path = init_keyring(demo=not get_settings().production)
+    except AppError as exc:
+        fail(exc.message)
+    typer.echo(f"created keyring {path}; back it up with the database, never beside it in clear")
+
+
 DEMO_ROLES = ["coder", "supervisor", "biller", "compliance", "admin"]
 
 
@@ -205,3 +219,7 @@ def demo(
     typer.echo(f"\nChartdesk demo on http://{host}:{port}/  (Ctrl-C to stop)")
     if not no_serve:
         _serve(host, port, 1)
+
+
+if __name__ == "__main__":
+    app()

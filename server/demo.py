@@ -33,6 +33,10 @@ def prepare(roles: list[str]) -> list[tuple[str, str, str]]:
         raise SystemExit("chartdesk demo runs in development mode only")
     upgrade()
     from server.auth import passwords
+    from server.keyring import init_keyring, keyring_path
+
+    if not keyring_path().exists():
+        init_keyring(demo=True)
 
     existing = json.loads(DEMO_FILE.read_text()) if DEMO_FILE.is_file() else []
     known = {row["username"]: row for row in existing}

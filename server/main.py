@@ -16,6 +16,7 @@ from server.billing import router as billing_router
 from server.coding import router as coding_router
 from server.config import PROJECT_ROOT, get_settings
 from server.db import get_engine
+from server.keyring import load_keyring
 from server.migrate import check_current
 from server.queue import router as queue_router
 from server.records import router as records_router
@@ -51,6 +52,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         from server.demo import load_demo_users
 
         app.state.demo_users = load_demo_users(settings.demo_file)
+    app.state.keyring_check = load_keyring
     app.add_middleware(SecurityMiddleware)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

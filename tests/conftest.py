@@ -47,6 +47,18 @@ def reset_caches() -> None:
     get_settings.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def keyring(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets a fresh keyring file (mode 0600) at CHARTDESK_KEYRING_FILE."""
+    from server.keyring import init_keyring
+
+    path = tmp_path_factory.mktemp("keys") / "keyring.json"
+    init_keyring(path)
+    monkeypatch.setenv("CHARTDESK_KEYRING_FILE", str(path))
+    get_settings.cache_clear()
+    return path
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster | None]:
     """A throwaway PostgreSQL 15 cluster for the whole run (None if PG is not wanted)."""

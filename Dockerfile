@@ -23,7 +23,8 @@ COPY --chown=root:root migrations ./migrations
 COPY --chown=root:root templates ./templates
 COPY --chown=root:root server ./server
 COPY --from=assets /src/node_modules/htmx.org/dist/htmx.min.js ./server/static/vendor/htmx.min.js
-ENV PATH=/opt/chartdesk/bin:$PATH CHARTDESK_ENV=production PYTHONUNBUFFERED=1
+# /app first on the path: templates and migrations are read relative to the source tree.
+ENV PATH=/opt/chartdesk/bin:$PATH PYTHONPATH=/app CHARTDESK_ENV=production PYTHONUNBUFFERED=1
 USER chartdesk
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --retries=3 \

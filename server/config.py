@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     env: Literal["production", "development"] = "production"
     database_url: str = "sqlite:///./var/chartdesk.db"
     keyring_file: Path | None = None
+    # Optional AWS KMS key wrapping data keys instead of the keyring's local KEKs.
+    kms_key_id: str | None = None
+    kms_endpoint_url: str | None = None
+    kms_region: str = "us-east-1"
     session_idle_minutes: int = Field(default=15, ge=1)
     session_max_hours: int = Field(default=12, ge=1)
     session_warning_seconds: int = Field(default=120, ge=10)

@@ -82,6 +82,62 @@ class LocalKeyProvider:
 
 
 @dataclass
+class AwsKmsProvider:
+    """Data keys wrapped by an AWS KMS key; the associated data travels as encryption context.
+
+    Keys wrapped earlier by the local KEKs keep opening locally, so `chartdesk keys rotate`
+    after setting CHARTDESK_KMS_KEY_ID moves every data key to KMS.
+    """
+
+    key_id: str
+    local: LocalKeyProvider
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    _client: Any = None
+
+    PREFIX = "kms:"
+
+    def client(self) -> Any:
+        """A boto3 KMS client (boto3 is the optional `kms` extra)."""
+        if self._client is None:
+            try:
+                import boto3
+            except ImportError:
+                raise KeyringError(
+                    "CHARTDESK_KMS_KEY_ID is set but boto3 is not installed; "
+                    "install chartdesk[kms]."
+                ) from None
+            self._client = boto3.client(
+                "kms", endpoint_url=self.endpoint_url, region_name=self.region
+            )
+        return self._client
+
+    def wrap(self, data_key: bytes, *, aad: bytes) -> tuple[str, bytes]:
+        """Encrypt the data key under the KMS key."""
+        out = self.client().encrypt(
+            KeyId=self.key_id, Plaintext=data_key, EncryptionContext={"chartdesk": aad.decode()}
+        )
+        return self.PREFIX + self.key_id, bytes(out["CiphertextBlob"])
+
+    def unwrap(self, kek_id: str, wrapped: bytes, *, aad: bytes) -> bytes:
+        """Decrypt through KMS (or locally for keys still wrapped by a local KEK)."""
+        if not kek_id.startswith(self.PREFIX):
+            return self.local.unwrap(kek_id, wrapped, aad=aad)
+        client = self.client()
+        try:
+            out = client.decrypt(
+                CiphertextBlob=wrapped,
+                KeyId=kek_id[len(self.PREFIX) :],
+                EncryptionContext={"chartdesk": aad.decode()},
+            )
+        except client.exceptions.InvalidCiphertextException:
+            raise KeyringError(
+                "KMS refused to unwrap a data key: wrong key, or the stored key was altered."
+            ) from None
+        return bytes(out["Plaintext"])
+
+
+@dataclass
 class Keyring:
     """Loaded key material. Never logged, never rendered."""
 
@@ -94,7 +150,23 @@ class Keyring:
     provider: KeyProvider = field(init=False)
 
     def __post_init__(self) -> None:
-        self.provider = LocalKeyProvider(keks=self.keks, primary=self.primary_kek_id)
+        local = LocalKeyProvider(keks=self.keks, primary=self.primary_kek_id)
+        settings = get_settings()
+        self.provider = local
+        if settings.kms_key_id:
+            self.provider = AwsKmsProvider(
+                key_id=settings.kms_key_id,
+                local=local,
+                endpoint_url=settings.kms_endpoint_url,
+                region=settings.kms_region,
+            )
+
+    @property
+    def primary_wrapping_id(self) -> str:
+        """The key id new data keys are wrapped under (a local KEK or `kms:<key id>`)."""
+        if isinstance(self.provider, AwsKmsProvider):
+            return AwsKmsProvider.PREFIX + self.provider.key_id
+        return self.primary_kek_id
 
     @property
     def kek_ids(self) -> list[str]:

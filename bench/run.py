@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -55,7 +54,8 @@ def load(dsn: str, items: int, events: int) -> None:
             (items,),
         )
         c.execute(
-            "INSERT INTO work_item (encounter_id, queue_id, status, priority, created_at, updated_at) "
+            "INSERT INTO work_item (encounter_id, queue_id, status, priority, "
+            "created_at, updated_at) "
             "SELECT g, 1, 'ready', g %% 3, now(), now() FROM generate_series(1, %s) g",
             (items,),
         )
@@ -64,7 +64,8 @@ def load(dsn: str, items: int, events: int) -> None:
             "INSERT INTO audit_event (time, action, outcome, actor, actor_kind, actor_roles, "
             "patient_id, work_item_id, purpose) "
             "SELECT timestamptz '2025-01-01' + (g * interval '3 seconds'), 'record.view', "
-            "'success', 'user' || (g %% 500), 'user', 'coder', (g * 7919) %% 200000, g %% %s, 'coding' "
+            "'success', 'user' || (g %% 500), 'user', 'coder', (g * 7919) %% 200000, "
+            "g %% %s, 'coding' "
             "FROM generate_series(1, %s) g",
             (items, events),
         )
@@ -194,7 +195,8 @@ def main() -> None:
         t = time.perf_counter()
         load(dsn, o.items, o.events)
         print(
-            f"loaded {o.items} work items, {o.events} audit events in {time.perf_counter() - t:.0f}s"
+            f"loaded {o.items} work items, {o.events} audit events "
+            f"in {time.perf_counter() - t:.0f}s"
         )
 
         bare = bare_claims(dsn, 64, o.seconds)

@@ -20,6 +20,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.server import Server, load_get  # noqa: E402
 from tests.support.pgcluster import start_cluster  # noqa: E402
 
 VENV = Path(sys.executable).parent
@@ -64,7 +65,7 @@ def load(dsn: str, items: int, events: int) -> None:
             "INSERT INTO audit_event (time, action, outcome, actor, actor_kind, actor_roles, "
             "patient_id, work_item_id, purpose) "
             "SELECT timestamptz '2025-01-01' + (g * interval '3 seconds'), 'record.view', "
-            "'success', 'user' || (g %% 500), 'user', 'coder', (g * 7919) %% 200000, "
+            "'success', 'user' || (g %% 500), 'user', 'coder', (g::bigint * 7919) %% 200000, "
             "g %% %s, 'coding' "
             "FROM generate_series(1, %s) g",
             (items, events),
@@ -268,9 +269,26 @@ def main() -> None:
             "GET /api/v1/work/{id} vs null cipher",
             "audited view vs unchained insert",
             "claims/s during compliance search",
-            "server CPU/request, peak RSS/process",
         ):
             rows.append((what, "n/a: endpoints not landed", "—", "—", "see DESIGN.md"))
+        srv = Server(ROOT, url)
+        try:
+            cpu0 = srv.cpu()
+            lat = load_get(srv.base, "/healthz", 64, o.seconds)
+            per_req = (srv.cpu() - cpu0) / max(1, len(lat)) * 1000
+            rss = ", ".join(f"{m:.0f} MB" for m in srv.rss())
+            rows.append(
+                (
+                    "server CPU/request, peak RSS/process (GET /healthz, 64 clients)",
+                    f"{per_req:.2f} ms CPU/req; {len(lat) / o.seconds:.0f} req/s; "
+                    f"p50/p99 {pct(lat, 0.5):.1f}/{pct(lat, 0.99):.1f} ms; RSS {rss}",
+                    "—",
+                    "—",
+                    "—",
+                )
+            )
+        finally:
+            srv.stop()
     finally:
         cluster.stop()
 

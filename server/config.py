@@ -37,8 +37,23 @@ class Settings(BaseSettings):
     trusted_origins: list[str] = []
     log_level: str = "INFO"
     demo_file: Path | None = None  # set by `chartdesk demo`: shows demo codes on sign-in
-    # Rate limits (issue 7 fills them in).
-    signin_rate_per_minute: int = Field(default=20, ge=1)
+    # Rate limits (issue 7). Sign-in: counted in the database, so every process shares them.
+    signin_rate_per_minute: int = Field(default=20, ge=1)  # per source IP
+    signin_account_rate_per_minute: int = Field(default=10, ge=1)  # per username
+    # Token use: counted in each process (a limit of N allows N per process per minute).
+    token_rate_per_minute: int = Field(default=1200, ge=1)  # per token
+    token_ip_rate_per_minute: int = Field(default=2400, ge=1)  # per source IP, any token
+    # Hospital single sign-on (OpenID Connect). Empty discovery URL: SSO is off.
+    oidc_discovery_url: str | None = None  # https://idp/.well-known/openid-configuration
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid profile email"
+    oidc_group_claim: str = "groups"
+    oidc_role_map: dict[str, list[str]] = {}  # IdP group -> Chartdesk roles, JSON
+    oidc_auto_create: bool = False  # False: only link to an existing user (username/email)
+    oidc_require_mfa: bool = False  # require amr mfa/otp/hwk or an acr in oidc_mfa_acr_values
+    oidc_mfa_acr_values: list[str] = []
+    oidc_redirect_uri: str | None = None  # default: this server's /auth/oidc/callback
 
     @property
     def production(self) -> bool:

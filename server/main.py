@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server import __version__
 from server.audit import router as audit_router
+from server.auth import oidc_router
 from server.auth import router as auth_router
 from server.billing import router as billing_router
 from server.coding import router as coding_router
@@ -53,11 +54,13 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
 
         app.state.demo_users = load_demo_users(settings.demo_file)
     app.state.keyring_check = load_keyring
+    app.state.oidc_enabled = bool(settings.oidc_discovery_url and settings.oidc_client_id)
     app.add_middleware(SecurityMiddleware)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(web_router.router)
     app.include_router(auth_router.router)
+    app.include_router(oidc_router.router)
     app.include_router(records_router.router)
     app.include_router(queue_router.router)
     app.include_router(coding_router.router)

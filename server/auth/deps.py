@@ -7,6 +7,7 @@ from `AccessRule`; a test walks `app.routes` and fails on any route without one.
 from __future__ import annotations
 
 import hmac
+import threading
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from server.audit import service as audit_service
+from server.auth import ratelimit
 from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.config import get_settings
@@ -83,14 +85,32 @@ async def presented_csrf(request: Request) -> str | None:
     return None
 
 
+_LIMITER_LOCK = threading.Lock()
+
+
+def token_limiter(request: Request) -> ratelimit.LocalLimiter:
+    """This app's in-process counter of token requests (one per app, so per process)."""
+    limiter = getattr(request.app.state, "token_limiter", None)
+    if limiter is None:
+        with _LIMITER_LOCK:
+            limiter = getattr(request.app.state, "token_limiter", None)
+            if limiter is None:
+                limiter = ratelimit.LocalLimiter()
+                request.app.state.token_limiter = limiter
+    assert isinstance(limiter, ratelimit.LocalLimiter)  # noqa: S101
+    return limiter
+
+
 def _resolve(request: Request, session: Session, csrf: str | None) -> Principal:
     """Find the caller from a bearer token or a session cookie, checking CSRF for sessions."""
     ip, ua, rid = client_ip(request), request.headers.get("user-agent"), request_id(request)
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        return auth_service.token_principal(
-            session, bearer=auth[7:].strip(), ip=ip, ua=ua, request_id=rid
+        bearer = auth[7:].strip()
+        ratelimit.check_token_use(
+            token_limiter(request), token_key=auth_service.sha256_hex(bearer)[:16], ip=ip
         )
+        return auth_service.token_principal(session, bearer=bearer, ip=ip, ua=ua, request_id=rid)
     cookie = request.cookies.get(get_settings().session_cookie_name)
     if not cookie:
         raise NotAuthenticated("Please sign in.")

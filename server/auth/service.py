@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, delete, select
 
 from server.audit import service as audit_service
-from server.auth import passwords
+from server.auth import passwords, ratelimit
 from server.auth.principal import Principal
 from server.config import get_settings
 from server.db import after_end
-from server.errors import AppError, Conflict, NotAuthenticated, NotFound
+from server.errors import AppError, Conflict, NotAuthenticated, NotFound, RateLimited
 from server.models import (
     Queue,
     QueueMember,
@@ -302,6 +302,24 @@ def open_session(
     return NewSession(cookie_value=cookie_value, record=record, user=user, roles=roles)
 
 
+def check_signin_rate(
+    session: Session, *, username: str | None, ip: str | None, ua: str | None
+) -> None:
+    """Count a sign-in attempt per IP and per account; refuse (429, audited) when over."""
+    try:
+        ratelimit.check_signin(ip=ip, username=username, session=session)
+    except RateLimited:
+        audit_service.record_denied(
+            session,
+            actor=Principal(
+                name=(username or "anonymous")[:64], kind="anonymous", source_ip=ip, user_agent=ua
+            ),
+            action=audit_service.Action.sign_in_failed,
+            detail="rate-limited",
+        )
+        raise
+
+
 def sign_in(
     session: Session,
     *,
@@ -318,6 +336,7 @@ def sign_in(
     wrong password or code.
     """
     username = (username or "").strip().lower()
+    check_signin_rate(session, username=username, ip=ip, ua=ua)
     user = session.exec(select(User).where(User.username == username)).first()
     password_ok = passwords.verify_password(user.password_hash if user else None, password or "")
     now = utcnow()
@@ -396,6 +415,7 @@ def session_principal(
         source_ip=ip,
         user_agent=ua,
         request_id=request_id,
+        extra={"auth_method": record.auth_method},
     )
 
 

@@ -4,6 +4,7 @@ from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Patient
+from server.models.security import OidcTransaction, RateLimitCounter
 from server.models.user import Role, Scope, ServiceToken, SignInEvent, User, UserRole, UserSession
 from server.models.work import Status, WorkItem, WorkItemEvent
 
@@ -12,9 +13,11 @@ __all__ = [
     "DataKey",
     "Document",
     "Encounter",
+    "OidcTransaction",
     "Patient",
     "Queue",
     "QueueMember",
+    "RateLimitCounter",
     "Role",
     "RoutingRule",
     "Scope",

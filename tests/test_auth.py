@@ -301,3 +301,65 @@ def test_browser_cross_site_fetch_is_refused_same_origin_allowed(client):
         },
     )
     assert r.status_code == 204
+
+
+def test_csrf_refusals_on_a_plain_form_change_no_data(make_client):
+    """Missing, wrong, another session's token and a cross-site origin: refused, nothing made."""
+    c = make_client()
+    sign_in(c, make_user("root", "admin"))
+    good = c.headers.pop("X-CSRF-Token")
+    other = make_client()
+    other_token = sign_in(other, make_user("eve", "admin"))["csrf_token"]
+    form = {"username": "mallory", "roles": ["admin"]}
+    for extra, headers in [
+        ({}, {}),
+        ({"csrf_token": "wrong"}, {}),
+        ({"csrf_token": other_token}, {}),
+        ({"csrf_token": good}, {"Origin": "https://evil.example"}),
+        ({"csrf_token": good}, {"Sec-Fetch-Site": "cross-site"}),
+    ]:
+        r = c.post("/admin/users", data={**form, **extra}, headers=headers)
+        assert r.status_code == 403, (extra, headers)
+    with Session(get_engine()) as s:
+        assert s.exec(select(User).where(User.username == "mallory")).first() is None
+    r = c.post("/admin/users", data={**form, "csrf_token": good})
+    assert r.status_code == 200
+    with Session(get_engine()) as s:
+        assert s.exec(select(User).where(User.username == "mallory")).first() is not None
+
+
+def test_sign_in_posted_from_another_site_is_refused(client):
+    acct = make_user("ana", "coder")
+    r = client.post(
+        "/api/v1/session",
+        json={"username": "ana", "password": acct.password, "totp": fresh_totp(acct)},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert r.status_code == 403
+    r = client.post(
+        "/login",
+        data={"username": "ana", "password": acct.password, "totp": fresh_totp(acct)},
+        headers={"Sec-Fetch-Site": "cross-site"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403
+    with Session(get_engine()) as s:
+        assert s.exec(select(UserSession)).all() == []
+
+
+def test_a_planted_session_cookie_is_never_adopted(make_client):
+    """Session fixation: a cookie value someone else knows is replaced at sign-in."""
+    attacker = make_client()
+    sign_in(attacker, make_user("eve", "coder"))
+    planted = attacker.cookies.get("chartdesk_session")
+    victim = make_client()
+    victim.cookies.set("chartdesk_session", planted, domain="testserver.local")
+    sign_in(victim, make_user("ana", "coder", "biller"))
+    assert victim.cookies.get("chartdesk_session") != planted
+    probe = make_client()
+    probe.cookies.set("chartdesk_session", planted)
+    assert probe.get("/api/v1/me").status_code == 401  # the planted id leads nowhere
+    made_up = make_client()
+    made_up.cookies.set("chartdesk_session", "attacker-chosen-value", domain="testserver.local")
+    sign_in(made_up, make_user("bo", "coder"))
+    assert made_up.cookies.get("chartdesk_session") != "attacker-chosen-value"

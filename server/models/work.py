@@ -69,3 +69,6 @@ class WorkItemEvent(SQLModel, table=True):
     from_status: str | None = Field(default=None, max_length=20)
     to_status: str | None = Field(default=None, max_length=20)
     reason: str | None = Field(default=None, max_length=200)  # picked from a list, never free text
+    # Who holds the item after this event (migration 0003): tells an old holder's late
+    # request (409 lease expired) from a stranger's (404), and feeds productivity figures.
+    owner_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)

@@ -1,7 +1,483 @@
-"""HTTP routes of the queue domain: pages and /api/v1 JSON."""
+"""HTTP routes of the queue domain: coder and supervisor pages, and /api/v1 JSON."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import Session
+
+from server.auth.deps import RequireRole, SessionDep
+from server.auth.principal import Principal
+from server.config import get_settings
+from server.errors import AppError
+from server.models import Role, Status, WorkItem
+from server.models.base import utcnow
+from server.queue import service
+from server.queue.schemas import (
+    AssignRequest,
+    HoldRequest,
+    MembersRequest,
+    MembersView,
+    MoveRequest,
+    NextRequest,
+    PriorityRequest,
+    QueueCreate,
+    QueueList,
+    QueueView,
+    WorkItemList,
+    WorkItemView,
+)
+from server.web.templates import render
 
 router = APIRouter()
+
+CoderDep = Annotated[Principal, Depends(RequireRole(Role.coder))]
+SupervisorDep = Annotated[Principal, Depends(RequireRole(Role.supervisor))]
+CoderOrSupervisorDep = Annotated[Principal, Depends(RequireRole(Role.coder, Role.supervisor))]
+
+API = "/api/v1"
+
+
+def _view(session: Session, item: WorkItem) -> WorkItemView:
+    return WorkItemView.of(service.item_row(session, item=item))
+
+
+def _open_record(session: Session, *, actor: Principal, work_item_id: int) -> Any:
+    """The decrypted record through the one door (records.open_record audits the view)."""
+    from server.records import service as records_service  # type: ignore[attr-defined,unused-ignore]
+
+    return records_service.open_record(
+        session=session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
+    )
+
+
+def _dump(record: Any) -> dict[str, Any]:
+    if hasattr(record, "model_dump"):
+        data: dict[str, Any] = record.model_dump(mode="json")
+        return data
+    return dict(record)
+
+
+# ---------------------------------------------------------------- coder API
+
+
+@router.post(
+    f"{API}/work/next",
+    tags=["work"],
+    response_model=WorkItemView,
+    responses={204: {"description": "Nothing is waiting in the caller's queues."}},
+)
+def api_next(
+    session: SessionDep, actor: CoderDep, body: Annotated[NextRequest | None, Body()] = None
+) -> Any:
+    """Lease the next item (or return the one already held); 204 when nothing is waiting."""
+    item = service.claim_next(session, actor=actor, queue=body.queue if body else None)
+    if item is None:
+        return Response(status_code=204)
+    return _view(session, item)
+
+
+@router.get(f"{API}/work/mine", tags=["work"], response_model=WorkItemList)
+def api_mine(session: SessionDep, actor: CoderDep) -> WorkItemList:
+    """The caller's leased, held and returned items."""
+    rows = service.my_items(session, actor=actor)
+    return WorkItemList(items=[WorkItemView.of(r) for r in rows])
+
+
+@router.get(f"{API}/work/{{work_item_id}}", tags=["work"])
+def api_item(session: SessionDep, actor: CoderDep, work_item_id: int) -> dict[str, Any]:
+    """The decrypted record of an item the caller holds, audited before it leaves."""
+    item = service.leased_item(session, actor=actor, work_item_id=work_item_id)
+    record = _dump(_open_record(session, actor=actor, work_item_id=work_item_id))
+    view = _view(session, item).model_dump(mode="json")
+    record.setdefault("codes", {"diagnoses": [], "procedures": []})
+    return {**view, **record, "id": item.id, "status": item.status, "queue": view["queue"]}
+
+
+@router.post(f"{API}/work/{{work_item_id}}/heartbeat", tags=["work"], response_model=WorkItemView)
+def api_heartbeat(session: SessionDep, actor: CoderDep, work_item_id: int) -> WorkItemView:
+    """Extend the caller's lease; 409 lease_expired if it already ran out."""
+    return _view(session, service.heartbeat(session, actor=actor, work_item_id=work_item_id))
+
+
+@router.post(f"{API}/work/{{work_item_id}}/release", tags=["work"], response_model=WorkItemView)
+def api_release(session: SessionDep, actor: CoderDep, work_item_id: int) -> WorkItemView:
+    """Give the item back to its queue."""
+    return _view(session, service.release(session, actor=actor, work_item_id=work_item_id))
+
+
+@router.post(f"{API}/work/{{work_item_id}}/hold", tags=["work"], response_model=WorkItemView)
+def api_hold(
+    session: SessionDep, actor: CoderDep, work_item_id: int, body: HoldRequest
+) -> WorkItemView:
+    """Put the item on hold (reason from the configured list; the note is not stored)."""
+    item = service.hold(
+        session, actor=actor, work_item_id=work_item_id, reason=body.reason, note=body.note
+    )
+    return _view(session, item)
+
+
+@router.post(f"{API}/work/{{work_item_id}}/resume", tags=["work"], response_model=WorkItemView)
+def api_resume(session: SessionDep, actor: CoderOrSupervisorDep, work_item_id: int) -> WorkItemView:
+    """Take a held or returned item back into work (its holder, or a supervisor)."""
+    return _view(session, service.resume(session, actor=actor, work_item_id=work_item_id))
+
+
+# ---------------------------------------------------------------- supervisor API
+
+
+@router.get(f"{API}/queues", tags=["queues"], response_model=QueueList)
+def api_queues(session: SessionDep, _: SupervisorDep) -> QueueList:
+    """Every queue with ready, in progress, on hold, oldest ready age and done today."""
+    service.sweep_expired(session)
+    return QueueList(items=[QueueView.of(s) for s in service.queue_stats(session)])
+
+
+@router.post(f"{API}/queues", tags=["queues"], status_code=201, response_model=MembersView)
+def api_create_queue(session: SessionDep, actor: SupervisorDep, body: QueueCreate) -> MembersView:
+    """Create a queue."""
+    queue = service.create_queue(session, name=body.name, description=body.description, actor=actor)
+    return MembersView(name=queue.name, members=[])
+
+
+@router.put(f"{API}/queues/{{name}}/members", tags=["queues"], response_model=MembersView)
+def api_set_members(
+    session: SessionDep, actor: SupervisorDep, name: str, body: MembersRequest
+) -> MembersView:
+    """Replace the members of a queue."""
+    members = service.set_members(session, actor=actor, queue_name=name, usernames=body.usernames)
+    return MembersView(name=name, members=members)
+
+
+@router.get(f"{API}/work", tags=["queues"], response_model=WorkItemList)
+def api_items(
+    session: SessionDep,
+    _: SupervisorDep,
+    queue: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    coder: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> WorkItemList:
+    """Work items newest first, filtered by queue, status and coder (keyset pagination)."""
+    rows, next_cursor = service.list_items(
+        session, queue=queue, status=status, coder=coder, cursor=cursor, limit=limit
+    )
+    return WorkItemList(items=[WorkItemView.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post(f"{API}/work/{{work_item_id}}/assign", tags=["queues"], response_model=WorkItemView)
+def api_assign(
+    session: SessionDep, actor: SupervisorDep, work_item_id: int, body: AssignRequest
+) -> WorkItemView:
+    """Lease an item straight to a coder (reassigns if someone else holds it)."""
+    item = service.assign(session, actor=actor, work_item_id=work_item_id, username=body.username)
+    return _view(session, item)
+
+
+@router.post(f"{API}/work/{{work_item_id}}/move", tags=["queues"], response_model=WorkItemView)
+def api_move(
+    session: SessionDep, actor: SupervisorDep, work_item_id: int, body: MoveRequest
+) -> WorkItemView:
+    """Move an item to another queue."""
+    item = service.move(session, actor=actor, work_item_id=work_item_id, queue=body.queue)
+    return _view(session, item)
+
+
+@router.post(f"{API}/work/{{work_item_id}}/priority", tags=["queues"], response_model=WorkItemView)
+def api_priority(
+    session: SessionDep, actor: SupervisorDep, work_item_id: int, body: PriorityRequest
+) -> WorkItemView:
+    """Change an item's priority."""
+    item = service.set_priority(
+        session, actor=actor, work_item_id=work_item_id, priority=body.priority
+    )
+    return _view(session, item)
+
+
+# ---------------------------------------------------------------- coder pages
+
+
+def _my_work_page(
+    request: Request,
+    session: Session,
+    actor: Principal,
+    *,
+    message: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    rows = service.my_items(session, actor=actor)
+    return render(
+        request,
+        "queue/my_work.html",
+        {"rows": rows, "message": message, "now": utcnow()},
+        status_code=status_code,
+    )
+
+
+@router.get("/work", response_class=HTMLResponse)
+def my_work(request: Request, session: SessionDep, actor: CoderDep) -> Response:
+    """My work: leased, held and returned items with lease countdown and age."""
+    return _my_work_page(request, session, actor)
+
+
+@router.post("/work/next", response_class=HTMLResponse)
+def next_page(request: Request, session: SessionDep, actor: CoderDep) -> Response:
+    """The Next button: open the next item, or say nothing is waiting."""
+    item = service.claim_next(session, actor=actor)
+    if item is None:
+        return _my_work_page(
+            request, session, actor, message="Nothing is waiting in your queues right now."
+        )
+    return RedirectResponse(f"/work/{item.id}", status_code=303)
+
+
+@router.get("/work/{work_item_id}", response_class=HTMLResponse)
+def item_page(
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: int
+) -> Response:
+    """The item page: encounter summary and documents of a leased item."""
+    item = service.my_item(session, actor=actor, work_item_id=work_item_id)
+    record = None
+    if item.status == Status.in_progress:
+        item = service.leased_item(session, actor=actor, work_item_id=work_item_id)
+        record = _dump(_open_record(session, actor=actor, work_item_id=work_item_id))
+    return render(
+        request,
+        "queue/item.html",
+        {
+            "row": service.item_row(session, item=item),
+            "record": record,
+            "hold_reasons": get_settings().hold_reasons,
+        },
+    )
+
+
+@router.post("/work/{work_item_id}/heartbeat", response_class=HTMLResponse)
+def heartbeat_page(
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: int
+) -> Response:
+    """Sent by the open item page every minute: extend the lease, show the new end."""
+    item = service.heartbeat(session, actor=actor, work_item_id=work_item_id)
+    return render(
+        request, "queue/item.html", {"row": service.item_row(session, item=item)}, block="lease"
+    )
+
+
+@router.post("/work/{work_item_id}/release", response_class=HTMLResponse)
+def release_page(session: SessionDep, actor: CoderDep, work_item_id: int) -> Response:
+    """Give the item back and return to My work."""
+    service.release(session, actor=actor, work_item_id=work_item_id)
+    return RedirectResponse("/work", status_code=303)
+
+
+@router.post("/work/{work_item_id}/hold", response_class=HTMLResponse)
+def hold_page(
+    session: SessionDep,
+    actor: CoderDep,
+    work_item_id: int,
+    reason: Annotated[str, Form(max_length=100)],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Put the item on hold and return to My work."""
+    service.hold(session, actor=actor, work_item_id=work_item_id, reason=reason, note=note)
+    return RedirectResponse("/work", status_code=303)
+
+
+@router.post("/work/{work_item_id}/resume", response_class=HTMLResponse)
+def resume_page(session: SessionDep, actor: CoderDep, work_item_id: int) -> Response:
+    """Take a held or returned item back and open it."""
+    service.resume(session, actor=actor, work_item_id=work_item_id)
+    return RedirectResponse(f"/work/{work_item_id}", status_code=303)
+
+
+# ---------------------------------------------------------------- supervisor pages
+
+
+DONE_MESSAGES = {
+    "queue": "Queue created.",
+    "members": "Members saved.",
+    "assign": "Item assigned.",
+    "move": "Item moved.",
+    "priority": "Priority changed.",
+    "resume": "Item resumed.",
+}
+
+
+def _filters(queue: str | None, status: str | None, coder: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("queue", queue), ("status", status), ("coder", coder)) if v}
+
+
+def _supervise_page(
+    request: Request,
+    session: Session,
+    *,
+    filters: dict[str, str],
+    cursor: str | None = None,
+    message: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    service.sweep_expired(session)
+    try:
+        rows, next_cursor = service.list_items(
+            session,
+            queue=filters.get("queue"),
+            status=filters.get("status"),
+            coder=filters.get("coder"),
+            cursor=cursor,
+        )
+    except AppError as exc:
+        rows, next_cursor, error = [], None, exc.message
+    return render(
+        request,
+        "queue/supervise.html",
+        {
+            "stats": service.queue_stats(session),
+            "rows": rows,
+            "next_cursor": next_cursor,
+            "filters": filters,
+            "statuses": [s.value for s in Status],
+            "coders": service.coders(session),
+            "message": message,
+            "error": error,
+            "now": utcnow(),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/supervise", response_class=HTMLResponse)
+def supervise(
+    request: Request,
+    session: SessionDep,
+    _: SupervisorDep,
+    queue: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    coder: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The supervisor dashboard: queue figures, item list with filters, and the forms."""
+    return _supervise_page(
+        request,
+        session,
+        filters=_filters(queue, status, coder),
+        cursor=cursor,
+        message=DONE_MESSAGES.get(done or ""),
+    )
+
+
+@router.get("/supervise/stats", response_class=HTMLResponse)
+def supervise_stats(request: Request, session: SessionDep, _: SupervisorDep) -> Response:
+    """The dashboard's figures alone (the page polls this every 10 seconds)."""
+    service.sweep_expired(session)
+    return render(
+        request,
+        "queue/supervise.html",
+        {"stats": service.queue_stats(session)},
+        block="queue_stats",
+    )
+
+
+def _after(request: Request, session: Session, done: str, exc: AppError | None) -> Response:
+    if exc is None:
+        return RedirectResponse(f"/supervise?done={done}", status_code=303)
+    session.rollback()
+    return _supervise_page(
+        request, session, filters={}, error=exc.message, status_code=exc.status_code
+    )
+
+
+@router.post("/supervise/queues", response_class=HTMLResponse)
+def create_queue_page(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    name: Annotated[str, Form(max_length=64)],
+    description: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    """Create a queue from the dashboard."""
+    try:
+        service.create_queue(session, name=name, description=description, actor=actor)
+    except AppError as exc:
+        return _after(request, session, "", exc)
+    return _after(request, session, "queue", None)
+
+
+@router.post("/supervise/queues/{name}/members", response_class=HTMLResponse)
+def members_page(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    name: str,
+    usernames: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Replace a queue's members from the dashboard's checkboxes."""
+    try:
+        service.set_members(session, actor=actor, queue_name=name, usernames=usernames or [])
+    except AppError as exc:
+        return _after(request, session, "", exc)
+    return _after(request, session, "members", None)
+
+
+@router.post("/supervise/items/{work_item_id}/assign", response_class=HTMLResponse)
+def assign_page(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    work_item_id: int,
+    username: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Assign (or reassign) an item from the dashboard."""
+    try:
+        service.assign(session, actor=actor, work_item_id=work_item_id, username=username)
+    except AppError as exc:
+        return _after(request, session, "", exc)
+    return _after(request, session, "assign", None)
+
+
+@router.post("/supervise/items/{work_item_id}/move", response_class=HTMLResponse)
+def move_page(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    work_item_id: int,
+    queue: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Move an item to another queue from the dashboard."""
+    try:
+        service.move(session, actor=actor, work_item_id=work_item_id, queue=queue)
+    except AppError as exc:
+        return _after(request, session, "", exc)
+    return _after(request, session, "move", None)
+
+
+@router.post("/supervise/items/{work_item_id}/priority", response_class=HTMLResponse)
+def priority_page(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    work_item_id: int,
+    priority: Annotated[int, Form(ge=-1000, le=1000)],
+) -> Response:
+    """Change an item's priority from the dashboard."""
+    try:
+        service.set_priority(session, actor=actor, work_item_id=work_item_id, priority=priority)
+    except AppError as exc:
+        return _after(request, session, "", exc)
+    return _after(request, session, "priority", None)
+
+
+@router.post("/supervise/items/{work_item_id}/resume", response_class=HTMLResponse)
+def supervisor_resume_page(
+    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: int
+) -> Response:
+    """Resume a held item from the dashboard (it goes back to its holder)."""
+    try:
+        service.resume(session, actor=actor, work_item_id=work_item_id)
+    except AppError as exc:
+        return _after(request, session, "", exc)
+    return _after(request, session, "resume", None)

@@ -1,15 +1,44 @@
-"""Queue administration (the claim/lease logic lives here too as it grows)."""
+"""Queues, claiming, leases, holds and supervisors' assignment.
+
+A lease lives in two columns of `work_item` (`lease_owner_id`, `lease_expires_at`), not in a
+database lock: a coder's lease spans many requests. Claiming is one conditional UPDATE
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite runs every transaction as BEGIN IMMEDIATE),
+and expired leases go back to `ready` through `sweep_expired`, a conditional UPDATE that is
+safe to run from every process at once. Every transition is stored as a `WorkItemEvent`
+(who, when, from, to, action, reason, and who holds the item afterwards) and written to the
+audit log. Services flush and never commit.
+"""
 
 from __future__ import annotations
 
+import base64
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import and_, bindparam, func, or_, text, update
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Session, col, select
 
-from server.errors import AppError, Conflict, NotFound
-from server.models import Queue, QueueMember, User
+from server.audit import service as audit_service
+from server.auth.principal import Principal
+from server.config import get_settings
+from server.db import is_sqlite
+from server.errors import AppError, Conflict, Forbidden, LeaseExpired, NotFound, ValidationFailed
+from server.models import Queue, QueueMember, Status, User, UserRole, WorkItem, WorkItemEvent
+from server.models.base import UTCDateTime, utcnow
+
+_TIMES = (bindparam("now", type_=UTCDateTime()),)
 
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+# Statuses in which an item is the coders' business (a supervisor may assign or move it).
+OPEN_STATUSES = (Status.ready, Status.in_progress, Status.on_hold, Status.returned)
+SWEEP_BATCH = 500
+
+
+# ---------------------------------------------------------------- queues and members
 
 
 def get_queue(session: Session, *, name: str) -> Queue:
@@ -20,8 +49,15 @@ def get_queue(session: Session, *, name: str) -> Queue:
     return queue
 
 
-def create_queue(session: Session, *, name: str, description: str = "") -> Queue:
-    """Create an empty queue."""
+def list_queues(session: Session) -> list[Queue]:
+    """Every queue, by name."""
+    return list(session.exec(select(Queue).order_by(col(Queue.name))).all())
+
+
+def create_queue(
+    session: Session, *, name: str, description: str = "", actor: Principal | None = None
+) -> Queue:
+    """Create an empty queue (audited when a person does it)."""
     name = name.strip().lower()
     if not QUEUE_NAME.match(name):
         raise AppError(
@@ -32,17 +68,792 @@ def create_queue(session: Session, *, name: str, description: str = "") -> Queue
     queue = Queue(name=name, description=description)
     session.add(queue)
     session.flush()
+    if actor is not None:
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.queue_admin,
+            purpose=None,
+            detail=f"create queue={queue.id}",
+        )
     return queue
+
+
+def _user_by_name(session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(User.username == username.strip().lower())).first()
 
 
 def add_member(session: Session, *, queue_name: str, username: str) -> None:
     """Let a user pull work from a queue (idempotent)."""
     queue = get_queue(session, name=queue_name)
-    user = session.exec(select(User).where(User.username == username.strip().lower())).first()
+    user = _user_by_name(session, username)
     if user is None:
         raise NotFound(f"No user named {username}.")
-    assert queue.id is not None
-    assert user.id is not None
+    assert queue.id is not None  # noqa: S101
+    assert user.id is not None  # noqa: S101
     if session.get(QueueMember, (queue.id, user.id)) is None:
         session.add(QueueMember(queue_id=queue.id, user_id=user.id))
         session.flush()
+
+
+def members(session: Session, *, queue_id: int) -> list[str]:
+    """Usernames allowed to pull from a queue, sorted."""
+    rows = session.exec(
+        select(User.username)
+        .join(QueueMember, col(QueueMember.user_id) == col(User.id))
+        .where(QueueMember.queue_id == queue_id)
+        .order_by(col(User.username))
+    ).all()
+    return list(rows)
+
+
+def set_members(
+    session: Session, *, actor: Principal, queue_name: str, usernames: list[str]
+) -> list[str]:
+    """Replace the members of a queue; every name must be an existing user."""
+    queue = get_queue(session, name=queue_name)
+    assert queue.id is not None  # noqa: S101
+    wanted = sorted({u.strip().lower() for u in usernames if u.strip()})
+    users = (
+        list(session.exec(select(User).where(col(User.username).in_(wanted))).all())
+        if wanted
+        else []
+    )
+    unknown = sorted(set(wanted) - {u.username for u in users})
+    if unknown:
+        raise ValidationFailed(
+            "Unknown users.",
+            details=[{"loc": ["usernames"], "msg": f"no user named {u}"} for u in unknown],
+        )
+    current = {
+        m.user_id: m
+        for m in session.exec(select(QueueMember).where(QueueMember.queue_id == queue.id)).all()
+    }
+    keep = {u.id for u in users}
+    for user_id, member in current.items():
+        if user_id not in keep:
+            session.delete(member)
+    for user in users:
+        assert user.id is not None  # noqa: S101
+        if user.id not in current:
+            session.add(QueueMember(queue_id=queue.id, user_id=user.id))
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.queue_admin,
+        purpose=None,
+        detail=f"members queue={queue.id} count={len(users)}",
+    )
+    return wanted
+
+
+def member_queue_ids(session: Session, *, user_id: int) -> list[int]:
+    """Ids of the queues a user may pull from."""
+    return list(
+        session.exec(select(QueueMember.queue_id).where(QueueMember.user_id == user_id)).all()
+    )
+
+
+def _is_member(session: Session, *, queue_id: int, user_id: int) -> bool:
+    return session.get(QueueMember, (queue_id, user_id)) is not None
+
+
+def coders(session: Session) -> list[str]:
+    """Usernames of active people holding the coder role (for supervisors' forms)."""
+    rows = session.exec(
+        select(User.username)
+        .join(UserRole, col(UserRole.user_id) == col(User.id))
+        .where(UserRole.role == "coder", col(User.is_active).is_(True))
+        .order_by(col(User.username))
+    ).all()
+    return list(rows)
+
+
+# ---------------------------------------------------------------- transitions
+
+
+def _ttl() -> timedelta:
+    return timedelta(minutes=get_settings().lease_minutes)
+
+
+def _user_id(actor: Principal) -> int:
+    if actor.kind != "user" or actor.user_id is None:
+        raise Forbidden("Only people hold work items.")
+    return actor.user_id
+
+
+def _event(
+    session: Session,
+    *,
+    item_id: int,
+    actor_id: int | None,
+    action: str,
+    from_status: str | None,
+    to_status: str | None,
+    owner_id: int | None,
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    session.add(
+        WorkItemEvent(
+            work_item_id=item_id,
+            at=at or utcnow(),
+            actor_id=actor_id,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            owner_id=owner_id,
+            reason=reason,
+        )
+    )
+
+
+def transition(
+    session: Session,
+    *,
+    item: WorkItem,
+    to_status: str,
+    actor: Principal,
+    action: str,
+    reason: str | None = None,
+    owner_id: int | None = None,
+    keep_lease: bool = False,
+) -> WorkItem:
+    """Move `item` to `to_status` and store the event (who, when, from, to, action, reason).
+
+    The lease is cleared unless `to_status` is in_progress (then `owner_id`, default the
+    actor, holds it for the lease time) or `keep_lease` is set. The caller checks that the
+    actor may do this (usually through `leased_item`) and writes its own audit event.
+    """
+    assert item.id is not None  # noqa: S101
+    now = utcnow()
+    from_status = item.status
+    if to_status == Status.in_progress:
+        item.lease_owner_id = owner_id if owner_id is not None else actor.user_id
+        item.lease_expires_at = now + _ttl()
+    elif to_status == Status.on_hold:
+        item.lease_owner_id = owner_id if owner_id is not None else item.lease_owner_id
+        item.lease_expires_at = None
+    elif not keep_lease:
+        item.lease_owner_id = owner_id
+        item.lease_expires_at = None
+    if to_status != Status.on_hold:
+        item.hold_reason = None
+    item.status = to_status
+    item.updated_at = now
+    session.add(item)
+    _event(
+        session,
+        item_id=item.id,
+        actor_id=actor.user_id,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        owner_id=item.lease_owner_id,
+        reason=reason,
+        at=now,
+    )
+    session.flush()
+    return item
+
+
+def _was_holder(session: Session, *, item_id: int, user_id: int) -> bool:
+    """Whether `user_id` ever held the item (so a late request is 409, not 404)."""
+    found = session.exec(
+        select(WorkItemEvent.id)
+        .where(WorkItemEvent.work_item_id == item_id, WorkItemEvent.owner_id == user_id)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def _lock_item(session: Session, work_item_id: int) -> WorkItem | None:
+    stmt = select(WorkItem).where(WorkItem.id == work_item_id).with_for_update()
+    return session.exec(stmt.execution_options(populate_existing=True)).first()
+
+
+def _not_yours(session: Session, *, actor: Principal, work_item_id: int) -> NotFound:
+    audit_service.record_denied(
+        session,
+        actor=actor,
+        action=audit_service.Action.access,
+        work_item_id=work_item_id,
+        detail="not the caller's work item",
+    )
+    return NotFound("No such work item.")
+
+
+def leased_item(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
+    """The item if the caller holds a live lease on it (row locked on PostgreSQL).
+
+    Raises NotFound (404, audited as denied) if the item is not the caller's, and
+    LeaseExpired (409) if it was theirs but the lease ran out or went to someone else.
+    """
+    me = _user_id(actor)
+    item = _lock_item(session, work_item_id)
+    if item is None:
+        raise _not_yours(session, actor=actor, work_item_id=work_item_id)
+    if item.lease_owner_id == me and item.status == Status.in_progress:
+        if item.lease_expires_at is not None and item.lease_expires_at > utcnow():
+            return item
+        raise LeaseExpired("Your lease on this item has expired; it went back to the queue.")
+    if _was_holder(session, item_id=work_item_id, user_id=me):
+        raise LeaseExpired("This item is no longer leased to you.")
+    raise _not_yours(session, actor=actor, work_item_id=work_item_id)
+
+
+def my_item(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
+    """An item in the caller's list (leased, held or returned to them), else 404/409."""
+    me = _user_id(actor)
+    item = session.get(WorkItem, work_item_id)
+    if item is not None and _in_my_list(item, me):
+        return item
+    if item is not None and _was_holder(session, item_id=work_item_id, user_id=me):
+        raise LeaseExpired("This item is no longer leased to you.")
+    raise _not_yours(session, actor=actor, work_item_id=work_item_id)
+
+
+def _in_my_list(item: WorkItem, me: int) -> bool:
+    if item.status in (Status.in_progress, Status.on_hold):
+        return item.lease_owner_id == me
+    if item.status == Status.returned:
+        return item.lease_owner_id == me or (item.lease_owner_id is None and item.coded_by_id == me)
+    return False
+
+
+# ---------------------------------------------------------------- claiming
+
+
+def sweep_expired(session: Session, *, now: datetime | None = None) -> list[int]:
+    """Return expired leases to ready; the ids returned are this call's alone.
+
+    A plain conditional UPDATE: on PostgreSQL it skips rows another sweep (or a claim, or
+    the holder's own request) has locked, so any number of processes may run it at once and
+    never wait on each other; each expired item is returned by exactly one of them.
+    """
+    now = now or utcnow()
+    if is_sqlite(session):
+        stmt = text(
+            "UPDATE work_item SET status = 'ready', lease_owner_id = NULL, "
+            "lease_expires_at = NULL, updated_at = :now "
+            "WHERE status = 'in_progress' AND lease_expires_at < :now "
+            "RETURNING id, lease_owner_id"
+        ).bindparams(*_TIMES)
+        params: dict[str, Any] = {"now": now}
+    else:
+        stmt = text(
+            "WITH expired AS (SELECT id, lease_owner_id FROM work_item "
+            "WHERE status = 'in_progress' AND lease_expires_at < :now "
+            "LIMIT :batch FOR UPDATE SKIP LOCKED) "
+            "UPDATE work_item w SET status = 'ready', lease_owner_id = NULL, "
+            "lease_expires_at = NULL, updated_at = :now FROM expired "
+            "WHERE w.id = expired.id RETURNING w.id, expired.lease_owner_id"
+        ).bindparams(*_TIMES)
+        params = {"now": now, "batch": SWEEP_BATCH}
+    rows = session.execute(stmt, params).all()
+    system = Principal(name="lease-sweep", kind="system")
+    for item_id, owner in rows:
+        _event(
+            session,
+            item_id=item_id,
+            actor_id=None,
+            action="expire",
+            from_status=Status.in_progress,
+            to_status=Status.ready,
+            owner_id=None,
+            reason=f"lease expired (holder {owner})" if owner else "lease expired",
+            at=now,
+        )
+        audit_service.record(
+            session,
+            actor=system,
+            action=audit_service.Action.release,
+            work_item_id=item_id,
+            purpose=None,
+            detail="lease expired",
+        )
+    if rows:
+        session.flush()
+    return [r[0] for r in rows]
+
+
+def _held_leases(session: Session, *, me: int, now: datetime) -> list[WorkItem]:
+    return list(
+        session.exec(
+            select(WorkItem)
+            .where(
+                WorkItem.lease_owner_id == me,
+                WorkItem.status == Status.in_progress,
+                col(WorkItem.lease_expires_at) > now,
+            )
+            .order_by(col(WorkItem.lease_expires_at))
+        ).all()
+    )
+
+
+def claim_next(session: Session, *, actor: Principal, queue: str | None = None) -> WorkItem | None:
+    """Lease the next item to the caller: highest priority, earliest due, oldest first.
+
+    From the named queue (404 if unknown, 403 if not a member) or all the caller's queues.
+    If the caller already holds `max_leased_items` live leases, the one held is returned.
+    None when nothing is waiting.
+    """
+    me = _user_id(actor)
+    now = utcnow()
+    if queue is not None:
+        named = get_queue(session, name=queue)
+        assert named.id is not None  # noqa: S101
+        if not _is_member(session, queue_id=named.id, user_id=me):
+            raise Forbidden(f"You are not a member of queue {named.name}.")
+        queue_ids = [named.id]
+    else:
+        queue_ids = member_queue_ids(session, user_id=me)
+    sweep_expired(session, now=now)
+    if not is_sqlite(session):
+        # One claim at a time per coder (two tabs pressing Next), without blocking others.
+        session.execute(text("SELECT id FROM app_user WHERE id = :me FOR UPDATE"), {"me": me})
+    held = _held_leases(session, me=me, now=now)
+    if len(held) >= get_settings().max_leased_items:
+        return held[0]
+    if not queue_ids:
+        return None
+    expires = now + _ttl()
+    if is_sqlite(session):
+        stmt = text(
+            "UPDATE work_item SET status = 'in_progress', lease_owner_id = :me, "
+            "lease_expires_at = :exp, updated_at = :now "
+            "WHERE id = (SELECT id FROM work_item "
+            "WHERE queue_id IN :queues AND status = 'ready' "
+            "ORDER BY priority DESC, due_at IS NULL, due_at, id LIMIT 1) "
+            "AND status = 'ready' RETURNING id"
+        ).bindparams(
+            *_TIMES,
+            bindparam("exp", type_=UTCDateTime()),
+            bindparam("queues", expanding=True),
+        )
+        params: dict[str, Any] = {"queues": queue_ids}
+        params.update(me=me, exp=expires, now=now)
+    else:
+        stmt = text(
+            "UPDATE work_item SET status = 'in_progress', lease_owner_id = :me, "
+            "lease_expires_at = :exp, updated_at = :now "
+            "WHERE id = (SELECT id FROM work_item "
+            "WHERE queue_id = ANY(:queues) AND status = 'ready' "
+            "ORDER BY priority DESC, due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "AND status = 'ready' RETURNING id"
+        ).bindparams(
+            *_TIMES,
+            bindparam("exp", type_=UTCDateTime()),
+            bindparam("queues", type_=postgresql.ARRAY(postgresql.INTEGER)),
+        )
+        params = {"queues": queue_ids, "me": me, "exp": expires, "now": now}
+    item_id = session.execute(stmt, params).scalar()
+    if item_id is None:
+        return None
+    _event(
+        session,
+        item_id=item_id,
+        actor_id=me,
+        action="claim",
+        from_status=Status.ready,
+        to_status=Status.in_progress,
+        owner_id=me,
+        at=now,
+    )
+    audit_service.record(
+        session, actor=actor, action=audit_service.Action.claim, work_item_id=item_id
+    )
+    item = session.get(WorkItem, item_id, populate_existing=True)
+    assert item is not None  # noqa: S101
+    return item
+
+
+def heartbeat(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
+    """Extend the caller's lease by the lease time (409 if it already ran out)."""
+    item = leased_item(session, actor=actor, work_item_id=work_item_id)
+    item.lease_expires_at = utcnow() + _ttl()
+    session.add(item)
+    session.flush()
+    return item
+
+
+def release(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
+    """Give a leased item back to its queue."""
+    item = leased_item(session, actor=actor, work_item_id=work_item_id)
+    transition(session, item=item, to_status=Status.ready, actor=actor, action="release")
+    audit_service.record(
+        session, actor=actor, action=audit_service.Action.release, work_item_id=work_item_id
+    )
+    return item
+
+
+def hold(
+    session: Session, *, actor: Principal, work_item_id: int, reason: str, note: str = ""
+) -> WorkItem:
+    """Put a leased item on hold with a reason from the configured list.
+
+    The free-text note may hold patient data and is not stored (no encrypted store for it
+    exists yet); only the reason code goes into the item and its event.
+    """
+    reasons = get_settings().hold_reasons
+    if reason not in reasons:
+        raise ValidationFailed(
+            "Pick a hold reason from the list.",
+            details=[{"loc": ["reason"], "msg": f"one of: {', '.join(reasons)}"}],
+        )
+    item = leased_item(session, actor=actor, work_item_id=work_item_id)
+    transition(
+        session, item=item, to_status=Status.on_hold, actor=actor, action="hold", reason=reason
+    )
+    item.hold_reason = reason
+    session.add(item)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.hold,
+        work_item_id=work_item_id,
+        detail=reason,
+    )
+    return item
+
+
+def resume(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
+    """Take a held (or returned) item back into work, leased to its holder.
+
+    The holder resumes their own items; a supervisor may resume anyone's (the item goes
+    back to its holder, or to the queue if it has none).
+    """
+    is_supervisor = actor.has_role("supervisor")
+    if is_supervisor:
+        item = _lock_item(session, work_item_id)
+        if item is None:
+            raise NotFound("No such work item.")
+    else:
+        item = my_item(session, actor=actor, work_item_id=work_item_id)
+        item = _lock_item(session, work_item_id) or item
+        if not _in_my_list(item, _user_id(actor)):
+            raise LeaseExpired("This item is no longer yours.")
+    if item.status not in (Status.on_hold, Status.returned):
+        raise Conflict("Only held or returned items can be resumed.")
+    owner = item.lease_owner_id or item.coded_by_id
+    if owner is None:
+        transition(session, item=item, to_status=Status.ready, actor=actor, action="resume")
+    else:
+        transition(
+            session,
+            item=item,
+            to_status=Status.in_progress,
+            actor=actor,
+            action="resume",
+            owner_id=owner,
+        )
+    audit_service.record(
+        session, actor=actor, action=audit_service.Action.resume, work_item_id=work_item_id
+    )
+    return item
+
+
+# ---------------------------------------------------------------- supervisors
+
+
+def _open_item(session: Session, work_item_id: int) -> WorkItem:
+    item = _lock_item(session, work_item_id)
+    if item is None:
+        raise NotFound("No such work item.")
+    if item.status not in OPEN_STATUSES:
+        raise Conflict(f"The item is {item.status}; only open items can be changed.")
+    return item
+
+
+def assign(session: Session, *, actor: Principal, work_item_id: int, username: str) -> WorkItem:
+    """Lease an item straight to a coder who is a member of its queue (also reassigns)."""
+    item = _open_item(session, work_item_id)
+    user = _user_by_name(session, username)
+    if user is None or not user.is_active:
+        raise NotFound(f"No active user named {username}.")
+    assert user.id is not None  # noqa: S101
+    queue = session.get(Queue, item.queue_id)
+    assert queue is not None  # noqa: S101
+    if not _is_member(session, queue_id=item.queue_id, user_id=user.id):
+        raise ValidationFailed(
+            f"{user.username} is not a member of queue {queue.name}; add them first.",
+            details=[{"loc": ["username"], "msg": "not a member of the item's queue"}],
+        )
+    action = (
+        "reassign"
+        if item.lease_owner_id is not None and item.lease_owner_id != user.id
+        else "assign"
+    )
+    transition(
+        session,
+        item=item,
+        to_status=Status.in_progress,
+        actor=actor,
+        action=action,
+        owner_id=user.id,
+    )
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.assign,
+        work_item_id=work_item_id,
+        purpose=None,
+        detail=f"{action} to user {user.id}",
+    )
+    return item
+
+
+def move(session: Session, *, actor: Principal, work_item_id: int, queue: str) -> WorkItem:
+    """Move an open item to another queue (a lease, if any, stays with its holder)."""
+    item = _open_item(session, work_item_id)
+    target = get_queue(session, name=queue)
+    assert target.id is not None  # noqa: S101
+    assert item.id is not None  # noqa: S101
+    if target.id == item.queue_id:
+        return item
+    old = item.queue_id
+    item.queue_id = target.id
+    item.updated_at = utcnow()
+    session.add(item)
+    _event(
+        session,
+        item_id=item.id,
+        actor_id=actor.user_id,
+        action="move",
+        from_status=item.status,
+        to_status=item.status,
+        owner_id=item.lease_owner_id,
+        reason=f"queue {old} -> {target.id}",
+    )
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.move,
+        work_item_id=work_item_id,
+        purpose=None,
+        detail=f"queue {old} -> {target.id}",
+    )
+    return item
+
+
+def set_priority(
+    session: Session, *, actor: Principal, work_item_id: int, priority: int
+) -> WorkItem:
+    """Change an open item's priority (higher is pulled first)."""
+    item = _open_item(session, work_item_id)
+    assert item.id is not None  # noqa: S101
+    old = item.priority
+    item.priority = priority
+    item.updated_at = utcnow()
+    session.add(item)
+    _event(
+        session,
+        item_id=item.id,
+        actor_id=actor.user_id,
+        action="priority",
+        from_status=item.status,
+        to_status=item.status,
+        owner_id=item.lease_owner_id,
+        reason=f"priority {old} -> {priority}",
+    )
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.queue_admin,
+        work_item_id=work_item_id,
+        purpose=None,
+        detail=f"priority {old} -> {priority}",
+    )
+    return item
+
+
+@dataclass
+class QueueStats:
+    """What the supervisor dashboard shows for one queue."""
+
+    name: str
+    ready: int
+    in_progress: int
+    on_hold: int
+    oldest_ready_age_seconds: int | None
+    done_today: int
+    members: list[str]
+
+
+def _start_of_day(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def queue_stats(session: Session) -> list[QueueStats]:
+    """Per queue: ready, in progress, on hold, oldest ready age and items coded today (UTC)."""
+    now = utcnow()
+    counts: dict[tuple[int, str], int] = {}
+    for queue_id, status, n in session.exec(
+        select(WorkItem.queue_id, WorkItem.status, func.count())
+        .where(col(WorkItem.status).in_([Status.ready, Status.in_progress, Status.on_hold]))
+        .group_by(col(WorkItem.queue_id), col(WorkItem.status))
+    ).all():
+        counts[(queue_id, status)] = n
+    oldest: dict[int, datetime] = {}
+    for queue_id, created in session.exec(
+        select(WorkItem.queue_id, func.min(WorkItem.created_at))
+        .where(WorkItem.status == Status.ready)
+        .group_by(col(WorkItem.queue_id))
+    ).all():
+        if created is not None:
+            oldest[queue_id] = _aware(created)
+    done: dict[int, int] = dict(
+        session.exec(
+            select(WorkItem.queue_id, func.count())
+            .where(col(WorkItem.coded_at) >= _start_of_day(now))
+            .group_by(col(WorkItem.queue_id))
+        ).all()
+    )
+    member_rows = session.exec(
+        select(QueueMember.queue_id, User.username)
+        .join(User, col(User.id) == col(QueueMember.user_id))
+        .order_by(col(User.username))
+    ).all()
+    by_queue: dict[int, list[str]] = {}
+    for queue_id, username in member_rows:
+        by_queue.setdefault(queue_id, []).append(username)
+    result = []
+    for queue in list_queues(session):
+        assert queue.id is not None  # noqa: S101
+        age = oldest.get(queue.id)
+        result.append(
+            QueueStats(
+                name=queue.name,
+                ready=counts.get((queue.id, Status.ready), 0),
+                in_progress=counts.get((queue.id, Status.in_progress), 0),
+                on_hold=counts.get((queue.id, Status.on_hold), 0),
+                oldest_ready_age_seconds=int((now - age).total_seconds()) if age else None,
+                done_today=done.get(queue.id, 0),
+                members=by_queue.get(queue.id, []),
+            )
+        )
+    return result
+
+
+def _aware(value: Any) -> datetime:
+    """min() over a UTCDateTime column comes back raw (a string or naive time on SQLite)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)  # noqa: S101
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# ---------------------------------------------------------------- listing
+
+
+@dataclass
+class ItemRow:
+    """A work item as lists show it: no patient data, names instead of ids."""
+
+    item: WorkItem
+    queue: str
+    owner: str | None
+
+
+def _encode_cursor(item_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{item_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "id":
+            raise ValueError(raw)
+        return int(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(
+            "Bad cursor.", details=[{"loc": ["cursor"], "msg": "not a cursor"}]
+        ) from exc
+
+
+def _rows(session: Session, stmt: Any) -> list[ItemRow]:
+    owner = User.__table__.alias("owner")  # type: ignore[attr-defined]
+    stmt = stmt.join(Queue, col(Queue.id) == col(WorkItem.queue_id)).outerjoin(
+        owner, owner.c.id == col(WorkItem.lease_owner_id)
+    )
+    stmt = stmt.add_columns(col(Queue.name), owner.c.username)
+    return [ItemRow(item=i, queue=q, owner=o) for i, q, o in session.execute(stmt).all()]
+
+
+def list_items(
+    session: Session,
+    *,
+    queue: str | None = None,
+    status: str | None = None,
+    coder: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[ItemRow], str | None]:
+    """Supervisors' item list, newest first, filtered; keyset pagination by id."""
+    stmt = select(WorkItem)
+    if queue:
+        stmt = stmt.where(WorkItem.queue_id == get_queue(session, name=queue).id)
+    if status:
+        if status not in {s.value for s in Status}:
+            raise ValidationFailed(
+                "Unknown status.", details=[{"loc": ["status"], "msg": "not a status"}]
+            )
+        stmt = stmt.where(WorkItem.status == status)
+    if coder:
+        user = _user_by_name(session, coder)
+        if user is None:
+            return [], None
+        stmt = stmt.where(WorkItem.lease_owner_id == user.id)
+    if cursor:
+        stmt = stmt.where(col(WorkItem.id) < _decode_cursor(cursor))
+    stmt = stmt.order_by(col(WorkItem.id).desc()).limit(limit + 1)
+    rows = _rows(session, stmt)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1].item.id
+        assert last is not None  # noqa: S101
+        next_cursor = _encode_cursor(last)
+    return rows, next_cursor
+
+
+def my_items(session: Session, *, actor: Principal) -> list[ItemRow]:
+    """The caller's leased, held and returned items, soonest lease end first."""
+    me = _user_id(actor)
+    stmt = (
+        select(WorkItem)
+        .where(
+            or_(
+                and_(
+                    col(WorkItem.status).in_([Status.in_progress, Status.on_hold, Status.returned]),
+                    col(WorkItem.lease_owner_id) == me,
+                ),
+                and_(
+                    col(WorkItem.status) == Status.returned,
+                    col(WorkItem.lease_owner_id).is_(None),
+                    col(WorkItem.coded_by_id) == me,
+                ),
+            )
+        )
+        .order_by(col(WorkItem.status) != Status.in_progress, col(WorkItem.id))
+    )
+    return _rows(session, stmt)
+
+
+def item_row(session: Session, *, item: WorkItem) -> ItemRow:
+    """One item with its queue and holder names."""
+    return _rows(session, select(WorkItem).where(WorkItem.id == item.id))[0]
+
+
+def expire_now(session: Session, *, work_item_id: int) -> None:
+    """Tests and operators: make a lease end now (the next sweep returns the item)."""
+    session.execute(
+        update(WorkItem)
+        .where(col(WorkItem.id) == work_item_id)
+        .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+    )

@@ -182,6 +182,22 @@ def queue_add_member(name: str, username: str) -> None:
     typer.echo(f"{username} may now pull from {name}")
 
 
+@queue_app.command("sweep")
+def queue_sweep() -> None:
+    """Return expired leases to their queues (safe to run beside the app, from cron)."""
+    from server.db import session_scope
+    from server.queue import service as queue_service
+
+    total = 0
+    while True:
+        with session_scope() as session:
+            returned = queue_service.sweep_expired(session)
+        total += len(returned)
+        if len(returned) < queue_service.SWEEP_BATCH:
+            break
+    typer.echo(f"returned {total} expired leases")
+
+
 @keys_app.command("init")
 def keys_init() -> None:
     """Create a new keyring at CHARTDESK_KEYRING_FILE (mode 0600); refuses to overwrite."""

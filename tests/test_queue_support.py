@@ -46,7 +46,8 @@ def make_items(
             patient = Patient(source_system="test", mrn_index=tag)
             s.add(patient)
             s.flush()
-            assert key.id is not None and patient.id is not None
+            assert key.id is not None
+            assert patient.id is not None
             enc = Encounter(
                 source_system="test",
                 external_id=tag,
@@ -58,7 +59,9 @@ def make_items(
             s.add(enc)
             s.flush()
             assert enc.id is not None
-            item = WorkItem(encounter_id=enc.id, queue_id=queue_id, priority=priority, due_at=due_at)
+            item = WorkItem(
+                encounter_id=enc.id, queue_id=queue_id, priority=priority, due_at=due_at
+            )
             s.add(item)
             items.append(item)
         s.flush()
@@ -91,7 +94,9 @@ def principal_of(username: str) -> Principal:
     """A Principal for a user, for calling services directly."""
     with Session(get_engine(), expire_on_commit=False) as s:
         user = s.exec(select(User).where(User.username == username)).one()
-        return Principal(name=user.username, kind="user", roles=frozenset({"coder"}), user_id=user.id)
+        return Principal(
+            name=user.username, kind="user", roles=frozenset({"coder"}), user_id=user.id
+        )
 
 
 def expire(item_id: int) -> None:

@@ -50,7 +50,8 @@ def fresh_totp(account: Account) -> str:
         last = user.totp_last_counter
         totp = pyotp.TOTP(account.totp_secret)
         now = int(time.time()) // totp.interval
-        for counter in (now - 1, now, now + 1):
+        # Current step first: a step boundary passing mid-request still leaves it valid.
+        for counter in (now, now + 1, now - 1):
             if last is None or counter > last:
                 return totp.generate_otp(counter)
         # Every acceptable step is used: forget the last one (tests only).

@@ -374,12 +374,7 @@ def supervise(
 def supervise_stats(request: Request, session: SessionDep, _: SupervisorDep) -> Response:
     """The dashboard's figures alone (the page polls this every 10 seconds)."""
     service.sweep_expired(session)
-    return render(
-        request,
-        "queue/supervise.html",
-        {"stats": service.queue_stats(session)},
-        block="queue_stats",
-    )
+    return render(request, "queue/_stats.html", {"stats": service.queue_stats(session)})
 
 
 def _after(request: Request, session: Session, done: str, exc: AppError | None) -> Response:

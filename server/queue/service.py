@@ -412,7 +412,9 @@ def claim_next(session: Session, *, actor: Principal, queue: str | None = None) 
     sweep_expired(session, now=now)
     if not is_sqlite(session):
         # One claim at a time per coder (two tabs pressing Next), without blocking others.
-        session.execute(text("SELECT id FROM app_user WHERE id = :me FOR UPDATE"), {"me": me})
+        session.execute(
+            text("SELECT id FROM app_user WHERE id = :me FOR NO KEY UPDATE"), {"me": me}
+        )
     held = _held_leases(session, me=me, now=now)
     if len(held) >= get_settings().max_leased_items:
         return held[0]

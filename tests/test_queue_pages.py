@@ -1,0 +1,68 @@
+"""The coder's pages without a browser: forms, redirects and htmx fragments."""
+
+from __future__ import annotations
+
+from server.models import Status
+from tests.factories import make_user, sign_in
+from tests.test_queue_support import expire, item, make_items
+
+HTMX = {"HX-Request": "true"}
+
+
+def _coder(make_client):
+    account = make_user("cora", "coder", queues=["default"])
+    client = make_client()
+    sign_in(client, account)
+    return account, client
+
+
+def test_next_with_nothing_waiting_says_so(make_client):
+    _, client = _coder(make_client)
+    r = client.post("/work/next", data={"csrf_token": client.headers["X-CSRF-Token"]})
+    assert r.status_code == 200
+    assert "Nothing is waiting" in r.text
+
+
+def test_next_opens_the_item_and_the_forms_work(make_client):
+    make_items(1)
+    account, client = _coder(make_client)
+    csrf = {"csrf_token": client.headers["X-CSRF-Token"]}
+    r = client.post("/work/next", data=csrf, follow_redirects=False)
+    assert r.status_code == 303
+    item_id = int(r.headers["location"].rsplit("/", 1)[1])
+    assert item(item_id).lease_owner_id == account.user_id
+    # The heartbeat fragment replaces the lease box and keeps polling.
+    beat = client.post(f"/work/{item_id}/heartbeat", headers=HTMX)
+    assert beat.status_code == 200
+    assert beat.text.lstrip().startswith('<div id="lease"')
+    assert 'hx-trigger="every 60s"' in beat.text
+    # Hold from the form: back to My work, where it shows as held with a Resume button.
+    r = client.post(
+        f"/work/{item_id}/hold",
+        data={**csrf, "reason": "missing documentation", "note": "x"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    page = client.get("/work")
+    assert f'id="item-{item_id}" data-status="on_hold"' in page.text
+    assert "missing documentation" in page.text
+    held_page = client.get(f"/work/{item_id}")
+    assert held_page.status_code == 200
+    assert 'id="resume"' in held_page.text
+    r = client.post(f"/work/{item_id}/resume", data=csrf, follow_redirects=False)
+    assert r.status_code == 303
+    assert item(item_id).status == Status.in_progress
+    r = client.post(f"/work/{item_id}/release", data=csrf, follow_redirects=False)
+    assert r.status_code == 303
+    assert item(item_id).status == Status.ready
+
+
+def test_a_late_heartbeat_shows_a_message_instead_of_the_lease(make_client):
+    make_items(1)
+    _, client = _coder(make_client)
+    item_id = client.post("/api/v1/work/next").json()["id"]
+    expire(item_id)
+    beat = client.post(f"/work/{item_id}/heartbeat", headers=HTMX)
+    assert beat.status_code == 409
+    assert beat.headers["HX-Retarget"] == "#flash"
+    assert "expired" in beat.text

@@ -83,3 +83,97 @@ def make_token(name: str, *scopes: str) -> str:
         _, plaintext = auth_service.create_token(s, name=name, scopes=list(scopes))
         s.commit()
     return plaintext
+
+
+# Realistic (synthetic) chart content; tests that scan for plaintext search for these.
+SAMPLE_NAMES = ["Marisol Quintero-Haas", "Dorian Feldkamp", "Ingrid Okonkwo", "Tobias Lindqvist"]
+SAMPLE_NOTE = (
+    "Patient reports three days of productive cough and low-grade fever after a camping trip."
+)
+
+
+def encounter_data(**overrides: Any) -> Any:
+    """A valid `EncounterIn` with realistic synthetic data; keyword overrides replace fields."""
+    import random
+    import uuid
+    from datetime import UTC, date, datetime, timedelta
+
+    from server.records.schemas import EncounterIn
+
+    tag = uuid.uuid4().hex[:10]
+    start = datetime(2026, 10, 1, 9, 30, tzinfo=UTC) + timedelta(minutes=random.randint(0, 50000))  # noqa: S311
+    data: dict[str, Any] = {
+        "source_system": "urn:oid:2.16.840.1.113883.3.999.1",
+        "external_id": f"ENC-{tag}",
+        "class": "outpatient",
+        "facility": "Riverside General Hospital",
+        "service_type": "185349003",
+        "payer_class": "commercial",
+        "start": start,
+        "end": start + timedelta(minutes=40),
+        "patient": {
+            "mrn": f"MRN{tag.upper()}",
+            "name": random.choice(SAMPLE_NAMES),  # noqa: S311
+            "birth_date": date(1961, 3, 14),
+            "sex": "female",
+            "ssn": f"999-{random.randint(10, 99)}-{random.randint(1000, 9999)}",  # noqa: S311
+            "phone": "555-301-7719",
+            "address": {
+                "line": ["41 Orchard Lane"],
+                "city": "Amherst",
+                "state": "MA",
+                "postal_code": "01002",
+            },
+        },
+        "payer": {"name": "Blue Cross Blue Shield", "member_id": f"XBC{tag[:8].upper()}"},
+        "documents": [
+            {
+                "title": "Progress note",
+                "type": "11506-3",
+                "date": start,
+                "text": f"# Chief Complaint\n{SAMPLE_NOTE}\nLungs: scattered rhonchi.",
+            }
+        ],
+        "hints": {
+            "conditions": [
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": "10509002",
+                    "display": "Acute bronchitis (disorder)",
+                }
+            ],
+            "procedures": [],
+            "claim_lines": [],
+        },
+    }
+    data.update(overrides)
+    return EncounterIn.model_validate(data)
+
+
+def make_encounter(queue: str = "default", priority: int = 0, **overrides: Any) -> int:
+    """Ingest one realistic encounter through the real service; returns its work item id.
+
+    The item lands in `queue` (created if needed) with `priority`, whatever the routing rules
+    say; keyword overrides replace fields of the encounter (see `encounter_data`).
+    """
+    from sqlmodel import select
+
+    from server.auth.principal import system_principal
+    from server.models import Queue, WorkItem
+    from server.queue import service as queue_service
+    from server.records import service as records_service
+
+    with Session(get_engine(), expire_on_commit=False) as s:
+        created = records_service.create_encounter(
+            s, actor=system_principal("test-factory"), data=encounter_data(**overrides)
+        )
+        target = s.exec(select(Queue).where(Queue.name == queue)).first()
+        if target is None:
+            target = queue_service.create_queue(s, name=queue)
+        item = s.get(WorkItem, int(created.id))
+        assert item is not None
+        item.queue_id = target.id  # type: ignore[assignment]
+        item.priority = priority
+        s.add(item)
+        s.commit()
+        return int(created.id)

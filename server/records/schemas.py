@@ -1,0 +1,264 @@
+"""Records: the encounter as it arrives (our JSON form) and as it is shown (`*View`).
+
+`EncounterIn` is the one validated structure both ingest paths produce: `POST
+/api/v1/encounters` takes it as is, and the FHIR bundle parser builds it from a Synthea
+bundle. `RecordView` is what `open_record` returns; it exists only in memory.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class EncounterClass(StrEnum):
+    """How the visit is billed: decides 837I (inpatient) or 837P and the routing."""
+
+    inpatient = "inpatient"
+    emergency = "emergency"
+    outpatient = "outpatient"
+    professional = "professional"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AddressIn(_In):
+    """A postal address (sealed)."""
+
+    line: list[Text] = Field(default_factory=list, max_length=5)
+    city: Text | None = None
+    state: Text | None = None
+    postal_code: Text | None = None
+    country: Text | None = None
+
+
+class IdentifierIn(_In):
+    """Another identifier of the patient (driver's licence, passport...): sealed."""
+
+    type: Text | None = None
+    system: Text | None = None
+    value: Name
+
+
+class PatientIn(_In):
+    """The patient: every field here is sealed; the MRN is also blind-indexed."""
+
+    mrn: Name
+    name: Name
+    birth_date: date | None = None
+    sex: Annotated[str, StringConstraints(max_length=20)] | None = None
+    ssn: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    address: AddressIn | None = None
+    identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=50)
+
+
+class PayerIn(_In):
+    """Who pays: the name and the member id (sealed); the payer class goes in clear."""
+
+    name: Name | None = None
+    member_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = (
+        None
+    )
+
+
+class DocumentIn(_In):
+    """A clinical note (title, type and text sealed)."""
+
+    title: Text | None = None
+    type: Text | None = None
+    date: datetime | None = None
+    text: Annotated[str, StringConstraints(min_length=1, max_length=5_000_000)]
+
+
+class CodeHint(_In):
+    """A code the source system already attached (a hint for the coder, not a final code)."""
+
+    system: Text | None = None
+    code: Code
+    display: Text | None = None
+
+
+class HintsIn(_In):
+    """Conditions, procedures and claim lines from the source (sealed)."""
+
+    conditions: list[CodeHint] = Field(default_factory=list, max_length=1000)
+    procedures: list[CodeHint] = Field(default_factory=list, max_length=1000)
+    claim_lines: list[CodeHint] = Field(default_factory=list, max_length=1000)
+
+
+class EncounterIn(_In):
+    """One encounter in Chartdesk's own JSON form (README: "Encounter JSON")."""
+
+    source_system: Name
+    external_id: Name
+    encounter_class: EncounterClass = Field(alias="class")
+    facility: Name | None = None
+    service_type: Code | None = None
+    payer_class: Code | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    patient: PatientIn
+    payer: PayerIn | None = None
+    documents: list[DocumentIn] = Field(default_factory=list, max_length=500)
+    hints: HintsIn = Field(default_factory=HintsIn)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a time zone (ISO 8601 with Z or an offset)")
+        return value
+
+
+class IngestedItem(BaseModel):
+    """One encounter's outcome: `created`, or `duplicate` (already here, nothing changed)."""
+
+    id: str
+    external_id: str
+    queue: str
+    status: str
+
+
+class IngestResult(BaseModel):
+    """The answer of both ingest endpoints."""
+
+    work_items: list[IngestedItem]
+
+
+# ---------------------------------------------------------------- views (plaintext, memory only)
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class AddressView(_View):
+    """The patient's postal address (billing view only)."""
+
+    line: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+
+
+class PatientView(_View):
+    """What coding needs of the patient: no address, phone or SSN."""
+
+    mrn: str
+    name: str
+    birth_date: str | None = None
+    sex: str | None = None
+
+
+class BillingPatientView(PatientView):
+    """The patient as a claim needs them: adds the address."""
+
+    address: AddressView | None = None
+
+
+class PayerView(_View):
+    """The payer and the member id (billing view only)."""
+
+    name: str | None = None
+    member_id: str | None = None
+
+
+class EncounterView(_View):
+    """Encounter metadata (the routing fields)."""
+
+    source: str
+    external_id: str
+    encounter_class: str = Field(serialization_alias="class")
+    facility: str | None = None
+    service_type: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    payer_class: str | None = None
+
+
+class DocumentView(_View):
+    """One decrypted note."""
+
+    id: int
+    title: str | None = None
+    type: str | None = None
+    date: datetime | None = None
+    text: str
+
+
+class HintView(_View):
+    """A source code hint."""
+
+    system: str | None = None
+    code: str
+    display: str | None = None
+
+
+class HintsView(_View):
+    """Conditions, procedures and claim lines from the source, for the coder."""
+
+    conditions: list[HintView] = Field(default_factory=list)
+    procedures: list[HintView] = Field(default_factory=list)
+    claim_lines: list[HintView] = Field(default_factory=list)
+
+
+class RecordView(_View):
+    """A decrypted record, as `open_record` returns it (never stored, never logged).
+
+    `view="coding"`: patient {mrn, name, birth_date, sex}. `view="billing"`: the patient also
+    carries `address`, and `payer` {name, member_id} is filled.
+    """
+
+    work_item_id: int
+    encounter_id: int
+    patient_id: int
+    view: str
+    patient: BillingPatientView | PatientView
+    encounter: EncounterView
+    documents: list[DocumentView]
+    hints: HintsView
+    payer: PayerView | None = None
+
+
+class RoutingRuleIn(_In):
+    """A routing rule: empty fields match anything; the first matching rule wins."""
+
+    position: int = Field(default=0, ge=0, le=100_000)
+    facility: Name | None = None
+    encounter_class: EncounterClass | None = None
+    service_type: Code | None = None
+    payer_class: Code | None = None
+    queue: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    is_active: bool = True
+
+
+class RoutingRuleView(_View):
+    """A stored routing rule."""
+
+    id: int
+    position: int
+    facility: str | None
+    encounter_class: str | None
+    service_type: str | None
+    payer_class: str | None
+    queue: str
+    priority: int
+    is_active: bool
+
+
+class RoutingRuleList(_View):
+    """Every routing rule in order."""
+
+    items: list[RoutingRuleView]
+    next_cursor: str | None = None

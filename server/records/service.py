@@ -1,0 +1,483 @@
+"""Encounters: create (from either ingest path), routing, and `open_record`, the one door to
+plaintext.
+
+Patient data, payer member id, coding hints and notes are sealed with the encounter's own
+data key before they reach the session (see `records/crypto.py`); routing fields and dates of
+service stay in clear. `open_record` checks the caller's right to see the item, writes the
+`view-record` audit event in the caller's transaction, and only then decrypts. Services flush
+and never commit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from server.audit import service as audit_service
+from server.auth.principal import Principal
+from server.config import get_settings
+from server.errors import AppError, NotFound
+from server.keyring import Keyring, load_keyring
+from server.models import (
+    DataKey,
+    Document,
+    Encounter,
+    Patient,
+    Queue,
+    Role,
+    RoutingRule,
+    Scope,
+    Status,
+    WorkItem,
+    WorkItemEvent,
+)
+from server.models.base import utcnow
+from server.records import crypto
+from server.records.schemas import (
+    AddressView,
+    BillingPatientView,
+    DocumentView,
+    EncounterIn,
+    EncounterView,
+    HintsView,
+    IngestedItem,
+    PatientView,
+    PayerView,
+    RecordView,
+)
+
+DEFAULT_QUEUE = "default"
+VIEWS = ("coding", "billing")
+BILLING_STATUSES = (Status.ready_for_billing, Status.billed)
+
+
+# ---------------------------------------------------------------- blind index
+
+
+def normalise_mrn(mrn: str) -> str:
+    """The MRN as indexed: trimmed, upper case, inner spaces removed."""
+    return "".join(mrn.split()).upper()
+
+
+def mrn_index(mrn: str, *, keyring: Keyring | None = None) -> str:
+    """The blind index of an MRN (HMAC-SHA256 under the keyring's separate index key)."""
+    return (keyring or load_keyring()).blind_index(normalise_mrn(mrn))
+
+
+# ---------------------------------------------------------------- routing
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a new encounter goes."""
+
+    queue_id: int
+    queue: str
+    priority: int
+
+
+def _matches(rule_value: str | None, value: str | None) -> bool:
+    if rule_value is None or rule_value == "":
+        return True
+    return value is not None and rule_value.strip().casefold() == value.strip().casefold()
+
+
+def route(
+    session: Session,
+    *,
+    facility: str | None,
+    encounter_class: str,
+    service_type: str | None,
+    payer_class: str | None,
+) -> Route:
+    """The first active rule (by position, then id) whose filled fields all match; else default."""
+    rows = session.exec(
+        select(RoutingRule, Queue)
+        .join(Queue, col(Queue.id) == col(RoutingRule.queue_id))
+        .where(col(RoutingRule.is_active).is_(True))
+        .order_by(col(RoutingRule.position), col(RoutingRule.id))
+    ).all()
+    for rule, queue in rows:
+        if (
+            _matches(rule.facility, facility)
+            and _matches(rule.encounter_class, encounter_class)
+            and _matches(rule.service_type, service_type)
+            and _matches(rule.payer_class, payer_class)
+        ):
+            assert queue.id is not None  # noqa: S101
+            return Route(queue_id=queue.id, queue=queue.name, priority=rule.priority)
+    default = session.exec(select(Queue).where(Queue.name == DEFAULT_QUEUE)).first()
+    if default is None:
+        default = Queue(name=DEFAULT_QUEUE, description="Encounters no routing rule places.")
+        session.add(default)
+        session.flush()
+    assert default.id is not None  # noqa: S101
+    return Route(queue_id=default.id, queue=default.name, priority=0)
+
+
+# ---------------------------------------------------------------- create
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def _due_at(data: EncounterIn) -> datetime:
+    anchor = data.end or data.start or utcnow()
+    return anchor + timedelta(days=get_settings().due_days_after_discharge)
+
+
+def _existing(session: Session, *, source_system: str, external_id: str) -> IngestedItem | None:
+    row = session.exec(
+        select(WorkItem.id, Queue.name)
+        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
+        .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
+        .where(Encounter.source_system == source_system, Encounter.external_id == external_id)
+    ).first()
+    if row is None:
+        return None
+    return IngestedItem(id=str(row[0]), external_id=external_id, queue=row[1], status="duplicate")
+
+
+def _patient(session: Session, *, source_system: str, index: str) -> Patient:
+    """The patient with this blind-indexed MRN, created if new (safe against a racing insert)."""
+    stmt = select(Patient).where(Patient.source_system == source_system, Patient.mrn_index == index)
+    found = session.exec(stmt).first()
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            patient = Patient(source_system=source_system, mrn_index=index)
+            session.add(patient)
+    except IntegrityError:
+        patient = session.exec(stmt).one()
+    return patient
+
+
+def create_encounter(session: Session, *, actor: Principal, data: EncounterIn) -> IngestedItem:
+    """Seal and store one encounter and its `ready` work item; `duplicate` if already here.
+
+    The one creation path behind FHIR ingest, JSON ingest, `chartdesk import`, the demo and
+    the test factories. Audited as `ingest` with ids only.
+    """
+    existing = _existing(session, source_system=data.source_system, external_id=data.external_id)
+    if existing is not None:
+        return existing
+    keyring = load_keyring()
+    index = mrn_index(data.patient.mrn, keyring=keyring)
+    patient = _patient(session, source_system=data.source_system, index=index)
+    assert patient.id is not None  # noqa: S101
+
+    data_key = crypto.new_data_key()
+    dk = DataKey(kek_id="pending", wrapped=None)
+    session.add(dk)
+    session.flush()
+    assert dk.id is not None  # noqa: S101
+    dk.kek_id, dk.wrapped = crypto.wrap(keyring, data_key, data_key_id=dk.id)
+
+    where = route(
+        session,
+        facility=data.facility,
+        encounter_class=data.encounter_class.value,
+        service_type=data.service_type,
+        payer_class=data.payer_class,
+    )
+    encounter = Encounter(
+        source_system=data.source_system,
+        external_id=data.external_id,
+        patient_id=patient.id,
+        data_key_id=dk.id,
+        encounter_class=data.encounter_class.value,
+        facility=data.facility,
+        service_type=data.service_type,
+        payer_class=data.payer_class,
+        start_at=data.start,
+        end_at=data.end,
+        sealed_patient=b"",
+    )
+    session.add(encounter)
+    session.flush()
+    assert encounter.id is not None  # noqa: S101
+    sealed = {
+        "patient": data.patient.model_dump(mode="json"),
+        "payer": data.payer.model_dump(mode="json") if data.payer else None,
+    }
+    encounter.sealed_patient = crypto.seal(
+        data_key,
+        _dumps(sealed),
+        aad=crypto.field_aad("encounter", encounter.id, "patient", data_key_id=dk.id),
+    )
+    encounter.sealed_hints = crypto.seal(
+        data_key,
+        _dumps(data.hints.model_dump(mode="json")),
+        aad=crypto.field_aad("encounter", encounter.id, "hints", data_key_id=dk.id),
+    )
+    for position, note in enumerate(data.documents):
+        doc = Document(encounter_id=encounter.id, position=position, doc_date=note.date, sealed=b"")
+        session.add(doc)
+        session.flush()
+        assert doc.id is not None  # noqa: S101
+        doc.sealed = crypto.seal(
+            data_key,
+            _dumps({"title": note.title, "type": note.type, "text": note.text}),
+            aad=crypto.field_aad("document", doc.id, "content", data_key_id=dk.id),
+        )
+    item = WorkItem(
+        encounter_id=encounter.id,
+        queue_id=where.queue_id,
+        status=Status.ready,
+        priority=where.priority,
+        due_at=_due_at(data),
+    )
+    session.add(item)
+    session.flush()
+    assert item.id is not None  # noqa: S101
+    session.add(
+        WorkItemEvent(
+            work_item_id=item.id, actor_id=actor.user_id, action="ingest", to_status=Status.ready
+        )
+    )
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.ingest,
+        patient_id=patient.id,
+        mrn_index=index,
+        work_item_id=item.id,
+        purpose=None,
+        detail=f"encounter={encounter.id}",
+    )
+    session.flush()
+    return IngestedItem(
+        id=str(item.id), external_id=data.external_id, queue=where.queue, status="created"
+    )
+
+
+def ingest_encounters(
+    session: Session, *, actor: Principal, encounters: list[EncounterIn]
+) -> list[IngestedItem]:
+    """Create every encounter of one request (one transaction: the caller's)."""
+    return [create_encounter(session, actor=actor, data=data) for data in encounters]
+
+
+# ---------------------------------------------------------------- the door to plaintext
+
+
+def _may_see(actor: Principal, item: WorkItem, view: str) -> bool:
+    """Whether `actor` has a right to see this item's record in this view right now."""
+    if view not in VIEWS:
+        return False
+    if actor.kind == "token":
+        return Scope.billing in actor.scopes and item.status in BILLING_STATUSES
+    if actor.kind != "user" or actor.user_id is None:
+        return False
+    if actor.has_role(Role.biller) and item.status in BILLING_STATUSES:
+        return True
+    if view != "coding":
+        return False
+    if (
+        actor.has_role(Role.coder)
+        and item.status == Status.in_progress
+        and item.lease_owner_id == actor.user_id
+        and item.lease_expires_at is not None
+        and item.lease_expires_at > utcnow()
+    ):
+        return True
+    return actor.has_role(Role.supervisor) and item.status == Status.qa_review
+
+
+def _refuse(
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    purpose: str,
+    detail: str,
+    outcome: audit_service.Outcome = audit_service.Outcome.denied,
+    patient_id: int | None = None,
+) -> None:
+    audit_service.record_denied(
+        session,
+        actor=actor,
+        action=audit_service.Action.view_record,
+        outcome=outcome,
+        work_item_id=work_item_id,
+        patient_id=patient_id,
+        purpose=purpose,
+        detail=detail,
+    )
+
+
+def _decrypt(
+    *, keyring: Keyring, dk: DataKey, encounter: Encounter, docs: list[Document]
+) -> tuple[dict[str, Any], dict[str, Any], list[tuple[Document, dict[str, Any]]]]:
+    assert dk.id is not None  # noqa: S101
+    assert encounter.id is not None  # noqa: S101
+    key = crypto.unwrap(keyring, data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)
+    sealed = json.loads(
+        crypto.open_sealed(
+            key,
+            encounter.sealed_patient,
+            aad=crypto.field_aad("encounter", encounter.id, "patient", data_key_id=dk.id),
+        )
+    )
+    hints: dict[str, Any] = {}
+    if encounter.sealed_hints is not None:
+        hints = json.loads(
+            crypto.open_sealed(
+                key,
+                encounter.sealed_hints,
+                aad=crypto.field_aad("encounter", encounter.id, "hints", data_key_id=dk.id),
+            )
+        )
+    opened = []
+    for doc in docs:
+        assert doc.id is not None  # noqa: S101
+        content = json.loads(
+            crypto.open_sealed(
+                key,
+                doc.sealed,
+                aad=crypto.field_aad("document", doc.id, "content", data_key_id=dk.id),
+            )
+        )
+        opened.append((doc, content))
+    return sealed, hints, opened
+
+
+def _address(raw: dict[str, Any] | None) -> AddressView | None:
+    if not raw:
+        return None
+    lines = [line for line in raw.get("line") or [] if line]
+    return AddressView(
+        line=", ".join(lines) or None,
+        city=raw.get("city"),
+        state=raw.get("state"),
+        postal_code=raw.get("postal_code"),
+    )
+
+
+def open_record(
+    *,
+    session: Session,
+    actor: Principal,
+    work_item_id: int,
+    purpose: str,
+    view: str = "coding",
+) -> RecordView:
+    """The decrypted record of a work item, if `actor` may see it now; audited first.
+
+    Coders: an item leased to them (view "coding"). Supervisors: items in QA review
+    (coding). Billers and `billing` tokens: items ready for billing or billed (either view;
+    "billing" adds the patient's address and the payer). Anyone else, or any other item:
+    NotFound, audited as denied. A purged record answers RecordPurged (410).
+    """
+    item = session.get(WorkItem, work_item_id)
+    if item is None or not _may_see(actor, item, view):
+        _refuse(
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            purpose=purpose,
+            detail="no right to see this record",
+        )
+        raise NotFound("No such work item.")
+    encounter = session.get(Encounter, item.encounter_id)
+    assert encounter is not None  # noqa: S101
+    assert encounter.id is not None  # noqa: S101
+    patient = session.get(Patient, encounter.patient_id)
+    dk = session.get(DataKey, encounter.data_key_id)
+    assert patient is not None  # noqa: S101
+    assert dk is not None  # noqa: S101
+    if dk.wrapped is None:
+        _refuse(
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            purpose=purpose,
+            patient_id=patient.id,
+            outcome=audit_service.Outcome.failed,
+            detail="record purged",
+        )
+        raise crypto.RecordPurged("This record was purged: its encryption key was destroyed.")
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.view_record,
+        patient_id=patient.id,
+        mrn_index=patient.mrn_index,
+        work_item_id=work_item_id,
+        purpose=purpose,
+        detail=f"view={view}",
+    )
+    docs = list(
+        session.exec(
+            select(Document)
+            .where(Document.encounter_id == encounter.id)
+            .order_by(col(Document.position), col(Document.id))
+        ).all()
+    )
+    try:
+        sealed, hints, opened = _decrypt(
+            keyring=load_keyring(), dk=dk, encounter=encounter, docs=docs
+        )
+    except AppError as exc:
+        _refuse(
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            purpose=purpose,
+            patient_id=patient.id,
+            outcome=audit_service.Outcome.failed,
+            detail=exc.code,
+        )
+        raise
+    raw = sealed["patient"]
+    fields = {
+        "mrn": raw["mrn"],
+        "name": raw["name"],
+        "birth_date": raw.get("birth_date"),
+        "sex": raw.get("sex"),
+    }
+    payer = None
+    person: PatientView
+    if view == "billing":
+        person = BillingPatientView(**fields, address=_address(raw.get("address")))
+        raw_payer = sealed.get("payer") or {}
+        payer = PayerView(name=raw_payer.get("name"), member_id=raw_payer.get("member_id"))
+    else:
+        person = PatientView(**fields)
+    assert patient.id is not None  # noqa: S101
+    return RecordView(
+        work_item_id=work_item_id,
+        encounter_id=encounter.id,
+        patient_id=patient.id,
+        view=view,
+        patient=person,
+        encounter=EncounterView(
+            source=encounter.source_system,
+            external_id=encounter.external_id,
+            encounter_class=encounter.encounter_class,
+            facility=encounter.facility,
+            service_type=encounter.service_type,
+            start=encounter.start_at,
+            end=encounter.end_at,
+            payer_class=encounter.payer_class,
+        ),
+        documents=[
+            DocumentView(
+                id=doc.id or 0,
+                title=content.get("title"),
+                type=content.get("type"),
+                date=doc.doc_date,
+                text=content["text"],
+            )
+            for doc, content in opened
+        ],
+        hints=HintsView.model_validate(hints),
+        payer=payer,
+    )

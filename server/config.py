@@ -54,6 +54,36 @@ class Settings(BaseSettings):
     oidc_require_mfa: bool = False  # require amr mfa/otp/hwk or an acr in oidc_mfa_acr_values
     oidc_mfa_acr_values: list[str] = []
     oidc_redirect_uri: str | None = None  # default: this server's /auth/oidc/callback
+    # Billing (issue 6): who sends 837 claims, to whom, and for which provider. The demo
+    # defaults are placeholders; set the real ones from the clearinghouse enrolment.
+    billing_submitter_name: str = "CHARTDESK DEMO HOSPITAL"
+    billing_submitter_id: str = "CHARTDESK01"  # ISA06/GS02 and NM109 of loop 1000A
+    billing_submitter_contact: str = "BILLING OFFICE"
+    billing_submitter_phone: str = "6175550100"
+    billing_receiver_name: str = "DEMO CLEARINGHOUSE"
+    billing_receiver_id: str = "CLEARINGHOUSE1"  # ISA08/GS03 and NM109 of loop 1000B
+    billing_provider_name: str = "CHARTDESK DEMO HOSPITAL"
+    billing_provider_npi: str = "1234567893"  # must pass the NPI check digit (Luhn, 80840)
+    billing_provider_tax_id: str = "123456789"  # EIN, 9 digits
+    billing_provider_taxonomy: str = "282N00000X"  # general acute care hospital
+    billing_provider_address: str = "1 MAIN ST"
+    billing_provider_city: str = "BOSTON"
+    billing_provider_state: str = "MA"
+    billing_provider_zip: str = "021011234"  # ZIP+4, 9 digits
+    billing_attending_name: str = "DEMO, ATTENDING"  # 837I attending provider "LAST, FIRST"
+    billing_attending_npi: str = "1245319599"
+    billing_payer_id: str = "PAYER01"  # NM109 of loop 2010BB when the record has none
+    billing_usage: Literal["P", "T"] = "T"  # ISA15: T test, P production
+    # Audit chain (issue 5). The sealer runs in a thread of every app process (0: off).
+    audit_seal_interval_seconds: float = Field(default=0.5, ge=0)
+    audit_checkpoint_events: int = Field(default=1000, ge=1)  # sign after this many events
+    audit_checkpoint_seconds: int = Field(default=60, ge=1)  # ...or after this long
+    audit_checkpoint_file: Path | None = None  # each signed checkpoint also appended here
+    # Compliance review flags.
+    audit_timezone: str = "UTC"  # the hospital's zone, for "unusual hours"
+    audit_work_hours: tuple[int, int] = (6, 20)  # sign-ins outside [start, end) are flagged
+    audit_denied_threshold: int = Field(default=5, ge=1)  # refusals per user per day
+    audit_view_claim_ratio: float = Field(default=2.0, ge=1)  # views > ratio x claims + 5
 
     @property
     def production(self) -> bool:

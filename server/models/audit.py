@@ -11,7 +11,11 @@ from server.models.base import UTCDateTime, utcnow
 
 
 class AuditEvent(SQLModel, table=True):
-    """One access or action, allowed or refused. `seq`/`hash` are set by the sealer."""
+    """One access or action, allowed or refused. Never updated: its seal is its own row.
+
+    On PostgreSQL the table also has `txid` (xid8, the writing transaction, set by the
+    database's default; not mapped here so that no insert can set it).
+    """
 
     __tablename__ = "audit_event"
     __table_args__ = (
@@ -38,3 +42,36 @@ class AuditEvent(SQLModel, table=True):
     request_id: str | None = Field(default=None, max_length=64)
     purpose: str | None = Field(default=None, max_length=40)
     detail: str | None = Field(default=None, max_length=500)  # non-PHI, e.g. "format=x12"
+
+
+class AuditSeal(SQLModel, table=True):
+    """An event's place in the hash chain, written once by the sealer (insert-only).
+
+    `hash` is h_seq = SHA-256(h_{seq-1} || canonical(event)); h_0 is 32 zero bytes.
+    `event_txid` is the writing transaction's id on PostgreSQL (0 on SQLite): the sealer's
+    watermark is the (event_txid, event_id) of the newest seal.
+    """
+
+    __tablename__ = "audit_seal"
+
+    seq: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    event_id: int = Field(sa_type=BigInteger, unique=True)
+    event_txid: int = Field(default=0, sa_type=BigInteger)
+    hash: str = Field(max_length=64)
+    sealed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement "the chain had head `head_hash` at `seq`" (Ed25519, hex)."""
+
+    __tablename__ = "audit_checkpoint"
+
+    seq: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    head_hash: str = Field(max_length=64)
+    signed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    key_id: str = Field(max_length=64)
+    signature: str = Field(max_length=128)

@@ -1,0 +1,512 @@
+"""The audit hash chain: sealing, signed checkpoints, verification, the background sealer.
+
+Requests only INSERT events (no lock, no chain work in the request path). The sealer, run
+by a thread in every app process and by `chartdesk audit verify`, takes the events whose
+writing transaction is certainly finished, gives them the next sequence numbers and
+hashes `h_n = SHA-256(h_{n-1} || canonical(event_n))` into the insert-only `audit_seal`
+table, and every N events or T seconds signs a checkpoint (seq, head hash, time) with the
+keyring's Ed25519 audit key, also appending it to CHARTDESK_AUDIT_CHECKPOINT_FILE.
+
+Which events are "certainly finished":
+- PostgreSQL: each event stores its transaction id (`txid`, xid8). Every transaction with
+  an id below `pg_snapshot_xmin(pg_current_snapshot())` has ended, so events with
+  `txid < xmin` that are visible now will never be joined by another event with a smaller
+  txid. The sealer takes them in (txid, id) order, after the (txid, id) of the last seal.
+  One sealer at a time: `pg_try_advisory_xact_lock` (other processes skip the round).
+- SQLite: writers are serialised (`BEGIN IMMEDIATE`), so while the sealer holds the write
+  lock every other transaction has committed or rolled back; it seals by id after the last
+  sealed id.
+An unsealed event below that watermark cannot come from the application: `verify` reports
+it as written behind the sealer's back, and the sealer never chains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Connection, Row, literal_column, select, text
+from sqlalchemy.engine import Engine
+
+from server.config import get_settings
+from server.db import get_engine
+from server.keyring import Keyring, load_keyring
+from server.models.audit import AuditCheckpoint, AuditEvent, AuditSeal
+from server.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+GENESIS = bytes(32)
+SEAL_LOCK_KEY = 0x43445F4155444954  # "CD_AUDIT": one sealer at a time on PostgreSQL
+BATCH = 5000
+
+_EV = AuditEvent.__table__  # type: ignore[attr-defined]
+_SEAL = AuditSeal.__table__  # type: ignore[attr-defined]
+_CP = AuditCheckpoint.__table__  # type: ignore[attr-defined]
+CANONICAL_FIELDS = (
+    "id",
+    "time",
+    "action",
+    "outcome",
+    "actor",
+    "actor_kind",
+    "actor_roles",
+    "patient_id",
+    "mrn_index",
+    "work_item_id",
+    "source_ip",
+    "user_agent",
+    "request_id",
+    "purpose",
+    "detail",
+)
+
+
+def canonical(event: Any) -> bytes:
+    """The bytes an event contributes to the chain: its fields as compact JSON, in order."""
+    values: list[Any] = []
+    for name in CANONICAL_FIELDS:
+        value = getattr(event, name)
+        values.append(value.isoformat() if isinstance(value, datetime) else value)
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def link(prev: bytes, event: Any) -> bytes:
+    """h_n = SHA-256(h_{n-1} || canonical(event_n))."""
+    return hashlib.sha256(prev + canonical(event)).digest()
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    """A short fingerprint of the audit public key (first 16 bytes of its SHA-256, hex)."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def checkpoint_message(seq: int, head_hash: str, signed_at: datetime) -> bytes:
+    """What a checkpoint signature covers."""
+    return f"chartdesk-audit-checkpoint|{seq}|{head_hash}|{signed_at.isoformat()}".encode()
+
+
+def _is_pg(conn: Connection | Engine) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _event_columns(pg: bool) -> list[Any]:
+    cols: list[Any] = [_EV.c[name] for name in CANONICAL_FIELDS]
+    cols.append(literal_column("audit_event.txid::text::bigint" if pg else "0").label("txid"))
+    return cols
+
+
+# ---------------------------------------------------------------- sealing
+
+
+@dataclass
+class SealResult:
+    """What one sealing run did."""
+
+    sealed: int = 0
+    head_seq: int = 0
+    checkpoint_seq: int | None = None
+    skipped: bool = False  # another process held the sealer lock
+
+
+def seal_pending(
+    *, engine: Engine | None = None, wait: bool = False, checkpoint: bool = False
+) -> SealResult:
+    """Seal every finished, unsealed event; sign a checkpoint when one is due.
+
+    `wait`: queue behind another sealer instead of skipping the round (verify uses it).
+    `checkpoint`: sign a checkpoint now if the head moved since the last one.
+    """
+    engine = engine or get_engine()
+    result = SealResult()
+    while True:
+        done, written = _seal_batch(engine, wait=wait, force_checkpoint=checkpoint)
+        if done.skipped:
+            result.skipped = True
+            return result
+        result.sealed += done.sealed
+        result.head_seq = done.head_seq
+        if done.checkpoint_seq is not None:
+            result.checkpoint_seq = done.checkpoint_seq
+        if written is not None:
+            _append_checkpoint_file(written)
+        if done.sealed < BATCH:
+            return result
+
+
+def _seal_batch(
+    engine: Engine, *, wait: bool, force_checkpoint: bool
+) -> tuple[SealResult, dict[str, Any] | None]:
+    pg = _is_pg(engine)
+    result = SealResult()
+    written: dict[str, Any] | None = None
+    with engine.connect() as conn, conn.begin():
+        horizon: int | None = None
+        if pg:
+            if wait:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK_KEY})
+            elif not conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEAL_LOCK_KEY}
+            ).scalar():
+                result.skipped = True
+                return result, None
+            horizon = int(
+                conn.execute(
+                    text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                ).scalar_one()
+            )
+        head = conn.execute(
+            select(_SEAL.c.seq, _SEAL.c.event_id, _SEAL.c.event_txid, _SEAL.c.hash)
+            .order_by(_SEAL.c.seq.desc())
+            .limit(1)
+        ).first()
+        seq, last_id, last_txid = (0, 0, 0) if head is None else (head[0], head[1], head[2])
+        prev = GENESIS if head is None else bytes.fromhex(head[3])
+        query = select(*_event_columns(pg)).limit(BATCH)
+        if pg:
+            query = query.where(
+                text(
+                    "(audit_event.txid, audit_event.id) > "
+                    "(CAST(CAST(:t AS text) AS xid8), :i) "
+                    "AND audit_event.txid < CAST(CAST(:h AS text) AS xid8)"
+                ).bindparams(t=last_txid, i=last_id, h=horizon)
+            ).order_by(literal_column("audit_event.txid"), _EV.c.id)
+        else:
+            query = query.where(_EV.c.id > last_id).order_by(_EV.c.id)
+        rows = conn.execute(query).all()
+        now = utcnow()
+        seals = []
+        for row in rows:
+            seq += 1
+            prev = link(prev, row)
+            seals.append(
+                {
+                    "seq": seq,
+                    "event_id": row.id,
+                    "event_txid": row.txid,
+                    "hash": prev.hex(),
+                    "sealed_at": now,
+                }
+            )
+        if seals:
+            conn.execute(_SEAL.insert(), seals)
+        result.sealed = len(seals)
+        result.head_seq = seq
+        if seq:
+            written = _maybe_checkpoint(conn, seq=seq, head=prev.hex(), force=force_checkpoint)
+            if written is not None:
+                result.checkpoint_seq = seq
+    return result, written
+
+
+def _maybe_checkpoint(
+    conn: Connection, *, seq: int, head: str, force: bool
+) -> dict[str, Any] | None:
+    settings = get_settings()
+    last = conn.execute(
+        select(_CP.c.seq, _CP.c.signed_at).order_by(_CP.c.seq.desc()).limit(1)
+    ).first()
+    now = utcnow()
+    if last is not None:
+        if last[0] >= seq:
+            return None
+        age = now - last[1]
+        due = seq - last[0] >= settings.audit_checkpoint_events or age >= timedelta(
+            seconds=settings.audit_checkpoint_seconds
+        )
+        if not (due or force):
+            return None
+    ring = load_keyring()
+    row = {
+        "seq": seq,
+        "head_hash": head,
+        "signed_at": now,
+        "key_id": key_id(ring.audit_public_key),
+        "signature": ring.audit_signing_key.sign(checkpoint_message(seq, head, now)).hex(),
+    }
+    conn.execute(_CP.insert(), [row])
+    return row
+
+
+def _append_checkpoint_file(row: dict[str, Any]) -> None:
+    """Append a committed checkpoint to the file kept outside the database (one JSON line)."""
+    path = get_settings().audit_checkpoint_file
+    if path is None:
+        return
+    line = json.dumps(
+        {
+            "seq": row["seq"],
+            "head_hash": row["head_hash"],
+            "signed_at": row["signed_at"].isoformat(),
+            "key_id": row["key_id"],
+            "signature": row["signature"],
+        }
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- verification
+
+
+@dataclass
+class Checkpoint:
+    """A signed checkpoint, from the database or the file."""
+
+    seq: int
+    head_hash: str
+    signed_at: datetime
+    key_id: str
+    signature: str
+    where: str  # "database" or "file"
+
+    def signature_ok(self, public: Ed25519PublicKey) -> bool:
+        """Whether the audit key signed exactly this (seq, head, time)."""
+        try:
+            public.verify(
+                bytes.fromhex(self.signature),
+                checkpoint_message(self.seq, self.head_hash, self.signed_at),
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of `verify`: API.md's {"ok","events_checked","first_bad"}."""
+
+    ok: bool
+    events_checked: int
+    first_bad: dict[str, Any] | None = None
+    checkpoints_checked: int = 0
+    unsealed: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON answer of GET /api/v1/audit/verify."""
+        return {
+            "ok": self.ok,
+            "events_checked": self.events_checked,
+            "first_bad": self.first_bad,
+            "checkpoints_checked": self.checkpoints_checked,
+            "unsealed": self.unsealed,
+        }
+
+
+def read_checkpoint_file(path: Path | None) -> list[Checkpoint]:
+    """Checkpoints appended to the file; an unreadable line is itself reported by verify."""
+    if path is None or not Path(path).exists():
+        return []
+    out: list[Checkpoint] = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            out.append(
+                Checkpoint(
+                    seq=int(data["seq"]),
+                    head_hash=str(data["head_hash"]),
+                    signed_at=datetime.fromisoformat(data["signed_at"]),
+                    key_id=str(data["key_id"]),
+                    signature=str(data["signature"]),
+                    where="file",
+                )
+            )
+        except (ValueError, KeyError, TypeError):
+            out.append(
+                Checkpoint(
+                    seq=0,
+                    head_hash="",
+                    signed_at=utcnow(),
+                    key_id="",
+                    signature="",
+                    where=f"file line {number}",
+                )
+            )
+    return out
+
+
+def _chain_rows(conn: Connection, pg: bool) -> Iterator[Row[Any]]:
+    query = (
+        select(
+            _SEAL.c.seq,
+            _SEAL.c.event_id.label("sealed_event_id"),
+            _SEAL.c.hash,
+            _EV.c.id.label("present"),
+            *_event_columns(pg)[:-1],
+        )
+        .select_from(_SEAL.outerjoin(_EV, _EV.c.id == _SEAL.c.event_id))
+        .order_by(_SEAL.c.seq)
+        .execution_options(yield_per=BATCH)
+    )
+    yield from conn.execute(query)
+
+
+def _bad(seq: int | None, event_id: int | None, reason: str) -> dict[str, Any]:
+    return {"seq": seq, "event_id": event_id, "reason": reason}
+
+
+def verify(*, engine: Engine | None = None, keyring: Keyring | None = None) -> VerifyReport:
+    """Recompute the chain, check every checkpoint signature, report the first break.
+
+    The first break is named by its chain position (`seq`) and event id: an altered,
+    reordered or deleted event; a row inserted into the chain; a gap; a chain that stops
+    before a signed checkpoint (cut-off tail); or an event written behind the sealer.
+    """
+    engine = engine or get_engine()
+    ring = keyring or load_keyring()
+    public = ring.audit_public_key
+    pg = _is_pg(engine)
+    problems: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        db_cps = [
+            Checkpoint(r.seq, r.head_hash, r.signed_at, r.key_id, r.signature, "database")
+            for r in conn.execute(select(_CP).order_by(_CP.c.seq))
+        ]
+        checkpoints = db_cps + read_checkpoint_file(get_settings().audit_checkpoint_file)
+        by_seq: dict[int, list[Checkpoint]] = {}
+        for cp in checkpoints:
+            if not cp.signature_ok(public):
+                problems.append(
+                    _bad(cp.seq or None, None, f"checkpoint in the {cp.where}: bad signature")
+                )
+            else:
+                by_seq.setdefault(cp.seq, []).append(cp)
+
+        checked = 0
+        prev, prev2 = GENESIS, GENESIS
+        prev_event: int | None = None
+        last_good_cp = 0
+        for row in _chain_rows(conn, pg):
+            expected = checked + 1
+            if row.seq != expected:
+                problems.append(_bad(expected, None, "missing from the chain (a seal was removed)"))
+                break
+            if row.present is None:
+                problems.append(_bad(row.seq, row.sealed_event_id, "event deleted"))
+                break
+            h = link(prev, row)
+            if h.hex() != row.hash:
+                if row.seq > 1 and link(prev2, row).hex() == row.hash:
+                    problems.append(_bad(row.seq - 1, prev_event, "event inserted into the chain"))
+                else:
+                    problems.append(_bad(row.seq, row.id, "event altered or out of order"))
+                break
+            for cp in by_seq.get(row.seq, []):
+                if cp.head_hash != h.hex():
+                    problems.append(
+                        _bad(
+                            last_good_cp + 1,
+                            None,
+                            f"chain differs from the checkpoint signed at seq {row.seq} "
+                            f"({cp.where}): rewritten between seq {last_good_cp + 1} "
+                            f"and {row.seq}",
+                        )
+                    )
+                    break
+            else:
+                if row.seq in by_seq:
+                    last_good_cp = row.seq
+                prev2, prev = prev, h
+                prev_event = row.id
+                checked += 1
+                continue
+            break
+        if not problems:
+            beyond = [cp for cp in checkpoints if cp.seq > checked and cp.signature]
+            if beyond:
+                top = max(beyond, key=lambda cp: cp.seq)
+                problems.append(
+                    _bad(
+                        checked + 1,
+                        None,
+                        f"the chain ends at seq {checked} but a checkpoint in the {top.where} "
+                        f"covers seq {top.seq}: events were cut off",
+                    )
+                )
+        unsealed, behind = _unsealed(conn, pg)
+        if behind is not None and not problems:
+            problems.append(_bad(None, behind, "event written behind the sealer (not chained)"))
+    return VerifyReport(
+        ok=not problems,
+        events_checked=checked,
+        first_bad=problems[0] if problems else None,
+        checkpoints_checked=sum(len(v) for v in by_seq.values()),
+        unsealed=unsealed,
+        problems=problems,
+    )
+
+
+def _unsealed(conn: Connection, pg: bool) -> tuple[int, int | None]:
+    """(events not yet sealed, the first one below the sealer's watermark or None)."""
+    head = conn.execute(
+        select(_SEAL.c.event_id, _SEAL.c.event_txid).order_by(_SEAL.c.seq.desc()).limit(1)
+    ).first()
+    sealed = select(_SEAL.c.event_id).where(_SEAL.c.event_id == _EV.c.id).exists()
+    count = int(
+        conn.execute(select(literal_column("count(*)")).select_from(_EV).where(~sealed)).scalar()
+        or 0
+    )
+    if head is None or count == 0:
+        return count, None
+    if pg:
+        below = text(
+            "(audit_event.txid, audit_event.id) < (CAST(CAST(:t AS text) AS xid8), :i)"
+        ).bindparams(t=head[1], i=head[0])
+    else:
+        below = _EV.c.id < head[0]
+    first = conn.execute(
+        select(_EV.c.id).where(~sealed).where(below).order_by(_EV.c.id).limit(1)
+    ).scalar()
+    return count, first
+
+
+# ---------------------------------------------------------------- the background sealer
+
+
+class BackgroundSealer:
+    """Seals every `interval` seconds in a daemon thread until `stop()`."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="audit-sealer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                seal_pending()
+            except Exception as exc:  # keep sealing on the next round; never log event data
+                log.warning("audit sealer round failed: %s", type(exc).__name__)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to stop and wait for its current round to finish."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

@@ -11,6 +11,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from server.audit.cli import audit_app
 from server.config import get_settings
 from server.errors import AppError
 
@@ -19,6 +20,7 @@ user_app = typer.Typer(help="Manage people.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage service tokens.", no_args_is_help=True)
 queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keyring.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")

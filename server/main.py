@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server import __version__
 from server.audit import router as audit_router
+from server.audit.chain import BackgroundSealer
 from server.auth import oidc_router
 from server.auth import router as auth_router
 from server.billing import router as billing_router
@@ -39,7 +40,17 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if check_migrations:
             check_current(get_engine())
-        yield
+        # The audit sealer: one thread per process; a PostgreSQL advisory lock lets one
+        # process seal at a time. Stops (finishing its round) when the app shuts down.
+        sealer = None
+        if settings.audit_seal_interval_seconds > 0:
+            sealer = BackgroundSealer(settings.audit_seal_interval_seconds)
+            sealer.start()
+        try:
+            yield
+        finally:
+            if sealer is not None:
+                sealer.stop()
 
     app = FastAPI(
         title="Chartdesk",

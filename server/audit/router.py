@@ -1,7 +1,244 @@
-"""HTTP routes of the audit domain: pages and /api/v1 JSON."""
+"""HTTP routes of the audit domain: compliance pages and /api/v1/audit JSON.
+
+The API answers people with role `compliance` and tokens with scope `audit`; the pages are
+for people with role `compliance`. MRNs travel only in request bodies on the pages (never
+in a page URL); API.md's `patient=` query filter is the one contracted exception.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse, StreamingResponse
+from sqlmodel import Session
+
+from server.audit import review
+from server.audit import service as audit_service
+from server.audit.schemas import AuditEventList, AuditEventView, VerifyView
+from server.auth.deps import RequireRole, RequireRoleOrScope, SessionDep
+from server.auth.principal import Principal
+from server.errors import AppError
+from server.models import Role
+from server.web.templates import is_htmx, render
 
 router = APIRouter()
+
+API = "/api/v1/audit"
+AuditorDep = Annotated[
+    Principal, Depends(RequireRoleOrScope(roles=(Role.compliance,), scopes=("audit",)))
+]
+ComplianceDep = Annotated[Principal, Depends(RequireRole(Role.compliance))]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+# ---------------------------------------------------------------- API
+
+
+@router.get(f"{API}/events", tags=["audit"], response_model=AuditEventList)
+def api_events(
+    session: SessionDep,
+    actor: AuditorDep,
+    response: Response,
+    actor_name: Annotated[str | None, Query(alias="actor", max_length=100)] = None,
+    patient: Annotated[str | None, Query(max_length=100, description="an MRN")] = None,
+    work_item: Annotated[int | None, Query()] = None,
+    action: Annotated[str | None, Query(max_length=40)] = None,
+    outcome: Annotated[str | None, Query(max_length=10)] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query()] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> AuditEventList:
+    """Search the audit log, newest first, with keyset pagination (audited)."""
+    flt = review.EventFilter(
+        actor=actor_name,
+        patient_mrn=patient,
+        work_item=work_item,
+        action=action,
+        outcome=outcome,
+        since=since,
+        until=until,
+    )
+    page = review.search(session, actor=actor, flt=flt, limit=limit, cursor=cursor)
+    response.headers.update(NO_STORE)
+    return AuditEventList(
+        items=[AuditEventView.of(e) for e in page.events], next_cursor=page.next_cursor
+    )
+
+
+@router.get(f"{API}/verify", tags=["audit"], response_model=VerifyView)
+def api_verify(session: SessionDep, actor: AuditorDep) -> VerifyView:
+    """Recompute the hash chain and check every signed checkpoint (audited)."""
+    return VerifyView(**review.verify_log(session, actor=actor).as_json())
+
+
+@router.get(f"{API}/export", tags=["audit"])
+def api_export(
+    session: SessionDep,
+    actor: AuditorDep,
+    format: Annotated[str, Query(max_length=10)] = "fhir",  # noqa: A002 - API.md's name
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+) -> StreamingResponse:
+    """Stream FHIR R4 AuditEvent NDJSON or CSV; the export is audited before it starts."""
+    flt = review.check_export(format, since, until)
+    review.record_export(session, actor=actor, fmt=format, flt=flt)
+    media = "application/fhir+ndjson" if format == "fhir" else "text/csv; charset=utf-8"
+    name = "audit-events." + ("ndjson" if format == "fhir" else "csv")
+    return StreamingResponse(
+        review.export_lines(format, flt),
+        media_type=media,
+        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# ---------------------------------------------------------------- pages
+
+
+def _search_page(
+    request: Request,
+    session: Session,
+    actor: Principal,
+    flt: review.EventFilter,
+    *,
+    cursor: str | None = None,
+    searched: bool = False,
+    error: AppError | None = None,
+) -> Response:
+    page: review.Page | None = None
+    message: str | None = error.message if error else None
+    status = error.status_code if error else 200
+    if searched:
+        try:
+            page = review.search(session, actor=actor, flt=flt, limit=50, cursor=cursor)
+        except AppError as exc:
+            session.rollback()
+            message, status = exc.message, exc.status_code
+            details = "; ".join(str(d.get("msg", "")) for d in exc.details if isinstance(d, dict))
+            if details:
+                message = f"{message} {details}"
+    context = {
+        "flt": flt,
+        "page": page,
+        "error": message,
+        "actions": [a.value for a in audit_service.Action],
+        "outcomes": [o.value for o in audit_service.Outcome],
+    }
+    block = "results" if searched and is_htmx(request) else None
+    resp = render(request, "audit/search.html", context, block=block, status_code=status)
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@router.get("/compliance", response_class=HTMLResponse)
+def compliance_home(request: Request, session: SessionDep, actor: ComplianceDep) -> Response:
+    """The audit log search form (results come from a POST: an MRN never enters a URL)."""
+    return _search_page(request, session, actor, review.EventFilter())
+
+
+def _dt(value: str) -> datetime | None:
+    if not value.strip():
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise AppError(
+            "Dates are YYYY-MM-DD or YYYY-MM-DDTHH:MM.", status_code=422, code="bad_date"
+        ) from None
+
+
+@router.post("/compliance/search", response_class=HTMLResponse)
+def compliance_search(
+    request: Request,
+    session: SessionDep,
+    actor: ComplianceDep,
+    actor_name: Annotated[str, Form(alias="actor", max_length=100)] = "",
+    mrn: Annotated[str, Form(max_length=100)] = "",
+    work_item: Annotated[str, Form(max_length=20)] = "",
+    action: Annotated[str, Form(max_length=40)] = "",
+    outcome: Annotated[str, Form(max_length=10)] = "",
+    since: Annotated[str, Form(max_length=40)] = "",
+    until: Annotated[str, Form(max_length=40)] = "",
+    cursor: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Search results with keyset pagination ("Older events" posts the cursor back)."""
+    flt = review.EventFilter(actor=actor_name, patient_mrn=mrn, action=action, outcome=outcome)
+    try:
+        if work_item.strip():
+            if not work_item.strip().isdigit():
+                raise AppError("A work item is a number.", status_code=422, code="bad_work_item")
+            flt.work_item = int(work_item)
+        flt.since, flt.until = _dt(since), _dt(until)
+    except AppError as exc:
+        return _search_page(request, session, actor, flt, error=exc)
+    return _search_page(request, session, actor, flt, cursor=cursor or None, searched=True)
+
+
+@router.post("/compliance/patient", response_class=HTMLResponse)
+def compliance_patient(
+    request: Request,
+    session: SessionDep,
+    actor: ComplianceDep,
+    mrn: Annotated[str, Form(min_length=1, max_length=100)],
+) -> Response:
+    """Per-patient access report: everyone who touched this patient's records."""
+    report = review.patient_report(session, actor=actor, mrn=mrn)
+    resp = render(request, "audit/patient.html", {"report": report})
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@router.get("/compliance/patient", response_class=HTMLResponse)
+def compliance_patient_form(request: Request, _: ComplianceDep) -> Response:
+    """The MRN form of the per-patient access report."""
+    return render(request, "audit/patient.html", {"report": None})
+
+
+@router.get("/compliance/users/{username}", response_class=HTMLResponse)
+def compliance_user(
+    request: Request,
+    session: SessionDep,
+    actor: ComplianceDep,
+    username: str,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> Response:
+    """Per-user activity report over the last `days` days."""
+    since, until = review.default_window(days)
+    report = review.user_report(session, actor=actor, username=username, since=since, until=until)
+    resp = render(request, "audit/user.html", {"report": report, "days": days})
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@router.get("/compliance/flags", response_class=HTMLResponse)
+def compliance_flags(
+    request: Request,
+    session: SessionDep,
+    actor: ComplianceDep,
+    days: Annotated[int, Query(ge=1, le=92)] = 7,
+) -> Response:
+    """Flags for review: emergency access, access outside leases, odd hours, refusals."""
+    since, until = review.default_window(days)
+    flags = review.review_flags(session, actor=actor, since=since, until=until)
+    resp = render(
+        request,
+        "audit/flags.html",
+        {"flags": flags, "days": days, "titles": review.FLAG_TITLES, "since": since},
+    )
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@router.get("/compliance/verify", response_class=HTMLResponse)
+def compliance_verify(request: Request, session: SessionDep, actor: ComplianceDep) -> Response:
+    """The chain's verification status (recomputed now); htmx refreshes the status box."""
+    report = review.verify_log(session, actor=actor)
+    block = "verify_status" if is_htmx(request) else None
+    return render(
+        request,
+        "audit/verify.html",
+        {"report": report, "checked_at": datetime.now().astimezone()},
+        block=block,
+    )

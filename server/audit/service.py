@@ -22,6 +22,7 @@ class Action(StrEnum):
     sign_in = "sign-in"
     sign_in_failed = "sign-in-failed"
     sign_out = "sign-out"
+    lockout = "lockout"  # too many failed sign-ins: the account is locked for a while
     session_timeout = "session-timeout"
     view_record = "view-record"
     claim = "claim"

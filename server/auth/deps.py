@@ -11,7 +11,7 @@ import threading
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlmodel import Session
 
 from server.audit import service as audit_service
@@ -23,6 +23,10 @@ from server.db import SESSION
 from server.errors import Forbidden, NotAuthenticated
 
 SessionDep = Annotated[Session, SESSION]
+
+# A row id in a path: bounded to what a database integer key can hold, so that an absurd id
+# answers 422 instead of overflowing the driver (SQLite and PostgreSQL keys are 64-bit).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

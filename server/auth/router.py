@@ -12,6 +12,7 @@ from server.auth import service as auth_service
 from server.auth.deps import (
     Anyone,
     RequireRole,
+    RowId,
     SessionDep,
     SignedIn,
     check_origin,
@@ -166,7 +167,7 @@ def admin_create_user(
 def admin_set_roles(
     session: SessionDep,
     principal: AdminDep,
-    user_id: int,
+    user_id: RowId,
     roles: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """Replace a user's roles."""
@@ -175,14 +176,14 @@ def admin_set_roles(
 
 
 @router.post("/admin/users/{user_id}/disable")
-def admin_disable(session: SessionDep, principal: AdminDep, user_id: int) -> Response:
+def admin_disable(session: SessionDep, principal: AdminDep, user_id: RowId) -> Response:
     """Disable an account and end its sessions."""
     auth_service.set_active(session, actor=principal, user_id=user_id, active=False)
     return RedirectResponse("/admin/users", status_code=303)
 
 
 @router.post("/admin/users/{user_id}/enable")
-def admin_enable(session: SessionDep, principal: AdminDep, user_id: int) -> Response:
+def admin_enable(session: SessionDep, principal: AdminDep, user_id: RowId) -> Response:
     """Enable an account (and clear a lockout)."""
     auth_service.set_active(session, actor=principal, user_id=user_id, active=True)
     return RedirectResponse("/admin/users", status_code=303)
@@ -190,7 +191,7 @@ def admin_enable(session: SessionDep, principal: AdminDep, user_id: int) -> Resp
 
 @router.post("/admin/users/{user_id}/reset-totp", response_class=HTMLResponse)
 def admin_reset_totp(
-    request: Request, session: SessionDep, principal: AdminDep, user_id: int
+    request: Request, session: SessionDep, principal: AdminDep, user_id: RowId
 ) -> Response:
     """Issue a new TOTP secret; the new otpauth URI is shown once."""
     uri = auth_service.reset_totp(session, actor=principal, user_id=user_id)

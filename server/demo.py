@@ -66,3 +66,12 @@ def prepare(roles: list[str]) -> list[tuple[str, str, str]]:
 
 # Later domains register sample-data loaders here (keyring, Synthea charts, routing rules).
 DEMO_HOOKS: list = []  # type: ignore[type-arg]
+
+
+def _sample_encounters() -> None:
+    from server.records.demo import load_sample_encounters
+
+    load_sample_encounters()
+
+
+DEMO_HOOKS.append(_sample_encounters)

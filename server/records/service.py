@@ -11,17 +11,18 @@ and never commit.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.config import get_settings
-from server.errors import AppError, NotFound
+from server.errors import AppError, NotFound, ValidationFailed
 from server.keyring import Keyring, load_keyring
 from server.models import (
     DataKey,
@@ -30,14 +31,14 @@ from server.models import (
     Patient,
     Queue,
     Role,
-    RoutingRule,
     Scope,
     Status,
     WorkItem,
     WorkItemEvent,
 )
 from server.models.base import utcnow
-from server.records import crypto
+from server.records import crypto, fhir
+from server.records.routing import route
 from server.records.schemas import (
     AddressView,
     BillingPatientView,
@@ -51,7 +52,6 @@ from server.records.schemas import (
     RecordView,
 )
 
-DEFAULT_QUEUE = "default"
 VIEWS = ("coding", "billing")
 BILLING_STATUSES = (Status.ready_for_billing, Status.billed)
 
@@ -67,57 +67,6 @@ def normalise_mrn(mrn: str) -> str:
 def mrn_index(mrn: str, *, keyring: Keyring | None = None) -> str:
     """The blind index of an MRN (HMAC-SHA256 under the keyring's separate index key)."""
     return (keyring or load_keyring()).blind_index(normalise_mrn(mrn))
-
-
-# ---------------------------------------------------------------- routing
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where a new encounter goes."""
-
-    queue_id: int
-    queue: str
-    priority: int
-
-
-def _matches(rule_value: str | None, value: str | None) -> bool:
-    if rule_value is None or rule_value == "":
-        return True
-    return value is not None and rule_value.strip().casefold() == value.strip().casefold()
-
-
-def route(
-    session: Session,
-    *,
-    facility: str | None,
-    encounter_class: str,
-    service_type: str | None,
-    payer_class: str | None,
-) -> Route:
-    """The first active rule (by position, then id) whose filled fields all match; else default."""
-    rows = session.exec(
-        select(RoutingRule, Queue)
-        .join(Queue, col(Queue.id) == col(RoutingRule.queue_id))
-        .where(col(RoutingRule.is_active).is_(True))
-        .order_by(col(RoutingRule.position), col(RoutingRule.id))
-    ).all()
-    for rule, queue in rows:
-        if (
-            _matches(rule.facility, facility)
-            and _matches(rule.encounter_class, encounter_class)
-            and _matches(rule.service_type, service_type)
-            and _matches(rule.payer_class, payer_class)
-        ):
-            assert queue.id is not None  # noqa: S101
-            return Route(queue_id=queue.id, queue=queue.name, priority=rule.priority)
-    default = session.exec(select(Queue).where(Queue.name == DEFAULT_QUEUE)).first()
-    if default is None:
-        default = Queue(name=DEFAULT_QUEUE, description="Encounters no routing rule places.")
-        session.add(default)
-        session.flush()
-    assert default.id is not None  # noqa: S101
-    return Route(queue_id=default.id, queue=default.name, priority=0)
 
 
 # ---------------------------------------------------------------- create
@@ -163,11 +112,25 @@ def create_encounter(session: Session, *, actor: Principal, data: EncounterIn) -
     """Seal and store one encounter and its `ready` work item; `duplicate` if already here.
 
     The one creation path behind FHIR ingest, JSON ingest, `chartdesk import`, the demo and
-    the test factories. Audited as `ingest` with ids only.
+    the test factories. Audited as `ingest` with ids only. (source system, external id) is
+    unique: a concurrent sender of the same encounter gets `duplicate`, never a second item.
     """
     existing = _existing(session, source_system=data.source_system, external_id=data.external_id)
     if existing is not None:
         return existing
+    try:
+        with session.begin_nested():
+            return _insert(session, actor=actor, data=data)
+    except IntegrityError:
+        existing = _existing(
+            session, source_system=data.source_system, external_id=data.external_id
+        )
+        if existing is None:
+            raise
+        return existing
+
+
+def _insert(session: Session, *, actor: Principal, data: EncounterIn) -> IngestedItem:
     keyring = load_keyring()
     index = mrn_index(data.patient.mrn, keyring=keyring)
     patient = _patient(session, source_system=data.source_system, index=index)
@@ -481,3 +444,120 @@ def open_record(
         hints=HintsView.model_validate(hints),
         payer=payer,
     )
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def _safe_errors(exc: ValidationError, *, prefix: list[str | int]) -> list[dict[str, Any]]:
+    """Pydantic errors as location and message only (their `input` may hold patient data)."""
+    return [
+        {"loc": [*prefix, *[str(p) for p in e.get("loc", ())]], "msg": str(e.get("msg", ""))}
+        for e in exc.errors()
+    ]
+
+
+def validate_encounter(payload: Any) -> EncounterIn:
+    """Our JSON form as `EncounterIn`, or ValidationFailed listing every problem."""
+    try:
+        return EncounterIn.model_validate(payload)
+    except ValidationError as exc:
+        details = _safe_errors(exc, prefix=[])
+        raise ValidationFailed(
+            f"The encounter has {len(details)} problem(s); nothing was stored.", details=details
+        ) from None
+
+
+def ingest_fhir(session: Session, *, actor: Principal, bundle: Any) -> list[IngestedItem]:
+    """Every Encounter of a FHIR bundle, all or nothing (ValidationFailed stores nothing)."""
+    return ingest_encounters(session, actor=actor, encounters=fhir.parse_bundle(bundle))
+
+
+def ingest_json(session: Session, *, actor: Principal, payload: Any) -> list[IngestedItem]:
+    """One encounter in Chartdesk's JSON form."""
+    return [create_encounter(session, actor=actor, data=validate_encounter(payload))]
+
+
+# ---------------------------------------------------------------- key rotation, purge
+
+
+def pending_rewrap(session: Session, *, keyring: Keyring | None = None) -> int:
+    """How many live data keys are not yet wrapped by the primary key."""
+    primary = (keyring or load_keyring()).primary_wrapping_id
+    count = session.exec(
+        select(func.count())
+        .select_from(DataKey)
+        .where(DataKey.kek_id != primary, col(DataKey.wrapped).is_not(None))
+    ).one()
+    return int(count)
+
+
+def rewrap_batch(session: Session, *, limit: int = 500, keyring: Keyring | None = None) -> int:
+    """Re-wrap up to `limit` data keys under the primary key; returns how many were done.
+
+    Data is not re-encrypted: each key is unwrapped with the KEK that wrapped it (still in the
+    keyring) and wrapped again under the primary. Run batches until it returns 0; stopping
+    half way is safe, since what is left is simply what is not yet under the primary.
+    """
+    ring = keyring or load_keyring()
+    primary = ring.primary_wrapping_id
+    keys = session.exec(
+        select(DataKey)
+        .where(DataKey.kek_id != primary, col(DataKey.wrapped).is_not(None))
+        .order_by(col(DataKey.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for dk in keys:
+        assert dk.id is not None  # noqa: S101
+        plain = crypto.unwrap(ring, data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)
+        dk.kek_id, dk.wrapped = crypto.wrap(ring, plain, data_key_id=dk.id)
+        session.add(dk)
+    session.flush()
+    return len(keys)
+
+
+def _billed_at(session: Session, item: WorkItem) -> datetime:
+    at = session.exec(
+        select(func.max(WorkItemEvent.at)).where(
+            WorkItemEvent.work_item_id == item.id, WorkItemEvent.to_status == Status.billed
+        )
+    ).one()
+    return at if isinstance(at, datetime) else item.updated_at
+
+
+def purge_billed_before(session: Session, *, actor: Principal, before: datetime) -> list[int]:
+    """Crypto-shred billed encounters billed before `before`: destroy their data keys.
+
+    Metadata, work items and the audit log stay; the sealed content can never be opened
+    again (`open_record` answers RecordPurged). Returns the purged work item ids; each purge
+    is audited (ids only).
+    """
+    rows = session.exec(
+        select(WorkItem, Encounter, DataKey)
+        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
+        .join(DataKey, col(DataKey.id) == col(Encounter.data_key_id))
+        .where(WorkItem.status == Status.billed, col(DataKey.wrapped).is_not(None))
+        .order_by(col(WorkItem.id))
+    ).all()
+    purged = []
+    now = utcnow()
+    for item, encounter, dk in rows:
+        if _billed_at(session, item) >= before:
+            continue
+        dk.wrapped = None
+        dk.destroyed_at = now
+        session.add(dk)
+        assert item.id is not None  # noqa: S101
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.purge,
+            patient_id=encounter.patient_id,
+            work_item_id=item.id,
+            purpose=None,
+            detail=f"encounter={encounter.id} data_key={dk.id}",
+        )
+        purged.append(item.id)
+    session.flush()
+    return purged

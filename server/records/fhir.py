@@ -1,0 +1,459 @@
+"""FHIR R4 bundles (as Synthea writes them) to `EncounterIn`: every problem, with its place.
+
+Used: Patient; Encounter; notes from DocumentReference attachments and DiagnosticReport
+presentedForm (base64, linked to their Encounter by reference; the same text twice is kept
+once); Condition, Procedure and Claim as coding hints; Coverage (or the Claim's insurance)
+for the payer. Every other resource type is skipped. Nothing here stores anything: the
+parser either returns every encounter of the bundle or raises ValidationFailed listing every
+problem as {"loc": ["entry", i, "resource", field...], "msg": ...}, and never echoes values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from server.errors import ValidationFailed
+from server.records.schemas import EncounterIn
+
+BUNDLE_TYPES = ("transaction", "batch", "collection", "searchset", "message")
+# v3 ActCode encounter classes. Professional fee billing is chosen by a routing rule.
+CLASS_MAP = {
+    "IMP": "inpatient",
+    "ACUTE": "inpatient",
+    "NONAC": "inpatient",
+    "SS": "inpatient",
+    "EMER": "emergency",
+    "AMB": "outpatient",
+    "OBSENC": "outpatient",
+    "VR": "outpatient",
+    "HH": "outpatient",
+    "FLD": "outpatient",
+    "PRENC": "outpatient",
+}
+DEFAULT_SOURCE = "urn:chartdesk:fhir-resource-id"
+SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
+
+
+Loc = list[str | int]
+
+
+@dataclass
+class _Problems:
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, loc: Loc, msg: str) -> None:
+        self.items.append({"loc": loc, "msg": msg})
+
+
+def _entry_loc(index: int, *path: str | int) -> Loc:
+    return ["entry", index, "resource", *path]
+
+
+def _first_coding(concept: Any) -> dict[str, Any]:
+    if isinstance(concept, dict):
+        codings = concept.get("coding")
+        if isinstance(codings, list) and codings and isinstance(codings[0], dict):
+            return codings[0]
+    return {}
+
+
+def _concept_text(concept: Any) -> str | None:
+    if not isinstance(concept, dict):
+        return None
+    text = concept.get("text") or _first_coding(concept).get("display")
+    return str(text) if text else None
+
+
+def _hint(concept: Any) -> dict[str, Any] | None:
+    coding = _first_coding(concept)
+    if not coding.get("code"):
+        return None
+    return {
+        "system": coding.get("system"),
+        "code": str(coding["code"]),
+        "display": coding.get("display") or _concept_text(concept),
+    }
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("reference"), str):
+        return str(value["reference"])
+    return None
+
+
+def _person_name(names: Any) -> str | None:
+    if not isinstance(names, list) or not names:
+        return None
+    chosen = next(
+        (n for n in names if isinstance(n, dict) and n.get("use") == "official"), names[0]
+    )
+    if not isinstance(chosen, dict):
+        return None
+    if chosen.get("text"):
+        return str(chosen["text"])
+    parts = [str(g) for g in chosen.get("given") or []]
+    if chosen.get("family"):
+        parts.append(str(chosen["family"]))
+    return " ".join(parts) or None
+
+
+def _id_type(identifier: dict[str, Any]) -> str | None:
+    code = _first_coding(identifier.get("type")).get("code")
+    return str(code) if code else None
+
+
+def _patient(index: int, res: dict[str, Any], problems: _Problems) -> dict[str, Any] | None:
+    identifiers = [i for i in res.get("identifier") or [] if isinstance(i, dict) and i.get("value")]
+    mrn = next((i["value"] for i in identifiers if _id_type(i) == "MR"), None) or res.get("id")
+    name = _person_name(res.get("name"))
+    start = len(problems.items)
+    if not mrn:
+        problems.add(_entry_loc(index, "identifier"), "no medical record number (type MR) or id")
+    if not name:
+        problems.add(_entry_loc(index, "name"), "the patient has no name")
+    birth = res.get("birthDate")
+    if birth is not None and (not isinstance(birth, str) or len(birth) < 4):
+        problems.add(_entry_loc(index, "birthDate"), "not a FHIR date")
+    if len(problems.items) > start:
+        return None
+    ssn = next(
+        (i["value"] for i in identifiers if _id_type(i) == "SS" or i.get("system") == SSN_SYSTEM),
+        None,
+    )
+    others = [
+        {"type": _id_type(i), "system": i.get("system"), "value": str(i["value"])}
+        for i in identifiers
+        if _id_type(i) not in ("MR", "SS") and i.get("system") != SSN_SYSTEM
+    ]
+    phone = next(
+        (
+            t.get("value")
+            for t in res.get("telecom") or []
+            if isinstance(t, dict) and t.get("system") == "phone"
+        ),
+        None,
+    )
+    address = None
+    addresses = res.get("address")
+    if isinstance(addresses, list) and addresses and isinstance(addresses[0], dict):
+        a = addresses[0]
+        address = {
+            "line": [str(x) for x in a.get("line") or []],
+            "city": a.get("city"),
+            "state": a.get("state"),
+            "postal_code": a.get("postalCode"),
+            "country": a.get("country"),
+        }
+    return {
+        "mrn": str(mrn),
+        "name": name,
+        "birth_date": birth[:10] if isinstance(birth, str) and len(birth) >= 10 else None,
+        "sex": res.get("gender"),
+        "ssn": ssn,
+        "phone": phone,
+        "address": address,
+        "identifiers": others,
+    }
+
+
+def payer_class(payer_name: str | None) -> str | None:
+    """The payer class used for routing, from the payer's name (Synthea's names)."""
+    if not payer_name:
+        return None
+    lowered = payer_name.casefold()
+    if lowered in ("no_insurance", "no insurance", "self pay", "self-pay"):
+        return "self-pay"
+    for known in ("medicare", "medicaid", "tricare"):
+        if known in lowered:
+            return known
+    return "commercial"
+
+
+def _decode(index: int, loc: Loc, data: Any, problems: _Problems) -> str | None:
+    if not isinstance(data, str):
+        problems.add(_entry_loc(index, *loc), "no base64 data")
+        return None
+    try:
+        return base64.b64decode(data, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        problems.add(_entry_loc(index, *loc), "not valid base64-encoded UTF-8 text")
+        return None
+
+
+@dataclass
+class _Enc:
+    index: int
+    resource: dict[str, Any]
+    patient_ref: str
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    procedures: list[dict[str, Any]] = field(default_factory=list)
+    claim_lines: list[dict[str, Any]] = field(default_factory=list)
+    payer: dict[str, Any] | None = None
+
+
+def _resource_keys(entry: dict[str, Any], res: dict[str, Any]) -> list[str]:
+    keys = []
+    if isinstance(entry.get("fullUrl"), str):
+        keys.append(entry["fullUrl"])
+    if res.get("id"):
+        keys.append(f"{res.get('resourceType')}/{res['id']}")
+    return keys
+
+
+def _add_note(enc: _Enc, note: dict[str, Any]) -> None:
+    if any(d["text"] == note["text"] for d in enc.documents):
+        return
+    enc.documents.append(note)
+
+
+def parse_bundle(bundle: Any) -> list[EncounterIn]:
+    """Every Encounter of a FHIR R4 bundle as `EncounterIn`, or ValidationFailed (all problems)."""
+    problems = _Problems()
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise ValidationFailed(
+            "Not a FHIR Bundle.", details=[{"loc": ["resourceType"], "msg": "must be 'Bundle'"}]
+        )
+    if bundle.get("type") not in BUNDLE_TYPES:
+        problems.add(["type"], f"bundle type must be one of {', '.join(BUNDLE_TYPES)}")
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        raise ValidationFailed(
+            "The bundle has no entries.", details=[{"loc": ["entry"], "msg": "must be a list"}]
+        )
+
+    resources: list[tuple[int, dict[str, Any]]] = []
+    by_ref: dict[str, tuple[int, dict[str, Any]]] = {}
+    for index, entry in enumerate(entries):
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+            problems.add(["entry", index, "resource"], "not a FHIR resource")
+            continue
+        resources.append((index, res))
+        for key in _resource_keys(entry, res):
+            by_ref[key] = (index, res)
+
+    def resolve(ref: str | None, kind: str) -> tuple[int, dict[str, Any]] | None:
+        found = by_ref.get(ref) if ref else None
+        if found is None or found[1].get("resourceType") != kind:
+            return None
+        return found
+
+    patients: dict[int, dict[str, Any] | None] = {}
+    for index, res in resources:
+        if res["resourceType"] == "Patient":
+            patients[index] = _patient(index, res, problems)
+
+    encounters: dict[int, _Enc] = {}
+    for index, res in resources:
+        if res["resourceType"] != "Encounter":
+            continue
+        subject = _ref(res.get("subject"))
+        if subject is None:
+            problems.add(_entry_loc(index, "subject"), "the encounter has no subject (Patient)")
+            continue
+        if resolve(subject, "Patient") is None:
+            problems.add(
+                _entry_loc(index, "subject", "reference"),
+                "refers to a Patient that is not in the bundle",
+            )
+            continue
+        code = (res.get("class") or {}).get("code") if isinstance(res.get("class"), dict) else None
+        if code not in CLASS_MAP:
+            problems.add(
+                _entry_loc(index, "class", "code"),
+                f"encounter class must be one of {', '.join(sorted(CLASS_MAP))}",
+            )
+        encounters[index] = _Enc(index=index, resource=res, patient_ref=subject)
+
+    def encounter_of(ref: str | None) -> _Enc | None:
+        # None also for an Encounter of the bundle that has problems of its own (listed).
+        found = resolve(ref, "Encounter")
+        return encounters.get(found[0]) if found else None
+
+    coverages: dict[str, dict[str, Any]] = {}  # patient index key -> payer
+    for index, res in resources:
+        kind = res["resourceType"]
+        if kind == "DocumentReference":
+            refs = [
+                _ref(c)
+                for c in ((res.get("context") or {}).get("encounter") or [])
+                if isinstance(c, dict)
+            ]
+            enc = next((e for e in map(encounter_of, refs) if e is not None), None)
+            if refs and all(resolve(r, "Encounter") is None for r in refs):
+                problems.add(
+                    _entry_loc(index, "context", "encounter"),
+                    "refers to an Encounter that is not in the bundle",
+                )
+                continue
+            for n, content in enumerate(res.get("content") or []):
+                attachment = content.get("attachment") if isinstance(content, dict) else None
+                if not isinstance(attachment, dict) or "data" not in attachment:
+                    continue  # a URL-only attachment: nothing to keep
+                text = _decode(
+                    index, ["content", n, "attachment", "data"], attachment["data"], problems
+                )
+                if text and enc is not None:
+                    _add_note(
+                        enc,
+                        {
+                            "title": _concept_text(res.get("type")) or res.get("description"),
+                            "type": _first_coding(res.get("type")).get("code"),
+                            "date": res.get("date"),
+                            "text": text,
+                        },
+                    )
+        elif kind == "DiagnosticReport" and res.get("presentedForm"):
+            ref = _ref(res.get("encounter"))
+            enc = encounter_of(ref)
+            if ref and resolve(ref, "Encounter") is None:
+                problems.add(
+                    _entry_loc(index, "encounter"),
+                    "refers to an Encounter that is not in the bundle",
+                )
+                continue
+            for n, form in enumerate(res.get("presentedForm") or []):
+                if not isinstance(form, dict) or "data" not in form:
+                    continue
+                text = _decode(index, ["presentedForm", n, "data"], form["data"], problems)
+                if text and enc is not None:
+                    _add_note(
+                        enc,
+                        {
+                            "title": _concept_text(res.get("code")),
+                            "type": _first_coding(res.get("code")).get("code"),
+                            "date": res.get("effectiveDateTime") or res.get("issued"),
+                            "text": text,
+                        },
+                    )
+        elif kind in ("Condition", "Procedure"):
+            enc = encounter_of(_ref(res.get("encounter")))
+            hint = _hint(res.get("code"))
+            if enc is not None and hint is not None:
+                (enc.conditions if kind == "Condition" else enc.procedures).append(hint)
+        elif kind == "Coverage":
+            beneficiary = _ref(res.get("beneficiary"))
+            payor = res.get("payor")
+            name = (
+                payor[0].get("display")
+                if isinstance(payor, list) and payor and isinstance(payor[0], dict)
+                else None
+            )
+            if beneficiary:
+                coverages[beneficiary] = {
+                    "name": name or _concept_text(res.get("type")),
+                    "member_id": res.get("subscriberId")
+                    or next(
+                        (
+                            i.get("value")
+                            for i in res.get("identifier") or []
+                            if isinstance(i, dict)
+                        ),
+                        None,
+                    ),
+                }
+
+    for _index, res in resources:
+        if res["resourceType"] != "Claim":
+            continue
+        refs = [
+            _ref(e)
+            for item in res.get("item") or []
+            if isinstance(item, dict)
+            for e in item.get("encounter") or []
+        ]
+        enc = next((e for e in map(encounter_of, refs) if e is not None), None)
+        if enc is None:
+            continue
+        for item in res.get("item") or []:
+            hint = _hint(item.get("productOrService")) if isinstance(item, dict) else None
+            if hint is not None:
+                enc.claim_lines.append(hint)
+        for ins in res.get("insurance") or []:
+            coverage = ins.get("coverage") if isinstance(ins, dict) else None
+            if not isinstance(coverage, dict):
+                continue
+            linked = resolve(_ref(coverage), "Coverage")
+            if linked is not None:
+                beneficiary = _ref(linked[1].get("beneficiary"))
+                if beneficiary in coverages:
+                    enc.payer = coverages[beneficiary]
+                    break
+            if coverage.get("display"):
+                enc.payer = {"name": coverage["display"], "member_id": None}
+                break
+
+    out: list[EncounterIn] = []
+    for enc in encounters.values():
+        patient_entry = resolve(enc.patient_ref, "Patient")
+        assert patient_entry is not None  # noqa: S101
+        patient = patients.get(patient_entry[0])
+        if patient is None:
+            continue  # its problems are already listed
+        payer = enc.payer or coverages.get(enc.patient_ref)
+        res = enc.resource
+        identifiers = [i for i in res.get("identifier") or [] if isinstance(i, dict)]
+        ident = next((i for i in identifiers if i.get("use") == "official"), None) or (
+            identifiers[0] if identifiers else None
+        )
+        if ident and ident.get("value"):
+            source, external = ident.get("system") or DEFAULT_SOURCE, ident["value"]
+        else:
+            source, external = DEFAULT_SOURCE, res.get("id")
+        if not external:
+            problems.add(
+                _entry_loc(enc.index, "identifier"), "the encounter has no identifier or id"
+            )
+            continue
+        period: dict[str, Any] = res["period"] if isinstance(res.get("period"), dict) else {}
+        service = _first_coding(res.get("serviceType")).get("code") or _first_coding(
+            (res.get("type") or [None])[0] if isinstance(res.get("type"), list) else None
+        ).get("code")
+        facility = (
+            (res.get("serviceProvider") or {}).get("display")
+            if isinstance(res.get("serviceProvider"), dict)
+            else None
+        )
+        if not facility:
+            locations = res.get("location")
+            if isinstance(locations, list) and locations and isinstance(locations[0], dict):
+                facility = (locations[0].get("location") or {}).get("display")
+        code = str((res.get("class") or {}).get("code"))
+        raw = {
+            "source_system": source,
+            "external_id": str(external),
+            "class": CLASS_MAP.get(code, "outpatient"),
+            "facility": facility,
+            "service_type": service,
+            "payer_class": payer_class(payer.get("name") if payer else None),
+            "start": period.get("start"),
+            "end": period.get("end"),
+            "patient": patient,
+            "payer": payer,
+            "documents": enc.documents,
+            "hints": {
+                "conditions": enc.conditions,
+                "procedures": enc.procedures,
+                "claim_lines": enc.claim_lines,
+            },
+        }
+        try:
+            out.append(EncounterIn.model_validate(raw))
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.add(
+                    _entry_loc(enc.index, *[str(p) for p in error.get("loc", ())]),
+                    str(error.get("msg", "")),
+                )
+    if problems.items:
+        raise ValidationFailed(
+            f"The bundle has {len(problems.items)} problem(s); nothing was stored.",
+            details=problems.items,
+        )
+    return out

@@ -26,6 +26,13 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(queue_app, name="queue")
 
+# Records domain commands: `import`, `keys rotate`, `records purge`.
+from server.records import cli as records_cli  # noqa: E402
+
+app.command("import")(records_cli.import_paths)
+keys_app.command("rotate")(records_cli.keys_rotate)
+app.add_typer(records_cli.records_app, name="records")
+
 err = Console(stderr=True)
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     audit_work_hours: tuple[int, int] = (6, 20)  # sign-ins outside [start, end) are flagged
     audit_denied_threshold: int = Field(default=5, ge=1)  # refusals per user per day
     audit_view_claim_ratio: float = Field(default=2.0, ge=1)  # views > ratio x claims + 5
+    # Benchmark only (issue 8): records sealed and opened without encryption, so `make bench`
+    # can measure the cipher's cost. Honoured only in development; refused in production.
+    bench_null_cipher: bool = False
+
+    @model_validator(mode="after")
+    def _no_null_cipher_in_production(self) -> Settings:
+        if self.bench_null_cipher and self.env == "production":
+            raise ValueError("CHARTDESK_BENCH_NULL_CIPHER is for benchmarks: refused in production")
+        return self
 
     @property
     def production(self) -> bool:

@@ -37,7 +37,8 @@ class Facts:
     """What a fixture holds that must never appear in clear at rest."""
 
     encounters: int = 0
-    names: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # each given and family name
+    full_names: list[str] = field(default_factory=list)  # "given... family"
     ssns: list[str] = field(default_factory=list)
     mrns: list[str] = field(default_factory=list)
     birth_dates: list[str] = field(default_factory=list)
@@ -66,7 +67,7 @@ def facts(bundle: dict[str, Any]) -> Facts:
             for name in res.get("name", []):
                 f.names.extend(name.get("given", []))
                 f.names.append(name["family"])
-                f.names.append(" ".join([*name.get("given", []), name["family"]]))
+                f.full_names.append(" ".join([*name.get("given", []), name["family"]]))
             for ident in res.get("identifier", []):
                 code = ident.get("type", {}).get("coding", [{}])[0].get("code")
                 if code == "SS":

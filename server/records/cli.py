@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from server.errors import AppError
 
 records_app = typer.Typer(help="Manage encounter records.", no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from server.auth.deps import RequireRole, RequireScope, SessionDep
+from server.auth.deps import RequireRole, RequireScope, RowId, SessionDep
 from server.auth.principal import Principal
 from server.errors import AppError, UnsupportedMediaType
 from server.models import Role, Scope
@@ -117,14 +117,14 @@ def api_create_rule(session: SessionDep, actor: RulesDep, body: RoutingRuleIn) -
 
 @router.put(f"{API}/routing-rules/{{rule_id}}", tags=["routing"], response_model=RoutingRuleView)
 def api_update_rule(
-    session: SessionDep, actor: RulesDep, rule_id: int, body: RoutingRuleIn
+    session: SessionDep, actor: RulesDep, rule_id: RowId, body: RoutingRuleIn
 ) -> RoutingRuleView:
     """Replace a rule."""
     return routing.update_rule(session, actor=actor, rule_id=rule_id, data=body)
 
 
 @router.delete(f"{API}/routing-rules/{{rule_id}}", tags=["routing"], status_code=204)
-def api_delete_rule(session: SessionDep, actor: RulesDep, rule_id: int) -> Response:
+def api_delete_rule(session: SessionDep, actor: RulesDep, rule_id: RowId) -> Response:
     """Remove a rule."""
     routing.delete_rule(session, actor=actor, rule_id=rule_id)
     return Response(status_code=204)
@@ -182,7 +182,7 @@ def routing_add(
 
 
 @router.post("/routing/{rule_id}/delete", response_class=HTMLResponse)
-def routing_delete(session: SessionDep, actor: RulesDep, rule_id: int) -> Response:
+def routing_delete(session: SessionDep, actor: RulesDep, rule_id: RowId) -> Response:
     """Remove a rule from the page."""
     routing.delete_rule(session, actor=actor, rule_id=rule_id)
     return RedirectResponse("/routing", status_code=303)

@@ -365,87 +365,98 @@ def _bad(seq: int | None, event_id: int | None, reason: str) -> dict[str, Any]:
     return {"seq": seq, "event_id": event_id, "reason": reason}
 
 
-def verify(*, engine: Engine | None = None, keyring: Keyring | None = None) -> VerifyReport:
+def verify(
+    *,
+    engine: Engine | None = None,
+    keyring: Keyring | None = None,
+    connection: Connection | None = None,
+) -> VerifyReport:
     """Recompute the chain, check every checkpoint signature, report the first break.
 
     The first break is named by its chain position (`seq`) and event id: an altered,
     reordered or deleted event; a row inserted into the chain; a gap; a chain that stops
     before a signed checkpoint (cut-off tail); or an event written behind the sealer.
+    `connection`: read through it (a request's own, so SQLite's write lock is no obstacle).
     """
-    engine = engine or get_engine()
     ring = keyring or load_keyring()
-    public = ring.audit_public_key
-    pg = _is_pg(engine)
-    problems: list[dict[str, Any]] = []
-    with engine.connect() as conn:
-        db_cps = [
-            Checkpoint(r.seq, r.head_hash, r.signed_at, r.key_id, r.signature, "database")
-            for r in conn.execute(select(_CP).order_by(_CP.c.seq))
-        ]
-        checkpoints = db_cps + read_checkpoint_file(get_settings().audit_checkpoint_file)
-        by_seq: dict[int, list[Checkpoint]] = {}
-        for cp in checkpoints:
-            if not cp.signature_ok(public):
-                problems.append(
-                    _bad(cp.seq or None, None, f"checkpoint in the {cp.where}: bad signature")
-                )
-            else:
-                by_seq.setdefault(cp.seq, []).append(cp)
+    if connection is not None:
+        return _verify(connection, ring)
+    with (engine or get_engine()).connect() as conn:
+        return _verify(conn, ring)
 
-        checked = 0
-        prev, prev2 = GENESIS, GENESIS
-        prev_event: int | None = None
-        last_good_cp = 0
-        for row in _chain_rows(conn, pg):
-            expected = checked + 1
-            if row.seq != expected:
-                problems.append(_bad(expected, None, "missing from the chain (a seal was removed)"))
-                break
-            if row.present is None:
-                problems.append(_bad(row.seq, row.sealed_event_id, "event deleted"))
-                break
-            h = link(prev, row)
-            if h.hex() != row.hash:
-                if row.seq > 1 and link(prev2, row).hex() == row.hash:
-                    problems.append(_bad(row.seq - 1, prev_event, "event inserted into the chain"))
-                else:
-                    problems.append(_bad(row.seq, row.id, "event altered or out of order"))
-                break
-            for cp in by_seq.get(row.seq, []):
-                if cp.head_hash != h.hex():
-                    problems.append(
-                        _bad(
-                            last_good_cp + 1,
-                            None,
-                            f"chain differs from the checkpoint signed at seq {row.seq} "
-                            f"({cp.where}): rewritten between seq {last_good_cp + 1} "
-                            f"and {row.seq}",
-                        )
-                    )
-                    break
-            else:
-                if row.seq in by_seq:
-                    last_good_cp = row.seq
-                prev2, prev = prev, h
-                prev_event = row.id
-                checked += 1
-                continue
+
+def _verify(conn: Connection, ring: Keyring) -> VerifyReport:
+    public = ring.audit_public_key
+    pg = _is_pg(conn)
+    problems: list[dict[str, Any]] = []
+    db_cps = [
+        Checkpoint(r.seq, r.head_hash, r.signed_at, r.key_id, r.signature, "database")
+        for r in conn.execute(select(_CP).order_by(_CP.c.seq))
+    ]
+    checkpoints = db_cps + read_checkpoint_file(get_settings().audit_checkpoint_file)
+    by_seq: dict[int, list[Checkpoint]] = {}
+    for cp in checkpoints:
+        if not cp.signature_ok(public):
+            problems.append(
+                _bad(cp.seq or None, None, f"checkpoint in the {cp.where}: bad signature")
+            )
+        else:
+            by_seq.setdefault(cp.seq, []).append(cp)
+
+    checked = 0
+    prev, prev2 = GENESIS, GENESIS
+    prev_event: int | None = None
+    last_good_cp = 0
+    for row in _chain_rows(conn, pg):
+        expected = checked + 1
+        if row.seq != expected:
+            problems.append(_bad(expected, None, "missing from the chain (a seal was removed)"))
             break
-        if not problems:
-            beyond = [cp for cp in checkpoints if cp.seq > checked and cp.signature]
-            if beyond:
-                top = max(beyond, key=lambda cp: cp.seq)
+        if row.present is None:
+            problems.append(_bad(row.seq, row.sealed_event_id, "event deleted"))
+            break
+        h = link(prev, row)
+        if h.hex() != row.hash:
+            if row.seq > 1 and link(prev2, row).hex() == row.hash:
+                problems.append(_bad(row.seq - 1, prev_event, "event inserted into the chain"))
+            else:
+                problems.append(_bad(row.seq, row.id, "event altered or out of order"))
+            break
+        for cp in by_seq.get(row.seq, []):
+            if cp.head_hash != h.hex():
                 problems.append(
                     _bad(
-                        checked + 1,
+                        last_good_cp + 1,
                         None,
-                        f"the chain ends at seq {checked} but a checkpoint in the {top.where} "
-                        f"covers seq {top.seq}: events were cut off",
+                        f"chain differs from the checkpoint signed at seq {row.seq} "
+                        f"({cp.where}): rewritten between seq {last_good_cp + 1} "
+                        f"and {row.seq}",
                     )
                 )
-        unsealed, behind = _unsealed(conn, pg)
-        if behind is not None and not problems:
-            problems.append(_bad(None, behind, "event written behind the sealer (not chained)"))
+                break
+        else:
+            if row.seq in by_seq:
+                last_good_cp = row.seq
+            prev2, prev = prev, h
+            prev_event = row.id
+            checked += 1
+            continue
+        break
+    if not problems:
+        beyond = [cp for cp in checkpoints if cp.seq > checked and cp.signature]
+        if beyond:
+            top = max(beyond, key=lambda cp: cp.seq)
+            problems.append(
+                _bad(
+                    checked + 1,
+                    None,
+                    f"the chain ends at seq {checked} but a checkpoint in the {top.where} "
+                    f"covers seq {top.seq}: events were cut off",
+                )
+            )
+    unsealed, behind = _unsealed(conn, pg)
+    if behind is not None and not problems:
+        problems.append(_bad(None, behind, "event written behind the sealer (not chained)"))
     return VerifyReport(
         ok=not problems,
         events_checked=checked,

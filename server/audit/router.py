@@ -30,7 +30,6 @@ AuditorDep = Annotated[
     Principal, Depends(RequireRoleOrScope(roles=(Role.compliance,), scopes=("audit",)))
 ]
 ComplianceDep = Annotated[Principal, Depends(RequireRole(Role.compliance))]
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 # ---------------------------------------------------------------- API
@@ -40,7 +39,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 def api_events(
     session: SessionDep,
     actor: AuditorDep,
-    response: Response,
     actor_name: Annotated[str | None, Query(alias="actor", max_length=100)] = None,
     patient: Annotated[str | None, Query(max_length=100, description="an MRN")] = None,
     work_item: Annotated[int | None, Query()] = None,
@@ -62,7 +60,6 @@ def api_events(
         until=until,
     )
     page = review.search(session, actor=actor, flt=flt, limit=limit, cursor=cursor)
-    response.headers.update(NO_STORE)
     return AuditEventList(
         items=[AuditEventView.of(e) for e in page.events], next_cursor=page.next_cursor
     )
@@ -90,7 +87,7 @@ def api_export(
     return StreamingResponse(
         review.export_lines(format, flt),
         media_type=media,
-        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -128,7 +125,6 @@ def _search_page(
     }
     block = "results" if searched and is_htmx(request) else None
     resp = render(request, "audit/search.html", context, block=block, status_code=status)
-    resp.headers.update(NO_STORE)
     return resp
 
 
@@ -186,7 +182,6 @@ def compliance_patient(
     """Per-patient access report: everyone who touched this patient's records."""
     report = review.patient_report(session, actor=actor, mrn=mrn)
     resp = render(request, "audit/patient.html", {"report": report})
-    resp.headers.update(NO_STORE)
     return resp
 
 
@@ -208,7 +203,6 @@ def compliance_user(
     since, until = review.default_window(days)
     report = review.user_report(session, actor=actor, username=username, since=since, until=until)
     resp = render(request, "audit/user.html", {"report": report, "days": days})
-    resp.headers.update(NO_STORE)
     return resp
 
 
@@ -227,7 +221,6 @@ def compliance_flags(
         "audit/flags.html",
         {"flags": flags, "days": days, "titles": review.FLAG_TITLES, "since": since},
     )
-    resp.headers.update(NO_STORE)
     return resp
 
 

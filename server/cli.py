@@ -20,6 +20,7 @@ user_app = typer.Typer(help="Manage people.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage service tokens.", no_args_is_help=True)
 queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keyring.", no_args_is_help=True)
+codesets_app = typer.Typer(help="Load code set files (CPT, HCPCS, PCS).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
@@ -32,6 +33,7 @@ from server.records import cli as records_cli  # noqa: E402
 app.command("import")(records_cli.import_paths)
 keys_app.command("rotate")(records_cli.keys_rotate)
 app.add_typer(records_cli.records_app, name="records")
+app.add_typer(codesets_app, name="codesets")
 
 err = Console(stderr=True)
 
@@ -205,6 +207,26 @@ def queue_sweep() -> None:
         if len(returned) < queue_service.SWEEP_BATCH:
             break
     typer.echo(f"returned {total} expired leases")
+
+
+@codesets_app.command("load")
+def codesets_load(
+    system: Annotated[str, typer.Argument(help="cpt, hcpcs or pcs")],
+    file: Annotated[Path, typer.Argument(help="The code file (CSV/TSV, or the CMS file)")],
+) -> None:
+    """Replace a code set with the codes in FILE; codes not in it are then refused."""
+    from server.coding import codesets
+    from server.db import session_scope
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    try:
+        with session_scope() as session:
+            count = codesets.load(session, system=system.upper(), path=file)
+    except AppError as exc:
+        details = "; ".join(str(d.get("msg", d)) for d in exc.details[:5] if isinstance(d, dict))
+        fail(f"{exc.message} {details}".strip())
+    typer.echo(f"loaded {count} {system.upper()} codes")
 
 
 @keys_app.command("init")

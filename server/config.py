@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     billing_attending_npi: str = "1245319599"
     billing_payer_id: str = "PAYER01"  # NM109 of loop 2010BB when the record has none
     billing_usage: Literal["P", "T"] = "T"  # ISA15: T test, P production
+    warm_code_index: bool = True  # build the ICD-10-CM search index at startup
     # Audit chain (issue 5). The sealer runs in a thread of every app process (0: off).
     audit_seal_interval_seconds: float = Field(default=0.5, ge=0)
     audit_checkpoint_events: int = Field(default=1000, ge=1)  # sign after this many events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from server.audit.chain import BackgroundSealer
 from server.auth import oidc_router
 from server.auth import router as auth_router
 from server.billing import router as billing_router
+from server.coding import codesets
 from server.coding import router as coding_router
 from server.config import PROJECT_ROOT, get_settings
 from server.db import get_engine
@@ -40,6 +42,8 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if check_migrations:
             check_current(get_engine())
+        if settings.warm_code_index:  # build the ICD-10-CM index off the request path, once
+            threading.Thread(target=codesets.icd10cm, name="icd10cm-index", daemon=True).start()
         # The audit sealer: one thread per process; a PostgreSQL advisory lock lets one
         # process seal at a time. Stops (finishing its round) when the app shuts down.
         sealer = None

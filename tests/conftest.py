@@ -28,6 +28,7 @@ from server.db import get_engine
 from tests.support.pgcluster import Cluster, find_pg_bin, free_port, start_cluster
 
 os.environ.setdefault("CHARTDESK_ENV", "development")
+os.environ.setdefault("CHARTDESK_WARM_CODE_INDEX", "false")  # built on first use instead
 os.environ.pop("CHARTDESK_DEMO_FILE", None)
 
 TEMPLATE_DB = "chartdesk_template"

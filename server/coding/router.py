@@ -1,7 +1,429 @@
-"""HTTP routes of the coding domain: pages and /api/v1 JSON."""
+"""HTTP routes of the coding domain: code entry, submit, search, QA; pages and /api/v1 JSON."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+from sqlmodel import Session
+
+from server.auth.deps import RequireRole, SessionDep
+from server.auth.principal import Principal
+from server.coding import codesets, service
+from server.coding.schemas import (
+    AccuracyView,
+    Codes,
+    DiagnosisLine,
+    ProcedureLine,
+    QaDecision,
+    QaItemView,
+    SearchHit,
+    SearchResult,
+    SubmitView,
+    ValidationView,
+)
+from server.errors import AppError, ValidationFailed
+from server.models import Role
+from server.queue import service as queue_service
+from server.web.templates import render
 
 router = APIRouter()
+
+CoderDep = Annotated[Principal, Depends(RequireRole(Role.coder))]
+SupervisorDep = Annotated[Principal, Depends(RequireRole(Role.supervisor))]
+SearcherDep = Annotated[Principal, Depends(RequireRole(Role.coder, Role.supervisor))]
+
+API = "/api/v1"
+
+
+def _view(result: service.Validation) -> ValidationView:
+    return ValidationView(errors=result.errors, warnings=result.warnings)
+
+
+# ---------------------------------------------------------------- coder API
+
+
+@router.put(f"{API}/work/{{work_item_id}}/codes", tags=["work"], response_model=ValidationView)
+def api_save_codes(
+    session: SessionDep, actor: CoderDep, work_item_id: int, body: Codes
+) -> ValidationView:
+    """Save the draft codes (even with errors) and answer the errors and warnings."""
+    return _view(service.save_codes(session, actor=actor, work_item_id=work_item_id, codes=body))
+
+
+@router.post(
+    f"{API}/work/{{work_item_id}}/submit",
+    tags=["work"],
+    response_model=SubmitView,
+    responses={422: {"description": "The saved codes have errors (listed in details)."}},
+)
+def api_submit(session: SessionDep, actor: CoderDep, work_item_id: int) -> SubmitView:
+    """Submit the saved codes: on to QA review (sampled) or billing; 422 with the errors."""
+    item, result = service.submit(session, actor=actor, work_item_id=work_item_id)
+    assert item.id is not None  # noqa: S101
+    return SubmitView(
+        id=item.id, status=item.status, coded_at=item.coded_at, warnings=result.warnings
+    )
+
+
+@router.get(f"{API}/codes/search", tags=["codes"], response_model=SearchResult)
+def api_search(
+    session: SessionDep,
+    _: SearcherDep,
+    q: Annotated[str, Query(min_length=1, max_length=100)],
+    system: Annotated[str, Query(max_length=10)] = "ICD10CM",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SearchResult:
+    """Codes by prefix (E11.) or description words (type 2 diab) in one code system."""
+    hits = codesets.search(session, system=system.upper(), query=q, limit=limit)
+    return SearchResult(items=[SearchHit(**h.__dict__) for h in hits])
+
+
+# ---------------------------------------------------------------- supervisor API
+
+
+class SamplePercent(BaseModel):
+    """Share of a queue's submitted items that go to QA review."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    percent: int = Field(ge=0, le=100)
+
+
+class TrainingFlag(BaseModel):
+    """Whether a coder is in training (every submitted item goes to QA review)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_training: bool
+
+
+@router.get(f"{API}/qa", tags=["qa"])
+def api_qa_items(session: SessionDep, _: SupervisorDep) -> dict[str, Any]:
+    """Items waiting for QA review, oldest coded first."""
+    rows = service.qa_items(session)
+    items = [
+        QaItemView(id=i.id or 0, queue=q, coded_by=u, coded_at=i.coded_at).model_dump(mode="json")
+        for i, q, u in rows
+    ]
+    return {"items": items, "next_cursor": None}
+
+
+@router.post(f"{API}/qa/{{work_item_id}}", tags=["qa"])
+def api_qa_decide(
+    session: SessionDep, actor: SupervisorDep, work_item_id: int, body: QaDecision
+) -> dict[str, Any]:
+    """Accept the coding, or correct it with new codes and a reason; the item goes to billing."""
+    item = service.qa_decide(
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        decision=body.decision,
+        reason=body.reason,
+        codes=body.codes,
+    )
+    return {"id": item.id, "status": item.status}
+
+
+@router.get(f"{API}/qa/accuracy", tags=["qa"])
+def api_accuracy(session: SessionDep, _: SupervisorDep) -> dict[str, Any]:
+    """QA accuracy per coder: reviewed, accepted, corrected, accuracy percent."""
+    items = [
+        AccuracyView(
+            coder=a.coder,
+            reviewed=a.reviewed,
+            accepted=a.accepted,
+            corrected=a.corrected,
+            accuracy_percent=a.accuracy_percent,
+        ).model_dump()
+        for a in service.accuracy(session)
+    ]
+    return {"items": items, "next_cursor": None}
+
+
+@router.put(f"{API}/queues/{{name}}/qa-sample", tags=["qa"])
+def api_qa_sample(
+    session: SessionDep, actor: SupervisorDep, name: str, body: SamplePercent
+) -> dict[str, Any]:
+    """Set the share of a queue's submitted items sampled for QA review."""
+    queue = service.set_sample_percent(session, actor=actor, queue_name=name, percent=body.percent)
+    return {"name": queue.name, "qa_sample_percent": queue.qa_sample_percent}
+
+
+@router.put(f"{API}/users/{{username}}/training", tags=["qa"])
+def api_training(
+    session: SessionDep, actor: SupervisorDep, username: str, body: TrainingFlag
+) -> dict[str, Any]:
+    """Mark a coder as in training (all their work goes to QA review) or not."""
+    user = service.set_in_training(
+        session, actor=actor, username=username, in_training=body.in_training
+    )
+    return {"username": user.username, "in_training": user.in_training}
+
+
+# ---------------------------------------------------------------- workbench fragments
+
+
+def _form_codes(
+    dx_code: list[str],
+    dx_poa: list[str],
+    px_system: list[str],
+    px_code: list[str],
+    px_modifiers: list[str],
+    px_units: list[str],
+    px_pointers: list[str],
+    px_charge: list[str],
+) -> Codes:
+    """Codes from the workbench form's parallel field lists (blank lines dropped)."""
+    diagnoses = [
+        DiagnosisLine(code=c.strip()[:10], poa=(p.strip()[:1] or None) if p else None)
+        for c, p in zip(dx_code, dx_poa + [""] * len(dx_code), strict=False)
+        if c.strip()
+    ]
+    procedures = []
+    n = len(px_code)
+
+    def pad(values: list[str]) -> list[str]:
+        return values + [""] * (n - len(values))
+
+    for system, code, mods, units, pointers, charge in zip(
+        pad(px_system),
+        px_code,
+        pad(px_modifiers),
+        pad(px_units),
+        pad(px_pointers),
+        pad(px_charge),
+        strict=False,
+    ):
+        if not code.strip():
+            continue
+        try:
+            procedures.append(
+                ProcedureLine(
+                    code=code.strip()[:10],
+                    system=(system or "CPT").upper(),
+                    modifiers=[m for m in mods.replace(",", " ").upper().split() if m][:4],
+                    units=int(units or 1),
+                    dx_pointers=[int(p) for p in pointers.replace(",", " ").split() if p.isdigit()][
+                        :4
+                    ],
+                    charge=float(charge or 0),
+                )
+            )
+        except (ValueError, PydanticValidationError) as exc:
+            raise ValidationFailed(
+                f"Procedure line {len(procedures) + 1}: units, pointers or charge are not numbers.",
+                details=[{"loc": ["procedures"], "msg": str(exc)[:200]}],
+            ) from exc
+    return Codes(diagnoses=diagnoses, procedures=procedures)
+
+
+FormList = Annotated[list[str], Form()]
+
+
+def _workbench(
+    request: Request,
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    codes: Codes,
+    problems: service.Validation | None,
+    block: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    item = queue_service.my_item(session, work_item_id=work_item_id, actor=actor)
+    return render(
+        request,
+        "coding/workbench.html",
+        {
+            "item_id": work_item_id,
+            "inpatient": service.is_inpatient(session, item),
+            "codes": codes,
+            "problems": problems,
+        },
+        block=block,
+        status_code=status_code,
+    )
+
+
+@router.get("/work/{work_item_id}/codes", response_class=HTMLResponse)
+def codes_fragment(
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: int
+) -> Response:
+    """The code entry panel of the workbench, with the saved draft and its checks."""
+    item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
+    codes = service.get_codes(session, work_item_id=work_item_id)
+    problems = service.validate(session, codes=codes, inpatient=service.is_inpatient(session, item))
+    return _workbench(
+        request,
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        codes=codes,
+        problems=problems,
+        block="code_entry",
+    )
+
+
+@router.post("/work/{work_item_id}/codes", response_class=HTMLResponse)
+def save_codes_page(
+    request: Request,
+    session: SessionDep,
+    actor: CoderDep,
+    work_item_id: int,
+    dx_code: FormList = [],  # noqa: B006 - FastAPI copies defaults
+    dx_poa: FormList = [],  # noqa: B006
+    px_system: FormList = [],  # noqa: B006
+    px_code: FormList = [],  # noqa: B006
+    px_modifiers: FormList = [],  # noqa: B006
+    px_units: FormList = [],  # noqa: B006
+    px_pointers: FormList = [],  # noqa: B006
+    px_charge: FormList = [],  # noqa: B006
+) -> Response:
+    """Save the draft as typed (validation as you type): answers the checks fragment."""
+    codes = _form_codes(
+        dx_code, dx_poa, px_system, px_code, px_modifiers, px_units, px_pointers, px_charge
+    )
+    result = service.save_codes(session, actor=actor, work_item_id=work_item_id, codes=codes)
+    return _workbench(
+        request,
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        codes=codes,
+        problems=result,
+        block="code_problems",
+    )
+
+
+@router.post("/work/{work_item_id}/submit", response_class=HTMLResponse)
+def submit_page(
+    request: Request,
+    session: SessionDep,
+    actor: CoderDep,
+    work_item_id: int,
+    dx_code: FormList = [],  # noqa: B006
+    dx_poa: FormList = [],  # noqa: B006
+    px_system: FormList = [],  # noqa: B006
+    px_code: FormList = [],  # noqa: B006
+    px_modifiers: FormList = [],  # noqa: B006
+    px_units: FormList = [],  # noqa: B006
+    px_pointers: FormList = [],  # noqa: B006
+    px_charge: FormList = [],  # noqa: B006
+) -> Response:
+    """Save what is on screen and submit; errors come back on the page."""
+    codes = _form_codes(
+        dx_code, dx_poa, px_system, px_code, px_modifiers, px_units, px_pointers, px_charge
+    )
+    result = service.save_codes(session, actor=actor, work_item_id=work_item_id, codes=codes)
+    htmx = request.headers.get("hx-request") == "true"
+    if result.errors and htmx:  # htmx swaps 2xx answers only: the errors show in place
+        return _workbench(
+            request,
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            codes=codes,
+            problems=result,
+            block="code_problems",
+        )
+    if result.errors:  # a plain form post: back to the item page, which shows the errors
+        return RedirectResponse(f"/work/{work_item_id}", status_code=303)
+    service.submit(session, actor=actor, work_item_id=work_item_id)
+    if htmx:
+        return Response(status_code=204, headers={"HX-Redirect": "/work?submitted=1"})
+    return RedirectResponse("/work?submitted=1", status_code=303)
+
+
+@router.get("/codes/search", response_class=HTMLResponse)
+def search_fragment(
+    request: Request,
+    session: SessionDep,
+    _: SearcherDep,
+    q: Annotated[str, Query(max_length=100)] = "",
+    system: Annotated[str, Query(max_length=10)] = "ICD10CM",
+) -> Response:
+    """Autocomplete options (<option> elements for a datalist)."""
+    try:
+        hits = codesets.search(session, system=system.upper(), query=q, limit=15) if q else []
+    except AppError:
+        hits = []
+    return render(request, "coding/_options.html", {"hits": hits})
+
+
+# ---------------------------------------------------------------- QA pages
+
+
+@router.get("/qa", response_class=HTMLResponse)
+def qa_page(request: Request, session: SessionDep, _: SupervisorDep) -> Response:
+    """QA review: items waiting, and each coder's accuracy."""
+    return render(
+        request,
+        "coding/qa.html",
+        {"rows": service.qa_items(session), "accuracy": service.accuracy(session)},
+    )
+
+
+@router.get("/qa/{work_item_id}", response_class=HTMLResponse)
+def qa_item_page(
+    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: int
+) -> Response:
+    """One sampled item: the chart (audited view) and the coder's codes, to accept or correct."""
+    from server.records import service as records_service
+
+    item = service.qa_item(session, work_item_id=work_item_id)
+    record = records_service.open_record(
+        session=session, actor=actor, work_item_id=work_item_id, purpose="HOPERAT", view="coding"
+    )
+    return render(
+        request,
+        "coding/qa_item.html",
+        {
+            "item": item,
+            "record": record,
+            "codes": service.get_codes(session, work_item_id=work_item_id),
+            "inpatient": service.is_inpatient(session, item),
+        },
+    )
+
+
+@router.post("/qa/{work_item_id}", response_class=HTMLResponse)
+def qa_decide_page(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    work_item_id: int,
+    decision: Annotated[str, Form(max_length=10)],
+    reason: Annotated[str, Form(max_length=500)] = "",
+    dx_code: FormList = [],  # noqa: B006
+    dx_poa: FormList = [],  # noqa: B006
+    px_system: FormList = [],  # noqa: B006
+    px_code: FormList = [],  # noqa: B006
+    px_modifiers: FormList = [],  # noqa: B006
+    px_units: FormList = [],  # noqa: B006
+    px_pointers: FormList = [],  # noqa: B006
+    px_charge: FormList = [],  # noqa: B006
+) -> Response:
+    """Accept or correct from the QA page."""
+    if decision not in ("accept", "correct"):
+        raise ValidationFailed(
+            "Accept or correct.", details=[{"loc": ["decision"], "msg": "accept|correct"}]
+        )
+    codes = None
+    if decision == "correct":
+        codes = _form_codes(
+            dx_code, dx_poa, px_system, px_code, px_modifiers, px_units, px_pointers, px_charge
+        )
+    service.qa_decide(
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        decision=decision,
+        reason=reason,
+        codes=codes,
+    )
+    return RedirectResponse("/qa", status_code=303)

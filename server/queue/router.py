@@ -92,7 +92,10 @@ def api_item(session: SessionDep, actor: CoderDep, work_item_id: int) -> dict[st
     item = service.leased_item(session, actor=actor, work_item_id=work_item_id)
     record = _dump(_open_record(session, actor=actor, work_item_id=work_item_id))
     view = _view(session, item).model_dump(mode="json")
-    record.setdefault("codes", {"diagnoses": [], "procedures": []})
+    from server.coding import service as coding_service
+
+    codes = coding_service.get_codes(session, work_item_id=work_item_id)
+    record["codes"] = codes.model_dump(mode="json")
     return {**view, **record, "id": item.id, "status": item.status, "queue": view["queue"]}
 
 
@@ -251,6 +254,7 @@ def item_page(
             "row": service.item_row(session, item=item),
             "record": record,
             "hold_reasons": get_settings().hold_reasons,
+            "now": utcnow(),
         },
     )
 

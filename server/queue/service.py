@@ -825,7 +825,7 @@ def list_items(
 
 
 def my_items(session: Session, *, actor: Principal) -> list[ItemRow]:
-    """The caller's leased, held and returned items, soonest lease end first."""
+    """The caller's items: returned by billing first, then leased, then held."""
     me = _user_id(actor)
     stmt = (
         select(WorkItem)
@@ -842,7 +842,12 @@ def my_items(session: Session, *, actor: Principal) -> list[ItemRow]:
                 ),
             )
         )
-        .order_by(col(WorkItem.status) != Status.in_progress, col(WorkItem.id))
+        # Returned by billing first (issue 6: "first in their list"), then leased, then held.
+        .order_by(
+            col(WorkItem.status) != Status.returned,
+            col(WorkItem.status) != Status.in_progress,
+            col(WorkItem.id),
+        )
     )
     return _rows(session, stmt)
 

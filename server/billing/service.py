@@ -1,0 +1,253 @@
+"""The billing queue: coded items ready to bill, claim exports, billed and returned.
+
+Claims are built from the record opened through `records.open_record(view="billing")`
+(audited there as a view) and the code lines; each export is audited as `claim-export`
+with the format only. Marking billed stores the payer's claim number; returning sends the
+item back to the coder who coded it, first in their list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from server.audit import service as audit_service
+from server.auth.principal import Principal
+from server.billing import x12
+from server.coding import service as coding_service
+from server.config import get_settings
+from server.errors import Conflict, NotFound, ValidationFailed
+from server.models import ClaimRecord, ClaimReturn, Encounter, Queue, Status, User, WorkItem
+from server.queue import service as queue_service
+
+FORMATS = {
+    "x12": "application/edi-x12",
+    "fhir": "application/fhir+json",
+    "csv": "text/csv; charset=utf-8",
+}
+PURPOSE = "HPAYMT"
+
+
+@dataclass
+class ReadyRow:
+    """An item ready to bill, as the list shows it (no patient data)."""
+
+    item: WorkItem
+    queue: str
+    encounter: Encounter
+    coded_by: str | None
+
+
+def ready(
+    session: Session, *, cursor: int | None = None, limit: int = 50
+) -> tuple[list[ReadyRow], int | None]:
+    """Items ready for billing, oldest coded first; keyset pagination by id."""
+    stmt = (
+        select(WorkItem, Queue.name, Encounter, User.username)
+        .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
+        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
+        .outerjoin(User, col(User.id) == col(WorkItem.coded_by_id))
+        .where(WorkItem.status == Status.ready_for_billing)
+    )
+    if cursor is not None:
+        stmt = stmt.where(col(WorkItem.id) > cursor)
+    rows = session.exec(stmt.order_by(col(WorkItem.id)).limit(limit + 1)).all()
+    found = [ReadyRow(item=i, queue=q, encounter=e, coded_by=u) for i, q, e, u in rows]
+    next_cursor = None
+    if len(found) > limit:
+        found = found[:limit]
+        next_cursor = found[-1].item.id
+    return found, next_cursor
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    if "," in name:
+        last, _, first = name.partition(",")
+        return last.strip(), first.strip()
+    parts = name.split()
+    if len(parts) < 2:
+        return name.strip(), ""
+    return parts[-1], " ".join(parts[:-1])
+
+
+def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.ClaimData:
+    """Everything a claim needs, from the record (audited view) and the code lines."""
+    from server.records import service as records_service
+
+    item = session.get(WorkItem, work_item_id)
+    if item is None or item.status not in (Status.ready_for_billing, Status.billed):
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=audit_service.Action.claim_export,
+            work_item_id=work_item_id,
+            purpose=PURPOSE,
+            detail="not ready for billing",
+        )
+        raise NotFound("No such item ready for billing.")
+    record = records_service.open_record(
+        session=session, actor=actor, work_item_id=work_item_id, purpose=PURPOSE, view="billing"
+    )
+    codes = coding_service.get_codes(session, work_item_id=work_item_id)
+    patient: Any = record.patient
+    address = getattr(patient, "address", None)
+    last, first = _split_name(patient.name or "")
+    payer = record.payer
+    return x12.ClaimData(
+        work_item_id=work_item_id,
+        inpatient=record.encounter.encounter_class.lower() == "inpatient",
+        patient_last=last,
+        patient_first=first,
+        birth_date=patient.birth_date,
+        sex=patient.sex,
+        address_line=address.line if address else None,
+        city=address.city if address else None,
+        state=address.state if address else None,
+        postal_code=address.postal_code if address else None,
+        payer_name=payer.name if payer else None,
+        member_id=payer.member_id if payer else None,
+        start=record.encounter.start,
+        end=record.encounter.end,
+        diagnoses=[(d.code, d.poa) for d in codes.diagnoses],
+        lines=[
+            x12.Line(
+                system=p.system,
+                code=p.code,
+                modifiers=p.modifiers,
+                units=p.units,
+                dx_pointers=p.dx_pointers,
+                charge_cents=round(p.charge * 100),
+            )
+            for p in codes.procedures
+        ],
+    )
+
+
+def render_claim(claim: x12.ClaimData, fmt: str) -> str:
+    """The claim in one format: x12 (837P or 837I), fhir (R4 Claim) or csv."""
+    settings = get_settings()
+    if fmt == "x12":
+        return x12.build_837(claim, settings, control=claim.work_item_id % 1_000_000_000)
+    if fmt == "fhir":
+        return x12.dumps_fhir(x12.build_fhir(claim, settings))
+    return x12.build_csv(claim, settings)
+
+
+def export(session: Session, *, actor: Principal, work_item_id: int, fmt: str) -> str:
+    """The claim of an item ready for billing (or billed), audited as claim-export."""
+    if fmt not in FORMATS:
+        raise ValidationFailed(
+            "Unknown claim format.", details=[{"loc": ["format"], "msg": "x12, fhir or csv"}]
+        )
+    claim = claim_data(session, actor=actor, work_item_id=work_item_id)
+    text = render_claim(claim, fmt)
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.claim_export,
+        work_item_id=work_item_id,
+        purpose=PURPOSE,
+        detail=f"format={fmt} type={'837I' if claim.inpatient else '837P'}",
+    )
+    return text
+
+
+def _billable_item(
+    session: Session, *, actor: Principal, work_item_id: int, action: Any
+) -> WorkItem:
+    item = queue_service._lock_item(session, work_item_id)  # noqa: SLF001 - the row lock helper
+    if item is None:
+        audit_service.record_denied(
+            session, actor=actor, action=action, work_item_id=work_item_id, purpose=PURPOSE
+        )
+        raise NotFound("No such work item.")
+    if item.status != Status.ready_for_billing:
+        raise Conflict(f"The item is {item.status}, not ready for billing.")
+    return item
+
+
+def mark_billed(
+    session: Session, *, actor: Principal, work_item_id: int, claim_number: str
+) -> WorkItem:
+    """Record that the claim went out under `claim_number`; the item is billed."""
+    number = claim_number.strip()
+    if not number:
+        raise ValidationFailed(
+            "Give the claim number.", details=[{"loc": ["claim_number"], "msg": "required"}]
+        )
+    item = _billable_item(
+        session, actor=actor, work_item_id=work_item_id, action=audit_service.Action.billed
+    )
+    session.add(ClaimRecord(work_item_id=work_item_id, claim_number=number, billed_by=actor.name))
+    queue_service.transition(
+        session, item=item, to_status=Status.billed, actor=actor, action="billed"
+    )
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.billed,
+        work_item_id=work_item_id,
+        purpose=PURPOSE,
+    )
+    return item
+
+
+def return_to_coder(
+    session: Session, *, actor: Principal, work_item_id: int, reason: str
+) -> WorkItem:
+    """Send the item back to the coder who coded it (status returned, first in their list)."""
+    text = reason.strip()
+    if not text:
+        raise ValidationFailed(
+            "Say why the item goes back.", details=[{"loc": ["reason"], "msg": "required"}]
+        )
+    item = _billable_item(
+        session, actor=actor, work_item_id=work_item_id, action=audit_service.Action.returned
+    )
+    session.add(
+        ClaimReturn(
+            work_item_id=work_item_id,
+            coder_id=item.coded_by_id,
+            reason=text[:500],
+            returned_by=actor.name,
+        )
+    )
+    queue_service.transition(
+        session,
+        item=item,
+        to_status=Status.returned,
+        actor=actor,
+        action="returned",
+        owner_id=item.coded_by_id,
+    )
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.returned,
+        work_item_id=work_item_id,
+        purpose=PURPOSE,
+    )
+    return item
+
+
+def last_return(session: Session, *, work_item_id: int) -> ClaimReturn | None:
+    """The latest return of an item (its reason is shown to the coder)."""
+    return session.exec(
+        select(ClaimReturn)
+        .where(ClaimReturn.work_item_id == work_item_id)
+        .order_by(col(ClaimReturn.id).desc())
+        .limit(1)
+    ).first()
+
+
+def claim_number(session: Session, *, work_item_id: int) -> tuple[str, datetime] | None:
+    """The claim number and time an item was billed under, if it was."""
+    row = session.exec(
+        select(ClaimRecord)
+        .where(ClaimRecord.work_item_id == work_item_id)
+        .order_by(col(ClaimRecord.id).desc())
+    ).first()
+    return (row.claim_number, row.billed_at) if row else None

@@ -1,0 +1,534 @@
+"""Claims out of a coded encounter: X12 837P / 837I 005010, FHIR R4 Claim, CSV.
+
+`ClaimData` is everything a claim needs, gathered by the billing service from the record
+(through `open_record`, view "billing") and the code lines. The builders here are pure
+functions of it and of the billing settings; they never read the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from server.config import Settings
+
+IMPL_837P = "005010X222A1"
+IMPL_837I = "005010X223A2"
+SEPARATORS = {"element": "*", "component": ":", "segment": "~", "repetition": "^"}
+
+
+@dataclass
+class Line:
+    """A procedure or service line."""
+
+    system: str  # CPT | HCPCS | PCS
+    code: str
+    modifiers: list[str]
+    units: int
+    dx_pointers: list[int]
+    charge_cents: int
+
+
+@dataclass
+class ClaimData:
+    """One claim: patient, payer, dates, diagnoses and lines (already validated)."""
+
+    work_item_id: int
+    inpatient: bool
+    patient_last: str
+    patient_first: str
+    birth_date: str | None  # YYYY-MM-DD
+    sex: str | None  # male | female | other | unknown
+    address_line: str | None
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    payer_name: str | None
+    member_id: str | None
+    start: datetime | None
+    end: datetime | None
+    diagnoses: list[tuple[str, str | None]]  # (ICD-10-CM code with dot, POA)
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def claim_id(self) -> str:
+        """The patient control number (CLM01): our work item id, no patient data."""
+        return f"CD{self.work_item_id}"
+
+    @property
+    def total_cents(self) -> int:
+        """Sum of the line charges."""
+        return sum(line.charge_cents for line in self.lines if line.system != "PCS")
+
+
+def npi_ok(npi: str) -> bool:
+    """Whether `npi` is 10 digits with a valid check digit (Luhn over 80840 + first 9)."""
+    if not re.fullmatch(r"\d{10}", npi):
+        return False
+    total = 0
+    for i, ch in enumerate(reversed("80840" + npi[:9])):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            d = d - 9 if d > 9 else d
+        total += d
+    return (10 - total % 10) % 10 == int(npi[9])
+
+
+# ---------------------------------------------------------------- X12
+
+
+_X12_BAD = re.compile(r"[*:~^\r\n]")
+
+
+_X12_CHARS = re.compile(r"[^A-Z0-9 !&'()+,\-./;?=%@\[\]_{}\\|<>#$\"]")
+
+
+def _clean(value: str | None, limit: int = 60) -> str:
+    """An element value in the X12 character set: upper case ASCII, no separators, trimmed.
+
+    Accents are dropped (Peña -> PENA); anything else outside the set becomes a space.
+    """
+    text = unicodedata.normalize("NFKD", value or "").encode("ascii", "ignore").decode()
+    text = _X12_CHARS.sub(" ", _X12_BAD.sub(" ", text.upper()))
+    return re.sub(" +", " ", text).strip()[:limit]
+
+
+def _money(cents: int) -> str:
+    text = f"{cents / 100:.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _date(value: datetime | None, fallback: datetime) -> str:
+    return (value or fallback).astimezone(UTC).strftime("%Y%m%d")
+
+
+def _sex(value: str | None) -> str:
+    return {"male": "M", "m": "M", "female": "F", "f": "F"}.get((value or "").lower(), "U")
+
+
+def _zip(value: str | None) -> str:
+    digits = re.sub(r"\D", "", value or "")
+    return digits if len(digits) in (5, 9) else "00000"
+
+
+def _state(value: str | None) -> str:
+    text = _clean(value, 2)
+    return text if re.fullmatch(r"[A-Z]{2}", text) else "MA"
+
+
+def _nodot(code: str) -> str:
+    return code.replace(".", "").upper()
+
+
+def _segments_header(
+    claim: ClaimData, settings: Settings, *, impl: str, control: int, now: datetime
+) -> list[list[str]]:
+    return [
+        ["ST", "837", "0001", impl],
+        ["BHT", "0019", "00", claim.claim_id, now.strftime("%Y%m%d"), now.strftime("%H%M"), "CH"],
+        [
+            "NM1",
+            "41",
+            "2",
+            _clean(settings.billing_submitter_name),
+            "",
+            "",
+            "",
+            "",
+            "46",
+            _clean(settings.billing_submitter_id, 80),
+        ],
+        [
+            "PER",
+            "IC",
+            _clean(settings.billing_submitter_contact),
+            "TE",
+            re.sub(r"\D", "", settings.billing_submitter_phone),
+        ],
+        [
+            "NM1",
+            "40",
+            "2",
+            _clean(settings.billing_receiver_name),
+            "",
+            "",
+            "",
+            "",
+            "46",
+            _clean(settings.billing_receiver_id, 80),
+        ],
+        ["HL", "1", "", "20", "1"],
+        *([["PRV", "BI", "PXC", settings.billing_provider_taxonomy]] if claim.inpatient else []),
+        [
+            "NM1",
+            "85",
+            "2",
+            _clean(settings.billing_provider_name),
+            "",
+            "",
+            "",
+            "",
+            "XX",
+            settings.billing_provider_npi,
+        ],
+        ["N3", _clean(settings.billing_provider_address, 55)],
+        [
+            "N4",
+            _clean(settings.billing_provider_city, 30),
+            _state(settings.billing_provider_state),
+            _zip(settings.billing_provider_zip),
+        ],
+        ["REF", "EI", re.sub(r"\D", "", settings.billing_provider_tax_id)],
+        ["HL", "2", "1", "22", "0"],
+        ["SBR", "P", "18", "", "", "", "", "", "", "CI"],
+        [
+            "NM1",
+            "IL",
+            "1",
+            _clean(claim.patient_last, 60) or "UNKNOWN",
+            _clean(claim.patient_first, 35),
+            "",
+            "",
+            "",
+            "MI",
+            _clean(claim.member_id, 80) or "UNKNOWN",
+        ],
+        ["N3", _clean(claim.address_line, 55) or "UNKNOWN"],
+        ["N4", _clean(claim.city, 30) or "UNKNOWN", _state(claim.state), _zip(claim.postal_code)],
+        ["DMG", "D8", (claim.birth_date or "1900-01-01").replace("-", ""), _sex(claim.sex)],
+        [
+            "NM1",
+            "PR",
+            "2",
+            _clean(claim.payer_name) or "UNKNOWN PAYER",
+            "",
+            "",
+            "",
+            "",
+            "PI",
+            _clean(settings.billing_payer_id, 80),
+        ],
+    ]
+
+
+def _hi(qualifier_first: str, qualifier_rest: str, codes: list[str]) -> list[list[str]]:
+    """HI segments, 12 composites each."""
+    composites = [
+        f"{qualifier_first if i == 0 else qualifier_rest}:{code}" for i, code in enumerate(codes)
+    ]
+    return [["HI", *composites[i : i + 12]] for i in range(0, len(composites), 12)]
+
+
+def _claim_837p(claim: ClaimData, now: datetime) -> list[list[str]]:
+    start = _date(claim.start, now)
+    segs = [
+        ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:B:1", "Y", "A", "Y", "Y"],
+        *_hi("ABK", "ABF", [_nodot(c) for c, _ in claim.diagnoses]),
+    ]
+    for n, line in enumerate(claim.lines, start=1):
+        qualifier = "HC"
+        proc = ":".join([qualifier, line.code, *line.modifiers])
+        pointers = ":".join(str(p) for p in line.dx_pointers[:4])
+        segs += [
+            ["LX", str(n)],
+            ["SV1", proc, _money(line.charge_cents), "UN", str(line.units), "", "", pointers],
+            ["DTP", "472", "D8", start],
+        ]
+    return segs
+
+
+def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[list[str]]:
+    start = claim.start or now
+    end = claim.end or start
+    dx = [f"{_nodot(code)}:::::::{(poa or 'U').upper()}" for code, poa in claim.diagnoses]
+    segs = [
+        ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:A:1", "", "A", "Y", "Y"],
+        ["DTP", "434", "RD8", f"{_date(start, now)}-{_date(end, now)}"],
+        ["DTP", "435", "DT", start.astimezone(UTC).strftime("%Y%m%d%H%M")],
+        ["CL1", "1", "1", "01"],
+        ["HI", f"ABK:{dx[0]}"],
+    ]
+    if len(dx) > 1:
+        segs += _hi("ABF", "ABF", dx[1:])
+    pcs = [line for line in claim.lines if line.system == "PCS"]
+    if pcs:
+        stamp = _date(start, now)
+        segs += _hi("BBR", "BBQ", [f"{line.code}:D8:{stamp}" for line in pcs])
+    last, _, first = settings.billing_attending_name.partition(",")
+    segs.append(
+        [
+            "NM1",
+            "71",
+            "1",
+            _clean(last, 60),
+            _clean(first, 35),
+            "",
+            "",
+            "",
+            "XX",
+            settings.billing_attending_npi,
+        ]
+    )
+    services = [line for line in claim.lines if line.system != "PCS"]
+    if not services:  # an inpatient claim needs a service line: all-inclusive room and board
+        services = [Line("REV", "", [], 1, [], claim.total_cents)]
+    for n, line in enumerate(services, start=1):
+        proc = ":".join(["HC", line.code, *line.modifiers]) if line.code else ""
+        segs += [
+            ["LX", str(n)],
+            ["SV2", "0100", proc, _money(line.charge_cents), "UN", str(line.units)],
+        ]
+    return segs
+
+
+def build_837(
+    claim: ClaimData, settings: Settings, *, control: int = 1, now: datetime | None = None
+) -> str:
+    """The claim as one X12 interchange: 837I for inpatient stays, 837P otherwise."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    impl = IMPL_837I if claim.inpatient else IMPL_837P
+    body = _segments_header(claim, settings, impl=impl, control=control, now=now)
+    body += _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now)
+    body.append(["SE", str(len(body) + 1), "0001"])
+    sender = _clean(settings.billing_submitter_id, 15)
+    receiver = _clean(settings.billing_receiver_id, 15)
+    ctrl = f"{control:09d}"
+    isa = [
+        "ISA",
+        "00",
+        " " * 10,
+        "00",
+        " " * 10,
+        "ZZ",
+        sender.ljust(15),
+        "ZZ",
+        receiver.ljust(15),
+        now.strftime("%y%m%d"),
+        now.strftime("%H%M"),
+        SEPARATORS["repetition"],
+        "00501",
+        ctrl,
+        "0",
+        settings.billing_usage,
+        SEPARATORS["component"],
+    ]
+    gs = [
+        "GS",
+        "HC",
+        sender,
+        receiver,
+        now.strftime("%Y%m%d"),
+        now.strftime("%H%M"),
+        str(control),
+        "X",
+        impl,
+    ]
+    segments = [isa, gs, *body, ["GE", "1", str(control)], ["IEA", "1", ctrl]]
+    return "".join(_trim(s) + SEPARATORS["segment"] + "\n" for s in segments)
+
+
+def _trim(segment: list[str]) -> str:
+    """Join elements, dropping trailing empty ones (X12 forbids trailing separators)."""
+    parts = list(segment)
+    while len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    return SEPARATORS["element"].join(parts)
+
+
+# ---------------------------------------------------------------- FHIR and CSV
+
+
+def build_fhir(claim: ClaimData, settings: Settings) -> dict[str, Any]:
+    """The claim as a FHIR R4 Claim resource (patient carried as a contained resource)."""
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    patient: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": "patient",
+        "name": [{"family": claim.patient_last, "given": [claim.patient_first]}],
+        "gender": (claim.sex or "unknown").lower(),
+    }
+    if claim.birth_date:
+        patient["birthDate"] = claim.birth_date
+    if claim.address_line or claim.city:
+        patient["address"] = [
+            {
+                "line": [claim.address_line] if claim.address_line else [],
+                "city": claim.city,
+                "state": claim.state,
+                "postalCode": claim.postal_code,
+            }
+        ]
+    coverage = {
+        "resourceType": "Coverage",
+        "id": "coverage",
+        "status": "active",
+        "subscriberId": claim.member_id,
+        "beneficiary": {"reference": "#patient"},
+        "payor": [{"display": claim.payer_name or "Unknown payer"}],
+    }
+    diagnoses = [
+        {
+            "sequence": n,
+            "diagnosisCodeableConcept": {
+                "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code}]
+            },
+            **({"onAdmission": {"coding": [{"code": poa}]}} if claim.inpatient and poa else {}),
+        }
+        for n, (code, poa) in enumerate(claim.diagnoses, start=1)
+    ]
+    systems = {
+        "CPT": "http://www.ama-assn.org/go/cpt",
+        "HCPCS": "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+        "PCS": "http://www.cms.gov/Medicare/Coding/ICD10",
+    }
+    procedures = [
+        {
+            "sequence": n,
+            "procedureCodeableConcept": {"coding": [{"system": systems["PCS"], "code": line.code}]},
+        }
+        for n, line in enumerate((x for x in claim.lines if x.system == "PCS"), start=1)
+    ]
+    items = [
+        {
+            "sequence": n,
+            "diagnosisSequence": line.dx_pointers or [1],
+            "productOrService": {"coding": [{"system": systems[line.system], "code": line.code}]},
+            "modifier": [{"coding": [{"code": m}]} for m in line.modifiers],
+            "quantity": {"value": line.units},
+            "net": {"value": line.charge_cents / 100, "currency": "USD"},
+        }
+        for n, line in enumerate((x for x in claim.lines if x.system != "PCS"), start=1)
+    ]
+    resource: dict[str, Any] = {
+        "resourceType": "Claim",
+        "id": claim.claim_id,
+        "contained": [patient, coverage],
+        "status": "active",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                    "code": "institutional" if claim.inpatient else "professional",
+                }
+            ]
+        },
+        "use": "claim",
+        "patient": {"reference": "#patient"},
+        "created": created,
+        "provider": {
+            "identifier": {
+                "system": "http://hl7.org/fhir/sid/us-npi",
+                "value": settings.billing_provider_npi,
+            },
+            "display": settings.billing_provider_name,
+        },
+        "priority": {"coding": [{"code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": "#coverage"}}],
+        "diagnosis": diagnoses,
+        "item": items,
+        "total": {"value": claim.total_cents / 100, "currency": "USD"},
+    }
+    if claim.start:
+        resource["billablePeriod"] = {
+            "start": claim.start.isoformat(),
+            **({"end": claim.end.isoformat()} if claim.end else {}),
+        }
+    if procedures:
+        resource["procedure"] = procedures
+    return resource
+
+
+CSV_COLUMNS = [
+    "claim_id",
+    "claim_type",
+    "line",
+    "kind",
+    "system",
+    "code",
+    "poa",
+    "modifiers",
+    "units",
+    "dx_pointers",
+    "charge",
+    "patient_last",
+    "patient_first",
+    "birth_date",
+    "sex",
+    "payer",
+    "member_id",
+    "service_start",
+    "service_end",
+    "provider_npi",
+]
+
+
+def build_csv(claim: ClaimData, settings: Settings) -> str:
+    """The claim as CSV: one row per diagnosis and per line, claim fields repeated."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    common = [
+        _csv_safe(claim.patient_last),
+        _csv_safe(claim.patient_first),
+        claim.birth_date or "",
+        claim.sex or "",
+        _csv_safe(claim.payer_name),
+        _csv_safe(claim.member_id),
+        claim.start.isoformat() if claim.start else "",
+        claim.end.isoformat() if claim.end else "",
+        settings.billing_provider_npi,
+    ]
+    kind = "837I" if claim.inpatient else "837P"
+    for n, (code, poa) in enumerate(claim.diagnoses, start=1):
+        writer.writerow(
+            [
+                claim.claim_id,
+                kind,
+                n,
+                "diagnosis",
+                "ICD10CM",
+                code,
+                poa or "",
+                "",
+                "",
+                "",
+                "",
+                *common,
+            ]
+        )
+    for n, line in enumerate(claim.lines, start=1):
+        writer.writerow(
+            [
+                claim.claim_id,
+                kind,
+                n,
+                "procedure",
+                line.system,
+                line.code,
+                "",
+                " ".join(line.modifiers),
+                line.units,
+                " ".join(str(p) for p in line.dx_pointers),
+                f"{line.charge_cents / 100:.2f}",
+                *common,
+            ]
+        )
+    return out.getvalue()
+
+
+def _csv_safe(value: str | None) -> str:
+    """Neutralise spreadsheet formulas in a cell that came from outside."""
+    text = value or ""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def dumps_fhir(resource: dict[str, Any]) -> str:
+    """JSON text of a FHIR resource."""
+    return json.dumps(resource, indent=2)

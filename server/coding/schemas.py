@@ -1,0 +1,108 @@
+"""Request and response models of the coding API (codes only, never patient data)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DiagnosisLine(BaseModel):
+    """One diagnosis; the first is the principal (first-listed) diagnosis."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=10)
+    poa: str | None = Field(default=None, max_length=1)
+
+
+class ProcedureLine(BaseModel):
+    """One procedure or service line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=10)
+    system: Literal["CPT", "HCPCS", "PCS"] = "CPT"
+    modifiers: list[str] = Field(default_factory=list, max_length=4)
+    units: int = Field(default=1, ge=1, le=999)
+    dx_pointers: list[int] = Field(default_factory=list, max_length=4)
+    charge: float = Field(default=0.0, ge=0, le=10_000_000)
+
+
+class Codes(BaseModel):
+    """`PUT /api/v1/work/{id}/codes`: every line of the item (replaces the draft)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    diagnoses: list[DiagnosisLine] = Field(default_factory=list, max_length=50)
+    procedures: list[ProcedureLine] = Field(default_factory=list, max_length=50)
+
+
+class Problem(BaseModel):
+    """A validation error or warning, pointing at the line and field it is about."""
+
+    loc: list[str | int]
+    code: str | None = None
+    msg: str
+
+
+class ValidationView(BaseModel):
+    """What `PUT .../codes` answers: errors block Submit, warnings do not."""
+
+    errors: list[Problem]
+    warnings: list[Problem]
+
+
+class SubmitView(BaseModel):
+    """What `POST .../submit` answers."""
+
+    id: int
+    status: str
+    coded_at: datetime | None
+    warnings: list[Problem]
+
+
+class QaDecision(BaseModel):
+    """A QA reviewer's decision: accept, or correct (new codes and a reason)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["accept", "correct"]
+    reason: str = Field(default="", max_length=500)
+    codes: Codes | None = None
+
+
+class SearchHit(BaseModel):
+    """A code found by search."""
+
+    system: str
+    code: str
+    description: str
+    billable: bool
+
+
+class SearchResult(BaseModel):
+    """Search results."""
+
+    items: list[SearchHit]
+    next_cursor: str | None = None
+
+
+class AccuracyView(BaseModel):
+    """A coder's QA record."""
+
+    coder: str
+    reviewed: int
+    accepted: int
+    corrected: int
+    accuracy_percent: float | None
+
+
+class QaItemView(BaseModel):
+    """An item waiting for QA (no patient data)."""
+
+    id: int
+    queue: str
+    coded_by: str | None
+    coded_at: datetime | None

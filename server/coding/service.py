@@ -1,0 +1,488 @@
+"""Code entry, validation, submit and QA review.
+
+Code lines hold codes only (no patient data). Validation answers errors (they block
+Submit) and warnings (they do not), each pointing at a line and field, in words a coder
+understands. Submit sends a sample of items to QA review (the queue's percentage, every
+item of a coder marked in training), the rest straight to billing. Every step goes through
+`queue_service.transition` (work item events) and the audit log.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from server.audit import service as audit_service
+from server.auth.principal import Principal
+from server.coding import codesets
+from server.coding.codesets import System, normalise
+from server.coding.schemas import Codes, DiagnosisLine, Problem, ProcedureLine
+from server.errors import Conflict, NotFound, ValidationFailed
+from server.models import CodeLine, Encounter, QaReview, Queue, Status, User, WorkItem
+from server.models.base import utcnow
+from server.queue import service as queue_service
+
+POA_VALUES = ("Y", "N", "U", "W", "1")
+POA_WORDS = (
+    "Y (yes), N (no), U (documentation insufficient), W (clinically undetermined) or 1 (exempt)"
+)
+
+
+@dataclass
+class Validation:
+    """Errors block Submit; warnings do not."""
+
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def error(self, loc: list[str | int], msg: str, code: str | None = None) -> None:
+        """Add an error."""
+        self.errors.append(Problem(loc=loc, code=code, msg=msg))
+
+    def warn(self, loc: list[str | int], msg: str, code: str | None = None) -> None:
+        """Add a warning."""
+        self.warnings.append(Problem(loc=loc, code=code, msg=msg))
+
+    def details(self) -> list[dict[str, Any]]:
+        """The errors as error details for a 422."""
+        return [p.model_dump() for p in self.errors]
+
+
+def is_inpatient(session: Session, item: WorkItem) -> bool:
+    """Whether the item's encounter is an inpatient stay (POA required, 837I claim)."""
+    encounter = session.get(Encounter, item.encounter_id)
+    return encounter is not None and encounter.encounter_class.lower() == "inpatient"
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool) -> None:
+    loc: list[str | int] = ["diagnoses", n]
+    raw = line.code.strip()
+    code = normalise(raw)
+    if not code:
+        v.error([*loc, "code"], f"Diagnosis {n + 1} has no code.")
+        return
+    entry = codesets.icd10cm().get(code)
+    if entry is None:
+        v.error(
+            [*loc, "code"],
+            f"{raw} is not an ICD-10-CM code ({codesets.ICD10CM_RELEASE}). Check the code "
+            "or search by description.",
+            raw,
+        )
+    elif not entry.billable:
+        example = next((e.display for e in codesets.icd10cm().prefix(code, 50) if e.billable), None)
+        hint = f" such as {example}" if example else ""
+        v.error(
+            [*loc, "code"],
+            f"{entry.display} ({entry.description}) is a category header, not a billable code: "
+            f"pick a more specific code{hint}.",
+            entry.display,
+        )
+    elif n == 0 and entry.manifestation:
+        v.error(
+            [*loc, "code"],
+            f"{entry.display} ({entry.description}) is a manifestation code and cannot be the "
+            "principal diagnosis: code the underlying condition first.",
+            entry.display,
+        )
+    elif n == 0 and entry.code_first:
+        v.warn(
+            [*loc, "code"],
+            f"{entry.display} has a 'code first' note: check whether the underlying condition "
+            "should be sequenced first.",
+            entry.display,
+        )
+    poa = (line.poa or "").strip().upper()
+    if poa and poa not in POA_VALUES:
+        v.error([*loc, "poa"], f"POA '{line.poa}' is not valid: use {POA_WORDS}.", raw)
+    elif inpatient and not poa:
+        v.error(
+            [*loc, "poa"],
+            f"Diagnosis {n + 1} ({raw}) needs a present-on-admission indicator on an inpatient "
+            f"stay: {POA_WORDS}.",
+            raw,
+        )
+    elif poa and not inpatient:
+        v.warn([*loc, "poa"], "POA indicators are only reported on inpatient claims; ignored.", raw)
+
+
+def _check_procedure(
+    v: Validation,
+    n: int,
+    line: ProcedureLine,
+    *,
+    dx_count: int,
+    inpatient: bool,
+    loaded: dict[str, tuple[int, set[str]]],
+) -> None:
+    loc: list[str | int] = ["procedures", n]
+    raw = line.code.strip()
+    code = normalise(raw)
+    system = line.system
+    names = {"CPT": "CPT", "HCPCS": "HCPCS Level II", "PCS": "ICD-10-PCS"}
+    shapes = {
+        "CPT": "5 digits, or 4 digits and F, T or U (e.g. 99213, 0001F)",
+        "HCPCS": "a letter A-V and 4 digits (e.g. J1100)",
+        "PCS": "7 characters from 0-9 and A-Z without I and O (e.g. 0DTJ4ZZ)",
+    }
+    if not codesets.format_ok(system, code):
+        v.error(
+            [*loc, "code"],
+            f"{raw or '(empty)'} is not a valid {names[system]} code: expected {shapes[system]}.",
+            raw,
+        )
+    else:
+        count, present = loaded.get(system, (0, set()))
+        if count and code not in present:
+            v.error(
+                [*loc, "code"],
+                f"{raw} is not in the {names[system]} code set loaded on this server "
+                f"({count} codes): check the code.",
+                raw,
+            )
+    for m, modifier in enumerate(line.modifiers):
+        if not codesets.MODIFIER_RE.match(modifier.strip().upper()):
+            v.error([*loc, "modifiers", m], f"Modifier '{modifier}' must be 2 letters or digits.")
+    if system == "PCS" and not inpatient:
+        v.warn([*loc, "system"], "ICD-10-PCS codes are reported on inpatient hospital claims.")
+    if system != "PCS" and not line.dx_pointers:
+        v.error(
+            [*loc, "dx_pointers"],
+            f"Procedure {n + 1} ({raw}) must point at the diagnosis it treats (e.g. 1).",
+            raw,
+        )
+    for p, pointer in enumerate(line.dx_pointers):
+        if pointer < 1 or pointer > dx_count:
+            v.error(
+                [*loc, "dx_pointers", p],
+                f"Procedure {n + 1} points at diagnosis {pointer}, but there "
+                f"{'is' if dx_count == 1 else 'are'} {dx_count} diagnosis line"
+                f"{'' if dx_count == 1 else 's'}.",
+                raw,
+            )
+    if len(set(line.dx_pointers)) != len(line.dx_pointers):
+        v.error([*loc, "dx_pointers"], f"Procedure {n + 1} lists the same diagnosis twice.")
+
+
+def validate(session: Session, *, codes: Codes, inpatient: bool) -> Validation:
+    """Check every line against the code sets and the claim rules."""
+    v = Validation()
+    if not codes.diagnoses:
+        v.error(["diagnoses"], "Add at least one diagnosis.")
+    for n, dx in enumerate(codes.diagnoses):
+        _check_diagnosis(v, n, dx, inpatient)
+    seen = Counter(normalise(d.code) for d in codes.diagnoses if d.code.strip())
+    for n, dx in enumerate(codes.diagnoses):
+        if seen[normalise(dx.code)] > 1 and normalise(dx.code) in [
+            normalise(d.code) for d in codes.diagnoses[:n]
+        ]:
+            v.error(["diagnoses", n, "code"], f"{dx.code} is listed twice.", dx.code)
+    loaded: dict[str, tuple[int, set[str]]] = {}
+    for system in codesets.LOADABLE:
+        wanted = [p.code for p in codes.procedures if p.system == system]
+        if wanted:
+            count = codesets.loaded_count(session, system=system)
+            present = (
+                codesets.loaded_codes(session, system=system, codes=wanted) if count else set()
+            )
+            loaded[system] = (count, present)
+    for n, px in enumerate(codes.procedures):
+        _check_procedure(
+            v, n, px, dx_count=len(codes.diagnoses), inpatient=inpatient, loaded=loaded
+        )
+    keys = [
+        (p.system, normalise(p.code), tuple(m.upper() for m in p.modifiers), tuple(p.dx_pointers))
+        for p in codes.procedures
+    ]
+    for n, key in enumerate(keys):
+        if key in keys[:n]:
+            v.error(
+                ["procedures", n],
+                f"Procedure {n + 1} ({codes.procedures[n].code}) repeats an earlier line: "
+                "raise the units on that line instead.",
+                codes.procedures[n].code,
+            )
+    return v
+
+
+# ---------------------------------------------------------------- storing lines
+
+
+def get_codes(session: Session, *, work_item_id: int) -> Codes:
+    """The item's saved lines (empty if none)."""
+    lines = session.exec(
+        select(CodeLine)
+        .where(CodeLine.work_item_id == work_item_id)
+        .order_by(col(CodeLine.kind), col(CodeLine.seq))
+    ).all()
+    dx = [DiagnosisLine(code=ln.code, poa=ln.poa) for ln in lines if ln.kind == "dx"]
+    px = [
+        ProcedureLine(
+            code=ln.code,
+            system=ln.system,
+            modifiers=[m for m in ln.modifiers.split(",") if m],
+            units=ln.units,
+            dx_pointers=[int(p) for p in ln.dx_pointers.split(",") if p],
+            charge=ln.charge_cents / 100,
+        )
+        for ln in lines
+        if ln.kind == "px"
+    ]
+    return Codes(diagnoses=dx, procedures=px)
+
+
+def _store(session: Session, *, work_item_id: int, codes: Codes) -> None:
+    session.execute(delete(CodeLine).where(col(CodeLine.work_item_id) == work_item_id))
+    for n, dx in enumerate(codes.diagnoses, start=1):
+        code = normalise(dx.code)
+        session.add(
+            CodeLine(
+                work_item_id=work_item_id,
+                kind="dx",
+                seq=n,
+                system=System.icd10cm,
+                code=codesets.dotted(code)
+                if codesets.icd10cm().get(code)
+                else dx.code.strip()[:10],
+                poa=(dx.poa or "").strip().upper()[:1] or None,
+            )
+        )
+    for n, px in enumerate(codes.procedures, start=1):
+        session.add(
+            CodeLine(
+                work_item_id=work_item_id,
+                kind="px",
+                seq=n,
+                system=px.system,
+                code=normalise(px.code)[:10],
+                modifiers=",".join(m.strip().upper()[:2] for m in px.modifiers),
+                units=px.units,
+                dx_pointers=",".join(str(p) for p in px.dx_pointers),
+                charge_cents=round(px.charge * 100),
+            )
+        )
+    session.flush()
+
+
+def save_codes(
+    session: Session, *, actor: Principal, work_item_id: int, codes: Codes
+) -> Validation:
+    """Save the draft (even with errors) of an item leased to the caller; answer the checks."""
+    item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
+    result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
+    _store(session, work_item_id=work_item_id, codes=codes)
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.code_save,
+        work_item_id=work_item_id,
+        detail=f"dx={len(codes.diagnoses)} px={len(codes.procedures)} errors={len(result.errors)}",
+    )
+    return result
+
+
+def _sampled(session: Session, *, item: WorkItem, coder_id: int) -> bool:
+    coder = session.get(User, coder_id)
+    if coder is not None and coder.in_training:
+        return True
+    queue = session.get(Queue, item.queue_id)
+    percent = queue.qa_sample_percent if queue is not None else 0
+    return percent > 0 and secrets.randbelow(100) < percent
+
+
+def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[WorkItem, Validation]:
+    """Submit the saved codes: 422 with the errors, else on to QA review or billing."""
+    item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
+    codes = get_codes(session, work_item_id=work_item_id)
+    result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
+    if result.errors:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=audit_service.Action.submit,
+            outcome=audit_service.Outcome.failed,
+            work_item_id=work_item_id,
+            purpose="TREAT",
+            detail=f"errors={len(result.errors)}",
+        )
+        raise ValidationFailed(
+            "The codes have errors; fix them before submitting.", details=result.details()
+        )
+    assert actor.user_id is not None  # noqa: S101 - leased_item refuses non-people
+    to_status = (
+        Status.qa_review
+        if _sampled(session, item=item, coder_id=actor.user_id)
+        else (Status.ready_for_billing)
+    )
+    item.coded_by_id = actor.user_id
+    item.coded_at = utcnow()
+    queue_service.transition(session, item=item, to_status=to_status, actor=actor, action="submit")
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.submit,
+        work_item_id=work_item_id,
+        detail=f"to {to_status}",
+    )
+    return item, result
+
+
+# ---------------------------------------------------------------- QA review
+
+
+def qa_items(session: Session) -> list[tuple[WorkItem, str, str | None]]:
+    """Items waiting for QA review, oldest coded first: (item, queue name, coder name)."""
+    rows = session.exec(
+        select(WorkItem, Queue.name, User.username)
+        .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
+        .outerjoin(User, col(User.id) == col(WorkItem.coded_by_id))
+        .where(WorkItem.status == Status.qa_review)
+        .order_by(col(WorkItem.coded_at), col(WorkItem.id))
+        .limit(500)
+    ).all()
+    return [(i, q, u) for i, q, u in rows]
+
+
+def qa_item(session: Session, *, work_item_id: int) -> WorkItem:
+    """An item in QA review (404 otherwise)."""
+    item = session.get(WorkItem, work_item_id)
+    if item is None or item.status != Status.qa_review:
+        raise NotFound("No such item waiting for QA review.")
+    return item
+
+
+def qa_decide(
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    decision: str,
+    reason: str = "",
+    codes: Codes | None = None,
+) -> WorkItem:
+    """Accept the coder's codes, or correct them (new codes and a reason); on to billing."""
+    item = queue_service._lock_item(session, work_item_id)  # noqa: SLF001 - the row lock helper
+    if item is None:
+        raise NotFound("No such work item.")
+    if item.status != Status.qa_review:
+        raise Conflict(f"The item is {item.status}, not waiting for QA review.")
+    if item.coded_by_id is not None and item.coded_by_id == actor.user_id:
+        raise Conflict("You cannot review your own coding.")
+    if decision == "correct":
+        if not reason.strip():
+            raise ValidationFailed(
+                "Say why the codes were corrected.",
+                details=[{"loc": ["reason"], "msg": "required"}],
+            )
+        if codes is None:
+            raise ValidationFailed(
+                "Give the corrected codes.", details=[{"loc": ["codes"], "msg": "required"}]
+            )
+        result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
+        if result.errors:
+            raise ValidationFailed("The corrected codes have errors.", details=result.details())
+        _store(session, work_item_id=work_item_id, codes=codes)
+    assert item.coded_by_id is not None  # noqa: S101
+    assert actor.user_id is not None  # noqa: S101
+    outcome = "accepted" if decision == "accept" else "corrected"
+    session.add(
+        QaReview(
+            work_item_id=work_item_id,
+            coder_id=item.coded_by_id,
+            reviewer_id=actor.user_id,
+            outcome=outcome,
+            reason=reason.strip() or None,
+        )
+    )
+    queue_service.transition(
+        session, item=item, to_status=Status.ready_for_billing, actor=actor, action=f"qa-{outcome}"
+    )
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.qa_decision,
+        work_item_id=work_item_id,
+        purpose="HOPERAT",
+        detail=outcome,
+    )
+    return item
+
+
+@dataclass
+class Accuracy:
+    """One coder's QA results."""
+
+    coder: str
+    reviewed: int
+    accepted: int
+
+    @property
+    def corrected(self) -> int:
+        """Reviews that changed the codes."""
+        return self.reviewed - self.accepted
+
+    @property
+    def accuracy_percent(self) -> float | None:
+        """Accepted as a share of reviewed (None before the first review)."""
+        return round(100 * self.accepted / self.reviewed, 1) if self.reviewed else None
+
+
+def accuracy(session: Session, *, coder_id: int | None = None) -> list[Accuracy]:
+    """QA accuracy per coder (accepted / reviewed), by username."""
+    stmt = select(User.username, QaReview.outcome).join(
+        User, col(User.id) == col(QaReview.coder_id)
+    )
+    if coder_id is not None:
+        stmt = stmt.where(QaReview.coder_id == coder_id)
+    counts: dict[str, list[int]] = {}
+    for username, outcome in session.exec(stmt).all():
+        c = counts.setdefault(username, [0, 0])
+        c[0] += 1
+        c[1] += outcome == "accepted"
+    return [Accuracy(coder=u, reviewed=r, accepted=a) for u, (r, a) in sorted(counts.items())]
+
+
+def set_sample_percent(
+    session: Session, *, actor: Principal, queue_name: str, percent: int
+) -> Queue:
+    """Set the share (0-100) of a queue's submitted items that go to QA review."""
+    queue = queue_service.get_queue(session, name=queue_name)
+    queue.qa_sample_percent = percent
+    session.add(queue)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.queue_admin,
+        purpose=None,
+        detail=f"qa-sample queue={queue.id} percent={percent}",
+    )
+    return queue
+
+
+def set_in_training(
+    session: Session, *, actor: Principal, username: str, in_training: bool
+) -> User:
+    """Mark a coder as in training (every submitted item goes to QA review) or not."""
+    user = session.exec(select(User).where(User.username == username.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"No user named {username}.")
+    user.in_training = in_training
+    session.add(user)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.user_admin,
+        purpose=None,
+        detail=f"in_training user={user.id} {in_training}",
+    )
+    return user

@@ -1,0 +1,211 @@
+"""Billing: ready list, claim exports, billed, and the return loop back to the same coder."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+
+from server.db import get_engine
+from server.models import AuditEvent, ClaimRecord, Encounter, WorkItem
+from tests.factories import make_token, make_user, sign_in
+from tests.support.coding import GOOD_CODES, coder_with_item, pyx12_accepts, signed_in
+
+SYNTHEA = Path("/work/shared/fixtures/synthea")
+
+
+def _coded(make_client, username="coder1", **encounter):
+    held = coder_with_item(make_client, username, **encounter)
+    codes = GOOD_CODES
+    if encounter.get("class") == "inpatient":
+        codes = {
+            "diagnoses": [{"code": "E11.9", "poa": "Y"}, {"code": "I10", "poa": "Y"}],
+            "procedures": [{"code": "0DTJ4ZZ", "system": "PCS"}],
+        }
+    r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=codes)
+    assert r.json()["errors"] == [], r.text
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
+    return held
+
+
+def _actions(item_id: int) -> list[str]:
+    with Session(get_engine()) as s:
+        return list(
+            s.exec(
+                select(AuditEvent.action)
+                .where(AuditEvent.work_item_id == item_id)
+                .order_by(col(AuditEvent.id))
+            ).all()
+        )
+
+
+def test_ready_list_exports_and_billed_with_a_billing_token(make_client):
+    held = _coded(make_client)
+    system = make_client()
+    system.headers["Authorization"] = f"Bearer {make_token('billing-system', 'billing')}"
+    ready = system.get("/api/v1/billing/ready")
+    assert ready.status_code == 200
+    items = ready.json()["items"]
+    assert [i["id"] for i in items] == [held.item_id]
+    assert items[0]["coded_by"] == "coder1"
+    assert items[0]["encounter"]["class"] == "outpatient"
+    assert "patient" not in items[0]
+    x = system.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "x12"})
+    assert x.status_code == 200
+    assert x.headers["cache-control"] == "no-store"
+    ok, log = pyx12_accepts(x.text)
+    assert ok, log
+    assert "005010X222A1" in x.text
+    assert "NM1*PR*2*BLUE CROSS BLUE SHIELD" in x.text
+    assert "N3*41 ORCHARD LANE~" in x.text
+    fhir = system.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "fhir"}).json()
+    assert fhir["resourceType"] == "Claim"
+    assert fhir["diagnosis"][0]["diagnosisCodeableConcept"]["coding"][0]["code"] == "E11.9"
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                system.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "csv"}).text
+            )
+        )
+    )
+    assert [r["code"] for r in rows] == ["E11.9", "I10", "J45.909", "99213"]
+    bad = system.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "pdf"})
+    assert bad.status_code == 422
+    r = system.post(
+        f"/api/v1/billing/{held.item_id}/billed", json={"claim_number": "CLM-2026-0001"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "billed"
+    again = system.post(f"/api/v1/billing/{held.item_id}/billed", json={"claim_number": "X"})
+    assert again.status_code == 409
+    assert system.get("/api/v1/billing/ready").json()["items"] == []
+    with Session(get_engine()) as s:
+        claim = s.exec(select(ClaimRecord)).one()
+        assert claim.claim_number == "CLM-2026-0001"
+        assert claim.billed_by == "billing-system"
+    actions = _actions(held.item_id)
+    assert actions.count("claim-export") == 3
+    assert "billed" in actions
+    assert actions.count("view-record") == 3  # each export opened the record, audited
+
+
+def test_inpatient_claim_is_an_837i(make_client):
+    held = _coded(make_client, **{"class": "inpatient"})
+    biller = signed_in(make_client, "biller1", "biller")
+    x = biller.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "x12"})
+    ok, log = pyx12_accepts(x.text)
+    assert ok, log
+    assert "005010X223A2" in x.text
+    assert "HI*ABK:E119:::::::Y~" in x.text
+
+
+def test_coder_and_other_callers_cannot_export(make_client):
+    held = _coded(make_client)
+    r = held.client.get(f"/api/v1/billing/{held.item_id}/claim")
+    assert r.status_code == 403
+    biller = signed_in(make_client, "biller1", "biller")
+    still_coding = coder_with_item(make_client, "coder2")
+    r = biller.get(f"/api/v1/billing/{still_coding.item_id}/claim")
+    assert r.status_code == 404  # not ready for billing: hidden, and audited as denied
+    with Session(get_engine()) as s:
+        denied = s.exec(
+            select(AuditEvent).where(
+                AuditEvent.work_item_id == still_coding.item_id, AuditEvent.outcome == "denied"
+            )
+        ).all()
+        assert denied
+
+
+def test_return_goes_back_to_the_same_coder_first_in_their_list(make_client):
+    held = _coded(make_client)
+    # The coder picks up more work meanwhile.
+    from tests.factories import make_encounter
+
+    make_encounter()
+    assert held.client.post("/api/v1/work/next", json={}).status_code == 200
+    biller = signed_in(make_client, "biller1", "biller")
+    r = biller.post(
+        f"/api/v1/billing/{held.item_id}/return", json={"reason": "modifier 25 unsupported"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "returned"
+    mine = held.client.get("/api/v1/work/mine").json()["items"]
+    assert mine[0]["id"] == held.item_id
+    assert mine[0]["status"] == "returned"
+    other = make_client()
+    sign_in(other, make_user("coder2", "coder", queues=["default"]))
+    assert other.get("/api/v1/work/mine").json()["items"] == []
+    assert other.post(f"/api/v1/work/{held.item_id}/resume").status_code == 404
+    # The coder resumes it, fixes the codes and submits again.
+    assert held.client.post(f"/api/v1/work/{held.item_id}/resume").status_code == 200
+    fixed = {**GOOD_CODES, "procedures": [{**GOOD_CODES["procedures"][0], "modifiers": []}]}
+    assert held.client.put(f"/api/v1/work/{held.item_id}/codes", json=fixed).json()["errors"] == []
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.json()["status"] == "ready_for_billing"
+    assert "returned" in _actions(held.item_id)
+
+
+def test_biller_pages(make_client):
+    held = _coded(make_client)
+    biller = make_client()
+    sign_in(biller, make_user("biller1", "biller"))
+    page = biller.get("/billing")
+    assert f"/billing/{held.item_id}" in page.text
+    claim = biller.get(f"/billing/{held.item_id}")
+    assert claim.status_code == 200
+    assert "837P professional" in claim.text
+    assert "SV1*HC:99213:25" in claim.text
+    csrf = biller.headers["X-CSRF-Token"]
+    r = biller.post(
+        f"/billing/{held.item_id}/billed",
+        data={"claim_number": "A1", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert biller.get("/billing").text.count(f"/billing/{held.item_id}") == 0
+
+
+@pytest.mark.pg_only
+def test_end_to_end_synthea_claim_code_submit_export_billed(make_client, backend):
+    bundle = sorted(SYNTHEA.glob("*.json"))[0]
+    ingest = make_client()
+    ingest.headers["Authorization"] = f"Bearer {make_token('ehr', 'ingest')}"
+    r = ingest.post(
+        "/api/v1/fhir",
+        content=bundle.read_bytes(),
+        headers={"Content-Type": "application/fhir+json"},
+    )
+    assert r.status_code == 200, r.text
+    ids = [int(i["id"]) for i in r.json()["work_items"]]
+    with Session(get_engine()) as s:
+        outpatient = [
+            i
+            for i in ids
+            if (item := s.get(WorkItem, i)) is not None
+            and (enc := s.get(Encounter, item.encounter_id)) is not None
+            and enc.encounter_class != "inpatient"
+        ]
+    target = outpatient[0]
+    coder = make_client()
+    account = make_user("coder1", "coder", queues=["default"])
+    sign_in(coder, account)
+    sup = signed_in(make_client, "sup1", "supervisor")
+    assert sup.post(f"/api/v1/work/{target}/assign", json={"username": "coder1"}).status_code == 200
+    record = coder.get(f"/api/v1/work/{target}").json()
+    assert record["documents"] or record["encounter"]
+    assert coder.put(f"/api/v1/work/{target}/codes", json=GOOD_CODES).json()["errors"] == []
+    assert coder.post(f"/api/v1/work/{target}/submit").json()["status"] == "ready_for_billing"
+    biller = signed_in(make_client, "biller1", "biller")
+    assert target in [i["id"] for i in biller.get("/api/v1/billing/ready").json()["items"]]
+    x = biller.get(f"/api/v1/billing/{target}/claim", params={"format": "x12"})
+    ok, log = pyx12_accepts(x.text)
+    assert ok, log
+    assert "005010X222A1" in x.text
+    r = biller.post(f"/api/v1/billing/{target}/billed", json={"claim_number": "PAYER-778899"})
+    assert r.json()["status"] == "billed"
+    actions = _actions(target)
+    for action in ("view-record", "code-save", "submit", "claim-export", "billed"):
+        assert action in actions, (action, actions)

@@ -1,0 +1,119 @@
+"""837P and 837I pass pyx12's validator for their implementation guides; broken ones fail."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from server.billing import x12
+from server.config import Settings
+from tests.support.coding import pyx12_accepts
+
+
+def _claim(inpatient: bool) -> x12.ClaimData:
+    lines = (
+        [x12.Line("PCS", "0DTJ4ZZ", [], 1, [], 0), x12.Line("HCPCS", "J1100", [], 2, [1], 5000)]
+        if inpatient
+        else [
+            x12.Line("CPT", "99213", ["25"], 1, [1, 2], 12500),
+            x12.Line("HCPCS", "J1100", [], 2, [1], 1800),
+        ]
+    )
+    return x12.ClaimData(
+        work_item_id=42,
+        inpatient=inpatient,
+        patient_last="Rempel",
+        patient_first="Maria Elena",
+        birth_date="1961-03-14",
+        sex="female",
+        address_line="41 Orchard Lane",
+        city="Amherst",
+        state="MA",
+        postal_code="01002",
+        payer_name="Blue Cross Blue Shield",
+        member_id="XBC1234",
+        start=datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
+        end=datetime(2026, 11, 4, 12, 0, tzinfo=UTC),
+        diagnoses=[("E11.9", "Y"), ("I10", "N"), ("J45.909", "U")],
+        lines=lines,
+    )
+
+
+def test_837p_passes_pyx12():
+    text = x12.build_837(_claim(False), Settings())
+    ok, log = pyx12_accepts(text)
+    assert ok, log
+    assert "005010X222A1" in text
+    assert "HI*ABK:E119*ABF:I10*ABF:J45909~" in text
+    assert "SV1*HC:99213:25*125*UN*1***1:2~" in text
+    assert "CLM*CD42*143***11:B:1*Y*A*Y*Y~" in text
+
+
+def test_837i_passes_pyx12():
+    text = x12.build_837(_claim(True), Settings())
+    ok, log = pyx12_accepts(text)
+    assert ok, log
+    assert "005010X223A2" in text
+    assert "HI*ABK:E119:::::::Y~" in text  # principal diagnosis with POA
+    assert "HI*BBR:0DTJ4ZZ:D8:20261101~" in text  # principal procedure (PCS)
+    assert "CL1*1*1*01~" in text
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        pytest.param(lambda t: t.replace("SE*26*0001", "SE*25*0001"), id="wrong SE count"),
+        pytest.param(
+            lambda t: "\n".join(s for s in t.split("\n") if not s.startswith("CLM*")), id="no CLM"
+        ),
+        pytest.param(lambda t: t.replace("DMG*D8*19610314", "DMG*D8*19611399"), id="bad date"),
+    ],
+)
+def test_a_broken_837p_fails_pyx12(breakage):
+    text = x12.build_837(_claim(False), Settings())
+    assert "SE*26*0001" in text
+    broken = breakage(text)
+    assert broken != text
+    ok, _ = pyx12_accepts(broken)
+    assert not ok
+
+
+def test_npi_check_digit():
+    assert x12.npi_ok("1234567893")
+    assert x12.npi_ok(Settings().billing_provider_npi)
+    assert x12.npi_ok(Settings().billing_attending_npi)
+    assert not x12.npi_ok("1234567890")
+    assert not x12.npi_ok("123456789")
+
+
+def test_separators_in_data_cannot_break_segments():
+    claim = _claim(False)
+    claim.patient_last = "O*Brien~ISA"
+    claim.patient_first = "Peña José"
+    claim.address_line = "1 Main: Apt ^2"
+    text = x12.build_837(claim, Settings())
+    ok, log = pyx12_accepts(text)
+    assert ok, log
+    assert "NM1*IL*1*O BRIEN ISA*PENA JOSE*" in text
+
+
+def test_fhir_claim_and_csv():
+    resource = x12.build_fhir(_claim(True), Settings())
+    assert resource["resourceType"] == "Claim"
+    assert resource["type"]["coding"][0]["code"] == "institutional"
+    assert [d["diagnosisCodeableConcept"]["coding"][0]["code"] for d in resource["diagnosis"]] == [
+        "E11.9",
+        "I10",
+        "J45.909",
+    ]
+    assert resource["diagnosis"][0]["onAdmission"]["coding"][0]["code"] == "Y"
+    assert resource["procedure"][0]["procedureCodeableConcept"]["coding"][0]["code"] == "0DTJ4ZZ"
+    assert resource["provider"]["identifier"]["value"] == "1234567893"
+    claim = _claim(False)
+    claim.patient_last = "=HYPERLINK(1)"
+    rows = list(csv.DictReader(io.StringIO(x12.build_csv(claim, Settings()))))
+    assert [r["code"] for r in rows] == ["E11.9", "I10", "J45.909", "99213", "J1100"]
+    assert rows[0]["patient_last"] == "'=HYPERLINK(1)"

@@ -1,0 +1,209 @@
+"""Code entry, validation messages, submit, QA sampling and review, through the HTTP API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from server.db import get_engine
+from server.models import AuditEvent, CodeLine, WorkItem, WorkItemEvent
+from tests.support.coding import GOOD_CODES, coder_with_item, signed_in
+
+
+def _msgs(body: dict) -> list[str]:
+    return [e["msg"] for e in body["errors"]]
+
+
+def test_real_codes_are_accepted_and_saved(make_client):
+    held = coder_with_item(make_client)
+    r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"errors": [], "warnings": []}
+    got = held.client.get(f"/api/v1/work/{held.item_id}").json()["codes"]
+    assert [d["code"] for d in got["diagnoses"]] == ["E11.9", "I10", "J45.909"]
+    assert got["procedures"][0]["dx_pointers"] == [1, 2]
+
+
+def test_header_unknown_code_and_absent_cpt_are_rejected_with_clear_messages(
+    make_client, tmp_path: Path
+):
+    from server.coding import codesets
+
+    cpt = tmp_path / "cpt.txt"
+    cpt.write_text("99213\tOffice visit\n99214\tOffice visit\n")
+    with Session(get_engine()) as s:
+        codesets.load(s, system="CPT", path=cpt)
+        s.commit()
+    held = coder_with_item(make_client)
+    body = {
+        "diagnoses": [{"code": "E11"}, {"code": "ZZZ.9"}],
+        "procedures": [{"code": "99215", "system": "CPT", "dx_pointers": [1]}],
+    }
+    r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body)
+    assert r.status_code == 200
+    msgs = _msgs(r.json())
+    assert any(
+        "E11 (Type 2 diabetes mellitus) is a category header, not a billable code" in m
+        and "E11.0" in m
+        for m in msgs
+    ), msgs
+    assert any(m.startswith("ZZZ.9 is not an ICD-10-CM code") for m in msgs), msgs
+    assert any("99215 is not in the CPT code set loaded on this server" in m for m in msgs), msgs
+    # The draft was saved anyway, and Submit refuses it with the same errors.
+    with Session(get_engine()) as s:
+        lines = s.exec(select(CodeLine).where(CodeLine.work_item_id == held.item_id)).all()
+        assert len(lines) == 3
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "validation_failed"
+    assert len(r.json()["error"]["details"]) == 3
+    with Session(get_engine()) as s:
+        item = s.get(WorkItem, held.item_id)
+        assert item is not None
+        assert item.status == "in_progress"
+        failed = s.exec(
+            select(AuditEvent).where(AuditEvent.action == "submit", AuditEvent.outcome == "failed")
+        ).all()
+        assert len(failed) == 1
+
+
+def test_poa_required_on_inpatient_and_values_checked(make_client):
+    held = coder_with_item(make_client, **{"class": "inpatient"})
+    body = {
+        "diagnoses": [
+            {"code": "E11.9", "poa": "Y"},
+            {"code": "I10"},
+            {"code": "J45.909", "poa": "X"},
+        ]
+    }
+    msgs = _msgs(held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body).json())
+    assert any("Diagnosis 2 (I10) needs a present-on-admission indicator" in m for m in msgs)
+    assert any("POA 'X' is not valid" in m for m in msgs)
+    assert len(msgs) == 2
+    body = {"diagnoses": [{"code": "E11.9", "poa": "Y"}, {"code": "I10", "poa": "1"}]}
+    assert _msgs(held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body).json()) == []
+
+
+def test_pointers_duplicates_manifestation_and_empty(make_client):
+    held = coder_with_item(make_client)
+    url = f"/api/v1/work/{held.item_id}/codes"
+    body = {
+        "diagnoses": [{"code": "G63"}, {"code": "I10"}, {"code": "i10"}],
+        "procedures": [
+            {"code": "99213", "system": "CPT", "dx_pointers": [1, 4]},
+            {"code": "99213", "system": "CPT", "dx_pointers": [1, 4]},
+            {"code": "J110", "system": "HCPCS", "dx_pointers": [1]},
+            {"code": "0DTJ4ZO", "system": "PCS"},
+            {"code": "99214", "system": "CPT"},
+        ],
+    }
+    r = held.client.put(url, json=body).json()
+    msgs = _msgs(r)
+    assert any(
+        "G63 (Polyneuropathy in diseases classified elsewhere) is a manifestation code" in m
+        for m in msgs
+    )
+    assert any("i10 is listed twice" in m for m in msgs)
+    assert sum("points at diagnosis 4, but there are 3 diagnosis lines" in m for m in msgs) == 2
+    assert any("Procedure 2 (99213) repeats an earlier line" in m for m in msgs)
+    assert any("J110 is not a valid HCPCS Level II code" in m for m in msgs)
+    assert any("0DTJ4ZO is not a valid ICD-10-PCS code" in m for m in msgs)
+    assert any("Procedure 5 (99214) must point at the diagnosis it treats" in m for m in msgs)
+    assert any("inpatient" in w["msg"] for w in r["warnings"])  # PCS on an outpatient visit
+    empty = held.client.put(url, json={"diagnoses": [], "procedures": []}).json()
+    assert _msgs(empty) == ["Add at least one diagnosis."]
+
+
+def test_submit_goes_to_billing_and_records_the_coder(make_client):
+    held = coder_with_item(make_client)
+    held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ready_for_billing"
+    with Session(get_engine()) as s:
+        item = s.get(WorkItem, held.item_id)
+        assert item is not None
+        assert item.coded_by_id == held.account.user_id
+        assert item.coded_at is not None
+        assert item.lease_owner_id is None
+        events = s.exec(
+            select(WorkItemEvent.action).where(WorkItemEvent.work_item_id == held.item_id)
+        ).all()
+        assert events[-1] == "submit"
+        actions = s.exec(
+            select(AuditEvent.action)
+            .where(AuditEvent.work_item_id == held.item_id)
+            .order_by(col(AuditEvent.id))
+        ).all()
+        assert "code-save" in actions
+        assert "submit" in actions
+    # The lease ended with the submit: the coder can no longer change the codes.
+    r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    assert r.status_code == 409
+
+
+def test_trainee_work_always_goes_to_qa_and_accuracy_is_kept(make_client):
+    held = coder_with_item(make_client, "trainee", in_training=True)
+    held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.json()["status"] == "qa_review"
+    sup = signed_in(make_client, "sup1", "supervisor")
+    queue = sup.get("/api/v1/qa").json()["items"]
+    assert [i["id"] for i in queue] == [held.item_id]
+    assert queue[0]["coded_by"] == "trainee"
+    # Correcting needs a reason and valid codes.
+    r = sup.post(f"/api/v1/qa/{held.item_id}", json={"decision": "correct", "codes": GOOD_CODES})
+    assert r.status_code == 422
+    corrected = {**GOOD_CODES, "diagnoses": [{"code": "E11.65"}, {"code": "I10"}]}
+    r = sup.post(
+        f"/api/v1/qa/{held.item_id}",
+        json={"decision": "correct", "reason": "hyperglycemia documented", "codes": corrected},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ready_for_billing"
+    acc = sup.get("/api/v1/qa/accuracy").json()["items"]
+    assert acc == [
+        {"coder": "trainee", "reviewed": 1, "accepted": 0, "corrected": 1, "accuracy_percent": 0.0}
+    ]
+    page = sup.get("/qa")
+    assert page.status_code == 200
+    assert "trainee" in page.text
+    with Session(get_engine()) as s:
+        codes = s.exec(
+            select(CodeLine.code).where(
+                CodeLine.work_item_id == held.item_id, CodeLine.kind == "dx"
+            )
+        ).all()
+        assert list(codes) == ["E11.65", "I10"]
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "qa-decision")).first()
+
+
+def test_queue_sample_percent_sends_everything_to_qa_at_100(make_client):
+    sup = signed_in(make_client, "sup1", "supervisor")
+    r = sup.put("/api/v1/queues/default/qa-sample", json={"percent": 100})
+    assert r.status_code == 200
+    held = coder_with_item(make_client)
+    held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").json()["status"] == "qa_review"
+    r = sup.post(f"/api/v1/qa/{held.item_id}", json={"decision": "accept"})
+    assert r.json()["status"] == "ready_for_billing"
+    acc = sup.get("/api/v1/qa/accuracy").json()["items"]
+    assert acc[0]["accuracy_percent"] == 100.0
+
+
+def test_search_endpoint(make_client):
+    held = coder_with_item(make_client)
+    r = held.client.get("/api/v1/codes/search", params={"q": "type 2 diabetes without"})
+    assert r.status_code == 200
+    assert r.json()["items"][0]["code"] == "E11.9"
+    r = held.client.get("/api/v1/codes/search", params={"q": "E11"})
+    first = r.json()["items"][0]
+    assert first == {
+        "system": "ICD10CM",
+        "code": "E11",
+        "description": "Type 2 diabetes mellitus",
+        "billable": False,
+    }
+    html = held.client.get("/codes/search", params={"q": "asthma unc"}).text
+    assert '<option value="J45.909">' in html

@@ -244,3 +244,36 @@ def test_unknown_resource_types_are_skipped(ingest):
     r = ingest.post("/api/v1/fhir", content=json.dumps(bundle), headers=FHIR)
     assert r.status_code == 200
     assert len(r.json()["work_items"]) == 7
+
+
+def test_two_senders_of_one_encounter_at_once_make_one_item(db_url):
+    import threading
+
+    from server.auth.principal import system_principal
+    from server.db import session_scope
+
+    data = encounter_data()
+    barrier = threading.Barrier(4)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            barrier.wait()
+            with session_scope() as s:
+                item = records_service.create_encounter(
+                    s, actor=system_principal("engine"), data=data
+                )
+            results.append(item.status)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results) == ["created", "duplicate", "duplicate", "duplicate"]
+    counts = row_counts()
+    assert counts["encounter"] == counts["work_item"] == counts["patient"] == 1

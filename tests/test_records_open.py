@@ -241,3 +241,25 @@ def test_stored_bytes_hold_no_plaintext(session):
     assert b"MRN" not in blob
     assert SAMPLE_NOTE.encode()[:20] not in blob
     assert json.dumps("Orchard").encode() not in blob
+
+
+def test_supervisors_read_only_items_in_qa_review(db_url):
+    item_id = make_encounter()
+    boss = actor_of(make_user("boss", "supervisor"), "supervisor")
+
+    def read():
+        with session_scope() as s:
+            return records_service.open_record(
+                session=s, actor=boss, work_item_id=item_id, purpose="HOPERAT"
+            )
+
+    with pytest.raises(records_service.NotFound):
+        read()
+    with session_scope() as s:
+        item = s.get(WorkItem, item_id)
+        item.status = Status.qa_review
+    assert SAMPLE_NOTE in read().documents[0].text
+    with pytest.raises(records_service.NotFound), session_scope() as s:
+        records_service.open_record(
+            session=s, actor=boss, work_item_id=item_id, purpose="HOPERAT", view="billing"
+        )

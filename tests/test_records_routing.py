@@ -131,3 +131,23 @@ def test_the_routing_page_adds_and_deletes(make_client, ingest):
     )
     assert r.status_code == 303
     assert _send(ingest, **{"class": "emergency"})["queue"] == "default"
+
+
+def test_a_rule_can_bill_matching_encounters_as_professional_fee(ingest, boss, session):
+    from sqlmodel import select
+
+    from server.models import Encounter
+
+    ensure_queue("pro")
+    r = boss.post(
+        "/api/v1/routing-rules",
+        json={"service_type": "99213-CLINIC", "queue": "pro", "set_class": "professional"},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["set_class"] == "professional"
+    sent = _send(ingest, service_type="99213-CLINIC")
+    assert sent["queue"] == "pro"
+    other = _send(ingest)
+    classes = {e.external_id: e.encounter_class for e in session.exec(select(Encounter)).all()}
+    assert classes[sent["external_id"]] == "professional"
+    assert classes[other["external_id"]] == "outpatient"

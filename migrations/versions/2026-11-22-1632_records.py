@@ -7,9 +7,9 @@ Create Date: 2026-11-22
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
-import sqlmodel  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
 
 import server.models.base  # noqa: F401
 
@@ -20,8 +20,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # A routing rule may also set the billing class (professional fee by rule).
+    with op.batch_alter_table("routing_rule", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("set_class", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True)
+        )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("routing_rule", schema=None) as batch_op:
+        batch_op.drop_column("set_class")

@@ -44,3 +44,6 @@ class RoutingRule(SQLModel, table=True):
     queue_id: int = Field(foreign_key="work_queue.id")
     priority: int = 0
     is_active: bool = True
+    # When set, a matching encounter is billed as this class (e.g. `professional`: the
+    # professional fee of a hospital visit goes out on an 837P). Migration 0002.
+    set_class: str | None = Field(default=None, max_length=40)

@@ -176,6 +176,7 @@ def routing_add(
     encounter_class: Annotated[str, Form(max_length=40)] = "",
     service_type: Annotated[str, Form(max_length=100)] = "",
     payer_class: Annotated[str, Form(max_length=100)] = "",
+    set_class: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     """Add a rule from the page form."""
     data = RoutingRuleIn.model_validate(
@@ -187,6 +188,7 @@ def routing_add(
             "encounter_class": encounter_class or None,
             "service_type": service_type.strip() or None,
             "payer_class": payer_class.strip() or None,
+            "set_class": set_class or None,
         }
     )
     routing.create_rule(session, actor=actor, data=data)

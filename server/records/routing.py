@@ -1,7 +1,8 @@
 """Routing rules: ordered rules on facility, encounter class, service type and payer class.
 
 The first active rule (by position, then id) whose filled fields all match (case-insensitive)
-picks the queue and the priority of a new encounter; no match goes to `default`.
+picks the queue and the priority of a new encounter, and may set its billing class
+(`professional`: professional fee, billed on an 837P); no match goes to `default`.
 Supervisors and admins manage the rules (audited as `queue-admin`, ids only).
 """
 
@@ -28,6 +29,7 @@ class Route:
     queue_id: int
     queue: str
     priority: int
+    set_class: str | None = None
 
 
 def _matches(rule_value: str | None, value: str | None) -> bool:
@@ -61,7 +63,12 @@ def route(
             and _matches(rule.payer_class, payer_class)
         ):
             assert queue.id is not None  # noqa: S101
-            return Route(queue_id=queue.id, queue=queue.name, priority=rule.priority)
+            return Route(
+                queue_id=queue.id,
+                queue=queue.name,
+                priority=rule.priority,
+                set_class=rule.set_class,
+            )
     default = session.exec(select(Queue).where(Queue.name == DEFAULT_QUEUE)).first()
     if default is None:
         default = queue_service.create_queue(session, name=DEFAULT_QUEUE)
@@ -81,6 +88,7 @@ def _view(rule: RoutingRule, queue: Queue) -> RoutingRuleView:
         queue=queue.name,
         priority=rule.priority,
         is_active=rule.is_active,
+        set_class=rule.set_class,
     )
 
 
@@ -100,6 +108,7 @@ def _apply(session: Session, rule: RoutingRule, data: RoutingRuleIn) -> Queue:
     rule.queue_id = queue.id
     rule.priority = data.priority
     rule.is_active = data.is_active
+    rule.set_class = data.set_class.value if data.set_class else None
     return queue
 
 

@@ -241,6 +241,7 @@ class RoutingRuleIn(_In):
     queue: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
     priority: int = Field(default=0, ge=-1000, le=1000)
     is_active: bool = True
+    set_class: EncounterClass | None = None  # bill matching encounters as this class
 
 
 class RoutingRuleView(_View):
@@ -255,6 +256,7 @@ class RoutingRuleView(_View):
     queue: str
     priority: int
     is_active: bool
+    set_class: str | None = None
 
 
 class RoutingRuleList(_View):

@@ -155,7 +155,7 @@ def _insert(session: Session, *, actor: Principal, data: EncounterIn) -> Ingeste
         external_id=data.external_id,
         patient_id=patient.id,
         data_key_id=dk.id,
-        encounter_class=data.encounter_class.value,
+        encounter_class=where.set_class or data.encounter_class.value,
         facility=data.facility,
         service_type=data.service_type,
         payer_class=data.payer_class,

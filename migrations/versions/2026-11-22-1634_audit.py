@@ -50,6 +50,11 @@ def upgrade() -> None:
         sa.Column("signature", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
+    # Sign-in events now live in the audit log itself (sign-in, sign-in-failed, lockout,
+    # sign-out, session-timeout); the foundation's separate table goes.
+    with op.batch_alter_table("signin_event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_signin_event_time"))
+    op.drop_table("signin_event")
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute(
@@ -103,3 +108,17 @@ def downgrade() -> None:
                 op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb}")
     op.drop_table("audit_checkpoint")
     op.drop_table("audit_seal")
+    op.create_table(
+        "signin_event",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("time", server.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("username", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("event", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+        sa.Column("source_ip", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("user_agent", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["app_user.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("signin_event", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_signin_event_time"), ["time"], unique=False)

@@ -483,10 +483,10 @@ def review_flags(
 def verify_log(session: Session, *, actor: Principal, checkpoint: bool = False) -> VerifyReport:
     """Seal what is finished, verify the whole chain, and record the audit-verify event.
 
-    On SQLite a request already holds the one write lock, so sealing is left to the
-    background sealer there (the report counts what is not yet sealed).
+    On SQLite a request's transaction already holds the one write lock, so sealing is
+    left to the background sealer there (the report counts what is not yet sealed).
     """
-    if not is_sqlite(session):
+    if not (is_sqlite(session) and session.in_transaction()):
         seal_pending(wait=True, checkpoint=checkpoint)
     report = verify(connection=session.connection())
     audit_service.record(

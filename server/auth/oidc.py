@@ -27,12 +27,11 @@ from server.auth import ratelimit
 from server.auth import service as auth_service
 from server.auth.principal import Principal, system_principal
 from server.config import Settings, get_settings
-from server.db import after_end, get_engine
+from server.db import get_engine
 from server.errors import AppError, ServiceUnavailable
 from server.models import (
     OidcTransaction,
     Role,
-    SignInEvent,
     User,
     UserRole,
     UserSession,
@@ -398,14 +397,6 @@ def record_refusal(
     """Audit a refused single sign-on (own transaction: it survives the request's rollback)."""
     name = (who or "anonymous")[:64]
 
-    def write(own: Session) -> None:
-        own.add(
-            SignInEvent(
-                username=name, event="failure", source_ip=ip, user_agent=(ua or "")[:300] or None
-            )
-        )
-
-    after_end(session, write)
     audit_service.record_denied(
         session,
         actor=Principal(name=name, kind="anonymous", source_ip=ip, user_agent=ua),

@@ -21,7 +21,6 @@ from server.models import (
     Role,
     Scope,
     ServiceToken,
-    SignInEvent,
     User,
     UserRole,
     UserSession,
@@ -219,29 +218,18 @@ def _record_signin(
     threshold, minutes = get_settings().lockout_threshold, get_settings().lockout_minutes
 
     def write(own: Session) -> None:
-        own.add(
-            SignInEvent(
-                username=username[:64],
-                user_id=user_id,
-                event=event,
-                source_ip=ip,
-                user_agent=(ua or "")[:300] or None,
-            )
-        )
         user = own.get(User, user_id) if user_id is not None and event == "failure" else None
         if user is not None:
             user.failed_logins += 1
             if user.failed_logins >= threshold:
                 user.locked_until = utcnow() + timedelta(minutes=minutes)
                 user.failed_logins = 0
-                own.add(
-                    SignInEvent(
-                        username=username[:64],
-                        user_id=user_id,
-                        event="lockout",
-                        source_ip=ip,
-                        user_agent=(ua or "")[:300] or None,
-                    )
+                audit_service.record(
+                    own,
+                    actor=Principal(name=username[:64], kind="user", source_ip=ip, user_agent=ua),
+                    action=audit_service.Action.lockout,
+                    purpose=None,
+                    detail=f"locked for {minutes} minutes after {threshold} failed sign-ins",
                 )
             own.add(user)
 
@@ -279,15 +267,6 @@ def open_session(
         user_agent=(ua or "")[:300] or None,
     )
     session.add(record)
-    session.add(
-        SignInEvent(
-            username=user.username,
-            user_id=user.id,
-            event="success",
-            source_ip=ip,
-            user_agent=(ua or "")[:300] or None,
-        )
-    )
     roles = roles_of(session, user.id)
     audit_service.record(
         session,
@@ -364,14 +343,6 @@ def sign_out(session: Session, *, principal: Principal) -> None:
     if principal.session is None:
         return
     session.exec(delete(UserSession).where(col(UserSession.id) == principal.session.id))
-    session.add(
-        SignInEvent(
-            username=principal.name,
-            user_id=principal.user_id,
-            event="signout",
-            source_ip=principal.source_ip,
-        )
-    )
     audit_service.record(
         session, actor=principal, action=audit_service.Action.sign_out, purpose=None
     )
@@ -424,7 +395,6 @@ def _end_expired(
 ) -> None:
     def write(own: Session) -> None:
         own.exec(delete(UserSession).where(col(UserSession.id) == record_id))
-        own.add(SignInEvent(username=username, user_id=user_id, event="timeout", source_ip=ip))
 
     after_end(session, write)
     audit_service.record_denied(

@@ -2,24 +2,18 @@
 
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
-from server.models.coding import ClaimRecord, ClaimReturn, CodeLine, CodeSetEntry, QaReview
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Patient
 from server.models.security import OidcTransaction, RateLimitCounter
-from server.models.user import Role, Scope, ServiceToken, SignInEvent, User, UserRole, UserSession
+from server.models.user import Role, Scope, ServiceToken, User, UserRole, UserSession
 from server.models.work import Status, WorkItem, WorkItemEvent
 
 __all__ = [
     "AuditEvent",
-    "ClaimRecord",
-    "ClaimReturn",
-    "CodeLine",
-    "CodeSetEntry",
     "DataKey",
     "Document",
     "Encounter",
     "OidcTransaction",
-    "QaReview",
     "Patient",
     "Queue",
     "QueueMember",
@@ -28,7 +22,6 @@ __all__ = [
     "RoutingRule",
     "Scope",
     "ServiceToken",
-    "SignInEvent",
     "Status",
     "UTCDateTime",
     "User",

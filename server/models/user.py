@@ -88,17 +88,3 @@ class ServiceToken(SQLModel, table=True):
     def scope_set(self) -> set[str]:
         """The token's scopes as a set."""
         return set(self.scopes.split())
-
-
-class SignInEvent(SQLModel, table=True):
-    """Sign-in successes, failures, lockouts and sign-outs (folded into the audit log)."""
-
-    __tablename__ = "signin_event"
-
-    id: int | None = Field(default=None, primary_key=True)
-    time: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
-    username: str = Field(max_length=64)
-    user_id: int | None = Field(default=None, foreign_key="app_user.id")
-    event: str = Field(max_length=30)  # success, failure, lockout, signout, timeout
-    source_ip: str | None = Field(default=None, max_length=64)
-    user_agent: str | None = Field(default=None, max_length=300)

@@ -2,6 +2,7 @@
 
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
+from server.models.coding import ClaimRecord, ClaimReturn, CodeLine, CodeSetEntry, QaReview
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Patient
 from server.models.security import OidcTransaction, RateLimitCounter
@@ -10,10 +11,15 @@ from server.models.work import Status, WorkItem, WorkItemEvent
 
 __all__ = [
     "AuditEvent",
+    "ClaimRecord",
+    "ClaimReturn",
+    "CodeLine",
+    "CodeSetEntry",
     "DataKey",
     "Document",
     "Encounter",
     "OidcTransaction",
+    "QaReview",
     "Patient",
     "Queue",
     "QueueMember",

@@ -1,0 +1,72 @@
+"""Real Chromium: a coder codes a chart with autocomplete and submits; a biller exports the
+claim and marks it billed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from server.coding import codesets
+from tests.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.coding import pyx12_accepts
+
+pytestmark = pytest.mark.browser
+
+
+def _sign_in(page: Page, url: str, account: Account) -> None:
+    page.goto(f"{url}/login")
+    page.fill("#username", account.username)
+    page.fill("#password", account.password)
+    page.fill("#totp", fresh_totp(account))
+    page.click("#sign-in")
+    expect(page.locator("#home-title")).to_be_visible()
+
+
+def test_code_with_autocomplete_submit_then_bill(page: Page, browser, live_server, backend):
+    codesets.icd10cm()  # the server (in this process) builds it at startup outside tests
+    item = make_encounter(queue="default")
+    coder = make_user("ana", "coder", queues=["default"])
+    biller = make_user("bill", "biller")
+    url = live_server.url
+
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(f"{url}/work/{item}")
+    expect(page.locator("#documents")).to_have_attribute("data-watermark", re.compile("^ana · "))
+    expect(page.locator("#codes-form")).to_be_visible()
+    # A category header first: the check says why it is refused.
+    dx = page.locator("#dx-lines input[name=dx_code]").first
+    dx.fill("E11")
+    expect(page.locator("#code-problems")).to_contain_text("is a category header")
+    # Autocomplete by words fills the datalist with real codes.
+    dx.fill("")
+    dx.type("type 2 diabetes without", delay=20)
+    expect(page.locator("#dx-options option[value='E11.9']")).to_have_count(1)
+    dx.fill("E11.9")
+    page.keyboard.press("Alt+p")  # add a procedure line
+    page.locator("#px-lines input[name=px_code]").first.fill("99213")
+    page.locator("#px-lines input[name=px_charge]").first.fill("125")
+    expect(page.locator("#codes-ok")).to_be_visible()
+    page.keyboard.press("Control+Enter")  # submit
+    expect(page).to_have_url(f"{url}/work?submitted=1")
+
+    context = browser.new_context(accept_downloads=True)
+    try:
+        bp = context.new_page()
+        _sign_in(bp, url, biller)
+        bp.goto(f"{url}/billing")
+        bp.click(f"#ready-{item} a")
+        expect(bp.locator("#claim-preview")).to_contain_text("SV1*HC:99213*125*UN*1***1~")
+        with bp.expect_download() as dl:
+            bp.click("#export-x12")
+        ok, log = pyx12_accepts(open(dl.value.path(), encoding="ascii").read())
+        assert ok, log
+        bp.fill("#claim-number", "PAYER-0001")
+        bp.click("#mark-billed")
+        expect(bp.locator("#billing-message")).to_have_text("Marked billed.")
+        expect(bp.locator(f"#ready-{item}")).to_have_count(0)
+    finally:
+        context.close()

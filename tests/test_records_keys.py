@@ -167,3 +167,37 @@ def test_import_files_and_folders(db_url, tmp_path):
     with Session(get_engine()) as s:
         assert len(s.exec(select(WorkItem)).all()) == 8
     assert runner.invoke(cli, ["import", str(tmp_path / "missing")]).exit_code == 1
+
+
+def test_rotate_moves_data_keys_to_kms(db_url, keyring, monkeypatch):
+    """With CHARTDESK_KMS_KEY_ID set, `keys rotate` re-wraps every data key through KMS."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from server.config import get_settings
+    from tests.support.pgcluster import free_port
+
+    items = [make_encounter() for _ in range(2)]
+    biller = actor_of(make_user("bill", "biller"), "biller")
+    _billable(items)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        monkeypatch.setenv("CHARTDESK_KMS_ENDPOINT_URL", url)
+        kms = boto3.client("kms", endpoint_url=url, region_name="us-east-1")
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        monkeypatch.setenv("CHARTDESK_KMS_KEY_ID", key_id)
+        get_settings.cache_clear()
+        keyring.touch()
+        result = runner.invoke(cli, ["keys", "rotate"])
+        assert result.exit_code == 0, result.output
+        assert set(_keks()) == {f"kms:{key_id}"}
+        for item_id in items:
+            assert SAMPLE_NOTE in _read(biller, item_id).documents[0].text
+    finally:
+        server.stop()
+        get_settings.cache_clear()

@@ -1,0 +1,67 @@
+"""Real Chromium: a coder reads a chart; compliance searches the patient's MRN and sees it."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.factories import Account, fresh_totp, make_encounter, make_user
+
+pytestmark = pytest.mark.browser
+
+MRN = "MRN-BROWSER-4410"
+PATIENT = {
+    "mrn": MRN,
+    "name": "Tobias Lindqvist",
+    "birth_date": "1958-07-02",
+    "sex": "male",
+}
+
+
+def _sign_in(page: Page, url: str, account: Account) -> None:
+    page.goto(f"{url}/login")
+    page.fill("#username", account.username)
+    page.fill("#password", account.password)
+    page.fill("#totp", fresh_totp(account))
+    page.click("#sign-in")
+    expect(page.locator("#home-title")).to_be_visible()
+
+
+def test_compliance_finds_the_coders_view_by_mrn(
+    page: Page, browser: Browser, live_server, backend
+) -> None:
+    item = make_encounter(queue="default", priority=5, patient=PATIENT)
+    coder = make_user("ana", "coder", queues=["default"])
+    officer = make_user("olga", "compliance")
+    url = live_server.url
+
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.click("#next")
+    expect(page).to_have_url(f"{url}/work/{item}")
+    expect(page.locator("#chart")).to_be_visible()
+
+    context = browser.new_context()
+    try:
+        comp = context.new_page()
+        _sign_in(comp, url, officer)
+        comp.click("nav >> text=Audit log")
+        expect(comp).to_have_url(f"{url}/compliance")
+        # Search by MRN (posted, never in the URL): the coder's view of that chart is there.
+        comp.fill("input[name=mrn]", MRN.lower())
+        comp.click("#search")
+        row = comp.locator('#events tr[data-action="view-record"]')
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("ana")
+        expect(row).to_contain_text(str(item))
+        assert MRN.lower() not in comp.url
+        # The per-patient access report shows the same.
+        comp.click("text=Patient access report")
+        comp.fill("#patient-form input[name=mrn]", MRN)
+        comp.click("#patient-search")
+        expect(comp.locator('#by-actor tr[data-actor="ana"]')).to_be_visible()
+        assert MRN not in comp.url
+        comp.click("text=Chain verification")
+        expect(comp.locator("#verify-status")).to_have_attribute("data-ok", "true")
+    finally:
+        context.close()

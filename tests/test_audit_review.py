@@ -21,6 +21,7 @@ from server.db import get_engine, session_scope
 from server.models import AuditEvent
 from server.queue import service as queue_service
 from tests.factories import SAMPLE_NOTE, make_encounter, make_token, make_user, sign_in
+from tests.support.coding import GOOD_CODES
 
 MRN = "MRN-AUDIT-7731"
 NAME = "Marisol Quintero-Haas"
@@ -323,9 +324,11 @@ def test_scripted_session_leaves_exactly_the_expected_events(
     dev = make_user("dev", "coder", queues=["default"])
     sam = make_user("sam", "supervisor")
     comp = make_user("comp", "compliance")
+    bill = make_user("bill", "biller")
     start = _last_id()
 
     coder, other, sup, auditor = make_client(), make_client(), make_client(), make_client()
+    biller = make_client()
     bad = client.post(
         "/api/v1/session", json={"username": "cora", "password": "nope-nope-nope", "totp": "1"}
     )
@@ -333,17 +336,23 @@ def test_scripted_session_leaves_exactly_the_expected_events(
     sign_in(coder, cora)
     sign_in(other, dev)
     sign_in(sup, sam)
+    sign_in(biller, bill)
     claimed = coder.post("/api/v1/work/next").json()["id"]
     assert claimed == item_a
     assert coder.get(f"/api/v1/work/{item_a}").status_code == 200
     assert other.get(f"/api/v1/work/{item_a}").status_code == 404
-    assert (
-        coder.post(f"/api/v1/work/{item_a}/hold", json={"reason": "other", "note": ""}).status_code
-        == 200
-    )
+    hold = {"reason": "other", "note": ""}
+    assert coder.post(f"/api/v1/work/{item_a}/hold", json=hold).status_code == 200
     assert coder.post(f"/api/v1/work/{item_a}/resume").status_code == 200
-    assert coder.post(f"/api/v1/work/{item_a}/release").status_code == 200
+    saved = coder.put(f"/api/v1/work/{item_a}/codes", json=GOOD_CODES)
+    assert saved.json()["errors"] == [], saved.text
+    assert coder.post(f"/api/v1/work/{item_a}/submit").status_code == 200
+    claim = biller.get(f"/api/v1/billing/{item_a}/claim", params={"format": "fhir"})
+    assert claim.status_code == 200
+    billed = biller.post(f"/api/v1/billing/{item_a}/billed", json={"claim_number": "CLM-1"})
+    assert billed.status_code == 200
     assert sup.post(f"/api/v1/work/{item_b}/assign", json={"username": "dev"}).status_code == 200
+    assert other.post(f"/api/v1/work/{item_b}/release").status_code == 200
     assert sup.post(f"/api/v1/work/{item_b}/move", json={"queue": "cardiology"}).status_code == 200
     assert coder.get("/api/v1/queues").status_code == 403
     assert coder.delete("/api/v1/session").status_code in (200, 204)
@@ -357,13 +366,19 @@ def test_scripted_session_leaves_exactly_the_expected_events(
             ("sign-in", "success", "cora", None),
             ("sign-in", "success", "dev", None),
             ("sign-in", "success", "sam", None),
+            ("sign-in", "success", "bill", None),
             ("claim", "success", "cora", item_a),
             ("view-record", "success", "cora", item_a),
             ("access", "denied", "dev", item_a),
             ("hold", "success", "cora", item_a),
             ("resume", "success", "cora", item_a),
-            ("release", "success", "cora", item_a),
+            ("code-save", "success", "cora", item_a),
+            ("submit", "success", "cora", item_a),
+            ("view-record", "success", "bill", item_a),
+            ("claim-export", "success", "bill", item_a),
+            ("billed", "success", "bill", item_a),
             ("assign", "success", "sam", item_b),
+            ("release", "success", "dev", item_b),
             ("move", "success", "sam", item_b),
             ("access", "denied", "cora", None),
             ("sign-out", "success", "cora", None),

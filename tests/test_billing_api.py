@@ -209,3 +209,20 @@ def test_end_to_end_synthea_claim_code_submit_export_billed(make_client, backend
     actions = _actions(target)
     for action in ("view-record", "code-save", "submit", "claim-export", "billed"):
         assert action in actions, (action, actions)
+
+
+def test_the_coder_sees_why_billing_returned_the_item(make_client):
+    held = _coded(make_client)
+    biller = signed_in(make_client, "biller1", "biller")
+    csrf = biller.headers["X-CSRF-Token"]
+    r = biller.post(
+        f"/billing/{held.item_id}/return",
+        data={"reason": "add modifier 59 <b>", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert held.client.post(f"/api/v1/work/{held.item_id}/resume").status_code == 200
+    panel = held.client.get(f"/work/{held.item_id}/codes", headers={"HX-Request": "true"})
+    assert "Returned by billing" in panel.text
+    assert "add modifier 59 &lt;b&gt;" in panel.text  # escaped
+    assert 'value="E11.9"' in panel.text  # the draft comes back for fixing

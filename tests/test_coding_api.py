@@ -207,3 +207,60 @@ def test_search_endpoint(make_client):
     }
     html = held.client.get("/codes/search", params={"q": "asthma unc"}).text
     assert '<option value="J45.909">' in html
+
+
+def test_qa_pages_show_the_chart_and_accept_by_form(make_client):
+    held = coder_with_item(make_client, "trainee", in_training=True)
+    held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    sup = signed_in(make_client, "sup1", "supervisor")
+    page = sup.get(f"/qa/{held.item_id}")
+    assert page.status_code == 200
+    assert 'value="J45.909"' in page.text
+    assert 'class="document"' in page.text
+    r = sup.post(
+        f"/qa/{held.item_id}",
+        data={"decision": "accept", "csrf_token": sup.headers["X-CSRF-Token"]},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert sup.get(f"/qa/{held.item_id}").status_code == 404  # no longer waiting
+    with Session(get_engine()) as s:
+        views = s.exec(
+            select(AuditEvent).where(
+                AuditEvent.work_item_id == held.item_id,
+                AuditEvent.action == "view-record",
+                AuditEvent.actor == "sup1",
+            )
+        ).all()
+        assert len(views) == 1
+
+
+def test_supervisor_sets_sampling_and_trainees_from_the_qa_page(make_client):
+    from tests.factories import make_user
+
+    make_user("newbie", "coder", queues=["default"])
+    sup = signed_in(make_client, "sup1", "supervisor")
+    csrf = sup.headers["X-CSRF-Token"]
+    r = sup.post(
+        "/qa/queues/default/sample",
+        data={"percent": 25, "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    r = sup.post(
+        "/qa/users/newbie/training",
+        data={"in_training": "true", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    page = sup.get("/qa").text
+    assert 'value="25"' in page
+    assert "End training" in page
+    bad = sup.post("/qa/queues/default/sample", data={"percent": 101, "csrf_token": csrf})
+    assert bad.status_code == 422
+    with Session(get_engine()) as s:
+        from server.models import Queue, User
+
+        assert s.exec(select(Queue).where(Queue.name == "default")).one().qa_sample_percent == 25
+        assert s.exec(select(User).where(User.username == "newbie")).one().in_training

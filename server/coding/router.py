@@ -235,12 +235,16 @@ def _workbench(
     block: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    from server.billing import service as billing_service
+
     item = queue_service.my_item(session, work_item_id=work_item_id, actor=actor)
+    returned = billing_service.last_return(session, work_item_id=work_item_id)
     return render(
         request,
         "coding/workbench.html",
         {
             "item_id": work_item_id,
+            "returned": returned,
             "inpatient": service.is_inpatient(session, item),
             "codes": codes,
             "problems": problems,
@@ -359,13 +363,48 @@ def search_fragment(
 
 
 @router.get("/qa", response_class=HTMLResponse)
-def qa_page(request: Request, session: SessionDep, _: SupervisorDep) -> Response:
-    """QA review: items waiting, and each coder's accuracy."""
+def qa_page(
+    request: Request,
+    session: SessionDep,
+    _: SupervisorDep,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """QA review: items waiting, each coder's accuracy, sample percentages and trainees."""
     return render(
         request,
         "coding/qa.html",
-        {"rows": service.qa_items(session), "accuracy": service.accuracy(session)},
+        {
+            "rows": service.qa_items(session),
+            "accuracy": service.accuracy(session),
+            "queues": queue_service.list_queues(session),
+            "coders": service.coder_training(session),
+            "message": {"saved": "Saved."}.get(done or ""),
+        },
     )
+
+
+@router.post("/qa/queues/{name}/sample", response_class=HTMLResponse)
+def qa_sample_page(
+    session: SessionDep,
+    actor: SupervisorDep,
+    name: str,
+    percent: Annotated[int, Form(ge=0, le=100)],
+) -> Response:
+    """Set a queue's QA sample percentage from the QA page."""
+    service.set_sample_percent(session, actor=actor, queue_name=name, percent=percent)
+    return RedirectResponse("/qa?done=saved", status_code=303)
+
+
+@router.post("/qa/users/{username}/training", response_class=HTMLResponse)
+def qa_training_page(
+    session: SessionDep,
+    actor: SupervisorDep,
+    username: str,
+    in_training: Annotated[bool, Form()] = False,
+) -> Response:
+    """Mark a coder in training (or not) from the QA page."""
+    service.set_in_training(session, actor=actor, username=username, in_training=in_training)
+    return RedirectResponse("/qa?done=saved", status_code=303)
 
 
 @router.get("/qa/{work_item_id}", response_class=HTMLResponse)

@@ -23,7 +23,7 @@ from server.coding import codesets
 from server.coding.codesets import System, normalise
 from server.coding.schemas import Codes, DiagnosisLine, Problem, ProcedureLine
 from server.errors import Conflict, NotFound, ValidationFailed
-from server.models import CodeLine, Encounter, QaReview, Queue, Status, User, WorkItem
+from server.models import CodeLine, Encounter, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
 from server.queue import service as queue_service
 
@@ -486,3 +486,14 @@ def set_in_training(
         detail=f"in_training user={user.id} {in_training}",
     )
     return user
+
+
+def coder_training(session: Session) -> list[tuple[str, bool]]:
+    """Active coders and whether each is in training, by username."""
+    rows = session.exec(
+        select(User.username, User.in_training)
+        .join(UserRole, col(UserRole.user_id) == col(User.id))
+        .where(UserRole.role == "coder", col(User.is_active).is_(True))
+        .order_by(col(User.username))
+    ).all()
+    return [(u, bool(t)) for u, t in rows]

@@ -423,3 +423,29 @@ def test_background_sealer_seals_and_stops(db_url: str) -> None:
         sealer.stop()
     assert chain.verify().events_checked == 3
     assert sealer._thread is None
+
+
+def test_checkpoints_every_n_events_or_t_seconds_even_when_idle(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHARTDESK_AUDIT_CHECKPOINT_EVENTS", "4")
+    monkeypatch.setenv("CHARTDESK_AUDIT_CHECKPOINT_SECONDS", "1")
+    get_settings.cache_clear()
+    _write_events(3)
+    assert chain.seal_pending().checkpoint_seq == 3  # the first checkpoint at once
+    _write_events(2)
+    result = chain.seal_pending()
+    assert result.sealed == 2
+    assert result.checkpoint_seq is None  # 2 < 4 events and under a second
+    _write_events(4)
+    assert chain.seal_pending().checkpoint_seq == 9  # 4 events since the last one
+    _write_events(1)
+    assert chain.seal_pending().checkpoint_seq is None
+    threading.Event().wait(1.1)
+    idle = chain.seal_pending()  # nothing new to seal, but the head is unsigned
+    assert idle.sealed == 0
+    assert idle.checkpoint_seq == 10
+    assert chain.seal_pending().checkpoint_seq is None
+    report = chain.verify()
+    assert report.ok
+    assert report.checkpoints_checked == 3

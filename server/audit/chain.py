@@ -29,7 +29,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,8 @@ def seal_pending(
     """
     engine = engine or get_engine()
     result = SealResult()
+    if not _sqlite_has_work(engine, force_checkpoint=checkpoint):
+        return result
     while True:
         done, written = _seal_batch(engine, wait=wait, force_checkpoint=checkpoint)
         if done.skipped:
@@ -144,6 +146,39 @@ def seal_pending(
             _append_checkpoint_file(written)
         if done.sealed < BATCH:
             return result
+
+
+def _sqlite_has_work(engine: Engine, *, force_checkpoint: bool) -> bool:
+    """On SQLite, look without the write lock whether a round has anything to do.
+
+    Every SQLite transaction here starts with BEGIN IMMEDIATE (the one writer lock), so an
+    idle sealer would otherwise take the lock twice a second. PostgreSQL rounds are cheap.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        last_event = cur.execute("SELECT max(id) FROM audit_event").fetchone()[0]
+        head = cur.execute(
+            "SELECT seq, event_id FROM audit_seal ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        checkpoint = cur.execute(
+            "SELECT seq, signed_at FROM audit_checkpoint ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        cur.close()
+    finally:
+        raw.close()
+    if last_event is None:
+        return False
+    if head is None or last_event > head[1]:
+        return True
+    if checkpoint is None or checkpoint[0] < head[0]:
+        if force_checkpoint or checkpoint is None:
+            return True
+        signed = datetime.fromisoformat(str(checkpoint[1])).replace(tzinfo=UTC)
+        return utcnow() - signed >= timedelta(seconds=get_settings().audit_checkpoint_seconds)
+    return False
 
 
 def _seal_batch(

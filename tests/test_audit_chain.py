@@ -161,7 +161,7 @@ def test_a_forged_row_inserted_into_the_chain_is_named(db_url: str) -> None:
                 AuditEvent.__table__.c.id == forged_id  # type: ignore[attr-defined]
             )
         ).one()
-    forged_hash = chain.link(bytes.fromhex(prev), row).hex()
+    forged_hash = chain.link(bytes.fromhex(prev), tuple(row)).hex()
     with superuser(db_url) as run:
         run(
             "INSERT INTO audit_seal (seq, event_id, event_txid, hash, sealed_at) "

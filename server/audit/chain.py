@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, Row, literal_column, select, text
+from sqlalchemy import Connection, literal_column, select, text
 from sqlalchemy.engine import Engine
 
 from server.config import get_settings
@@ -73,18 +73,25 @@ CANONICAL_FIELDS = (
 )
 
 
-def canonical(event: Any) -> bytes:
-    """The bytes an event contributes to the chain: its fields as compact JSON, in order."""
-    values: list[Any] = []
-    for name in CANONICAL_FIELDS:
-        value = getattr(event, name)
-        values.append(value.isoformat() if isinstance(value, datetime) else value)
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+N_FIELDS = len(CANONICAL_FIELDS)
 
 
-def link(prev: bytes, event: Any) -> bytes:
+def canonical(values: Sequence[Any]) -> bytes:
+    """The bytes an event contributes to the chain: its CANONICAL_FIELDS values (in that
+    order, time as ISO 8601 UTC) as compact JSON."""
+    when = values[1]
+    return _ENCODE([values[0], when.isoformat(), *values[2:N_FIELDS]]).encode()
+
+
+def event_values(event: Any) -> list[Any]:
+    """An event object's CANONICAL_FIELDS values, for `canonical`."""
+    return [getattr(event, name) for name in CANONICAL_FIELDS]
+
+
+def link(prev: bytes, values: Sequence[Any]) -> bytes:
     """h_n = SHA-256(h_{n-1} || canonical(event_n))."""
-    return hashlib.sha256(prev + canonical(event)).digest()
+    return hashlib.sha256(prev + canonical(values)).digest()
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -229,8 +236,8 @@ def _seal_batch(
             seals.append(
                 {
                     "seq": seq,
-                    "event_id": row.id,
-                    "event_txid": row.txid,
+                    "event_id": row[0],
+                    "event_txid": row[N_FIELDS],
                     "hash": prev.hex(),
                     "sealed_at": now,
                 }
@@ -380,7 +387,7 @@ def read_checkpoint_file(path: Path | None) -> list[Checkpoint]:
     return out
 
 
-def _chain_rows(conn: Connection, pg: bool) -> Iterator[Row[Any]]:
+def _chain_rows(conn: Connection, pg: bool) -> Iterator[Sequence[Any]]:
     query = (
         select(
             _SEAL.c.seq,
@@ -443,37 +450,39 @@ def _verify(conn: Connection, ring: Keyring) -> VerifyReport:
     prev_event: int | None = None
     last_good_cp = 0
     for row in _chain_rows(conn, pg):
+        seq, sealed_id, stored, present = row[0], row[1], row[2], row[3]
+        values = row[4:]
         expected = checked + 1
-        if row.seq != expected:
+        if seq != expected:
             problems.append(_bad(expected, None, "missing from the chain (a seal was removed)"))
             break
-        if row.present is None:
-            problems.append(_bad(row.seq, row.sealed_event_id, "event deleted"))
+        if present is None:
+            problems.append(_bad(seq, sealed_id, "event deleted"))
             break
-        h = link(prev, row)
-        if h.hex() != row.hash:
-            if row.seq > 1 and link(prev2, row).hex() == row.hash:
-                problems.append(_bad(row.seq - 1, prev_event, "event inserted into the chain"))
+        h = link(prev, values)
+        if h.hex() != stored:
+            if seq > 1 and link(prev2, values).hex() == stored:
+                problems.append(_bad(seq - 1, prev_event, "event inserted into the chain"))
             else:
-                problems.append(_bad(row.seq, row.id, "event altered or out of order"))
+                problems.append(_bad(seq, values[0], "event altered or out of order"))
             break
-        for cp in by_seq.get(row.seq, []):
+        for cp in by_seq.get(seq, []):
             if cp.head_hash != h.hex():
                 problems.append(
                     _bad(
                         last_good_cp + 1,
                         None,
-                        f"chain differs from the checkpoint signed at seq {row.seq} "
+                        f"chain differs from the checkpoint signed at seq {seq} "
                         f"({cp.where}): rewritten between seq {last_good_cp + 1} "
-                        f"and {row.seq}",
+                        f"and {seq}",
                     )
                 )
                 break
         else:
-            if row.seq in by_seq:
-                last_good_cp = row.seq
+            if seq in by_seq:
+                last_good_cp = seq
             prev2, prev = prev, h
-            prev_event = row.id
+            prev_event = values[0]
             checked += 1
             continue
         break

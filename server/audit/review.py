@@ -524,7 +524,7 @@ _DCM = "http://dicom.nema.org/resources/ontology/DCM"
 BALP_PATIENT_READ = (
     "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"
 )
-_TYPES = {
+_TYPES: dict[str, tuple[str, str]] = {
     Action.view_record: ("110110", "Patient Record"),
     Action.sign_in: ("110114", "User Authentication"),
     Action.sign_in_failed: ("110114", "User Authentication"),
@@ -540,7 +540,7 @@ _TYPES = {
     Action.token_admin: ("110113", "Security Alert"),
     Action.emergency_access: ("110113", "Security Alert"),
 }
-_CRUD = {
+_CRUD: dict[str, str] = {
     Action.view_record: "R",
     Action.audit_search: "E",
     Action.audit_export: "R",
@@ -550,13 +550,13 @@ _CRUD = {
     Action.submit: "U",
     Action.purge: "D",
 }
-_OUTCOME = {Outcome.success: "0", Outcome.denied: "4", Outcome.failed: "8"}
+_OUTCOME: dict[str, str] = {Outcome.success: "0", Outcome.denied: "4", Outcome.failed: "8"}
 
 
 def fhir_audit_event(event: AuditEvent) -> dict[str, Any]:
     """A FHIR R4 AuditEvent in the IHE BALP style: agent, patient entity, outcome, purpose."""
     action = event.action
-    code, display = _TYPES.get(action, ("110100", "Application Activity"))  # type: ignore[call-overload]
+    code, display = _TYPES.get(action, ("110100", "Application Activity"))
     agent_type = {"user": "humanuser", "token": "application", "system": "application"}
     agent: dict[str, Any] = {
         "type": {
@@ -591,9 +591,9 @@ def fhir_audit_event(event: AuditEvent) -> dict[str, Any]:
         "id": str(event.id),
         "type": {"system": _DCM, "code": code, "display": display},
         "subtype": [{"system": "urn:chartdesk:audit-action", "code": action}],
-        "action": _CRUD.get(action, "E"),  # type: ignore[call-overload]
+        "action": _CRUD.get(action, "E"),
         "recorded": event.time.isoformat(),
-        "outcome": _OUTCOME.get(event.outcome, "8"),  # type: ignore[call-overload]
+        "outcome": _OUTCOME.get(event.outcome, "8"),
         "agent": [agent],
         "source": {
             "observer": {"display": "Chartdesk"},

@@ -66,6 +66,9 @@ def _serve(host: str, port: int, workers: int) -> None:
         forwarded_allow_ips="127.0.0.1",
         log_level="info",
         server_header=False,
+        # A worker that does not answer the supervisor's ping in time is killed and replaced;
+        # uvicorn's 5 s default kills workers still starting up on a busy host, over and over.
+        timeout_worker_healthcheck=30,
     )
 
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -395,6 +396,9 @@ def test_scripted_session_leaves_exactly_the_expected_events(
     assert 'data-action="view-record"' in report
     # Plaintext scan: no patient data in the audit tables or the exports.
     chain.seal_pending(wait=True, checkpoint=True)
+    report = chain.verify()
+    assert report.ok
+    assert report.unsealed == 0
     headers = _auditor(client)
     dumps = [
         client.get("/api/v1/audit/export", params={"format": f}, headers=headers).text
@@ -487,3 +491,19 @@ def test_flags_for_review(db_url: str) -> None:
             ("emergency-access", "night"): 1,
         }
     )
+
+
+def test_the_running_app_seals_by_itself(client: TestClient) -> None:
+    """The lifespan starts a sealer thread: events get chained without anyone asking."""
+    ids = [_write("ann", "claim", work_item=i) for i in range(3)]
+    wait = threading.Event()
+    for _ in range(400):
+        with get_engine().connect() as conn:
+            sealed = conn.execute(
+                text("SELECT count(*) FROM audit_seal WHERE event_id IN (:a, :b, :c)"),
+                dict(zip("abc", ids, strict=True)),
+            ).scalar_one()
+        if sealed == 3:
+            break
+        wait.wait(0.05)
+    assert sealed == 3

@@ -179,7 +179,7 @@ def routing_add(
     set_class: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     """Add a rule from the page form."""
-    data = RoutingRuleIn.model_validate(
+    data = routing.parse_rule(
         {
             "queue": queue,
             "position": position,

@@ -9,15 +9,17 @@ Supervisors and admins manage the rules (audited as `queue-admin`, ids only).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
-from server.errors import NotFound
+from server.errors import NotFound, ValidationFailed
 from server.models import Queue, RoutingRule
 from server.queue import service as queue_service
-from server.records.schemas import RoutingRuleIn, RoutingRuleView
+from server.records.schemas import RoutingRuleIn, RoutingRuleView, safe_errors
 
 DEFAULT_QUEUE = "default"
 
@@ -74,6 +76,14 @@ def route(
         default = queue_service.create_queue(session, name=DEFAULT_QUEUE)
     assert default.id is not None  # noqa: S101
     return Route(queue_id=default.id, queue=default.name, priority=0)
+
+
+def parse_rule(fields: dict[str, Any]) -> RoutingRuleIn:
+    """A rule from plain fields (the page form), or ValidationFailed listing every problem."""
+    try:
+        return RoutingRuleIn.model_validate(fields)
+    except ValidationError as exc:
+        raise ValidationFailed("The rule is not valid.", details=safe_errors(exc)) from None
 
 
 def _view(rule: RoutingRule, queue: Queue) -> RoutingRuleView:

@@ -9,13 +9,37 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
+# No control characters in what may be stored in clear (PostgreSQL refuses NUL in text).
+PLAIN = r"^[^\x00-\x1f\x7f]*$"
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Code = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=PLAIN)
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=PLAIN)
+]
+QueueName = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+]
+
+
+def safe_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors as location and message only (their `input` may hold patient data)."""
+    return [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+        for e in exc.errors()
+    ]
 
 
 class EncounterClass(StrEnum):
@@ -238,7 +262,7 @@ class RoutingRuleIn(_In):
     encounter_class: EncounterClass | None = None
     service_type: Code | None = None
     payer_class: Code | None = None
-    queue: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    queue: QueueName
     priority: int = Field(default=0, ge=-1000, le=1000)
     is_active: bool = True
     set_class: EncounterClass | None = None  # bill matching encounters as this class

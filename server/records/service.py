@@ -50,6 +50,7 @@ from server.records.schemas import (
     PatientView,
     PayerView,
     RecordView,
+    safe_errors,
 )
 
 VIEWS = ("coding", "billing")
@@ -449,20 +450,12 @@ def open_record(
 # ---------------------------------------------------------------- ingest
 
 
-def _safe_errors(exc: ValidationError, *, prefix: list[str | int]) -> list[dict[str, Any]]:
-    """Pydantic errors as location and message only (their `input` may hold patient data)."""
-    return [
-        {"loc": [*prefix, *[str(p) for p in e.get("loc", ())]], "msg": str(e.get("msg", ""))}
-        for e in exc.errors()
-    ]
-
-
 def validate_encounter(payload: Any) -> EncounterIn:
     """Our JSON form as `EncounterIn`, or ValidationFailed listing every problem."""
     try:
         return EncounterIn.model_validate(payload)
     except ValidationError as exc:
-        details = _safe_errors(exc, prefix=[])
+        details = safe_errors(exc)
         raise ValidationFailed(
             f"The encounter has {len(details)} problem(s); nothing was stored.", details=details
         ) from None

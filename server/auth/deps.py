@@ -25,8 +25,9 @@ from server.errors import Forbidden, NotAuthenticated
 SessionDep = Annotated[Session, SESSION]
 
 # A row id in a path: bounded to what a database integer key can hold, so that an absurd id
-# answers 422 instead of overflowing the driver (SQLite and PostgreSQL keys are 64-bit).
-RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# answers 422 instead of overflowing the driver. Our keys are `Integer`: 64-bit on SQLite but
+# int4 on PostgreSQL, where anything above 2**31 - 1 raised DataError (a 500).
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -277,3 +277,17 @@ def test_two_senders_of_one_encounter_at_once_make_one_item(db_url):
     assert sorted(results) == ["created", "duplicate", "duplicate", "duplicate"]
     counts = row_counts()
     assert counts["encounter"] == counts["work_item"] == counts["patient"] == 1
+
+
+def test_control_characters_in_clear_fields_are_refused(ingest):
+    data = encounter_data().model_dump(mode="json", by_alias=True)
+    data["facility"] = "Riverside\x00General"
+    data["external_id"] = "ENC\n42"
+    before = row_counts()
+    r = ingest.post("/api/v1/encounters", json=data)
+    assert r.status_code == 422
+    assert sorted(d["loc"] for d in r.json()["error"]["details"]) == [
+        ["external_id"],
+        ["facility"],
+    ]
+    _assert_nothing_stored(before)

@@ -264,3 +264,43 @@ def test_supervisor_sets_sampling_and_trainees_from_the_qa_page(make_client):
 
         assert s.exec(select(Queue).where(Queue.name == "default")).one().qa_sample_percent == 25
         assert s.exec(select(User).where(User.username == "newbie")).one().in_training
+
+
+def test_checking_as_you_type_saves_nothing_and_a_change_saves_the_draft(make_client):
+    held = coder_with_item(make_client)
+    form = {
+        "dx_code": ["E11", "I10"],
+        "dx_poa": ["", ""],
+        "px_system": ["CPT"],
+        "px_code": ["99213"],
+        "px_modifiers": ["25"],
+        "px_units": ["1"],
+        "px_pointers": ["1 2"],
+        "px_charge": ["80"],
+    }
+    htmx = {"HX-Request": "true"}
+    check = held.client.post(f"/work/{held.item_id}/codes/check", data=form, headers=htmx)
+    assert check.status_code == 200
+    assert "is a category header" in check.text
+    with Session(get_engine()) as s:
+        assert not s.exec(select(CodeLine).where(CodeLine.work_item_id == held.item_id)).all()
+        assert not s.exec(select(AuditEvent).where(AuditEvent.action == "code-save")).all()
+    form["dx_code"] = ["E11.9", "I10"]
+    saved = held.client.post(f"/work/{held.item_id}/codes", data=form, headers=htmx)
+    assert "No errors: ready to submit." in saved.text
+    codes = held.client.get(f"/api/v1/work/{held.item_id}").json()["codes"]
+    assert codes["procedures"][0] == {
+        "code": "99213",
+        "system": "CPT",
+        "modifiers": ["25"],
+        "units": 1,
+        "dx_pointers": [1, 2],
+        "charge": 80.0,
+    }
+    bad = held.client.post(
+        f"/work/{held.item_id}/codes", data={**form, "px_units": ["two"]}, headers=htmx
+    )
+    assert bad.status_code == 422
+    r = held.client.post(f"/work/{held.item_id}/submit", data=form, headers=htmx)
+    assert r.status_code == 204
+    assert r.headers["HX-Redirect"] == "/work?submitted=1"

@@ -167,35 +167,33 @@ def api_training(
 # ---------------------------------------------------------------- workbench fragments
 
 
-def _form_codes(
-    dx_code: list[str],
-    dx_poa: list[str],
-    px_system: list[str],
-    px_code: list[str],
-    px_modifiers: list[str],
-    px_units: list[str],
-    px_pointers: list[str],
-    px_charge: list[str],
-) -> Codes:
+async def codes_form(request: Request) -> Codes:
     """Codes from the workbench form's parallel field lists (blank lines dropped)."""
+    form = await request.form()
+
+    def values(name: str) -> list[str]:
+        return [v for v in form.getlist(name) if isinstance(v, str)]
+
+    dx_code, px_code = values("dx_code"), values("px_code")
+
+    def pad(name: str, n: int) -> list[str]:
+        got = values(name)
+        return got + [""] * (n - len(got))
+
     diagnoses = [
-        DiagnosisLine(code=c.strip()[:10], poa=(p.strip()[:1] or None) if p else None)
-        for c, p in zip(dx_code, dx_poa + [""] * len(dx_code), strict=False)
+        DiagnosisLine(code=c.strip()[:10], poa=p.strip()[:1] or None)
+        for c, p in zip(dx_code, pad("dx_poa", len(dx_code)), strict=False)
         if c.strip()
     ]
-    procedures = []
     n = len(px_code)
-
-    def pad(values: list[str]) -> list[str]:
-        return values + [""] * (n - len(values))
-
+    procedures = []
     for system, code, mods, units, pointers, charge in zip(
-        pad(px_system),
+        pad("px_system", n),
         px_code,
-        pad(px_modifiers),
-        pad(px_units),
-        pad(px_pointers),
-        pad(px_charge),
+        pad("px_modifiers", n),
+        pad("px_units", n),
+        pad("px_pointers", n),
+        pad("px_charge", n),
         strict=False,
     ):
         if not code.strip():
@@ -205,23 +203,28 @@ def _form_codes(
                 ProcedureLine(
                     code=code.strip()[:10],
                     system=(system or "CPT").upper(),
-                    modifiers=[m for m in mods.replace(",", " ").upper().split() if m][:4],
+                    modifiers=mods.replace(",", " ").upper().split()[:4],
                     units=int(units or 1),
-                    dx_pointers=[int(p) for p in pointers.replace(",", " ").split() if p.isdigit()][
-                        :4
-                    ],
+                    dx_pointers=[int(p) for p in pointers.replace(",", " ").split()][:4],
                     charge=float(charge or 0),
                 )
             )
         except (ValueError, PydanticValidationError) as exc:
             raise ValidationFailed(
-                f"Procedure line {len(procedures) + 1}: units, pointers or charge are not numbers.",
-                details=[{"loc": ["procedures"], "msg": str(exc)[:200]}],
+                f"Procedure line {len(procedures) + 1}: units, pointers and charge must be "
+                "numbers, and the system CPT, HCPCS or PCS.",
+                details=[{"loc": ["procedures", len(procedures)], "msg": "not a number"}],
             ) from exc
-    return Codes(diagnoses=diagnoses, procedures=procedures)
+    try:
+        return Codes(diagnoses=diagnoses, procedures=procedures)
+    except PydanticValidationError as exc:
+        raise ValidationFailed(
+            "Too many lines (50 diagnoses and 50 procedures at most).",
+            details=[{"loc": ["codes"], "msg": "too many lines"}],
+        ) from exc
 
 
-FormList = Annotated[list[str], Form()]
+CodesForm = Annotated[Codes, Depends(codes_form)]
 
 
 def _workbench(
@@ -279,20 +282,32 @@ def save_codes_page(
     session: SessionDep,
     actor: CoderDep,
     work_item_id: int,
-    dx_code: FormList = [],  # noqa: B006 - FastAPI copies defaults
-    dx_poa: FormList = [],  # noqa: B006
-    px_system: FormList = [],  # noqa: B006
-    px_code: FormList = [],  # noqa: B006
-    px_modifiers: FormList = [],  # noqa: B006
-    px_units: FormList = [],  # noqa: B006
-    px_pointers: FormList = [],  # noqa: B006
-    px_charge: FormList = [],  # noqa: B006
+    codes: CodesForm,
 ) -> Response:
     """Save the draft as typed (validation as you type): answers the checks fragment."""
-    codes = _form_codes(
-        dx_code, dx_poa, px_system, px_code, px_modifiers, px_units, px_pointers, px_charge
-    )
     result = service.save_codes(session, actor=actor, work_item_id=work_item_id, codes=codes)
+    return _workbench(
+        request,
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        codes=codes,
+        problems=result,
+        block="code_problems",
+    )
+
+
+@router.post("/work/{work_item_id}/codes/check", response_class=HTMLResponse)
+def check_codes_page(
+    request: Request,
+    session: SessionDep,
+    actor: CoderDep,
+    work_item_id: int,
+    codes: CodesForm,
+) -> Response:
+    """Validation as you type: check what is on screen without saving (nothing is audited)."""
+    item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
+    result = service.validate(session, codes=codes, inpatient=service.is_inpatient(session, item))
     return _workbench(
         request,
         session,
@@ -310,19 +325,9 @@ def submit_page(
     session: SessionDep,
     actor: CoderDep,
     work_item_id: int,
-    dx_code: FormList = [],  # noqa: B006
-    dx_poa: FormList = [],  # noqa: B006
-    px_system: FormList = [],  # noqa: B006
-    px_code: FormList = [],  # noqa: B006
-    px_modifiers: FormList = [],  # noqa: B006
-    px_units: FormList = [],  # noqa: B006
-    px_pointers: FormList = [],  # noqa: B006
-    px_charge: FormList = [],  # noqa: B006
+    codes: CodesForm,
 ) -> Response:
     """Save what is on screen and submit; errors come back on the page."""
-    codes = _form_codes(
-        dx_code, dx_poa, px_system, px_code, px_modifiers, px_units, px_pointers, px_charge
-    )
     result = service.save_codes(session, actor=actor, work_item_id=work_item_id, codes=codes)
     htmx = request.headers.get("hx-request") == "true"
     if result.errors and htmx:  # htmx swaps 2xx answers only: the errors show in place
@@ -437,32 +442,21 @@ def qa_decide_page(
     actor: SupervisorDep,
     work_item_id: int,
     decision: Annotated[str, Form(max_length=10)],
+    codes: CodesForm,
     reason: Annotated[str, Form(max_length=500)] = "",
-    dx_code: FormList = [],  # noqa: B006
-    dx_poa: FormList = [],  # noqa: B006
-    px_system: FormList = [],  # noqa: B006
-    px_code: FormList = [],  # noqa: B006
-    px_modifiers: FormList = [],  # noqa: B006
-    px_units: FormList = [],  # noqa: B006
-    px_pointers: FormList = [],  # noqa: B006
-    px_charge: FormList = [],  # noqa: B006
 ) -> Response:
     """Accept or correct from the QA page."""
     if decision not in ("accept", "correct"):
         raise ValidationFailed(
             "Accept or correct.", details=[{"loc": ["decision"], "msg": "accept|correct"}]
         )
-    codes = None
-    if decision == "correct":
-        codes = _form_codes(
-            dx_code, dx_poa, px_system, px_code, px_modifiers, px_units, px_pointers, px_charge
-        )
+    corrected = codes if decision == "correct" else None
     service.qa_decide(
         session,
         actor=actor,
         work_item_id=work_item_id,
         decision=decision,
         reason=reason,
-        codes=codes,
+        codes=corrected,
     )
     return RedirectResponse("/qa", status_code=303)

@@ -64,6 +64,16 @@ def _events_after(last_id: int) -> list[tuple[str, str, str | None, int | None]]
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+def _no_empty_values(value: Any) -> bool:
+    if value in (None, "", [], {}):
+        return False
+    if isinstance(value, dict):
+        return all(_no_empty_values(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_no_empty_values(v) for v in value)
+    return True
+
+
 def _last_id() -> int:
     with get_engine().connect() as conn:
         return int(conn.execute(text("SELECT coalesce(max(id), 0) FROM audit_event")).scalar_one())
@@ -225,6 +235,7 @@ def test_exports_parse_and_are_audited(client: TestClient) -> None:
         "audit-export",
     ]
     for res in resources:
+        assert _no_empty_values(res), res  # FHIR forbids empty arrays, objects and nulls
         assert res["resourceType"] == "AuditEvent"
         assert res["agent"][0]["requestor"] is True
         assert res["outcome"] in {"0", "4", "8"}

@@ -65,7 +65,7 @@ class EventFilter:
         ]
         if self.patient_mrn:
             parts.append("patient=<blind index>")
-        return ("filters: " + " ".join(parts))[:500]
+        return ("filters: " + (" ".join(parts) or "none"))[:500]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -571,8 +571,9 @@ def fhir_audit_event(event: AuditEvent) -> dict[str, Any]:
             "identifier": {"system": f"urn:chartdesk:{event.actor_kind}", "value": event.actor}
         },
         "requestor": True,
-        "role": [{"text": role} for role in event.actor_roles.split()],
     }
+    if event.actor_roles:  # FHIR has no empty arrays
+        agent["role"] = [{"text": role} for role in event.actor_roles.split()]
     if event.source_ip:
         agent["network"] = {"address": event.source_ip, "type": "2"}
     if event.purpose:

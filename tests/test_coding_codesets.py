@@ -99,3 +99,27 @@ def test_cms_file_layouts_parse():
     assert codesets.parse_code_file("PCS", pcs) == [("0016070", long)]
     hcpcs = "J1100" + "00100" + "1" + "Injection, dexamethasone, 1 mg".ljust(80) + "\n"
     assert codesets.parse_code_file("HCPCS", hcpcs)[0][0] == "J1100"
+
+
+def test_chartdesk_codesets_load_command(db_url: str, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from server.cli import app as cli
+    from server.db import get_engine
+
+    runner = CliRunner()
+    hcpcs = tmp_path / "hcpcs.csv"
+    hcpcs.write_text("HCPC,LONG DESCRIPTION\nJ1100,Injection dexamethasone\nA0428,Ambulance BLS\n")
+    result = runner.invoke(cli, ["codesets", "load", "hcpcs", str(hcpcs)])
+    assert result.exit_code == 0, result.output
+    assert "loaded 2 HCPCS codes" in result.output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("99213\tvisit\nhello\tworld\n")
+    result = runner.invoke(cli, ["codesets", "load", "cpt", str(bad)])
+    assert result.exit_code == 1
+    assert "'hello' is not a CPT code" in result.output
+    result = runner.invoke(cli, ["codesets", "load", "icd10cm", str(hcpcs)])
+    assert result.exit_code == 1
+    with Session(get_engine()) as s:
+        assert codesets.loaded_count(s, system="HCPCS") == 2
+        assert codesets.loaded_count(s, system="CPT") == 0

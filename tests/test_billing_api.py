@@ -72,6 +72,9 @@ def test_ready_list_exports_and_billed_with_a_billing_token(make_client):
         )
     )
     assert [r["code"] for r in rows] == ["E11.9", "I10", "J45.909", "99213"]
+    again = system.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "x12"}).text
+    isa13 = [t.split("~")[0].split("*")[13] for t in (x.text, again)]
+    assert isa13[0] != isa13[1]  # each interchange gets its own control number
     bad = system.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "pdf"})
     assert bad.status_code == 422
     r = system.post(
@@ -87,9 +90,9 @@ def test_ready_list_exports_and_billed_with_a_billing_token(make_client):
         assert claim.claim_number == "CLM-2026-0001"
         assert claim.billed_by == "billing-system"
     actions = _actions(held.item_id)
-    assert actions.count("claim-export") == 3
+    assert actions.count("claim-export") == 4
     assert "billed" in actions
-    assert actions.count("view-record") == 3  # each export opened the record, audited
+    assert actions.count("view-record") == 4  # each export opened the record, audited
 
 
 def test_inpatient_claim_is_an_837i(make_client):

@@ -126,11 +126,16 @@ def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.
     )
 
 
-def render_claim(claim: x12.ClaimData, fmt: str) -> str:
-    """The claim in one format: x12 (837P or 837I), fhir (R4 Claim) or csv."""
+def render_claim(claim: x12.ClaimData, fmt: str, *, control: int | None = None) -> str:
+    """The claim in one format: x12 (837P or 837I), fhir (R4 Claim) or csv.
+
+    `control` numbers the X12 interchange and group (ISA13/GS06); exports pass the id of
+    their audit event, so every interchange sent gets its own number.
+    """
     settings = get_settings()
     if fmt == "x12":
-        return x12.build_837(claim, settings, control=claim.work_item_id % 1_000_000_000)
+        number = control if control is not None else claim.work_item_id
+        return x12.build_837(claim, settings, control=number % 1_000_000_000 or 1)
     if fmt == "fhir":
         return x12.dumps_fhir(x12.build_fhir(claim, settings))
     return x12.build_csv(claim, settings)
@@ -143,8 +148,7 @@ def export(session: Session, *, actor: Principal, work_item_id: int, fmt: str) -
             "Unknown claim format.", details=[{"loc": ["format"], "msg": "x12, fhir or csv"}]
         )
     claim = claim_data(session, actor=actor, work_item_id=work_item_id)
-    text = render_claim(claim, fmt)
-    audit_service.record(
+    event = audit_service.record(
         session,
         actor=actor,
         action=audit_service.Action.claim_export,
@@ -152,7 +156,7 @@ def export(session: Session, *, actor: Principal, work_item_id: int, fmt: str) -
         purpose=PURPOSE,
         detail=f"format={fmt} type={'837I' if claim.inpatient else '837P'}",
     )
-    return text
+    return render_claim(claim, fmt, control=event.id)
 
 
 def _billable_item(

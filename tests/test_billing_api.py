@@ -229,3 +229,22 @@ def test_the_coder_sees_why_billing_returned_the_item(make_client):
     assert "Returned by billing" in panel.text
     assert "add modifier 59 &lt;b&gt;" in panel.text  # escaped
     assert 'value="E11.9"' in panel.text  # the draft comes back for fixing
+
+
+def test_a_mistyped_provider_npi_refuses_the_export(make_client, monkeypatch):
+    from server.config import get_settings
+
+    held = _coded(make_client)
+    biller = signed_in(make_client, "biller1", "biller")
+    monkeypatch.setenv("CHARTDESK_BILLING_PROVIDER_NPI", "1234567890")
+    get_settings.cache_clear()
+    r = biller.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "x12"})
+    assert r.status_code == 503
+    assert "CHARTDESK_BILLING_PROVIDER_NPI is not a valid NPI" in r.json()["error"]["message"]
+    with Session(get_engine()) as s:
+        outcomes = s.exec(
+            select(AuditEvent.outcome).where(
+                AuditEvent.work_item_id == held.item_id, AuditEvent.action == "claim-export"
+            )
+        ).all()
+        assert list(outcomes) == ["failed"]  # the refusal is kept; no export happened

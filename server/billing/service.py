@@ -18,8 +18,8 @@ from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.billing import x12
 from server.coding import service as coding_service
-from server.config import get_settings
-from server.errors import Conflict, NotFound, ValidationFailed
+from server.config import Settings, get_settings
+from server.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from server.models import ClaimRecord, ClaimReturn, Encounter, Queue, Status, User, WorkItem
 from server.queue import service as queue_service
 
@@ -126,6 +126,19 @@ def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.
     )
 
 
+def _check_npis(settings: Settings, *, inpatient: bool) -> None:
+    """Refuse to build a claim a clearinghouse would reject for a mistyped NPI setting."""
+    wanted = [("CHARTDESK_BILLING_PROVIDER_NPI", settings.billing_provider_npi)]
+    if inpatient:
+        wanted.append(("CHARTDESK_BILLING_ATTENDING_NPI", settings.billing_attending_npi))
+    for name, npi in wanted:
+        if not x12.npi_ok(npi):
+            raise ServiceUnavailable(
+                f"{name} is not a valid NPI (10 digits with a correct check digit); "
+                "ask an administrator to fix the setting."
+            )
+
+
 def render_claim(claim: x12.ClaimData, fmt: str, *, control: int | None = None) -> str:
     """The claim in one format: x12 (837P or 837I), fhir (R4 Claim) or csv.
 
@@ -133,6 +146,7 @@ def render_claim(claim: x12.ClaimData, fmt: str, *, control: int | None = None) 
     their audit event, so every interchange sent gets its own number.
     """
     settings = get_settings()
+    _check_npis(settings, inpatient=claim.inpatient)
     if fmt == "x12":
         number = control if control is not None else claim.work_item_id
         return x12.build_837(claim, settings, control=number % 1_000_000_000 or 1)
@@ -156,7 +170,19 @@ def export(session: Session, *, actor: Principal, work_item_id: int, fmt: str) -
         purpose=PURPOSE,
         detail=f"format={fmt} type={'837I' if claim.inpatient else '837P'}",
     )
-    return render_claim(claim, fmt, control=event.id)
+    try:
+        return render_claim(claim, fmt, control=event.id)
+    except ServiceUnavailable:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=audit_service.Action.claim_export,
+            outcome=audit_service.Outcome.failed,
+            work_item_id=work_item_id,
+            purpose=PURPOSE,
+            detail="billing provider settings invalid",
+        )
+        raise
 
 
 def _billable_item(

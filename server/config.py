@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     due_days_after_discharge: int = Field(default=3, ge=0)
     hold_reasons: list[str] = ["physician query", "missing documentation", "other"]
+    # Break-glass: the reasons a coder or supervisor may give to open a chart outside their
+    # own work. A list, not free text, so that no patient data reaches the audit log.
+    emergency_reasons: list[str] = [
+        "urgent clinical or billing question",
+        "physician or facility request",
+        "correcting a coding error",
+        "other",
+    ]
     trusted_origins: list[str] = []
     log_level: str = "INFO"
     demo_file: Path | None = None  # set by `chartdesk demo`: shows demo codes on sign-in

@@ -27,7 +27,8 @@ SessionDep = Annotated[Session, SESSION]
 # A row id in a path: bounded to what a database integer key can hold, so that an absurd id
 # answers 422 instead of overflowing the driver. Our keys are `Integer`: 64-bit on SQLite but
 # int4 on PostgreSQL, where anything above 2**31 - 1 raised DataError (a 500).
-RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -254,6 +254,12 @@ class RecordView(_View):
     payer: PayerView | None = None
 
 
+class EmergencyAccessRequest(_In):
+    """Break-glass: the reason, one of CHARTDESK_EMERGENCY_REASONS (never free text)."""
+
+    reason: str = Field(min_length=1, max_length=200)
+
+
 class RoutingRuleIn(_In):
     """A routing rule: empty fields match anything; the first matching rule wins."""
 

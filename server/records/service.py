@@ -264,11 +264,12 @@ def _refuse(
     detail: str,
     outcome: audit_service.Outcome = audit_service.Outcome.denied,
     patient_id: int | None = None,
+    action: audit_service.Action = audit_service.Action.view_record,
 ) -> None:
     audit_service.record_denied(
         session,
         actor=actor,
-        action=audit_service.Action.view_record,
+        action=action,
         outcome=outcome,
         work_item_id=work_item_id,
         patient_id=patient_id,
@@ -332,6 +333,7 @@ def open_record(
     work_item_id: int,
     purpose: str,
     view: str = "coding",
+    emergency_reason: str | None = None,
 ) -> RecordView:
     """The decrypted record of a work item, if `actor` may see it now; audited first.
 
@@ -339,15 +341,40 @@ def open_record(
     (coding). Billers and `billing` tokens: items ready for billing or billed (either view;
     "billing" adds the patient's address and the payer). Anyone else, or any other item:
     NotFound, audited as denied. A purged record answers RecordPurged (410).
+
+    Break-glass: with `emergency_reason` (one of CHARTDESK_EMERGENCY_REASONS) a coder or
+    supervisor may open any item's coding view; it is audited as `emergency-access` with
+    purpose ETREAT, and compliance sees it among the flags.
     """
+    action = audit_service.Action.view_record
     item = session.get(WorkItem, work_item_id)
-    if item is None or not _may_see(actor, item, view):
+    if emergency_reason is not None:
+        if emergency_reason not in get_settings().emergency_reasons:
+            _refuse(
+                session,
+                actor=actor,
+                work_item_id=work_item_id,
+                purpose="ETREAT",
+                detail="emergency access without a listed reason",
+                action=audit_service.Action.emergency_access,
+            )
+            raise ValidationFailed(
+                "Choose one of the listed reasons for emergency access.",
+                details=[{"loc": ["reason"], "msg": "not one of the listed reasons"}],
+            )
+        action, purpose, view = audit_service.Action.emergency_access, "ETREAT", "coding"
+        if not (actor.has_role(Role.coder) or actor.has_role(Role.supervisor)):
+            item = None
+    if item is None or (
+        action is audit_service.Action.view_record and not _may_see(actor, item, view)
+    ):
         _refuse(
             session,
             actor=actor,
             work_item_id=work_item_id,
             purpose=purpose,
             detail="no right to see this record",
+            action=action,
         )
         raise NotFound("No such work item.")
     encounter = session.get(Encounter, item.encounter_id)
@@ -366,17 +393,19 @@ def open_record(
             patient_id=patient.id,
             outcome=audit_service.Outcome.failed,
             detail="record purged",
+            action=action,
         )
         raise crypto.RecordPurged("This record was purged: its encryption key was destroyed.")
     audit_service.record(
         session,
         actor=actor,
-        action=audit_service.Action.view_record,
+        action=action,
         patient_id=patient.id,
         mrn_index=patient.mrn_index,
         work_item_id=work_item_id,
         purpose=purpose,
-        detail=f"view={view}",
+        detail=f"view={view}"
+        + (f"; reason={emergency_reason}" if emergency_reason is not None else ""),
     )
     docs = list(
         session.exec(
@@ -398,6 +427,7 @@ def open_record(
             patient_id=patient.id,
             outcome=audit_service.Outcome.failed,
             detail=exc.code,
+            action=action,
         )
         raise
     raw = sealed["patient"]

@@ -538,10 +538,11 @@ _TYPES: dict[str, tuple[str, str]] = {
     Action.key_rotate: ("110113", "Security Alert"),
     Action.user_admin: ("110113", "Security Alert"),
     Action.token_admin: ("110113", "Security Alert"),
-    Action.emergency_access: ("110113", "Security Alert"),
+    Action.emergency_access: ("110110", "Patient Record"),
 }
 _CRUD: dict[str, str] = {
     Action.view_record: "R",
+    Action.emergency_access: "R",
     Action.audit_search: "E",
     Action.audit_export: "R",
     Action.claim_export: "R",
@@ -608,7 +609,7 @@ def fhir_audit_event(event: AuditEvent) -> dict[str, Any]:
         },
         "entity": [],
     }
-    if action == Action.view_record:
+    if action in (Action.view_record, Action.emergency_access):
         resource["meta"] = {"profile": [BALP_PATIENT_READ]}
     if event.outcome != Outcome.success and event.detail:
         resource["outcomeDesc"] = event.detail

@@ -38,7 +38,7 @@ class System(StrEnum):
 
 
 LOADABLE = (System.pcs, System.hcpcs, System.cpt)
-ICD10CM_RELEASE = "CMS ICD-10-CM April 2026 (simple-icd-10-cm)"
+ICD10CM_RELEASE = "CMS April 2026 release"
 
 PCS_RE = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
 CPT_RE = re.compile(r"^(\d{5}|\d{4}[FTU])$")

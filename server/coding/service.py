@@ -73,8 +73,8 @@ def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool
     if entry is None:
         v.error(
             [*loc, "code"],
-            f"{raw} is not an ICD-10-CM code ({codesets.ICD10CM_RELEASE}). Check the code "
-            "or search by description.",
+            f"{raw} is not an ICD-10-CM code ({codesets.ICD10CM_RELEASE}): check the code, "
+            "or type words and pick one from the suggestions.",
             raw,
         )
     elif not entry.billable:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.auth.deps import RequireRole, RequireRoleOrScope, SessionDep
+from server.auth.deps import RequireRole, RequireRoleOrScope, RowId, SessionDep
 from server.auth.principal import Principal
 from server.billing import service
 from server.errors import ValidationFailed
@@ -122,7 +122,7 @@ def api_ready(
 def api_claim(
     session: SessionDep,
     actor: BillingDep,
-    work_item_id: int,
+    work_item_id: RowId,
     format: Annotated[str, Query(max_length=10)] = "x12",  # noqa: A002 - the contract's name
 ) -> Response:
     """The claim: X12 837P/837I, FHIR R4 Claim or CSV (audited as claim-export)."""
@@ -139,7 +139,7 @@ def api_claim(
 
 @router.post(f"{API}/{{work_item_id}}/billed", tags=["billing"])
 def api_billed(
-    session: SessionDep, actor: BillingDep, work_item_id: int, body: BilledRequest
+    session: SessionDep, actor: BillingDep, work_item_id: RowId, body: BilledRequest
 ) -> dict[str, Any]:
     """Mark the item billed under the claim number."""
     item = service.mark_billed(
@@ -150,7 +150,7 @@ def api_billed(
 
 @router.post(f"{API}/{{work_item_id}}/return", tags=["billing"])
 def api_return(
-    session: SessionDep, actor: BillingDep, work_item_id: int, body: ReturnRequest
+    session: SessionDep, actor: BillingDep, work_item_id: RowId, body: ReturnRequest
 ) -> dict[str, Any]:
     """Send the item back to the coder who coded it, with the reason."""
     item = service.return_to_coder(
@@ -184,7 +184,7 @@ def claim_page(
     request: Request,
     session: SessionDep,
     actor: BillerDep,
-    work_item_id: int,
+    work_item_id: RowId,
 ) -> Response:
     """Claim preview (the 837 as it will be sent), export links, mark billed, return."""
     claim = service.claim_data(session, actor=actor, work_item_id=work_item_id)
@@ -200,7 +200,7 @@ def claim_page(
 def billed_page(
     session: SessionDep,
     actor: BillerDep,
-    work_item_id: int,
+    work_item_id: RowId,
     claim_number: Annotated[str, Form(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._/-]+$")],
 ) -> Response:
     """Mark billed from the claim page."""
@@ -212,7 +212,7 @@ def billed_page(
 def return_page(
     session: SessionDep,
     actor: BillerDep,
-    work_item_id: int,
+    work_item_id: RowId,
     reason: Annotated[str, Form(min_length=1, max_length=500)],
 ) -> Response:
     """Return to the coder from the claim page."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session
 
-from server.auth.deps import RequireRole, SessionDep
+from server.auth.deps import RequireRole, RowId, SessionDep
 from server.auth.principal import Principal
 from server.coding import codesets, service
 from server.coding.schemas import (
@@ -48,7 +48,7 @@ def _view(result: service.Validation) -> ValidationView:
 
 @router.put(f"{API}/work/{{work_item_id}}/codes", tags=["work"], response_model=ValidationView)
 def api_save_codes(
-    session: SessionDep, actor: CoderDep, work_item_id: int, body: Codes
+    session: SessionDep, actor: CoderDep, work_item_id: RowId, body: Codes
 ) -> ValidationView:
     """Save the draft codes (even with errors) and answer the errors and warnings."""
     return _view(service.save_codes(session, actor=actor, work_item_id=work_item_id, codes=body))
@@ -60,7 +60,7 @@ def api_save_codes(
     response_model=SubmitView,
     responses={422: {"description": "The saved codes have errors (listed in details)."}},
 )
-def api_submit(session: SessionDep, actor: CoderDep, work_item_id: int) -> SubmitView:
+def api_submit(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> SubmitView:
     """Submit the saved codes: on to QA review (sampled) or billing; 422 with the errors."""
     item, result = service.submit(session, actor=actor, work_item_id=work_item_id)
     assert item.id is not None  # noqa: S101
@@ -114,7 +114,7 @@ def api_qa_items(session: SessionDep, _: SupervisorDep) -> dict[str, Any]:
 
 @router.post(f"{API}/qa/{{work_item_id}}", tags=["qa"])
 def api_qa_decide(
-    session: SessionDep, actor: SupervisorDep, work_item_id: int, body: QaDecision
+    session: SessionDep, actor: SupervisorDep, work_item_id: RowId, body: QaDecision
 ) -> dict[str, Any]:
     """Accept the coding, or correct it with new codes and a reason; the item goes to billing."""
     item = service.qa_decide(
@@ -232,7 +232,7 @@ def _workbench(
     session: Session,
     *,
     actor: Principal,
-    work_item_id: int,
+    work_item_id: RowId,
     codes: Codes,
     problems: service.Validation | None,
     block: str | None = None,
@@ -259,7 +259,7 @@ def _workbench(
 
 @router.get("/work/{work_item_id}/codes", response_class=HTMLResponse)
 def codes_fragment(
-    request: Request, session: SessionDep, actor: CoderDep, work_item_id: int
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
 ) -> Response:
     """The code entry panel of the workbench, with the saved draft and its checks."""
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
@@ -281,7 +281,7 @@ def save_codes_page(
     request: Request,
     session: SessionDep,
     actor: CoderDep,
-    work_item_id: int,
+    work_item_id: RowId,
     codes: CodesForm,
 ) -> Response:
     """Save the draft as typed (validation as you type): answers the checks fragment."""
@@ -302,7 +302,7 @@ def check_codes_page(
     request: Request,
     session: SessionDep,
     actor: CoderDep,
-    work_item_id: int,
+    work_item_id: RowId,
     codes: CodesForm,
 ) -> Response:
     """Validation as you type: check what is on screen without saving (nothing is audited)."""
@@ -324,7 +324,7 @@ def submit_page(
     request: Request,
     session: SessionDep,
     actor: CoderDep,
-    work_item_id: int,
+    work_item_id: RowId,
     codes: CodesForm,
 ) -> Response:
     """Save what is on screen and submit; errors come back on the page."""
@@ -414,7 +414,7 @@ def qa_training_page(
 
 @router.get("/qa/{work_item_id}", response_class=HTMLResponse)
 def qa_item_page(
-    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: int
+    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: RowId
 ) -> Response:
     """One sampled item: the chart (audited view) and the coder's codes, to accept or correct."""
     from server.records import service as records_service
@@ -440,7 +440,7 @@ def qa_decide_page(
     request: Request,
     session: SessionDep,
     actor: SupervisorDep,
-    work_item_id: int,
+    work_item_id: RowId,
     decision: Annotated[str, Form(max_length=10)],
     codes: CodesForm,
     reason: Annotated[str, Form(max_length=500)] = "",

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
-from server.auth.deps import RequireRole, SessionDep
+from server.auth.deps import RequireRole, RowId, SessionDep
 from server.auth.principal import Principal
 from server.config import get_settings
 from server.errors import AppError
@@ -87,7 +87,7 @@ def api_mine(session: SessionDep, actor: CoderDep) -> WorkItemList:
 
 
 @router.get(f"{API}/work/{{work_item_id}}", tags=["work"])
-def api_item(session: SessionDep, actor: CoderDep, work_item_id: int) -> dict[str, Any]:
+def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[str, Any]:
     """The decrypted record of an item the caller holds, audited before it leaves."""
     item = service.leased_item(session, actor=actor, work_item_id=work_item_id)
     record = _dump(_open_record(session, actor=actor, work_item_id=work_item_id))
@@ -100,20 +100,20 @@ def api_item(session: SessionDep, actor: CoderDep, work_item_id: int) -> dict[st
 
 
 @router.post(f"{API}/work/{{work_item_id}}/heartbeat", tags=["work"], response_model=WorkItemView)
-def api_heartbeat(session: SessionDep, actor: CoderDep, work_item_id: int) -> WorkItemView:
+def api_heartbeat(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> WorkItemView:
     """Extend the caller's lease; 409 lease_expired if it already ran out."""
     return _view(session, service.heartbeat(session, actor=actor, work_item_id=work_item_id))
 
 
 @router.post(f"{API}/work/{{work_item_id}}/release", tags=["work"], response_model=WorkItemView)
-def api_release(session: SessionDep, actor: CoderDep, work_item_id: int) -> WorkItemView:
+def api_release(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> WorkItemView:
     """Give the item back to its queue."""
     return _view(session, service.release(session, actor=actor, work_item_id=work_item_id))
 
 
 @router.post(f"{API}/work/{{work_item_id}}/hold", tags=["work"], response_model=WorkItemView)
 def api_hold(
-    session: SessionDep, actor: CoderDep, work_item_id: int, body: HoldRequest
+    session: SessionDep, actor: CoderDep, work_item_id: RowId, body: HoldRequest
 ) -> WorkItemView:
     """Put the item on hold (reason from the configured list; the note is not stored)."""
     item = service.hold(
@@ -123,7 +123,9 @@ def api_hold(
 
 
 @router.post(f"{API}/work/{{work_item_id}}/resume", tags=["work"], response_model=WorkItemView)
-def api_resume(session: SessionDep, actor: CoderOrSupervisorDep, work_item_id: int) -> WorkItemView:
+def api_resume(
+    session: SessionDep, actor: CoderOrSupervisorDep, work_item_id: RowId
+) -> WorkItemView:
     """Take a held or returned item back into work (its holder, or a supervisor)."""
     return _view(session, service.resume(session, actor=actor, work_item_id=work_item_id))
 
@@ -173,7 +175,7 @@ def api_items(
 
 @router.post(f"{API}/work/{{work_item_id}}/assign", tags=["queues"], response_model=WorkItemView)
 def api_assign(
-    session: SessionDep, actor: SupervisorDep, work_item_id: int, body: AssignRequest
+    session: SessionDep, actor: SupervisorDep, work_item_id: RowId, body: AssignRequest
 ) -> WorkItemView:
     """Lease an item straight to a coder (reassigns if someone else holds it)."""
     item = service.assign(session, actor=actor, work_item_id=work_item_id, username=body.username)
@@ -182,7 +184,7 @@ def api_assign(
 
 @router.post(f"{API}/work/{{work_item_id}}/move", tags=["queues"], response_model=WorkItemView)
 def api_move(
-    session: SessionDep, actor: SupervisorDep, work_item_id: int, body: MoveRequest
+    session: SessionDep, actor: SupervisorDep, work_item_id: RowId, body: MoveRequest
 ) -> WorkItemView:
     """Move an item to another queue."""
     item = service.move(session, actor=actor, work_item_id=work_item_id, queue=body.queue)
@@ -191,7 +193,7 @@ def api_move(
 
 @router.post(f"{API}/work/{{work_item_id}}/priority", tags=["queues"], response_model=WorkItemView)
 def api_priority(
-    session: SessionDep, actor: SupervisorDep, work_item_id: int, body: PriorityRequest
+    session: SessionDep, actor: SupervisorDep, work_item_id: RowId, body: PriorityRequest
 ) -> WorkItemView:
     """Change an item's priority."""
     item = service.set_priority(
@@ -239,7 +241,7 @@ def next_page(request: Request, session: SessionDep, actor: CoderDep) -> Respons
 
 @router.get("/work/{work_item_id}", response_class=HTMLResponse)
 def item_page(
-    request: Request, session: SessionDep, actor: CoderDep, work_item_id: int
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
 ) -> Response:
     """The item page: encounter summary and documents of a leased item."""
     item = service.my_item(session, actor=actor, work_item_id=work_item_id)
@@ -261,7 +263,7 @@ def item_page(
 
 @router.post("/work/{work_item_id}/heartbeat", response_class=HTMLResponse)
 def heartbeat_page(
-    request: Request, session: SessionDep, actor: CoderDep, work_item_id: int
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
 ) -> Response:
     """Sent by the open item page every minute: extend the lease, show the new end."""
     item = service.heartbeat(session, actor=actor, work_item_id=work_item_id)
@@ -271,7 +273,7 @@ def heartbeat_page(
 
 
 @router.post("/work/{work_item_id}/release", response_class=HTMLResponse)
-def release_page(session: SessionDep, actor: CoderDep, work_item_id: int) -> Response:
+def release_page(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> Response:
     """Give the item back and return to My work."""
     service.release(session, actor=actor, work_item_id=work_item_id)
     return RedirectResponse("/work", status_code=303)
@@ -281,7 +283,7 @@ def release_page(session: SessionDep, actor: CoderDep, work_item_id: int) -> Res
 def hold_page(
     session: SessionDep,
     actor: CoderDep,
-    work_item_id: int,
+    work_item_id: RowId,
     reason: Annotated[str, Form(max_length=100)],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
@@ -291,7 +293,7 @@ def hold_page(
 
 
 @router.post("/work/{work_item_id}/resume", response_class=HTMLResponse)
-def resume_page(session: SessionDep, actor: CoderDep, work_item_id: int) -> Response:
+def resume_page(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> Response:
     """Take a held or returned item back and open it."""
     service.resume(session, actor=actor, work_item_id=work_item_id)
     return RedirectResponse(f"/work/{work_item_id}", status_code=303)
@@ -427,7 +429,7 @@ def assign_page(
     request: Request,
     session: SessionDep,
     actor: SupervisorDep,
-    work_item_id: int,
+    work_item_id: RowId,
     username: Annotated[str, Form(max_length=64)],
 ) -> Response:
     """Assign (or reassign) an item from the dashboard."""
@@ -443,7 +445,7 @@ def move_page(
     request: Request,
     session: SessionDep,
     actor: SupervisorDep,
-    work_item_id: int,
+    work_item_id: RowId,
     queue: Annotated[str, Form(max_length=64)],
 ) -> Response:
     """Move an item to another queue from the dashboard."""
@@ -459,7 +461,7 @@ def priority_page(
     request: Request,
     session: SessionDep,
     actor: SupervisorDep,
-    work_item_id: int,
+    work_item_id: RowId,
     priority: Annotated[int, Form(ge=-1000, le=1000)],
 ) -> Response:
     """Change an item's priority from the dashboard."""
@@ -472,7 +474,7 @@ def priority_page(
 
 @router.post("/supervise/items/{work_item_id}/resume", response_class=HTMLResponse)
 def supervisor_resume_page(
-    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: int
+    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: RowId
 ) -> Response:
     """Resume a held item from the dashboard (it goes back to its holder)."""
     try:

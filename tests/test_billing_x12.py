@@ -50,6 +50,7 @@ def test_837p_passes_pyx12():
     assert "HI*ABK:E119*ABF:I10*ABF:J45909~" in text
     assert "SV1*HC:99213:25*125*UN*1***1:2~" in text
     assert "CLM*CD42*143***11:B:1*Y*A*Y*Y~" in text
+    assert "NM1*82*1*DEMO*ATTENDING****XX*1245319599~" in text  # rendering provider
 
 
 def test_837i_passes_pyx12():
@@ -65,7 +66,7 @@ def test_837i_passes_pyx12():
 @pytest.mark.parametrize(
     "breakage",
     [
-        pytest.param(lambda t: t.replace("SE*26*0001", "SE*25*0001"), id="wrong SE count"),
+        pytest.param(lambda t: t.replace("SE*27*0001", "SE*26*0001"), id="wrong SE count"),
         pytest.param(
             lambda t: "\n".join(s for s in t.split("\n") if not s.startswith("CLM*")), id="no CLM"
         ),
@@ -74,7 +75,7 @@ def test_837i_passes_pyx12():
 )
 def test_a_broken_837p_fails_pyx12(breakage):
     text = x12.build_837(_claim(False), Settings())
-    assert "SE*26*0001" in text
+    assert "SE*27*0001" in text
     broken = breakage(text)
     assert broken != text
     ok, _ = pyx12_accepts(broken)

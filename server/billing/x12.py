@@ -226,11 +226,25 @@ def _hi(qualifier_first: str, qualifier_rest: str, codes: list[str]) -> list[lis
     return [["HI", *composites[i : i + 12]] for i in range(0, len(composites), 12)]
 
 
-def _claim_837p(claim: ClaimData, now: datetime) -> list[list[str]]:
+def _claim_837p(claim: ClaimData, now: datetime, settings: Settings) -> list[list[str]]:
     start = _date(claim.start, now)
+    last, _, first = settings.billing_attending_name.partition(",")
     segs = [
         ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:B:1", "Y", "A", "Y", "Y"],
         *_hi("ABK", "ABF", [_nodot(c) for c, _ in claim.diagnoses]),
+        # 2310B rendering provider: the billing provider is an organisation.
+        [
+            "NM1",
+            "82",
+            "1",
+            _clean(last, 60),
+            _clean(first, 35),
+            "",
+            "",
+            "",
+            "XX",
+            settings.billing_attending_npi,
+        ],
     ]
     for n, line in enumerate(claim.lines, start=1):
         qualifier = "HC"
@@ -295,7 +309,9 @@ def build_837(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     impl = IMPL_837I if claim.inpatient else IMPL_837P
     body = _segments_header(claim, settings, impl=impl, control=control, now=now)
-    body += _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now)
+    body += (
+        _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now, settings)
+    )
     body.append(["SE", str(len(body) + 1), "0001"])
     sender = _clean(settings.billing_submitter_id, 15)
     receiver = _clean(settings.billing_receiver_id, 15)

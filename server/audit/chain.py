@@ -387,20 +387,37 @@ def read_checkpoint_file(path: Path | None) -> list[Checkpoint]:
     return out
 
 
+_EVENT_COLUMNS = ", ".join(f"e.{name}" for name in CANONICAL_FIELDS)  # fixed names
+_CHAIN_SQL = (
+    f"SELECT s.seq, s.event_id, s.hash, e.id, {_EVENT_COLUMNS} "  # noqa: S608
+    "FROM audit_seal s LEFT JOIN audit_event e ON e.id = s.event_id ORDER BY s.seq"
+)
+
+
+def _utc(value: Any) -> datetime:
+    """A raw driver timestamp as the aware UTC datetime the ORM would give (UTCDateTime)."""
+    if isinstance(value, str):  # SQLite stores naive UTC text
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+    return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
 def _chain_rows(conn: Connection, pg: bool) -> Iterator[Sequence[Any]]:
-    query = (
-        select(
-            _SEAL.c.seq,
-            _SEAL.c.event_id.label("sealed_event_id"),
-            _SEAL.c.hash,
-            _EV.c.id.label("present"),
-            *_event_columns(pg)[:-1],
-        )
-        .select_from(_SEAL.outerjoin(_EV, _EV.c.id == _SEAL.c.event_id))
-        .order_by(_SEAL.c.seq)
-        .execution_options(yield_per=BATCH)
+    """(seq, sealed event id, stored hash, event id or None, *canonical values) by seq.
+
+    Read through the driver without ORM type processing: verify is a full scan.
+    """
+    result = conn.exec_driver_sql(
+        _CHAIN_SQL, execution_options={"stream_results": True, "yield_per": BATCH}
     )
-    yield from conn.execute(query)
+    for row in result:
+        if row[3] is None:
+            yield row
+            continue
+        out = list(row)
+        out[5] = _utc(out[5])
+        yield out
 
 
 def _bad(seq: int | None, event_id: int | None, reason: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
@@ -27,7 +27,6 @@ from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.config import get_settings
 from server.db import get_engine, session_scope
-from server.models.audit import AuditEvent
 
 AUDIT_TABLES = ("audit_event", "audit_seal", "audit_checkpoint")
 
@@ -156,12 +155,8 @@ def test_a_forged_row_inserted_into_the_chain_is_named(db_url: str) -> None:
         run("UPDATE audit_seal SET seq = seq - 999 WHERE seq >= 1000", ())
     with get_engine().connect() as conn:
         prev = conn.execute(text("SELECT hash FROM audit_seal WHERE seq = 4")).scalar_one()
-        row = conn.execute(
-            select(*chain._event_columns(conn.dialect.name == "postgresql")).where(
-                AuditEvent.__table__.c.id == forged_id  # type: ignore[attr-defined]
-            )
-        ).one()
-    forged_hash = chain.link(bytes.fromhex(prev), tuple(row)).hex()
+        row = chain.event_values(conn, forged_id)
+    forged_hash = chain.link(bytes.fromhex(prev), row).hex()
     with superuser(db_url) as run:
         run(
             "INSERT INTO audit_seal (seq, event_id, event_txid, hash, sealed_at) "

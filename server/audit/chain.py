@@ -84,11 +84,6 @@ def canonical(values: Sequence[Any]) -> bytes:
     return _ENCODE([values[0], when.isoformat(), *values[2:N_FIELDS]]).encode()
 
 
-def event_values(event: Any) -> list[Any]:
-    """An event object's CANONICAL_FIELDS values, for `canonical`."""
-    return [getattr(event, name) for name in CANONICAL_FIELDS]
-
-
 def link(prev: bytes, values: Sequence[Any]) -> bytes:
     """h_n = SHA-256(h_{n-1} || canonical(event_n))."""
     return hashlib.sha256(prev + canonical(values)).digest()
@@ -109,10 +104,28 @@ def _is_pg(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _event_columns(pg: bool) -> list[Any]:
-    cols: list[Any] = [_EV.c[name] for name in CANONICAL_FIELDS]
-    cols.append(literal_column("audit_event.txid::text::bigint" if pg else "0").label("txid"))
-    return cols
+_COLUMNS = ", ".join(CANONICAL_FIELDS)  # fixed names
+_PENDING_PG = text(
+    f"SELECT {_COLUMNS}, txid::text::bigint FROM audit_event "  # noqa: S608
+    "WHERE (txid, id) > (CAST(CAST(:t AS text) AS xid8), :i) "
+    "AND txid < CAST(CAST(:h AS text) AS xid8) ORDER BY txid, id LIMIT :n"
+)
+_PENDING_SQLITE = text(
+    f"SELECT {_COLUMNS}, 0 FROM audit_event WHERE id > :i ORDER BY id LIMIT :n"  # noqa: S608
+)
+_ONE_EVENT = text(f"SELECT {_COLUMNS} FROM audit_event WHERE id = :i")  # noqa: S608
+
+
+def _values(row: Sequence[Any], time_at: int) -> list[Any]:
+    """A raw row with its timestamp made the aware UTC datetime `canonical` expects."""
+    out = list(row)
+    out[time_at] = _utc(out[time_at])
+    return out
+
+
+def event_values(conn: Connection, event_id: int) -> list[Any]:
+    """One stored event's CANONICAL_FIELDS values, read as the sealer reads them."""
+    return _values(conn.execute(_ONE_EVENT, {"i": event_id}).one(), 1)
 
 
 # ---------------------------------------------------------------- sealing
@@ -216,18 +229,13 @@ def _seal_batch(
         ).first()
         seq, last_id, last_txid = (0, 0, 0) if head is None else (head[0], head[1], head[2])
         prev = GENESIS if head is None else bytes.fromhex(head[3])
-        query = select(*_event_columns(pg)).limit(BATCH)
         if pg:
-            query = query.where(
-                text(
-                    "(audit_event.txid, audit_event.id) > "
-                    "(CAST(CAST(:t AS text) AS xid8), :i) "
-                    "AND audit_event.txid < CAST(CAST(:h AS text) AS xid8)"
-                ).bindparams(t=last_txid, i=last_id, h=horizon)
-            ).order_by(literal_column("audit_event.txid"), _EV.c.id)
+            params = {"t": last_txid, "i": last_id, "h": horizon, "n": BATCH}
+            rows = [_values(r, 1) for r in conn.execute(_PENDING_PG, params)]
         else:
-            query = query.where(_EV.c.id > last_id).order_by(_EV.c.id)
-        rows = conn.execute(query).all()
+            rows = [
+                _values(r, 1) for r in conn.execute(_PENDING_SQLITE, {"i": last_id, "n": BATCH})
+            ]
         now = utcnow()
         seals = []
         for row in rows:
@@ -415,9 +423,7 @@ def _chain_rows(conn: Connection, pg: bool) -> Iterator[Sequence[Any]]:
         if row[3] is None:
             yield row
             continue
-        out = list(row)
-        out[5] = _utc(out[5])
-        yield out
+        yield _values(row, 5)
 
 
 def _bad(seq: int | None, event_id: int | None, reason: str) -> dict[str, Any]:

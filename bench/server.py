@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -22,6 +21,14 @@ def children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
+def _is_worker(pid: int) -> bool:
+    """A uvicorn worker, not multiprocessing's resource tracker."""
+    try:
+        return b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
@@ -35,66 +42,124 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class Server:
-    """`chartdesk serve --workers 2` on a free port, with a fresh keyring, development env."""
+    """`chartdesk serve --workers 2` on a free port, development env, the bench's keyring."""
 
-    def __init__(self, root: Path, db_url: str, extra_env: dict[str, str] | None = None) -> None:
-        self.keydir = tempfile.mkdtemp(prefix="chartdesk-bench-keys-")
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.port = free_port()
-        self.env = dict(
-            os.environ,
-            CHARTDESK_DATABASE_URL=db_url,
-            CHARTDESK_ENV="development",
-            CHARTDESK_KEYRING_FILE=f"{self.keydir}/keyring.json",
-            **(extra_env or {}),
-        )
+        self.env = env
         chartdesk = str(Path(sys.executable).parent / "chartdesk")
-        subprocess.run(
-            [chartdesk, "keys", "init"], cwd=root, env=self.env, check=True, capture_output=True
-        )
-        self.proc = subprocess.Popen(
-            [chartdesk, "serve", "--workers", "2", "--port", str(self.port)],
-            cwd=root,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.log = Path(tempfile.mkstemp(prefix="chartdesk-bench-serve-", suffix=".log")[1])
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [chartdesk, "serve", "--workers", "2", "--port", str(self.port)],
+                cwd=root,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.base = f"http://127.0.0.1:{self.port}"
-        for _ in range(300):
+        for _ in range(600):
             try:
                 if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        self.workers = children(self.proc.pid)
+        else:
+            self.stop()
+            raise RuntimeError("chartdesk serve did not answer /healthz")
+        self.workers: list[int] = []
+        self.settle()
+
+    def settle(self, limit: float = 120.0) -> float:
+        """Wait until the workers are idle (start-up work such as code set indexes done).
+
+        Returns the seconds waited. Idle: under 5% of a core over one second.
+        """
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            before = self.cpu()
+            time.sleep(1.0)
+            if self.cpu() - before < 0.05:
+                break
+        return time.monotonic() - t0
 
     def cpu(self) -> float:
+        """CPU seconds used so far by the workers (a replaced worker counts from its start)."""
+        self.workers = [p for p in children(self.proc.pid) if _is_worker(p)]
         return sum(cpu_seconds(p) for p in self.workers)
 
+    def restarts(self) -> int:
+        """Workers uvicorn's supervisor found dead or unresponsive and replaced."""
+        text = self.log.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if "Child process" in line and "died" in line)
+
     def rss(self) -> list[float]:
-        return [peak_rss_mb(p) for p in self.workers]
+        """Peak resident memory (MB) of the master, then of each worker."""
+        return [peak_rss_mb(p) for p in [self.proc.pid, *self.workers]]
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=20)
 
 
-async def _load(base: str, path: str, clients: int, seconds: float) -> list[float]:
-    lat: list[float] = []
-    stop = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=clients)) as c:
-
-        async def one() -> None:
-            while time.monotonic() < stop:
-                t = time.perf_counter()
-                r = await c.get(path)
-                r.raise_for_status()
-                lat.append(time.perf_counter() - t)
-
-        await asyncio.gather(*(one() for _ in range(clients)))
-    return lat
+def keys_init(root: Path, env: dict[str, str]) -> None:
+    """A fresh keyring at CHARTDESK_KEYRING_FILE (shared by the loader and every server)."""
+    chartdesk = str(Path(sys.executable).parent / "chartdesk")
+    subprocess.run([chartdesk, "keys", "init"], cwd=root, env=env, check=True, capture_output=True)
 
 
-def load_get(base: str, path: str, clients: int, seconds: float) -> list[float]:
-    """N concurrent asyncio+httpx clients GETting `path` for `seconds`; latencies in seconds."""
-    return asyncio.run(_load(base, path, clients, seconds))
+class Profile:
+    """py-spy (dev extra) sampling every worker for `seconds`, collapsed stacks to `prefix`."""
+
+    def __init__(self, server: Server, prefix: Path, seconds: float) -> None:
+        spy = str(Path(sys.executable).parent / "py-spy")
+        self.files = [prefix.with_name(f"{prefix.name}-{pid}.txt") for pid in server.workers]
+        self.procs = [
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(int(seconds)),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--gil",
+                    "-o",
+                    str(f),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for pid, f in zip(server.workers, self.files, strict=True)
+        ]
+
+    def summary(self, top: int = 12) -> list[tuple[str, float]]:
+        """Wait for py-spy; Chartdesk's own frames by share of GIL-holding samples.
+
+        A frame's share counts every sample whose stack includes it (inclusive time), over
+        all samples of the workers (framework, SQLAlchemy and the sealer thread included).
+        """
+        for p in self.procs:
+            p.wait(timeout=120)
+        inclusive: dict[str, int] = {}
+        total = 0
+        for f in self.files:
+            if not f.exists():
+                continue
+            for line in f.read_text().splitlines():
+                stack, _, n = line.rpartition(" ")
+                if not stack:
+                    continue
+                count = int(n)
+                total += count
+                for frame in set(stack.split(";")):
+                    if "(server/" in frame:
+                        inclusive[frame] = inclusive.get(frame, 0) + count
+        ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
+        return [(frame, n / total) for frame, n in ranked] if total else []

@@ -1,0 +1,192 @@
+"""A small HTTP/1.1 keep-alive client for load generation (asyncio streams, no parsing library).
+
+The load generator shares the machine's 2 cores with the server, so its own CPU cost per
+request matters: httpx spends several times the server's CPU per request, which made the
+generator, not Chartdesk, the bottleneck. This client writes the request bytes itself and
+reads back the status, Content-Length (or chunked) body, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """Status code and body of one response."""
+
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass
+class Identity:
+    """What a signed-in person sends with every request: the session cookie and CSRF token."""
+
+    cookie: str  # "name=value"
+    csrf: str
+    username: str = ""
+
+
+class Conn:
+    """One keep-alive connection to the server."""
+
+    def __init__(self, host: str, port: int, identity: Identity | None = None) -> None:
+        self.host, self.port, self.identity = host, port, identity
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.extra: dict[str, Any] = {}  # per-client state of the step function
+
+    async def open(self) -> None:
+        """Connect (again)."""
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> Reply:
+        """Send one request and read the whole response."""
+        if self.writer is None:
+            await self.open()
+        assert self.reader is not None  # noqa: S101
+        assert self.writer is not None  # noqa: S101
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        if self.identity is not None:
+            head.append(f"Cookie: {self.identity.cookie}")
+            if method not in ("GET", "HEAD"):
+                head.append(f"X-CSRF-Token: {self.identity.csrf}")
+        if body is not None:
+            head.append("Content-Type: application/json")
+        head.append(f"Content-Length: {len(payload)}")
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length, chunked, close = 0, False, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")
+                    break
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readexactly(2)
+            data = b"".join(parts)
+        else:
+            data = await self.reader.readexactly(length) if length else b""
+        if close:
+            await self.close()
+        return Reply(status, data)
+
+
+@dataclass
+class Load:
+    """Latencies (seconds) of the measured requests, and what the clients collected."""
+
+    latencies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    errors: dict[int, int] = field(default_factory=dict)
+    seen: list[Any] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """How many measured requests succeeded."""
+        return len(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        """Successful measured requests per second of wall time."""
+        return self.count / self.wall if self.wall else 0.0
+
+
+Step = Callable[[Conn, Load], Awaitable[None]]
+Setup = Callable[[Conn], Awaitable[None]]
+
+
+async def _run(
+    host: str,
+    port: int,
+    clients: list[tuple[Identity | None, Step]],
+    seconds: float,
+    setup: Setup | None,
+    teardown: Setup | None,
+) -> list[Load]:
+    loads: dict[int, Load] = {}
+    conns = [Conn(host, port, ident) for ident, _ in clients]
+    for c in conns:
+        await c.open()
+        if setup is not None:
+            await setup(c)
+    stop = time.monotonic() + seconds
+
+    async def client(c: Conn, step: Step) -> None:
+        load = loads.setdefault(id(step), Load())
+        while time.monotonic() < stop:
+            await step(c, load)
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(client(c, step) for c, (_, step) in zip(conns, clients, strict=True)))
+    wall = time.monotonic() - t0
+    for c in conns:
+        await c.close()
+        if teardown is not None:
+            await teardown(c)
+    steps = list(dict.fromkeys(id(step) for _, step in clients))
+    out = [loads.get(k, Load()) for k in steps]
+    for load in out:
+        load.wall = wall
+    return out
+
+
+def run_load(
+    host: str,
+    port: int,
+    clients: list[tuple[Identity | None, Step]],
+    seconds: float,
+    *,
+    setup: Setup | None = None,
+    teardown: Setup | None = None,
+) -> list[Load]:
+    """Each (identity, step) is one client running `step` in a loop for `seconds`.
+
+    Returns one Load per distinct step function, in order of first appearance.
+    """
+    return asyncio.run(_run(host, port, clients, seconds, setup, teardown))
+
+
+async def timed(load: Load, c: Conn, method: str, path: str, body: Any = None) -> Reply:
+    """Send a request; record its latency if it succeeded (2xx), else count the status."""
+    t = time.perf_counter()
+    reply = await c.request(method, path, body)
+    if 200 <= reply.status < 300:
+        load.latencies.append(time.perf_counter() - t)
+    else:
+        load.errors[reply.status] = load.errors.get(reply.status, 0) + 1
+    return reply

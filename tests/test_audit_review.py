@@ -3,6 +3,7 @@ scripted session whose audit trail must hold exactly the expected events."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -174,7 +175,15 @@ def test_search_filters_and_keyset_pagination(client: TestClient) -> None:
         headers=headers,
     ).json()["items"]
     assert [i["id"] for i in window] == [ids[3], ids[2]]
-    for bad in ({"action": "dance"}, {"outcome": "maybe"}, {"cursor": "%%%"}, {"limit": 0}):
+    for bad in (
+        {"action": "dance"},
+        {"outcome": "maybe"},
+        {"cursor": "%%%"},
+        {"limit": 0},
+        {"work_item": 10**20},
+        {"cursor": base64.urlsafe_b64encode(b"2026-01-01T00:00:00|" + b"9" * 30).decode()},
+        {"since": "yesterday"},
+    ):
         r = client.get("/api/v1/audit/events", params=bad, headers=headers)
         assert r.status_code == 422, (bad, r.text)
 

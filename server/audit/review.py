@@ -118,8 +118,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, _, ident = raw.partition("|")
         moment = _aware(datetime.fromisoformat(when))
-        assert moment is not None  # noqa: S101
-        return moment, int(ident)
+        number = int(ident)
+        if moment is None or not 0 < number < 2**63:
+            raise ValueError(cursor)
+        return moment, number
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed(
             "Invalid cursor.", details=[{"loc": "cursor", "msg": "pass next_cursor back as is"}]

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from server.audit import review
 from server.audit import service as audit_service
 from server.audit.schemas import AuditEventList, AuditEventView, VerifyView
-from server.auth.deps import RequireRole, RequireRoleOrScope, SessionDep
+from server.auth.deps import MAX_ROW_ID, RequireRole, RequireRoleOrScope, SessionDep
 from server.auth.principal import Principal
 from server.errors import AppError
 from server.models import Role
@@ -41,7 +41,7 @@ def api_events(
     actor: AuditorDep,
     actor_name: Annotated[str | None, Query(alias="actor", max_length=100)] = None,
     patient: Annotated[str | None, Query(max_length=100, description="an MRN")] = None,
-    work_item: Annotated[int | None, Query()] = None,
+    work_item: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     action: Annotated[str | None, Query(max_length=40)] = None,
     outcome: Annotated[str | None, Query(max_length=10)] = None,
     since: Annotated[datetime | None, Query()] = None,
@@ -163,7 +163,7 @@ def compliance_search(
     flt = review.EventFilter(actor=actor_name, patient_mrn=mrn, action=action, outcome=outcome)
     try:
         if work_item.strip():
-            if not work_item.strip().isdigit():
+            if not work_item.strip().isdigit() or not 1 <= int(work_item) <= MAX_ROW_ID:
                 raise AppError("A work item is a number.", status_code=422, code="bad_work_item")
             flt.work_item = int(work_item)
         flt.since, flt.until = _dt(since), _dt(until)

@@ -183,6 +183,7 @@ def test_search_filters_and_keyset_pagination(client: TestClient) -> None:
         {"work_item": 10**20},
         {"cursor": base64.urlsafe_b64encode(b"2026-01-01T00:00:00|" + b"9" * 30).decode()},
         {"since": "yesterday"},
+        {"since": "0001-01-01T00:00:00+23:00"},
     ):
         r = client.get("/api/v1/audit/events", params=bad, headers=headers)
         assert r.status_code == 422, (bad, r.text)

@@ -81,7 +81,11 @@ def check_filter(flt: EventFilter) -> EventFilter:
         problems.append({"loc": "action", "msg": f"unknown action {flt.action!r}"})
     if flt.outcome and flt.outcome not in {o.value for o in Outcome}:
         problems.append({"loc": "outcome", "msg": "outcome is success, denied or failed"})
-    flt.since, flt.until = _aware(flt.since), _aware(flt.until)
+    try:
+        flt.since, flt.until = _aware(flt.since), _aware(flt.until)
+    except OverflowError:
+        problems.append({"loc": "since", "msg": "a time outside the calendar"})
+        flt.since = flt.until = None
     if flt.since and flt.until and flt.since > flt.until:
         problems.append({"loc": "since", "msg": "since is after until"})
     if problems:

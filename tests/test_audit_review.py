@@ -454,6 +454,12 @@ def test_compliance_pages(make_client: Any) -> None:
         "/compliance/search", data={"actor": "ann"}, headers={"HX-Request": "true"}
     )
     assert fragment.text.lstrip().startswith('<section id="results">')
+    today = datetime.now(UTC).date().isoformat()
+    same_day = page.post(
+        "/compliance/search", data={"actor": "ann", "since": today, "until": today}
+    )
+    assert 'data-action="claim"' in same_day.text  # "To" a date includes that day
+    assert f'name="until" value="{today}"' in same_day.text
     refused = page.post("/compliance/search", data={"since": "yesterday"})
     assert refused.status_code == 422
     assert "Dates are" in refused.text

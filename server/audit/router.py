@@ -7,7 +7,7 @@ in a page URL); API.md's `patient=` query filter is the one contracted exception
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
@@ -122,6 +122,7 @@ def _search_page(
         "error": message,
         "actions": [a.value for a in audit_service.Action],
         "outcomes": [o.value for o in audit_service.Outcome],
+        "one_day": timedelta(days=1),
     }
     block = "results" if searched and is_htmx(request) else None
     resp = render(request, "audit/search.html", context, block=block, status_code=status)
@@ -167,6 +168,8 @@ def compliance_search(
                 raise AppError("A work item is a number.", status_code=422, code="bad_work_item")
             flt.work_item = int(work_item)
         flt.since, flt.until = _dt(since), _dt(until)
+        if flt.until is not None and len(until.strip()) == 10:
+            flt.until += timedelta(days=1)  # "To" a date includes that whole day
     except AppError as exc:
         return _search_page(request, session, actor, flt, error=exc)
     return _search_page(request, session, actor, flt, cursor=cursor or None, searched=True)

@@ -112,6 +112,7 @@ def test_break_glass_page_shows_the_chart_read_only(make_client, backend):
     assert page.status_code == 200, page.text
     assert 'id="emergency-banner"' in page.text
     assert 'id="documents"' in page.text
+    assert "Acute bronchitis (disorder)" in page.text  # the source's coding hints
     assert "/release" not in page.text
     assert "code-entry" not in page.text
     [event] = _events("emergency-access")

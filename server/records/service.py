@@ -477,6 +477,50 @@ def open_record(
     )
 
 
+# ---------------------------------------------------------------- other domains' sealed fields
+
+
+def _item_key(session: Session, *, work_item_id: int) -> tuple[bytes, int]:
+    """The plaintext data key of a work item's encounter and its id (RecordPurged if shredded)."""
+    dk = session.exec(
+        select(DataKey)
+        .join(Encounter, col(Encounter.data_key_id) == col(DataKey.id))
+        .join(WorkItem, col(WorkItem.encounter_id) == col(Encounter.id))
+        .where(WorkItem.id == work_item_id)
+    ).first()
+    if dk is None or dk.id is None:
+        raise NotFound("No such work item.")
+    key = crypto.unwrap(load_keyring(), data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)
+    return key, dk.id
+
+
+def seal_for_item(
+    session: Session, *, work_item_id: int, table: str, row_id: int, field: str, value: Any
+) -> bytes:
+    """Seal a JSON value of another domain's row under the item's encounter data key.
+
+    For patient data other domains store (code lines, reasons typed by people): the
+    ciphertext is bound to `table`, `row_id`, `field` and the data key like the record's own
+    fields, and dies with them when the record is purged (RecordPurged from then on).
+    """
+    key, data_key_id = _item_key(session, work_item_id=work_item_id)
+    aad = crypto.field_aad(table, row_id, field, data_key_id=data_key_id)
+    return crypto.seal(key, _dumps(value), aad=aad)
+
+
+def open_for_item(
+    session: Session, *, work_item_id: int, table: str, row_id: int, field: str, sealed: bytes
+) -> Any:
+    """The JSON value `seal_for_item` sealed for this row and field (SealBroken if moved).
+
+    No audit here: call it only where the data is shown or used, in a transaction that
+    audits that view or use (open_record, code-save, submit, claim-export).
+    """
+    key, data_key_id = _item_key(session, work_item_id=work_item_id)
+    aad = crypto.field_aad(table, row_id, field, data_key_id=data_key_id)
+    return json.loads(crypto.open_sealed(key, sealed, aad=aad))
+
+
 # ---------------------------------------------------------------- ingest
 
 

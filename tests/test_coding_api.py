@@ -6,13 +6,21 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from server.coding import service as coding_service
+from server.coding.schemas import Codes
 from server.db import get_engine
-from server.models import AuditEvent, CodeLine, WorkItem, WorkItemEvent
+from server.models import AuditEvent, ItemCodes, WorkItem, WorkItemEvent
 from tests.support.coding import GOOD_CODES, coder_with_item, signed_in
 
 
 def _msgs(body: dict) -> list[str]:
     return [e["msg"] for e in body["errors"]]
+
+
+def _saved(item_id: int) -> Codes:
+    """The item's stored lines, opened from their sealed value."""
+    with Session(get_engine()) as s:
+        return coding_service.get_codes(s, work_item_id=item_id)
 
 
 def test_real_codes_are_accepted_and_saved(make_client):
@@ -51,9 +59,8 @@ def test_header_unknown_code_and_absent_cpt_are_rejected_with_clear_messages(
     assert any(m.startswith("ZZZ.9 is not an ICD-10-CM code") for m in msgs), msgs
     assert any("99215 is not in the CPT code set loaded on this server" in m for m in msgs), msgs
     # The draft was saved anyway, and Submit refuses it with the same errors.
-    with Session(get_engine()) as s:
-        lines = s.exec(select(CodeLine).where(CodeLine.work_item_id == held.item_id)).all()
-        assert len(lines) == 3
+    saved = _saved(held.item_id)
+    assert len(saved.diagnoses) + len(saved.procedures) == 3
     r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "validation_failed"
@@ -170,12 +177,7 @@ def test_trainee_work_always_goes_to_qa_and_accuracy_is_kept(make_client):
     assert page.status_code == 200
     assert "trainee" in page.text
     with Session(get_engine()) as s:
-        codes = s.exec(
-            select(CodeLine.code).where(
-                CodeLine.work_item_id == held.item_id, CodeLine.kind == "dx"
-            )
-        ).all()
-        assert list(codes) == ["E11.65", "I10"]
+        assert [d.code for d in _saved(held.item_id).diagnoses] == ["E11.65", "I10"]
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "qa-decision")).first()
 
 
@@ -283,7 +285,7 @@ def test_checking_as_you_type_saves_nothing_and_a_change_saves_the_draft(make_cl
     assert check.status_code == 200
     assert "is a category header" in check.text
     with Session(get_engine()) as s:
-        assert not s.exec(select(CodeLine).where(CodeLine.work_item_id == held.item_id)).all()
+        assert s.get(ItemCodes, held.item_id) is None
         assert not s.exec(select(AuditEvent).where(AuditEvent.action == "code-save")).all()
     form["dx_code"] = ["E11.9", "I10"]
     saved = held.client.post(f"/work/{held.item_id}/codes", data=form, headers=htmx)

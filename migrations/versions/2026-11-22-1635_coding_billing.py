@@ -1,4 +1,6 @@
-"""Coding and billing: code lines, loaded code sets, QA reviews, claims and returns.
+"""Coding and billing: code lines (sealed), loaded code sets, QA reviews, claims and returns.
+
+Free text people type (QA and return reasons) is sealed under the encounter's data key.
 
 Revision ID: 0005
 Revises: 0004
@@ -21,21 +23,13 @@ UTC = server.models.base.UTCDateTime
 
 
 def upgrade() -> None:
+    # Code lines are clinical patient data: one sealed JSON value per work item.
     op.create_table(
-        "code_line",
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("work_item_id", sa.Integer(), sa.ForeignKey("work_item.id"), nullable=False),
-        sa.Column("kind", sa.String(2), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("system", sa.String(10), nullable=False),
-        sa.Column("code", sa.String(10), nullable=False),
-        sa.Column("poa", sa.String(1), nullable=True),
-        sa.Column("modifiers", sa.String(20), nullable=False),
-        sa.Column("units", sa.Integer(), nullable=False),
-        sa.Column("dx_pointers", sa.String(20), nullable=False),
-        sa.Column("charge_cents", sa.Integer(), nullable=False),
+        "item_codes",
+        sa.Column("work_item_id", sa.Integer(), sa.ForeignKey("work_item.id"), primary_key=True),
+        sa.Column("sealed_lines", sa.LargeBinary(), nullable=False),
+        sa.Column("updated_at", UTC(), nullable=False),
     )
-    op.create_index("ix_code_line_item", "code_line", ["work_item_id", "kind", "seq"])
     op.create_table(
         "code_set_entry",
         sa.Column("system", sa.String(10), primary_key=True),
@@ -49,7 +43,7 @@ def upgrade() -> None:
         sa.Column("coder_id", sa.Integer(), sa.ForeignKey("app_user.id"), nullable=False),
         sa.Column("reviewer_id", sa.Integer(), sa.ForeignKey("app_user.id"), nullable=False),
         sa.Column("outcome", sa.String(10), nullable=False),
-        sa.Column("reason", sa.String(500), nullable=True),
+        sa.Column("sealed_reason", sa.LargeBinary(), nullable=True),
         sa.Column("at", UTC(), nullable=False),
     )
     op.create_index("ix_qa_review_work_item_id", "qa_review", ["work_item_id"])
@@ -68,7 +62,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("work_item_id", sa.Integer(), sa.ForeignKey("work_item.id"), nullable=False),
         sa.Column("coder_id", sa.Integer(), sa.ForeignKey("app_user.id"), nullable=True),
-        sa.Column("reason", sa.String(500), nullable=False),
+        sa.Column("sealed_reason", sa.LargeBinary(), nullable=False),
         sa.Column("returned_by", sa.String(100), nullable=False),
         sa.Column("at", UTC(), nullable=False),
     )
@@ -76,5 +70,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("claim_return", "claim_record", "qa_review", "code_set_entry", "code_line"):
+    for table in ("claim_return", "claim_record", "qa_review", "code_set_entry", "item_codes"):
         op.drop_table(table)

@@ -3,7 +3,8 @@
 Claims are built from the record opened through `records.open_record(view="billing")`
 (audited there as a view) and the code lines; each export is audited as `claim-export`
 with the format only. Marking billed stores the payer's claim number; returning sends the
-item back to the coder who coded it, first in their list.
+item back to the coder who coded it, first in their list; the biller's reason is sealed
+under the encounter's data key (it may name the patient).
 """
 
 from __future__ import annotations
@@ -237,14 +238,16 @@ def return_to_coder(
     item = _billable_item(
         session, actor=actor, work_item_id=work_item_id, action=audit_service.Action.returned
     )
-    session.add(
-        ClaimReturn(
-            work_item_id=work_item_id,
-            coder_id=item.coded_by_id,
-            reason=text[:500],
-            returned_by=actor.name,
-        )
+    back = ClaimReturn(
+        work_item_id=work_item_id,
+        coder_id=item.coded_by_id,
+        sealed_reason=b"",
+        returned_by=actor.name,
     )
+    session.add(back)
+    session.flush()
+    assert back.id is not None  # noqa: S101
+    back.sealed_reason = _seal_reason(session, back=back, reason=text[:500])
     queue_service.transition(
         session,
         item=item,
@@ -263,14 +266,53 @@ def return_to_coder(
     return item
 
 
-def last_return(session: Session, *, work_item_id: int) -> ClaimReturn | None:
-    """The latest return of an item (its reason is shown to the coder)."""
-    return session.exec(
+@dataclass
+class ReturnNote:
+    """Why billing returned an item, and when (shown to the coder)."""
+
+    at: datetime
+    reason: str
+
+
+def _seal_reason(session: Session, *, back: ClaimReturn, reason: str) -> bytes:
+    """The biller's reason sealed under the item's data key (it may name the patient)."""
+    from server.records import service as records_service
+
+    assert back.id is not None  # noqa: S101
+    return records_service.seal_for_item(
+        session,
+        work_item_id=back.work_item_id,
+        table=ClaimReturn.__tablename__,
+        row_id=back.id,
+        field="reason",
+        value=reason,
+    )
+
+
+def last_return(session: Session, *, work_item_id: int) -> ReturnNote | None:
+    """The latest return of an item, its reason opened (shown to the coder).
+
+    Decrypts: call it only after the coder's view of the item is audited (open_record).
+    """
+    from server.records import service as records_service
+
+    back = session.exec(
         select(ClaimReturn)
         .where(ClaimReturn.work_item_id == work_item_id)
         .order_by(col(ClaimReturn.id).desc())
         .limit(1)
     ).first()
+    if back is None or back.id is None:
+        return None
+    reason = records_service.open_for_item(
+        session,
+        work_item_id=work_item_id,
+        table=ClaimReturn.__tablename__,
+        row_id=back.id,
+        field="reason",
+        sealed=back.sealed_reason,
+    )
+    return ReturnNote(at=back.at, reason=str(reason))
 
 
 def claim_number(session: Session, *, work_item_id: int) -> tuple[str, datetime] | None:

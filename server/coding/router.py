@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -29,6 +29,9 @@ from server.errors import AppError, ValidationFailed
 from server.models import Role
 from server.queue import service as queue_service
 from server.web.templates import render
+
+if TYPE_CHECKING:
+    from server.billing.service import ReturnNote
 
 router = APIRouter()
 
@@ -237,11 +240,9 @@ def _workbench(
     problems: service.Validation | None,
     block: str | None = None,
     status_code: int = 200,
+    returned: ReturnNote | None = None,
 ) -> Response:
-    from server.billing import service as billing_service
-
     item = queue_service.my_item(session, work_item_id=work_item_id, actor=actor)
-    returned = billing_service.last_return(session, work_item_id=work_item_id)
     return render(
         request,
         "coding/workbench.html",
@@ -261,9 +262,20 @@ def _workbench(
 def codes_fragment(
     request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
 ) -> Response:
-    """The code entry panel of the workbench, with the saved draft and its checks."""
+    """The code entry panel of the workbench, with the saved draft and its checks.
+
+    The codes and billing's return reason are patient data: the view is audited through
+    open_record (purpose TREAT) before they are opened.
+    """
+    from server.billing import service as billing_service
+    from server.records import service as records_service
+
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
+    records_service.open_record(
+        session=session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
+    )
     codes = service.get_codes(session, work_item_id=work_item_id)
+    returned = billing_service.last_return(session, work_item_id=work_item_id)
     problems = service.validate(session, codes=codes, inpatient=service.is_inpatient(session, item))
     return _workbench(
         request,
@@ -273,6 +285,7 @@ def codes_fragment(
         codes=codes,
         problems=problems,
         block="code_entry",
+        returned=returned,
     )
 
 

@@ -1,6 +1,8 @@
 """Code entry, validation, submit and QA review.
 
-Code lines hold codes only (no patient data). Validation answers errors (they block
+Code lines are clinical patient data: they are stored sealed under the encounter's data
+key (one value per item) and opened only where shown or used, after an audited view or
+use; QA reasons are sealed too. Validation answers errors (they block
 Submit) and warnings (they do not), each pointing at a line and field, in words a coder
 understands. Submit sends a sample of items to QA review (the queue's percentage, every
 item of a coder marked in training), the rest straight to billing. Every step goes through
@@ -14,16 +16,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.coding import codesets
-from server.coding.codesets import System, normalise
+from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, Problem, ProcedureLine
 from server.errors import Conflict, NotFound, ValidationFailed
-from server.models import CodeLine, Encounter, QaReview, Queue, Status, User, UserRole, WorkItem
+from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
 from server.queue import service as queue_service
 
@@ -217,58 +218,73 @@ def validate(session: Session, *, codes: Codes, inpatient: bool) -> Validation:
 
 
 def get_codes(session: Session, *, work_item_id: int) -> Codes:
-    """The item's saved lines (empty if none)."""
-    lines = session.exec(
-        select(CodeLine)
-        .where(CodeLine.work_item_id == work_item_id)
-        .order_by(col(CodeLine.kind), col(CodeLine.seq))
-    ).all()
-    dx = [DiagnosisLine(code=ln.code, poa=ln.poa) for ln in lines if ln.kind == "dx"]
+    """The item's saved lines (empty if none), opened from their sealed value.
+
+    Decrypts: call it only where the codes are shown or used, after that view or use is
+    audited in the same transaction (open_record, submit).
+    """
+    from server.records import service as records_service
+
+    row = session.get(ItemCodes, work_item_id)
+    if row is None:
+        return Codes()
+    return Codes.model_validate(
+        records_service.open_for_item(
+            session,
+            work_item_id=work_item_id,
+            table=ItemCodes.__tablename__,
+            row_id=work_item_id,
+            field="lines",
+            sealed=row.sealed_lines,
+        )
+    )
+
+
+def _stored_form(codes: Codes) -> Codes:
+    """The lines as stored: known ICD-10-CM codes dotted, others trimmed, upper case."""
+    dx = []
+    for line in codes.diagnoses:
+        code = normalise(line.code)
+        dx.append(
+            DiagnosisLine(
+                code=codesets.dotted(code)
+                if codesets.icd10cm().get(code)
+                else line.code.strip()[:10],
+                poa=(line.poa or "").strip().upper()[:1] or None,
+            )
+        )
     px = [
         ProcedureLine(
-            code=ln.code,
-            system=ln.system,
-            modifiers=[m for m in ln.modifiers.split(",") if m],
-            units=ln.units,
-            dx_pointers=[int(p) for p in ln.dx_pointers.split(",") if p],
-            charge=ln.charge_cents / 100,
+            code=normalise(line.code)[:10],
+            system=line.system,
+            modifiers=[m.strip().upper()[:2] for m in line.modifiers if m.strip()],
+            units=line.units,
+            dx_pointers=line.dx_pointers,
+            charge=round(line.charge * 100) / 100,
         )
-        for ln in lines
-        if ln.kind == "px"
+        for line in codes.procedures
     ]
     return Codes(diagnoses=dx, procedures=px)
 
 
 def _store(session: Session, *, work_item_id: int, codes: Codes) -> None:
-    session.execute(delete(CodeLine).where(col(CodeLine.work_item_id) == work_item_id))
-    for n, dx in enumerate(codes.diagnoses, start=1):
-        code = normalise(dx.code)
-        session.add(
-            CodeLine(
-                work_item_id=work_item_id,
-                kind="dx",
-                seq=n,
-                system=System.icd10cm,
-                code=codesets.dotted(code)
-                if codesets.icd10cm().get(code)
-                else dx.code.strip()[:10],
-                poa=(dx.poa or "").strip().upper()[:1] or None,
-            )
-        )
-    for n, px in enumerate(codes.procedures, start=1):
-        session.add(
-            CodeLine(
-                work_item_id=work_item_id,
-                kind="px",
-                seq=n,
-                system=px.system,
-                code=normalise(px.code)[:10],
-                modifiers=",".join(m.strip().upper()[:2] for m in px.modifiers),
-                units=px.units,
-                dx_pointers=",".join(str(p) for p in px.dx_pointers),
-                charge_cents=round(px.charge * 100),
-            )
-        )
+    """Seal the item's lines under its encounter's data key (replacing earlier ones)."""
+    from server.records import service as records_service
+
+    sealed = records_service.seal_for_item(
+        session,
+        work_item_id=work_item_id,
+        table=ItemCodes.__tablename__,
+        row_id=work_item_id,
+        field="lines",
+        value=_stored_form(codes).model_dump(mode="json"),
+    )
+    row = session.get(ItemCodes, work_item_id)
+    if row is None:
+        row = ItemCodes(work_item_id=work_item_id, sealed_lines=sealed)
+    else:
+        row.sealed_lines, row.updated_at = sealed, utcnow()
+    session.add(row)
     session.flush()
 
 
@@ -393,15 +409,26 @@ def qa_decide(
     assert item.coded_by_id is not None  # noqa: S101
     assert actor.user_id is not None  # noqa: S101
     outcome = "accepted" if decision == "accept" else "corrected"
-    session.add(
-        QaReview(
-            work_item_id=work_item_id,
-            coder_id=item.coded_by_id,
-            reviewer_id=actor.user_id,
-            outcome=outcome,
-            reason=reason.strip() or None,
-        )
+    review = QaReview(
+        work_item_id=work_item_id,
+        coder_id=item.coded_by_id,
+        reviewer_id=actor.user_id,
+        outcome=outcome,
     )
+    session.add(review)
+    if reason.strip():  # free text that may name the patient: sealed, never in clear
+        from server.records import service as records_service
+
+        session.flush()
+        assert review.id is not None  # noqa: S101
+        review.sealed_reason = records_service.seal_for_item(
+            session,
+            work_item_id=work_item_id,
+            table=QaReview.__tablename__,
+            row_id=review.id,
+            field="reason",
+            value=reason.strip()[:500],
+        )
     queue_service.transition(
         session, item=item, to_status=Status.ready_for_billing, actor=actor, action=f"qa-{outcome}"
     )

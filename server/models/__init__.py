@@ -2,7 +2,7 @@
 
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
-from server.models.coding import ClaimRecord, ClaimReturn, CodeLine, CodeSetEntry, QaReview
+from server.models.coding import ClaimRecord, ClaimReturn, CodeSetEntry, ItemCodes, QaReview
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Patient
 from server.models.security import OidcTransaction, RateLimitCounter
@@ -13,11 +13,11 @@ __all__ = [
     "AuditEvent",
     "ClaimRecord",
     "ClaimReturn",
-    "CodeLine",
     "CodeSetEntry",
     "DataKey",
     "Document",
     "Encounter",
+    "ItemCodes",
     "OidcTransaction",
     "QaReview",
     "Patient",

@@ -1,36 +1,28 @@
-"""Code lines entered by coders, customer-loaded code sets, QA reviews and claims."""
+"""Code lines entered by coders (sealed), customer-loaded code sets, QA reviews and claims."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import LargeBinary
 from sqlmodel import Field, SQLModel
 
 from server.models.base import UTCDateTime, utcnow
 
 
-class CodeLine(SQLModel, table=True):
-    """One diagnosis (kind "dx") or procedure (kind "px") line of a work item.
+class ItemCodes(SQLModel, table=True):
+    """The diagnosis and procedure lines of a work item, sealed as one value.
 
-    Only codes live here (no names, notes or identifiers); `seq` is the 1-based line number
-    within its kind, and procedure `dx_pointers` are diagnosis sequence numbers ("1,2").
+    Codes tied to an encounter are clinical patient data: the lines are one AES-256-GCM
+    sealed JSON value ({"diagnoses": [...], "procedures": [...]}) under the encounter's
+    data key (records.service.seal_for_item, field "lines" of this row), never in clear.
     """
 
-    __tablename__ = "code_line"
-    __table_args__ = (Index("ix_code_line_item", "work_item_id", "kind", "seq"),)
+    __tablename__ = "item_codes"
 
-    id: int | None = Field(default=None, primary_key=True)
-    work_item_id: int = Field(foreign_key="work_item.id")
-    kind: str = Field(max_length=2)  # dx | px
-    seq: int
-    system: str = Field(max_length=10)  # ICD10CM | PCS | CPT | HCPCS
-    code: str = Field(max_length=10)
-    poa: str | None = Field(default=None, max_length=1)
-    modifiers: str = Field(default="", max_length=20)  # "25,59"
-    units: int = 1
-    dx_pointers: str = Field(default="", max_length=20)  # "1,2"
-    charge_cents: int = 0
+    work_item_id: int = Field(foreign_key="work_item.id", primary_key=True)
+    sealed_lines: bytes = Field(sa_type=LargeBinary)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class CodeSetEntry(SQLModel, table=True):
@@ -53,7 +45,8 @@ class QaReview(SQLModel, table=True):
     coder_id: int = Field(foreign_key="app_user.id", index=True)
     reviewer_id: int = Field(foreign_key="app_user.id")
     outcome: str = Field(max_length=10)  # accepted | corrected
-    reason: str | None = Field(default=None, max_length=500)
+    # The reviewer's free text (may name the patient): sealed under the encounter's data key.
+    sealed_reason: bytes | None = Field(default=None, sa_type=LargeBinary)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -77,6 +70,7 @@ class ClaimReturn(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_item.id", index=True)
     coder_id: int | None = Field(default=None, foreign_key="app_user.id")
-    reason: str = Field(max_length=500)
+    # The biller's free text (may name the patient): sealed under the encounter's data key.
+    sealed_reason: bytes = Field(sa_type=LargeBinary)
     returned_by: str = Field(max_length=100)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -35,7 +35,8 @@ def test_code_with_autocomplete_submit_then_bill(page: Page, browser, live_serve
     page.goto(f"{url}/work")
     page.keyboard.press("n")
     expect(page).to_have_url(f"{url}/work/{item}")
-    expect(page.locator("#documents")).to_have_attribute("data-watermark", re.compile("^ana · "))
+    card = page.locator("#documents article.watermarked").first  # each card is watermarked
+    expect(card).to_have_attribute("data-watermark", re.compile("^ana · "))
     expect(page.locator("#codes-form")).to_be_visible()
     # A category header first: the check says why it is refused.
     dx = page.locator("#dx-lines input[name=dx_code]").first

@@ -106,14 +106,16 @@ def _is_pg(conn: Connection | Engine) -> bool:
 
 _COLUMNS = ", ".join(CANONICAL_FIELDS)  # fixed names
 _PENDING_PG = text(
-    f"SELECT {_COLUMNS}, txid::text::bigint FROM audit_event "  # noqa: S608
+    f"SELECT {_COLUMNS}, txid::text::bigint FROM audit_event "  # noqa: S608  # nosec B608 - fixed column names
     "WHERE (txid, id) > (CAST(CAST(:t AS text) AS xid8), :i) "
     "AND txid < CAST(CAST(:h AS text) AS xid8) ORDER BY txid, id LIMIT :n"
 )
 _PENDING_SQLITE = text(
-    f"SELECT {_COLUMNS}, 0 FROM audit_event WHERE id > :i ORDER BY id LIMIT :n"  # noqa: S608
+    f"SELECT {_COLUMNS}, 0 FROM audit_event WHERE id > :i ORDER BY id LIMIT :n"  # noqa: S608  # nosec B608 - fixed column names
 )
-_ONE_EVENT = text(f"SELECT {_COLUMNS} FROM audit_event WHERE id = :i")  # noqa: S608
+_ONE_EVENT = text(
+    f"SELECT {_COLUMNS} FROM audit_event WHERE id = :i"  # noqa: S608  # nosec B608 - fixed names
+)
 
 
 def _values(row: Sequence[Any], time_at: int) -> list[Any]:
@@ -397,7 +399,7 @@ def read_checkpoint_file(path: Path | None) -> list[Checkpoint]:
 
 _EVENT_COLUMNS = ", ".join(f"e.{name}" for name in CANONICAL_FIELDS)  # fixed names
 _CHAIN_SQL = (
-    f"SELECT s.seq, s.event_id, s.hash, e.id, {_EVENT_COLUMNS} "  # noqa: S608
+    f"SELECT s.seq, s.event_id, s.hash, e.id, {_EVENT_COLUMNS} "  # noqa: S608  # nosec B608 - fixed column names
     "FROM audit_seal s LEFT JOIN audit_event e ON e.id = s.event_id ORDER BY s.seq"
 )
 

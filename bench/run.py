@@ -331,6 +331,94 @@ def api_searches(srv: Server, auditor: Identity, queries: list[dict[str, Any]]) 
     return asyncio.run(go())
 
 
+def per_request(dsn: str, who: Any, held: dict[str, int], n: int = 100) -> dict[str, Any]:
+    """In this process, one client, no concurrency: SQL statements and CPU per request.
+
+    The app runs in-process (TestClient) on the bench database, so every statement it sends
+    is counted (SQLAlchemy's before_cursor_execute) and `time.process_time` covers it. The
+    TestClient's own cost is in the CPU figures too: `GET /healthz` shows it.
+    """
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from server.db import get_engine
+    from server.main import create_app
+
+    statements: list[str] = []
+    event.listen(
+        get_engine(),
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_a: statements.append(sql.split(None, 1)[0]),
+    )
+    out: dict[str, Any] = {}
+    with TestClient(create_app()) as client, psycopg.connect(dsn, autocommit=True) as db:
+
+        def signed_in(user: str) -> dict[str, str]:
+            client.cookies.clear()  # a sign-in presenting another session's cookie ends it
+            r = client.post(
+                "/api/v1/session",
+                json={
+                    "username": user,
+                    "password": loader.PASSWORD,
+                    "totp": pyotp.TOTP(who.secrets[user]).now(),
+                },
+            )
+            r.raise_for_status()
+            cookie = _cookie(r)
+            client.cookies.clear()
+            return {"X-CSRF-Token": r.json()["csrf_token"], "Cookie": cookie}
+
+        for _ in range(120):  # start-up work in the app's threads (code set index) first
+            t = time.process_time()
+            time.sleep(0.5)
+            if time.process_time() - t < 0.02:
+                break
+        coder = signed_in(who.coders[-1])
+        reader = signed_in(who.readers[0])
+        auditor = signed_in(who.auditor)
+        search = "/api/v1/audit/events?" + urlencode(
+            {"actor": "coder007", "since": "2025-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
+        )
+        item = held[who.readers[0]]
+
+        def claim() -> None:
+            r = client.post("/api/v1/work/next", json={"queue": "bench"}, headers=coder)
+            r.raise_for_status()
+            db.execute(
+                "UPDATE work_item SET status = 'ready_for_billing', lease_owner_id = NULL, "
+                "lease_expires_at = NULL WHERE id = %s",
+                (r.json()["id"],),
+            )
+
+        calls: dict[str, Any] = {
+            "claim": claim,
+            "view": lambda: client.get(f"/api/v1/work/{item}", headers=reader).raise_for_status(),
+            "search": lambda: client.get(search, headers=auditor).raise_for_status(),
+            "me": lambda: client.get("/api/v1/me", headers=reader).raise_for_status(),
+            "healthz": lambda: client.get("/healthz").raise_for_status(),
+        }
+        for name, call in calls.items():
+            for _ in range(10):
+                call()
+            statements.clear()
+            t, w = time.process_time(), time.perf_counter()
+            for _ in range(n):
+                call()
+            cpu, wall = time.process_time() - t, time.perf_counter() - w
+            out[name] = (cpu / n, len(statements) / n, wall / n)
+            if name == "claim":
+                kinds: dict[str, int] = {}
+                for st in statements:
+                    kinds[st] = kinds.get(st, 0) + 1
+                out["claim_kinds"] = {k: v / n for k, v in kinds.items()}
+    return out
+
+
+def _cookie(response: Any) -> str:
+    name = next(iter(response.cookies.keys()))
+    return f"{name}={response.cookies[name]}"
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -347,13 +435,18 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="py-spy the claim and view phases")
     o = ap.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    m: dict[str, Any] = {}
+    m: dict[str, Any] = {"load_start": os.getloadavg()[1]}
     notes: list[str] = []
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         measure(o, m, notes)
     except KeyboardInterrupt:
         notes.append("The run was stopped before the end: figures not reached are marked.")
+    t_end = time.strftime("%H:%M UTC", time.gmtime())
+    notes.append(
+        f"Machine load average (5 min) at the start: {m['load_start']:.1f}; at the end "
+        f"({t_end}): {os.getloadavg()[1]:.1f}, on {os.cpu_count()} cores."
+    )
     write(o, started, table(o, m, notes), notes)
 
 
@@ -514,6 +607,7 @@ def measure(o: Any, m: dict[str, Any], notes: list[str]) -> None:  # noqa: PLR09
         finally:
             srv.stop()
         print("app phases done", flush=True)
+        m["per_request"] = per_request(dsn, who, held)
 
         # -- verify vs COPY (last: the longest stage)
         m["n_copy"], m["copy_secs"] = copy_read_chain(dsn)
@@ -564,7 +658,8 @@ def table(o: Any, m: dict[str, Any], notes: list[str]) -> list[Row]:  # noqa: PL
             )
         )
     else:
-        rows.append((f"`POST /api/v1/work/next` claims/s, {CLIENTS} clients", NA, "", "", ""))
+        anchor = f"{bare['rate']:.0f}/s (bare)" if bare else ""
+        rows.append((f"`POST /api/v1/work/next` claims/s, {CLIENTS} clients", NA, anchor, "", ""))
     if bare_half and half:
         hp50, hp99 = pct(half.latencies, 0.5), pct(half.latencies, 0.99)
         rows.append(
@@ -699,6 +794,23 @@ def table(o: Any, m: dict[str, Any], notes: list[str]) -> list[Row]:  # noqa: PL
                 "peak RSS per process (VmHWM)",
                 f"{', '.join(f'{x:.0f}' for x in m['rss_main'])} MB (master, 2 workers)",
                 f"{rss_null} MB (null-cipher server)" if rss_null else "—",
+                "—",
+                "—",
+            )
+        )
+    if "per_request" in m:
+        pr = m["per_request"]
+        kinds = ", ".join(f"{v:g} {k}" for k, v in sorted(pr["claim_kinds"].items()))
+        rows.append(
+            (
+                "one client, in-process: SQL statements and CPU per request",
+                f"claim {pr['claim'][1]:.0f} statements ({kinds}), {pr['claim'][0] * 1000:.1f} ms;"
+                f" view {pr['view'][1]:.0f}, {pr['view'][0] * 1000:.1f} ms; audit search "
+                f"(user + twelve months) {pr['search'][1]:.0f}, {pr['search'][0] * 1000:.1f} ms "
+                f"CPU in {pr['search'][2] * 1000:.1f} ms",
+                f"`GET /api/v1/me` (sign-in check only) {pr['me'][1]:.0f}, "
+                f"{pr['me'][0] * 1000:.1f} ms; `GET /healthz` {pr['healthz'][0] * 1000:.1f} ms; "
+                "bare claim: 1 statement",
                 "—",
                 "—",
             )

@@ -64,7 +64,7 @@ def ok(cond: bool) -> str:
 CLAIM = (
     "UPDATE work_item SET status = 'in_progress', lease_owner_id = %(me)s, "
     "lease_expires_at = now() + interval '20 minutes', updated_at = now() "
-    "WHERE id = (SELECT id FROM work_item WHERE queue_id = ANY(%(queues)s) AND status = 'ready' "
+    "WHERE id = (SELECT id FROM work_item WHERE queue_id = %(queue)s AND status = 'ready' "
     "ORDER BY priority DESC, due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
     "AND status = 'ready' RETURNING id"
 )
@@ -78,7 +78,7 @@ def bare_claims(dsn: str, owners: list[int], queue_id: int, seconds: float) -> d
 
     def worker(i: int) -> None:
         with psycopg.connect(dsn, autocommit=True) as c:
-            args = {"me": owners[i], "queues": [queue_id]}
+            args = {"me": owners[i], "queue": queue_id}
             while time.monotonic() < stop:
                 t = time.perf_counter()
                 row = c.execute(CLAIM, args).fetchone()

@@ -437,12 +437,17 @@ def claim_next(session: Session, *, actor: Principal, queue: str | None = None) 
         params: dict[str, Any] = {"queues": queue_ids}
         params.update(me=me, exp=expires, now=now)
     else:
+        # The head of each queue through the partial index (one LIMIT 1 per queue), then the
+        # best of those heads. `queue_id = ANY(...)` cannot read the index in order: on a
+        # 200k-item queue it sorted everything on every claim (0.5 s instead of 0.1 ms).
         stmt = text(
             "UPDATE work_item SET status = 'in_progress', lease_owner_id = :me, "
             "lease_expires_at = :exp, updated_at = :now "
-            "WHERE id = (SELECT id FROM work_item "
-            "WHERE queue_id = ANY(:queues) AND status = 'ready' "
-            "ORDER BY priority DESC, due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "WHERE id = (SELECT head.id FROM unnest(:queues) AS q(queue_id) "
+            "CROSS JOIN LATERAL (SELECT id, priority, due_at FROM work_item "
+            "WHERE queue_id = q.queue_id AND status = 'ready' "
+            "ORDER BY priority DESC, due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AS head "
+            "ORDER BY head.priority DESC, head.due_at, head.id LIMIT 1) "
             "AND status = 'ready' RETURNING id"
         ).bindparams(
             *_TIMES,

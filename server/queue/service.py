@@ -612,6 +612,36 @@ def assign(session: Session, *, actor: Principal, work_item_id: int, username: s
     return item
 
 
+def _changed(
+    session: Session,
+    *,
+    actor: Principal,
+    item: WorkItem,
+    action: str,
+    audit_action: audit_service.Action,
+    detail: str,
+) -> WorkItem:
+    """Store a supervisor's change to an open item (status unchanged): event and audit."""
+    assert item.id is not None  # noqa: S101
+    item.updated_at = utcnow()
+    session.add(item)
+    _event(
+        session,
+        item_id=item.id,
+        actor_id=actor.user_id,
+        action=action,
+        from_status=item.status,
+        to_status=item.status,
+        owner_id=item.lease_owner_id,
+        reason=detail,
+    )
+    session.flush()
+    audit_service.record(
+        session, actor=actor, action=audit_action, work_item_id=item.id, purpose=None, detail=detail
+    )
+    return item
+
+
 def move(session: Session, *, actor: Principal, work_item_id: int, queue: str) -> WorkItem:
     """Move an open item to another queue (a lease, if any, stays with its holder)."""
     item = _open_item(session, work_item_id)
@@ -622,28 +652,14 @@ def move(session: Session, *, actor: Principal, work_item_id: int, queue: str) -
         return item
     old = item.queue_id
     item.queue_id = target.id
-    item.updated_at = utcnow()
-    session.add(item)
-    _event(
-        session,
-        item_id=item.id,
-        actor_id=actor.user_id,
-        action="move",
-        from_status=item.status,
-        to_status=item.status,
-        owner_id=item.lease_owner_id,
-        reason=f"queue {old} -> {target.id}",
-    )
-    session.flush()
-    audit_service.record(
+    return _changed(
         session,
         actor=actor,
-        action=audit_service.Action.move,
-        work_item_id=work_item_id,
-        purpose=None,
+        item=item,
+        action="move",
+        audit_action=audit_service.Action.move,
         detail=f"queue {old} -> {target.id}",
     )
-    return item
 
 
 def set_priority(
@@ -654,28 +670,14 @@ def set_priority(
     assert item.id is not None  # noqa: S101
     old = item.priority
     item.priority = priority
-    item.updated_at = utcnow()
-    session.add(item)
-    _event(
-        session,
-        item_id=item.id,
-        actor_id=actor.user_id,
-        action="priority",
-        from_status=item.status,
-        to_status=item.status,
-        owner_id=item.lease_owner_id,
-        reason=f"priority {old} -> {priority}",
-    )
-    session.flush()
-    audit_service.record(
+    return _changed(
         session,
         actor=actor,
-        action=audit_service.Action.queue_admin,
-        work_item_id=work_item_id,
-        purpose=None,
+        item=item,
+        action="priority",
+        audit_action=audit_service.Action.queue_admin,
         detail=f"priority {old} -> {priority}",
     )
-    return item
 
 
 @dataclass

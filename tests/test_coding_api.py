@@ -176,6 +176,8 @@ def test_trainee_work_always_goes_to_qa_and_accuracy_is_kept(make_client):
     page = sup.get("/qa")
     assert page.status_code == 200
     assert "trainee" in page.text
+    assert "<title>QA review · Chartdesk</title>" in page.text
+    assert page.text.count('id="qa-sampling"') == 1
     with Session(get_engine()) as s:
         assert [d.code for d in _saved(held.item_id).diagnoses] == ["E11.65", "I10"]
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "qa-decision")).first()

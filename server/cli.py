@@ -65,6 +65,10 @@ def _serve(host: str, port: int, workers: int) -> None:
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
         log_level="info",
+        # uvicorn's access log prints every path with its query string, and some carry
+        # patient data (an MRN in /api/v1/audit/events?patient=, typed codes in searches).
+        # The app logs each request itself: route template, status, request id only.
+        access_log=False,
         server_header=False,
         # A worker that does not answer the supervisor's ping in time is killed and replaced;
         # uvicorn's 5 s default kills workers still starting up on a busy host, over and over.

@@ -432,7 +432,7 @@ def qa_item_page(
     """One sampled item: the chart (audited view) and the coder's codes, to accept or correct."""
     from server.records import service as records_service
 
-    item = service.qa_item(session, work_item_id=work_item_id)
+    item = service.qa_item(session, actor=actor, work_item_id=work_item_id)
     record = records_service.open_record(
         session=session, actor=actor, work_item_id=work_item_id, purpose="HOPERAT", view="coding"
     )

@@ -367,10 +367,18 @@ def qa_items(session: Session) -> list[tuple[WorkItem, str, str | None]]:
     return [(i, q, u) for i, q, u in rows]
 
 
-def qa_item(session: Session, *, work_item_id: int) -> WorkItem:
-    """An item in QA review (404 otherwise)."""
+def qa_item(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
+    """An item in QA review (404 otherwise, audited as a refused view)."""
     item = session.get(WorkItem, work_item_id)
     if item is None or item.status != Status.qa_review:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=audit_service.Action.view_record,
+            work_item_id=work_item_id,
+            purpose="HOPERAT",
+            detail="not waiting for QA review",
+        )
         raise NotFound("No such item waiting for QA review.")
     return item
 

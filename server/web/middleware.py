@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.config import get_settings
 
 log = logging.getLogger("chartdesk")
+access_log = logging.getLogger("chartdesk.access")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -107,9 +108,21 @@ class SecurityMiddleware:
                 "/static" if path.startswith("/static/") else "unmatched"
             )
             method = scope.get("method", "GET")
-            REQUESTS[(method, template, status_holder.get("status", 500))] += 1
+            status = status_holder.get("status", 500)
+            elapsed = time.perf_counter() - started
+            REQUESTS[(method, template, status)] += 1
             key = (method, template)
-            DURATION[key] = DURATION.get(key, 0.0) + time.perf_counter() - started
+            DURATION[key] = DURATION.get(key, 0.0) + elapsed
+            # The access log: the route template, never the path or query (they can carry
+            # an MRN or typed codes); uvicorn's own access log is off for that reason.
+            access_log.info(
+                "%s %s %s %.1fms request_id=%s",
+                method,
+                template,
+                status,
+                elapsed * 1000,
+                request_id,
+            )
 
 
 class BodyTooLarge(Exception):

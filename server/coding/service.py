@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
+from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.coding import codesets
 from server.coding.codesets import normalise
@@ -507,9 +508,7 @@ def set_in_training(
     session: Session, *, actor: Principal, username: str, in_training: bool
 ) -> User:
     """Mark a coder as in training (every submitted item goes to QA review) or not."""
-    user = session.exec(select(User).where(User.username == username.strip().lower())).first()
-    if user is None:
-        raise NotFound(f"No user named {username}.")
+    user = auth_service.get_user_by_name(session, username=username)
     user.in_training = in_training
     session.add(user)
     session.flush()

@@ -47,6 +47,7 @@ def fail(message: str, code: int = 1) -> None:
 def _serve(host: str, port: int, workers: int) -> None:
     from server.db import get_engine
     from server.migrate import check_current
+    from server.web.protocol import NoDelayHttpToolsProtocol
 
     try:
         check_current(get_engine())
@@ -70,6 +71,8 @@ def _serve(host: str, port: int, workers: int) -> None:
         # The app logs each request itself: route template, status, request id only.
         access_log=False,
         server_header=False,
+        # httptools (C parser) with TCP_NODELAY on each connection: see server/web/protocol.py.
+        http=NoDelayHttpToolsProtocol,
         # A worker that does not answer the supervisor's ping in time is killed and replaced;
         # uvicorn's 5 s default kills workers still starting up on a busy host, over and over.
         timeout_worker_healthcheck=30,

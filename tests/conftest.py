@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from server.config import get_settings
 from server.db import get_engine
+from server.web.protocol import NoDelayHttpToolsProtocol
 from tests.support.pgcluster import Cluster, find_pg_bin, free_port, start_cluster
 
 os.environ.setdefault("CHARTDESK_ENV", "development")
@@ -186,7 +187,13 @@ class LiveServer:
     def __init__(self, app: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            http=NoDelayHttpToolsProtocol,  # what `chartdesk serve` runs
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
 
     env: Literal["production", "development"] = "production"
     database_url: str = "sqlite:///./var/chartdesk.db"
+    # PostgreSQL connections each process keeps open (plus up to 10 more at peaks). Requests
+    # beyond it wait for a connection instead of opening and closing one each time.
+    db_pool_size: int = Field(default=30, ge=1)
     keyring_file: Path | None = None
     # Optional AWS KMS key wrapping data keys instead of the keyring's local KEKs.
     kms_key_id: str | None = None

@@ -136,11 +136,12 @@ def test_concurrent_claims_in_one_process_never_share_an_item(db_url):
                     if claimed is None:
                         s.commit()
                         return
-                    assert claimed.id is not None
-                    queue_service.hold(s, actor=actor, work_item_id=claimed.id, reason="other")
+                    item_id = claimed.item.id
+                    assert item_id is not None
+                    queue_service.hold(s, actor=actor, work_item_id=item_id, reason="other")
                     s.commit()
                 with lock:
-                    got.append((name, claimed.id))
+                    got.append((name, item_id))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 

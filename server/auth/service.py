@@ -354,13 +354,20 @@ def session_principal(
 ) -> Principal:
     """Resolve a session cookie, enforcing idle and absolute timeouts on the server."""
     settings = get_settings()
-    record = session.get(UserSession, sha256_hex(cookie_value))
-    if record is None:
+    # One round trip for the session, its user and the user's roles (a row per role): this
+    # runs on every request.
+    rows = session.exec(
+        select(UserSession, User, UserRole.role)
+        .join(User, col(User.id) == col(UserSession.user_id), isouter=True)
+        .join(UserRole, col(UserRole.user_id) == col(User.id), isouter=True)
+        .where(UserSession.id == sha256_hex(cookie_value))
+    ).all()
+    if not rows:
         raise NotAuthenticated("Your session has ended. Please sign in again.")
+    record, user = rows[0][0], rows[0][1]
     now = utcnow()
     idle_limit = record.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
     absolute_limit = record.created_at + timedelta(hours=settings.session_max_hours)
-    user = session.get(User, record.user_id)
     if now > idle_limit or now > absolute_limit or user is None or not user.is_active:
         _end_expired(
             session,
@@ -380,7 +387,7 @@ def session_principal(
     return Principal(
         name=user.username,
         kind="user",
-        roles=roles_of(session, user.id),
+        roles=frozenset(role for _, _, role in rows if role is not None),
         user=user,
         session=record,
         source_ip=ip,

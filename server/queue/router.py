@@ -73,10 +73,10 @@ def api_next(
     session: SessionDep, actor: CoderDep, body: Annotated[NextRequest | None, Body()] = None
 ) -> Any:
     """Lease the next item (or return the one already held); 204 when nothing is waiting."""
-    item = service.claim_next(session, actor=actor, queue=body.queue if body else None)
-    if item is None:
+    row = service.claim_next(session, actor=actor, queue=body.queue if body else None)
+    if row is None:
         return Response(status_code=204)
-    return _view(session, item)
+    return WorkItemView.of(row)
 
 
 @router.get(f"{API}/work/mine", tags=["work"], response_model=WorkItemList)
@@ -231,12 +231,12 @@ def my_work(request: Request, session: SessionDep, actor: CoderDep) -> Response:
 @router.post("/work/next", response_class=HTMLResponse)
 def next_page(request: Request, session: SessionDep, actor: CoderDep) -> Response:
     """The Next button: open the next item, or say nothing is waiting."""
-    item = service.claim_next(session, actor=actor)
-    if item is None:
+    row = service.claim_next(session, actor=actor)
+    if row is None:
         return _my_work_page(
             request, session, actor, message="Nothing is waiting in your queues right now."
         )
-    return RedirectResponse(f"/work/{item.id}", status_code=303)
+    return RedirectResponse(f"/work/{row.item.id}", status_code=303)
 
 
 @router.get("/work/{work_item_id}", response_class=HTMLResponse)

@@ -148,13 +148,6 @@ def set_members(
     return wanted
 
 
-def member_queue_ids(session: Session, *, user_id: int) -> list[int]:
-    """Ids of the queues a user may pull from."""
-    return list(
-        session.exec(select(QueueMember.queue_id).where(QueueMember.user_id == user_id)).all()
-    )
-
-
 def _is_member(session: Session, *, queue_id: int, user_id: int) -> bool:
     return session.get(QueueMember, (queue_id, user_id)) is not None
 
@@ -378,69 +371,102 @@ def sweep_expired(session: Session, *, now: datetime | None = None) -> list[int]
     return [r[0] for r in rows]
 
 
-def _held_leases(session: Session, *, me: int, now: datetime) -> list[WorkItem]:
-    return list(
-        session.exec(
-            select(WorkItem)
-            .where(
-                WorkItem.lease_owner_id == me,
-                WorkItem.status == Status.in_progress,
-                col(WorkItem.lease_expires_at) > now,
-            )
-            .order_by(col(WorkItem.lease_expires_at))
+def _claimable_queues(session: Session, *, me: int, queue: str | None) -> dict[int, str]:
+    """{id: name} of the queues a claim may take from, in one query.
+
+    Named: that queue (404 if unknown, 403 if the caller is not a member); else all of the
+    caller's queues.
+    """
+    if queue is None:
+        rows = session.execute(
+            select(Queue.id, Queue.name)
+            .join(QueueMember, col(QueueMember.queue_id) == col(Queue.id))
+            .where(QueueMember.user_id == me)
         ).all()
+        return dict(rows)
+    row = session.execute(
+        select(Queue.id, Queue.name, QueueMember.user_id)
+        .outerjoin(
+            QueueMember,
+            and_(col(QueueMember.queue_id) == col(Queue.id), col(QueueMember.user_id) == me),
+        )
+        .where(Queue.name == queue)
+    ).first()
+    if row is None:
+        raise NotFound(f"No queue named {queue}.")
+    if row[2] is None:
+        raise Forbidden(f"You are not a member of queue {row[1]}.")
+    return {row[0]: row[1]}
+
+
+def _lock_coder_and_held(
+    session: Session, *, me: int, me_name: str, now: datetime
+) -> list[ItemRow]:
+    """The live leases the caller holds, soonest to expire first, in one query.
+
+    On PostgreSQL it also locks the caller's user row (FOR NO KEY UPDATE) until the claim
+    commits: one claim at a time per coder (two tabs pressing Next), without blocking others.
+    """
+    stmt = (
+        select(WorkItem, Queue.name)
+        .select_from(User)
+        .outerjoin(
+            WorkItem,
+            and_(
+                col(WorkItem.lease_owner_id) == col(User.id),
+                col(WorkItem.status) == Status.in_progress,
+                col(WorkItem.lease_expires_at) > now,
+            ),
+        )
+        .outerjoin(Queue, col(Queue.id) == col(WorkItem.queue_id))
+        .where(User.id == me)
+        .order_by(col(WorkItem.lease_expires_at))
     )
+    if not is_sqlite(session):
+        stmt = stmt.with_for_update(of=User.__table__, key_share=True)  # type: ignore[attr-defined]
+    return [
+        ItemRow(item=item, queue=queue_name, owner=me_name)
+        for item, queue_name in session.execute(stmt).all()
+        if item is not None
+    ]
 
 
-def claim_next(session: Session, *, actor: Principal, queue: str | None = None) -> WorkItem | None:
+_ITEM_COLUMNS = ", ".join(c.name for c in WorkItem.__table__.c)  # type: ignore[attr-defined]
+
+
+def claim_next(session: Session, *, actor: Principal, queue: str | None = None) -> ItemRow | None:
     """Lease the next item to the caller: highest priority, earliest due, oldest first.
 
     From the named queue (404 if unknown, 403 if not a member) or all the caller's queues.
     If the caller already holds `max_leased_items` live leases, the one held is returned.
-    None when nothing is waiting.
+    None when nothing is waiting. Seven statements on PostgreSQL: queues, sweep, lock and
+    held leases, the claim (returning the whole row), its event and audit rows, commit.
     """
     me = _user_id(actor)
     now = utcnow()
-    if queue is not None:
-        named = get_queue(session, name=queue)
-        assert named.id is not None  # noqa: S101
-        if not _is_member(session, queue_id=named.id, user_id=me):
-            raise Forbidden(f"You are not a member of queue {named.name}.")
-        queue_ids = [named.id]
-    else:
-        queue_ids = member_queue_ids(session, user_id=me)
+    queues = _claimable_queues(session, me=me, queue=queue)
     sweep_expired(session, now=now)
-    if not is_sqlite(session):
-        # One claim at a time per coder (two tabs pressing Next), without blocking others.
-        session.execute(
-            text("SELECT id FROM app_user WHERE id = :me FOR NO KEY UPDATE"), {"me": me}
-        )
-    held = _held_leases(session, me=me, now=now)
+    held = _lock_coder_and_held(session, me=me, me_name=actor.name, now=now)
     if len(held) >= get_settings().max_leased_items:
         return held[0]
-    if not queue_ids:
+    if not queues:
         return None
     expires = now + _ttl()
     if is_sqlite(session):
-        stmt = text(
+        sql = (
             "UPDATE work_item SET status = 'in_progress', lease_owner_id = :me, "
             "lease_expires_at = :exp, updated_at = :now "
             "WHERE id = (SELECT id FROM work_item "
             "WHERE queue_id IN :queues AND status = 'ready' "
             "ORDER BY priority DESC, due_at IS NULL, due_at, id LIMIT 1) "
-            "AND status = 'ready' RETURNING id"
-        ).bindparams(
-            *_TIMES,
-            bindparam("exp", type_=UTCDateTime()),
-            bindparam("queues", expanding=True),
+            "AND status = 'ready' RETURNING "
         )
-        params: dict[str, Any] = {"queues": queue_ids}
-        params.update(me=me, exp=expires, now=now)
+        queues_param: Any = bindparam("queues", expanding=True)
     else:
         # The head of each queue through the partial index (one LIMIT 1 per queue), then the
         # best of those heads. `queue_id = ANY(...)` cannot read the index in order: on a
         # 200k-item queue it sorted everything on every claim (0.5 s instead of 0.1 ms).
-        stmt = text(
+        sql = (
             "UPDATE work_item SET status = 'in_progress', lease_owner_id = :me, "
             "lease_expires_at = :exp, updated_at = :now "
             "WHERE id = (SELECT head.id FROM unnest(:queues) AS q(queue_id) "
@@ -448,19 +474,26 @@ def claim_next(session: Session, *, actor: Principal, queue: str | None = None) 
             "WHERE queue_id = q.queue_id AND status = 'ready' "
             "ORDER BY priority DESC, due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AS head "
             "ORDER BY head.priority DESC, head.due_at, head.id LIMIT 1) "
-            "AND status = 'ready' RETURNING id"
-        ).bindparams(
-            *_TIMES,
-            bindparam("exp", type_=UTCDateTime()),
-            bindparam("queues", type_=postgresql.ARRAY(postgresql.INTEGER)),
+            "AND status = 'ready' RETURNING "
         )
-        params = {"queues": queue_ids, "me": me, "exp": expires, "now": now}
-    item_id = session.execute(stmt, params).scalar()
-    if item_id is None:
+        queues_param = bindparam("queues", type_=postgresql.ARRAY(postgresql.INTEGER))
+    stmt = (
+        text(sql + _ITEM_COLUMNS)
+        .bindparams(*_TIMES, bindparam("exp", type_=UTCDateTime()), queues_param)
+        .columns(*WorkItem.__table__.c)  # type: ignore[attr-defined]
+    )
+    params = {"queues": list(queues), "me": me, "exp": expires, "now": now}
+    item = session.execute(
+        select(WorkItem).from_statement(stmt),
+        params,
+        execution_options={"populate_existing": True},
+    ).scalar()
+    if item is None:
         return None
+    assert item.id is not None  # noqa: S101
     _event(
         session,
-        item_id=item_id,
+        item_id=item.id,
         actor_id=me,
         action="claim",
         from_status=Status.ready,
@@ -469,11 +502,9 @@ def claim_next(session: Session, *, actor: Principal, queue: str | None = None) 
         at=now,
     )
     audit_service.record(
-        session, actor=actor, action=audit_service.Action.claim, work_item_id=item_id
+        session, actor=actor, action=audit_service.Action.claim, work_item_id=item.id
     )
-    item = session.get(WorkItem, item_id, populate_existing=True)
-    assert item is not None  # noqa: S101
-    return item
+    return ItemRow(item=item, queue=queues[item.queue_id], owner=actor.name)
 
 
 def heartbeat(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:

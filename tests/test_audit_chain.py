@@ -84,9 +84,16 @@ def _sealed(n: int) -> list[int]:
     return ids
 
 
-def test_untouched_log_verifies(db_url: str) -> None:
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-processes"])
+def jobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Verify's processes; ranges of 3 links, so a few events make several ranges."""
+    monkeypatch.setattr(chain, "RANGE", 3)
+    return int(request.param)
+
+
+def test_untouched_log_verifies(db_url: str, jobs: int) -> None:
     ids = _sealed(12)
-    report = chain.verify()
+    report = chain.verify(jobs=jobs)
     assert report.ok, report.first_bad
     assert report.events_checked == len(ids)
     assert report.checkpoints_checked == 1
@@ -120,7 +127,7 @@ def _swap(run: Callable[[str, tuple[Any, ...]], None], a: int, b: int) -> None:
     ],
 )
 def test_tampering_is_caught_at_the_first_bad_event(
-    db_url: str, tamper: str, bad_seq: int, bad_event: int | None, reason: str
+    db_url: str, tamper: str, bad_seq: int, bad_event: int | None, reason: str, jobs: int
 ) -> None:
     ids = _sealed(10)
     with superuser(db_url) as run:
@@ -132,7 +139,7 @@ def test_tampering_is_caught_at_the_first_bad_event(
             _swap(run, ids[3], ids[6])
         else:
             run("DELETE FROM audit_seal WHERE seq = 5", ())
-    report = chain.verify()
+    report = chain.verify(jobs=jobs)
     assert not report.ok
     assert report.first_bad is not None
     assert report.first_bad["seq"] == bad_seq
@@ -141,7 +148,7 @@ def test_tampering_is_caught_at_the_first_bad_event(
     assert reason in report.first_bad["reason"]
 
 
-def test_a_forged_row_inserted_into_the_chain_is_named(db_url: str) -> None:
+def test_a_forged_row_inserted_into_the_chain_is_named(db_url: str, jobs: int) -> None:
     ids = _sealed(8)
     forged_id = ids[-1] + 1000
     with superuser(db_url) as run:
@@ -163,7 +170,7 @@ def test_a_forged_row_inserted_into_the_chain_is_named(db_url: str) -> None:
             "VALUES (5, %s, 0, %s, '2026-01-01 00:00:00')",
             (forged_id, forged_hash),
         )
-    report = chain.verify()
+    report = chain.verify(jobs=jobs)
     assert not report.ok
     assert report.first_bad == {
         "seq": 5,
@@ -195,8 +202,34 @@ def test_an_unchained_event_slipped_in_behind_the_sealer_is_named(db_url: str) -
     }
 
 
+def test_a_chain_rewritten_with_fresh_hashes_is_caught_by_its_signed_checkpoint(
+    db_url: str, jobs: int
+) -> None:
+    """Change an event and recompute every later hash: each link checks, the checkpoint
+    signed over the old head does not."""
+    ids = _sealed(10)
+    with superuser(db_url) as run:
+        run("UPDATE audit_event SET detail = 'rewritten' WHERE id = %s", (ids[4],))
+    with get_engine().connect() as conn:
+        prev = bytes.fromhex(
+            conn.execute(text("SELECT hash FROM audit_seal WHERE seq = 4")).scalar_one()
+        )
+        hashes = {}
+        for seq, event_id in zip(range(5, 11), ids[4:], strict=True):
+            prev = chain.link(prev, chain.event_values(conn, event_id))
+            hashes[seq] = prev.hex()
+    with superuser(db_url) as run:
+        for seq, value in hashes.items():
+            run("UPDATE audit_seal SET hash = %s WHERE seq = %s", (value, seq))
+    report = chain.verify(jobs=jobs)
+    assert not report.ok
+    assert report.first_bad is not None
+    assert "chain differs from the checkpoint signed at seq 10" in report.first_bad["reason"]
+    assert report.first_bad["seq"] == 1  # no earlier checkpoint vouches for any part of it
+
+
 def test_a_cut_off_tail_is_caught_by_the_checkpoint_file(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
 ) -> None:
     file = tmp_path / "checkpoints.jsonl"
     monkeypatch.setenv("CHARTDESK_AUDIT_CHECKPOINT_FILE", str(file))
@@ -210,7 +243,7 @@ def test_a_cut_off_tail_is_caught_by_the_checkpoint_file(
             run("DELETE FROM audit_event WHERE id = %s", (event_id,))
         run("DELETE FROM audit_seal WHERE seq > 7", ())
         run("DELETE FROM audit_checkpoint", ())
-    report = chain.verify()
+    report = chain.verify(jobs=jobs)
     assert not report.ok
     assert report.first_bad is not None
     assert report.first_bad["seq"] == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Annotated
@@ -28,11 +29,17 @@ def _when(value: str | None, name: str) -> datetime | None:
 
 
 @audit_app.command("verify")
-def verify() -> None:
+def verify(
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Processes recomputing the chain (PostgreSQL).")
+    ] = min(os.cpu_count() or 1, 8),
+) -> None:
     """Seal what is finished, recompute the chain, check checkpoints; exit 1 on a break."""
     try:
         with session_scope() as session:
-            report = review.verify_log(session, actor=system_principal("cli"), checkpoint=True)
+            report = review.verify_log(
+                session, actor=system_principal("cli"), checkpoint=True, jobs=jobs
+            )
     except AppError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None

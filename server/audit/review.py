@@ -486,7 +486,9 @@ def review_flags(
 # ---------------------------------------------------------------- verify
 
 
-def verify_log(session: Session, *, actor: Principal, checkpoint: bool = False) -> VerifyReport:
+def verify_log(
+    session: Session, *, actor: Principal, checkpoint: bool = False, jobs: int = 1
+) -> VerifyReport:
     """Seal what is finished, verify the whole chain, and record the audit-verify event.
 
     On SQLite a request's transaction already holds the one write lock, so sealing is
@@ -494,7 +496,7 @@ def verify_log(session: Session, *, actor: Principal, checkpoint: bool = False) 
     """
     if not (is_sqlite(session) and session.in_transaction()):
         seal_pending(wait=True, checkpoint=checkpoint)
-    report = verify(connection=session.connection())
+    report = verify(connection=session.connection(), jobs=jobs)
     audit_service.record(
         session,
         actor=actor,

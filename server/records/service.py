@@ -377,13 +377,14 @@ def open_record(
             action=action,
         )
         raise NotFound("No such work item.")
-    encounter = session.get(Encounter, item.encounter_id)
-    assert encounter is not None  # noqa: S101
+    # The encounter, its patient and its data key in one round trip.
+    encounter, patient, dk = session.execute(
+        select(Encounter, Patient, DataKey)
+        .join(Patient, col(Patient.id) == col(Encounter.patient_id))
+        .join(DataKey, col(DataKey.id) == col(Encounter.data_key_id))
+        .where(Encounter.id == item.encounter_id)
+    ).one()
     assert encounter.id is not None  # noqa: S101
-    patient = session.get(Patient, encounter.patient_id)
-    dk = session.get(DataKey, encounter.data_key_id)
-    assert patient is not None  # noqa: S101
-    assert dk is not None  # noqa: S101
     if dk.wrapped is None:
         _refuse(
             session,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, text, update
+from sqlalchemy import and_, bindparam, func, insert, or_, text, update
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
@@ -30,6 +30,7 @@ from server.models import Queue, QueueMember, Status, User, UserRole, WorkItem, 
 from server.models.base import UTCDateTime, utcnow
 
 _TIMES = (bindparam("now", type_=UTCDateTime()),)
+_ITEM_EVENT = WorkItemEvent.__table__  # type: ignore[attr-defined]
 
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -188,8 +189,9 @@ def _event(
     reason: str | None = None,
     at: datetime | None = None,
 ) -> None:
-    session.add(
-        WorkItemEvent(
+    # A Core INSERT, as for audit rows: cheaper than the ORM's unit of work for one row.
+    session.execute(
+        insert(_ITEM_EVENT).values(
             work_item_id=item_id,
             at=at or utcnow(),
             actor_id=actor_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -56,7 +57,10 @@ def _nodelay_of_accepted(protocol_class: type[asyncio.Protocol]) -> int:
         server.close()
         await server.wait_closed()
 
-    asyncio.run(main())
+    # In a thread of its own: after the browser tests, pytest's main thread has a running
+    # loop (Playwright's), and asyncio.run refuses to nest.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(main())).result()
     return seen[0]
 
 

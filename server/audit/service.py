@@ -17,6 +17,7 @@ from server.db import after_end
 from server.models import AuditEvent
 
 _TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)  # built once: it runs on every audited request
 
 
 class Action(StrEnum):
@@ -115,9 +116,7 @@ def record(
     # A Core INSERT: this runs on every audited request, and the ORM's unit of work for one
     # new row cost more than the statement. Pending ORM changes still go first.
     session.flush()
-    event.id = session.execute(
-        insert(_TABLE).values(event.model_dump(exclude={"id"})).returning(_TABLE.c.id)
-    ).scalar_one()
+    event.id = session.execute(_INSERT, event.model_dump(exclude={"id"})).scalar_one()
     return event
 
 

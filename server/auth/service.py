@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, delete, select
 
 from server.audit import service as audit_service
@@ -349,19 +350,22 @@ def sign_out(session: Session, *, principal: Principal) -> None:
     session.flush()
 
 
+# Built once (SQLAlchemy reuses its cache key): it runs on every request.
+_SESSION_USER_ROLES = (
+    select(UserSession, User, UserRole.role)
+    .join(User, col(User.id) == col(UserSession.user_id), isouter=True)
+    .join(UserRole, col(UserRole.user_id) == col(User.id), isouter=True)
+    .where(col(UserSession.id) == bindparam("session_id"))
+)
+
+
 def session_principal(
     session: Session, *, cookie_value: str, ip: str | None, ua: str | None, request_id: str | None
 ) -> Principal:
     """Resolve a session cookie, enforcing idle and absolute timeouts on the server."""
     settings = get_settings()
-    # One round trip for the session, its user and the user's roles (a row per role): this
-    # runs on every request.
-    rows = session.exec(
-        select(UserSession, User, UserRole.role)
-        .join(User, col(User.id) == col(UserSession.user_id), isouter=True)
-        .join(UserRole, col(UserRole.user_id) == col(User.id), isouter=True)
-        .where(UserSession.id == sha256_hex(cookie_value))
-    ).all()
+    # One round trip for the session, its user and the user's roles (a row per role).
+    rows = session.execute(_SESSION_USER_ROLES, {"session_id": sha256_hex(cookie_value)}).all()
     if not rows:
         raise NotAuthenticated("Your session has ended. Please sign in again.")
     record, user = rows[0][0], rows[0][1]

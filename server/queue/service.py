@@ -270,9 +270,16 @@ def _was_holder(session: Session, *, item_id: int, user_id: int) -> bool:
     return found is not None
 
 
+_LOCK_ITEM = (
+    select(WorkItem)
+    .where(col(WorkItem.id) == bindparam("item_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock_item(session: Session, work_item_id: int) -> WorkItem | None:
-    stmt = select(WorkItem).where(WorkItem.id == work_item_id).with_for_update()
-    return session.exec(stmt.execution_options(populate_existing=True)).first()
+    return session.execute(_LOCK_ITEM, {"item_id": work_item_id}).scalar()
 
 
 def _not_yours(session: Session, *, actor: Principal, work_item_id: int) -> NotFound:
@@ -842,13 +849,21 @@ def _decode_cursor(cursor: str) -> int:
         ) from exc
 
 
-def _rows(session: Session, stmt: Any) -> list[ItemRow]:
+def _with_names(stmt: Any) -> Any:
+    """A select of work items, with each item's queue name and holder's username added."""
     owner = User.__table__.alias("owner")  # type: ignore[attr-defined]
     stmt = stmt.join(Queue, col(Queue.id) == col(WorkItem.queue_id)).outerjoin(
         owner, owner.c.id == col(WorkItem.lease_owner_id)
     )
-    stmt = stmt.add_columns(col(Queue.name), owner.c.username)
-    return [ItemRow(item=i, queue=q, owner=o) for i, q, o in session.execute(stmt).all()]
+    return stmt.add_columns(col(Queue.name), owner.c.username)
+
+
+def _rows(session: Session, stmt: Any, params: dict[str, Any] | None = None) -> list[ItemRow]:
+    """ItemRows from a `_with_names` select."""
+    return [ItemRow(item=i, queue=q, owner=o) for i, q, o in session.execute(stmt, params)]
+
+
+_ITEM_ROW = _with_names(select(WorkItem).where(col(WorkItem.id) == bindparam("item_id")))
 
 
 def list_items(
@@ -878,7 +893,7 @@ def list_items(
     if cursor:
         stmt = stmt.where(col(WorkItem.id) < _decode_cursor(cursor))
     stmt = stmt.order_by(col(WorkItem.id).desc()).limit(limit + 1)
-    rows = _rows(session, stmt)
+    rows = _rows(session, _with_names(stmt))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -913,12 +928,12 @@ def my_items(session: Session, *, actor: Principal) -> list[ItemRow]:
             col(WorkItem.id),
         )
     )
-    return _rows(session, stmt)
+    return _rows(session, _with_names(stmt))
 
 
 def item_row(session: Session, *, item: WorkItem) -> ItemRow:
     """One item with its queue and holder names."""
-    return _rows(session, select(WorkItem).where(WorkItem.id == item.id))[0]
+    return _rows(session, _ITEM_ROW, {"item_id": item.id})[0]
 
 
 def expire_now(session: Session, *, work_item_id: int) -> None:

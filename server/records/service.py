@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -326,6 +326,20 @@ def _address(raw: dict[str, Any] | None) -> AddressView | None:
     )
 
 
+# Built once (SQLAlchemy reuses their cache keys): every chart view runs them.
+_ENCOUNTER_PATIENT_KEY = (
+    select(Encounter, Patient, DataKey)
+    .join(Patient, col(Patient.id) == col(Encounter.patient_id))
+    .join(DataKey, col(DataKey.id) == col(Encounter.data_key_id))
+    .where(col(Encounter.id) == bindparam("encounter_id"))
+)
+_DOCUMENTS = (
+    select(Document)
+    .where(col(Document.encounter_id) == bindparam("encounter_id"))
+    .order_by(col(Document.position), col(Document.id))
+)
+
+
 def open_record(
     *,
     session: Session,
@@ -379,10 +393,7 @@ def open_record(
         raise NotFound("No such work item.")
     # The encounter, its patient and its data key in one round trip.
     encounter, patient, dk = session.execute(
-        select(Encounter, Patient, DataKey)
-        .join(Patient, col(Patient.id) == col(Encounter.patient_id))
-        .join(DataKey, col(DataKey.id) == col(Encounter.data_key_id))
-        .where(Encounter.id == item.encounter_id)
+        _ENCOUNTER_PATIENT_KEY, {"encounter_id": item.encounter_id}
     ).one()
     assert encounter.id is not None  # noqa: S101
     if dk.wrapped is None:
@@ -408,13 +419,7 @@ def open_record(
         detail=f"view={view}"
         + (f"; reason={emergency_reason}" if emergency_reason is not None else ""),
     )
-    docs = list(
-        session.exec(
-            select(Document)
-            .where(Document.encounter_id == encounter.id)
-            .order_by(col(Document.position), col(Document.id))
-        ).all()
-    )
+    docs = list(session.execute(_DOCUMENTS, {"encounter_id": encounter.id}).scalars())
     try:
         sealed, hints, opened = _decrypt(
             keyring=load_keyring(), dk=dk, encounter=encounter, docs=docs

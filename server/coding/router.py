@@ -28,7 +28,7 @@ from server.coding.schemas import (
 from server.errors import AppError, ValidationFailed
 from server.models import Role
 from server.queue import service as queue_service
-from server.web.templates import render
+from server.web.templates import is_htmx, render
 
 if TYPE_CHECKING:
     from server.billing.service import ReturnNote
@@ -342,7 +342,7 @@ def submit_page(
 ) -> Response:
     """Save what is on screen and submit; errors come back on the page."""
     result = service.save_codes(session, actor=actor, work_item_id=work_item_id, codes=codes)
-    htmx = request.headers.get("hx-request") == "true"
+    htmx = is_htmx(request)
     if result.errors and htmx:  # htmx swaps 2xx answers only: the errors show in place
         return _workbench(
             request,

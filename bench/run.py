@@ -37,6 +37,7 @@ from tests.support.pgcluster import start_cluster  # noqa: E402
 VENV = Path(sys.executable).parent
 CLIENTS = 64
 READERS = 16
+VIEW_ROUNDS = 3  # alternating turns of each record-view server (3 servers: 3 orders)
 SEARCH_RUNS = 40
 Row = tuple[str, str, str, str, str]
 
@@ -569,12 +570,6 @@ def measure(o: Any, m: dict[str, Any], notes: list[str]) -> None:  # noqa: PLR09
             m["busy"], m["pages"], _ = phase(coders, ids[who.auditor])
             print(f"claims: {m['full'].rate:.0f}/s @64", flush=True)
 
-            readers = [ids[u] for u in who.readers]
-            held = hold_records(srv, readers, "records")
-            prof = Profile(srv, profile_dir / "view", o.seconds) if o.profile else None
-            m["reads"], m["cpu_read"] = read_run(srv, readers, held, o.seconds)
-            if prof:
-                m["profile_view"] = prof.summary()
             patient_q = [
                 {"patient": mrns[i], "since": months[i], "until": ends[i]}
                 for i in range(SEARCH_RUNS)
@@ -584,26 +579,53 @@ def measure(o: Any, m: dict[str, Any], notes: list[str]) -> None:  # noqa: PLR09
             ]
             m["api_patient"] = api_searches(srv, ids[who.auditor], patient_q)
             m["api_actor"] = api_searches(srv, ids[who.auditor], actor_q)
+
+            # -- record views on three servers: this one, one with the sealer off (audit rows
+            # written, never chained by it) and one with the null cipher (records stored
+            # unencrypted). Their phases alternate, VIEW_ROUNDS times each, so that a slow
+            # stretch of the shared machine does not land on one server alone; the two not
+            # measured are frozen (SIGSTOP), so only one server (and its sealer) runs at once.
+            readers = [ids[u] for u in who.readers]
+            held = hold_records(srv, readers, "records")
+            srv.pause()
+            unchained = Server(ROOT, {**env, "CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS": "0"})
+            unchained.pause()
+            null = Server(ROOT, {**env, "CHARTDESK_BENCH_NULL_CIPHER": "1"})
+            try:
+                nids = sign_in_all(null.base, who.null_readers, who.secrets)
+                nreaders = [nids[u] for u in who.null_readers]
+                nheld = hold_records(null, nreaders, "records-null")
+                plan = [
+                    ("reads", "cpu_read", srv, readers, held),
+                    ("unchained", "cpu_unchained", unchained, readers, held),
+                    ("nulls", "cpu_null", null, nreaders, nheld),
+                ]
+                null.pause()
+                prof = None
+                for turn in range(VIEW_ROUNDS):
+                    for key, cpu_key, server, who_reads, their in plan[turn:] + plan[:turn]:
+                        server.resume()
+                        if o.profile and prof is None and server is srv:  # its first turn
+                            prof = Profile(srv, profile_dir / "view", o.seconds / VIEW_ROUNDS)
+                        load, cpu = read_run(server, who_reads, their, o.seconds / VIEW_ROUNDS)
+                        server.pause()
+                        total = m.setdefault(key, Load())
+                        total.latencies.extend(load.latencies)
+                        total.wall += load.wall
+                        for status, n in load.errors.items():
+                            total.errors[status] = total.errors.get(status, 0) + n
+                        m[cpu_key] = m.get(cpu_key, 0.0) + cpu * load.count
+                if prof:
+                    m["profile_view"] = prof.summary()
+                for key, cpu_key, *_ in plan:
+                    m[cpu_key] /= max(1, m[key].count)
+                m["rss_null"] = null.rss()
+            finally:
+                unchained.stop()
+                null.stop()
+                srv.resume()
             m["rss_main"] = srv.rss()
             m["restarts"] = srv.restarts()
-        finally:
-            srv.stop()
-
-        # -- the same reads with the sealer off: audit rows written, never chained
-        srv = Server(ROOT, {**env, "CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS": "0"})
-        try:
-            m["unchained"], m["cpu_unchained"] = read_run(srv, readers, held, o.seconds)
-        finally:
-            srv.stop()
-
-        # -- the same endpoint with the null cipher (records stored unencrypted)
-        srv = Server(ROOT, {**env, "CHARTDESK_BENCH_NULL_CIPHER": "1"})
-        try:
-            nids = sign_in_all(srv.base, who.null_readers, who.secrets)
-            nreaders = [nids[u] for u in who.null_readers]
-            nheld = hold_records(srv, nreaders, "records-null")
-            m["nulls"], m["cpu_null"] = read_run(srv, nreaders, nheld, o.seconds)
-            m["rss_null"] = srv.rss()
         finally:
             srv.stop()
         print("app phases done", flush=True)
@@ -885,7 +907,9 @@ METHOD: list[str] = [
     "that switch. The audit anchor is the same endpoint with the sealer off "
     "(`CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS=0`): requests write the same audit row, which "
     "is then never chained. Requests never do chain work themselves, so this measures "
-    "whether the sealer running beside them slows them down.",
+    "whether the sealer running beside them slows them down. The three servers take turns "
+    "(three rounds, each server first once; the two waiting are frozen with SIGSTOP), so "
+    "that a busy stretch of the shared machine does not fall on one of them alone.",
     "Verify: `chartdesk audit verify` as a command (start-up included) over the whole chain; "
     "the anchor reads the same seal+event rows in the same order with a bare COPY.",
     "Search: the SQL is taken from `server.audit.review` (patient lookup by blind index, "

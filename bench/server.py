@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -98,7 +99,19 @@ class Server:
         """Peak resident memory (MB) of the master, then of each worker."""
         return [peak_rss_mb(p) for p in [self.proc.pid, *self.workers]]
 
+    def pause(self) -> None:
+        """Freeze the master and its workers (SIGSTOP), sealer thread included."""
+        self.cpu()  # refresh the worker list
+        for pid in [self.proc.pid, *self.workers]:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT); its connections stayed open."""
+        for pid in [self.proc.pid, *self.workers]:
+            os.kill(pid, signal.SIGCONT)
+
     def stop(self) -> None:
+        self.resume()
         self.proc.terminate()
         self.proc.wait(timeout=20)
 

@@ -107,10 +107,14 @@ def _is_pg(conn: Connection | Engine) -> bool:
 
 
 _COLUMNS = ", ".join(CANONICAL_FIELDS)  # fixed names
+# ORDER BY the table's columns, through the (txid, id) index: a bare `ORDER BY txid` named
+# the bigint output column, so every batch sorted the whole backlog (1M pending events
+# sealed at 5,500/s instead of ~20,000/s).
 _PENDING_PG = text(
-    f"SELECT {_COLUMNS}, txid::text::bigint FROM audit_event "  # noqa: S608  # nosec B608 - fixed column names
+    f"SELECT {_COLUMNS}, txid::text::bigint AS event_txid FROM audit_event "  # noqa: S608  # nosec B608 - fixed column names
     "WHERE (txid, id) > (CAST(CAST(:t AS text) AS xid8), :i) "
-    "AND txid < CAST(CAST(:h AS text) AS xid8) ORDER BY txid, id LIMIT :n"
+    "AND txid < CAST(CAST(:h AS text) AS xid8) "
+    "ORDER BY audit_event.txid, audit_event.id LIMIT :n"
 )
 _PENDING_SQLITE = text(
     f"SELECT {_COLUMNS}, 0 FROM audit_event WHERE id > :i ORDER BY id LIMIT :n"  # noqa: S608  # nosec B608 - fixed column names

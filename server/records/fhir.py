@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,248 +213,283 @@ def _add_note(enc: _Enc, note: dict[str, Any]) -> None:
     enc.documents.append(note)
 
 
+@dataclass
+class _Bundle:
+    """What the passes over one bundle share: resources by reference, encounters, problems."""
+
+    problems: _Problems
+    resources: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    by_ref: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    patients: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    encounters: dict[int, _Enc] = field(default_factory=dict)
+    coverages: dict[str, dict[str, Any]] = field(default_factory=dict)  # patient ref -> payer
+
+    def resolve(self, ref: str | None, kind: str) -> tuple[int, dict[str, Any]] | None:
+        """The resource of this kind that `ref` names in the bundle, if any."""
+        found = self.by_ref.get(ref) if ref else None
+        if found is None or found[1].get("resourceType") != kind:
+            return None
+        return found
+
+    def encounter_of(self, ref: str | None) -> _Enc | None:
+        """The encounter `ref` names (None also for one with problems of its own, listed)."""
+        found = self.resolve(ref, "Encounter")
+        return self.encounters.get(found[0]) if found else None
+
+
+def _on_patient(b: _Bundle, index: int, res: dict[str, Any]) -> None:
+    b.patients[index] = _patient(index, res, b.problems)
+
+
+def _on_encounter(b: _Bundle, index: int, res: dict[str, Any]) -> None:
+    subject = _ref(res.get("subject"))
+    if subject is None:
+        b.problems.add(_entry_loc(index, "subject"), "the encounter has no subject (Patient)")
+        return
+    if b.resolve(subject, "Patient") is None:
+        b.problems.add(
+            _entry_loc(index, "subject", "reference"),
+            "refers to a Patient that is not in the bundle",
+        )
+        return
+    code = (res.get("class") or {}).get("code") if isinstance(res.get("class"), dict) else None
+    if code not in CLASS_MAP:
+        b.problems.add(
+            _entry_loc(index, "class", "code"),
+            f"encounter class must be one of {', '.join(sorted(CLASS_MAP))}",
+        )
+    b.encounters[index] = _Enc(index=index, resource=res, patient_ref=subject)
+
+
+def _on_document_reference(b: _Bundle, index: int, res: dict[str, Any]) -> None:
+    refs = [
+        _ref(c) for c in ((res.get("context") or {}).get("encounter") or []) if isinstance(c, dict)
+    ]
+    enc = next((e for e in map(b.encounter_of, refs) if e is not None), None)
+    if refs and all(b.resolve(r, "Encounter") is None for r in refs):
+        b.problems.add(
+            _entry_loc(index, "context", "encounter"),
+            "refers to an Encounter that is not in the bundle",
+        )
+        return
+    for n, content in enumerate(res.get("content") or []):
+        attachment = content.get("attachment") if isinstance(content, dict) else None
+        if not isinstance(attachment, dict) or "data" not in attachment:
+            continue  # a URL-only attachment: nothing to keep
+        text = _decode(index, ["content", n, "attachment", "data"], attachment["data"], b.problems)
+        if text and enc is not None:
+            _add_note(
+                enc,
+                {
+                    "title": _concept_text(res.get("type")) or res.get("description"),
+                    "type": _first_coding(res.get("type")).get("code"),
+                    "date": res.get("date"),
+                    "text": text,
+                },
+            )
+
+
+def _on_diagnostic_report(b: _Bundle, index: int, res: dict[str, Any]) -> None:
+    if not res.get("presentedForm"):
+        return
+    ref = _ref(res.get("encounter"))
+    enc = b.encounter_of(ref)
+    if ref and b.resolve(ref, "Encounter") is None:
+        b.problems.add(
+            _entry_loc(index, "encounter"), "refers to an Encounter that is not in the bundle"
+        )
+        return
+    for n, form in enumerate(res.get("presentedForm") or []):
+        if not isinstance(form, dict) or "data" not in form:
+            continue
+        text = _decode(index, ["presentedForm", n, "data"], form["data"], b.problems)
+        if text and enc is not None:
+            _add_note(
+                enc,
+                {
+                    "title": _concept_text(res.get("code")),
+                    "type": _first_coding(res.get("code")).get("code"),
+                    "date": res.get("effectiveDateTime") or res.get("issued"),
+                    "text": text,
+                },
+            )
+
+
+def _on_condition(b: _Bundle, index: int, res: dict[str, Any]) -> None:
+    enc = b.encounter_of(_ref(res.get("encounter")))
+    hint = _hint(res.get("code"))
+    if enc is not None and hint is not None:
+        enc.conditions.append(hint)
+
+
+def _on_procedure(b: _Bundle, index: int, res: dict[str, Any]) -> None:
+    enc = b.encounter_of(_ref(res.get("encounter")))
+    hint = _hint(res.get("code"))
+    if enc is not None and hint is not None:
+        enc.procedures.append(hint)
+
+
+def _on_coverage(b: _Bundle, index: int, res: dict[str, Any]) -> None:
+    beneficiary = _ref(res.get("beneficiary"))
+    payor = res.get("payor")
+    name = (
+        payor[0].get("display")
+        if isinstance(payor, list) and payor and isinstance(payor[0], dict)
+        else None
+    )
+    if beneficiary:
+        b.coverages[beneficiary] = {
+            "name": name or _concept_text(res.get("type")),
+            "member_id": res.get("subscriberId")
+            or next(
+                (i.get("value") for i in res.get("identifier") or [] if isinstance(i, dict)),
+                None,
+            ),
+        }
+
+
+def _on_claim(b: _Bundle, index: int, res: dict[str, Any]) -> None:
+    refs = [
+        _ref(e)
+        for item in res.get("item") or []
+        if isinstance(item, dict)
+        for e in item.get("encounter") or []
+    ]
+    enc = next((e for e in map(b.encounter_of, refs) if e is not None), None)
+    if enc is None:
+        return
+    for item in res.get("item") or []:
+        hint = _hint(item.get("productOrService")) if isinstance(item, dict) else None
+        if hint is not None:
+            enc.claim_lines.append(hint)
+    for ins in res.get("insurance") or []:
+        coverage = ins.get("coverage") if isinstance(ins, dict) else None
+        if not isinstance(coverage, dict):
+            continue
+        linked = b.resolve(_ref(coverage), "Coverage")
+        if linked is not None:
+            beneficiary = _ref(linked[1].get("beneficiary"))
+            if beneficiary in b.coverages:
+                enc.payer = b.coverages[beneficiary]
+                return
+        if coverage.get("display"):
+            enc.payer = {"name": coverage["display"], "member_id": None}
+            return
+
+
+_Handler = Callable[[_Bundle, int, dict[str, Any]], None]
+
+# The passes over a bundle, in order, and the handler of each resource type in each: a pass
+# may use what the passes before it found (encounters need patients; notes, hints and
+# coverages need encounters; a claim's payer needs every coverage). Other types are ignored.
+PASSES: tuple[dict[str, _Handler], ...] = (
+    {"Patient": _on_patient},
+    {"Encounter": _on_encounter},
+    {
+        "DocumentReference": _on_document_reference,
+        "DiagnosticReport": _on_diagnostic_report,
+        "Condition": _on_condition,
+        "Procedure": _on_procedure,
+        "Coverage": _on_coverage,
+    },
+    {"Claim": _on_claim},
+)
+
+
+def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
+    """One encounter of the bundle in our form (None if it has problems, now listed)."""
+    patient_entry = b.resolve(enc.patient_ref, "Patient")
+    assert patient_entry is not None  # noqa: S101
+    patient = b.patients.get(patient_entry[0])
+    if patient is None:
+        return None  # its problems are already listed
+    payer = enc.payer or b.coverages.get(enc.patient_ref)
+    res = enc.resource
+    identifiers = [i for i in res.get("identifier") or [] if isinstance(i, dict)]
+    ident = next((i for i in identifiers if i.get("use") == "official"), None) or (
+        identifiers[0] if identifiers else None
+    )
+    if ident and ident.get("value"):
+        source, external = ident.get("system") or DEFAULT_SOURCE, ident["value"]
+    else:
+        source, external = DEFAULT_SOURCE, res.get("id")
+    if not external:
+        b.problems.add(_entry_loc(enc.index, "identifier"), "the encounter has no identifier or id")
+        return None
+    period: dict[str, Any] = res["period"] if isinstance(res.get("period"), dict) else {}
+    service = _first_coding(res.get("serviceType")).get("code") or _first_coding(
+        (res.get("type") or [None])[0] if isinstance(res.get("type"), list) else None
+    ).get("code")
+    facility = (
+        (res.get("serviceProvider") or {}).get("display")
+        if isinstance(res.get("serviceProvider"), dict)
+        else None
+    )
+    if not facility:
+        locations = res.get("location")
+        if isinstance(locations, list) and locations and isinstance(locations[0], dict):
+            facility = (locations[0].get("location") or {}).get("display")
+    code = str((res.get("class") or {}).get("code"))
+    raw = {
+        "source_system": source,
+        "external_id": str(external),
+        "class": CLASS_MAP.get(code, "outpatient"),
+        "facility": facility,
+        "service_type": service,
+        "payer_class": payer_class(payer.get("name") if payer else None),
+        "start": period.get("start"),
+        "end": period.get("end"),
+        "patient": patient,
+        "payer": payer,
+        "documents": enc.documents,
+        "hints": {
+            "conditions": enc.conditions,
+            "procedures": enc.procedures,
+            "claim_lines": enc.claim_lines,
+        },
+    }
+    try:
+        return EncounterIn.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            b.problems.add(
+                _entry_loc(enc.index, *[str(p) for p in error.get("loc", ())]),
+                str(error.get("msg", "")),
+            )
+        return None
+
+
 def parse_bundle(bundle: Any) -> list[EncounterIn]:
     """Every Encounter of a FHIR R4 bundle as `EncounterIn`, or ValidationFailed (all problems)."""
-    problems = _Problems()
+    b = _Bundle(problems=_Problems())
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise ValidationFailed(
             "Not a FHIR Bundle.", details=[{"loc": ["resourceType"], "msg": "must be 'Bundle'"}]
         )
     if bundle.get("type") not in BUNDLE_TYPES:
-        problems.add(["type"], f"bundle type must be one of {', '.join(BUNDLE_TYPES)}")
+        b.problems.add(["type"], f"bundle type must be one of {', '.join(BUNDLE_TYPES)}")
     entries = bundle.get("entry")
     if not isinstance(entries, list):
         raise ValidationFailed(
             "The bundle has no entries.", details=[{"loc": ["entry"], "msg": "must be a list"}]
         )
-
-    resources: list[tuple[int, dict[str, Any]]] = []
-    by_ref: dict[str, tuple[int, dict[str, Any]]] = {}
     for index, entry in enumerate(entries):
         res = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
-            problems.add(["entry", index, "resource"], "not a FHIR resource")
+            b.problems.add(["entry", index, "resource"], "not a FHIR resource")
             continue
-        resources.append((index, res))
+        b.resources.append((index, res))
         for key in _resource_keys(entry, res):
-            by_ref[key] = (index, res)
-
-    def resolve(ref: str | None, kind: str) -> tuple[int, dict[str, Any]] | None:
-        found = by_ref.get(ref) if ref else None
-        if found is None or found[1].get("resourceType") != kind:
-            return None
-        return found
-
-    patients: dict[int, dict[str, Any] | None] = {}
-    for index, res in resources:
-        if res["resourceType"] == "Patient":
-            patients[index] = _patient(index, res, problems)
-
-    encounters: dict[int, _Enc] = {}
-    for index, res in resources:
-        if res["resourceType"] != "Encounter":
-            continue
-        subject = _ref(res.get("subject"))
-        if subject is None:
-            problems.add(_entry_loc(index, "subject"), "the encounter has no subject (Patient)")
-            continue
-        if resolve(subject, "Patient") is None:
-            problems.add(
-                _entry_loc(index, "subject", "reference"),
-                "refers to a Patient that is not in the bundle",
-            )
-            continue
-        code = (res.get("class") or {}).get("code") if isinstance(res.get("class"), dict) else None
-        if code not in CLASS_MAP:
-            problems.add(
-                _entry_loc(index, "class", "code"),
-                f"encounter class must be one of {', '.join(sorted(CLASS_MAP))}",
-            )
-        encounters[index] = _Enc(index=index, resource=res, patient_ref=subject)
-
-    def encounter_of(ref: str | None) -> _Enc | None:
-        # None also for an Encounter of the bundle that has problems of its own (listed).
-        found = resolve(ref, "Encounter")
-        return encounters.get(found[0]) if found else None
-
-    coverages: dict[str, dict[str, Any]] = {}  # patient index key -> payer
-    for index, res in resources:
-        kind = res["resourceType"]
-        if kind == "DocumentReference":
-            refs = [
-                _ref(c)
-                for c in ((res.get("context") or {}).get("encounter") or [])
-                if isinstance(c, dict)
-            ]
-            enc = next((e for e in map(encounter_of, refs) if e is not None), None)
-            if refs and all(resolve(r, "Encounter") is None for r in refs):
-                problems.add(
-                    _entry_loc(index, "context", "encounter"),
-                    "refers to an Encounter that is not in the bundle",
-                )
-                continue
-            for n, content in enumerate(res.get("content") or []):
-                attachment = content.get("attachment") if isinstance(content, dict) else None
-                if not isinstance(attachment, dict) or "data" not in attachment:
-                    continue  # a URL-only attachment: nothing to keep
-                text = _decode(
-                    index, ["content", n, "attachment", "data"], attachment["data"], problems
-                )
-                if text and enc is not None:
-                    _add_note(
-                        enc,
-                        {
-                            "title": _concept_text(res.get("type")) or res.get("description"),
-                            "type": _first_coding(res.get("type")).get("code"),
-                            "date": res.get("date"),
-                            "text": text,
-                        },
-                    )
-        elif kind == "DiagnosticReport" and res.get("presentedForm"):
-            ref = _ref(res.get("encounter"))
-            enc = encounter_of(ref)
-            if ref and resolve(ref, "Encounter") is None:
-                problems.add(
-                    _entry_loc(index, "encounter"),
-                    "refers to an Encounter that is not in the bundle",
-                )
-                continue
-            for n, form in enumerate(res.get("presentedForm") or []):
-                if not isinstance(form, dict) or "data" not in form:
-                    continue
-                text = _decode(index, ["presentedForm", n, "data"], form["data"], problems)
-                if text and enc is not None:
-                    _add_note(
-                        enc,
-                        {
-                            "title": _concept_text(res.get("code")),
-                            "type": _first_coding(res.get("code")).get("code"),
-                            "date": res.get("effectiveDateTime") or res.get("issued"),
-                            "text": text,
-                        },
-                    )
-        elif kind in ("Condition", "Procedure"):
-            enc = encounter_of(_ref(res.get("encounter")))
-            hint = _hint(res.get("code"))
-            if enc is not None and hint is not None:
-                (enc.conditions if kind == "Condition" else enc.procedures).append(hint)
-        elif kind == "Coverage":
-            beneficiary = _ref(res.get("beneficiary"))
-            payor = res.get("payor")
-            name = (
-                payor[0].get("display")
-                if isinstance(payor, list) and payor and isinstance(payor[0], dict)
-                else None
-            )
-            if beneficiary:
-                coverages[beneficiary] = {
-                    "name": name or _concept_text(res.get("type")),
-                    "member_id": res.get("subscriberId")
-                    or next(
-                        (
-                            i.get("value")
-                            for i in res.get("identifier") or []
-                            if isinstance(i, dict)
-                        ),
-                        None,
-                    ),
-                }
-
-    for _index, res in resources:
-        if res["resourceType"] != "Claim":
-            continue
-        refs = [
-            _ref(e)
-            for item in res.get("item") or []
-            if isinstance(item, dict)
-            for e in item.get("encounter") or []
-        ]
-        enc = next((e for e in map(encounter_of, refs) if e is not None), None)
-        if enc is None:
-            continue
-        for item in res.get("item") or []:
-            hint = _hint(item.get("productOrService")) if isinstance(item, dict) else None
-            if hint is not None:
-                enc.claim_lines.append(hint)
-        for ins in res.get("insurance") or []:
-            coverage = ins.get("coverage") if isinstance(ins, dict) else None
-            if not isinstance(coverage, dict):
-                continue
-            linked = resolve(_ref(coverage), "Coverage")
-            if linked is not None:
-                beneficiary = _ref(linked[1].get("beneficiary"))
-                if beneficiary in coverages:
-                    enc.payer = coverages[beneficiary]
-                    break
-            if coverage.get("display"):
-                enc.payer = {"name": coverage["display"], "member_id": None}
-                break
-
-    out: list[EncounterIn] = []
-    for enc in encounters.values():
-        patient_entry = resolve(enc.patient_ref, "Patient")
-        assert patient_entry is not None  # noqa: S101
-        patient = patients.get(patient_entry[0])
-        if patient is None:
-            continue  # its problems are already listed
-        payer = enc.payer or coverages.get(enc.patient_ref)
-        res = enc.resource
-        identifiers = [i for i in res.get("identifier") or [] if isinstance(i, dict)]
-        ident = next((i for i in identifiers if i.get("use") == "official"), None) or (
-            identifiers[0] if identifiers else None
-        )
-        if ident and ident.get("value"):
-            source, external = ident.get("system") or DEFAULT_SOURCE, ident["value"]
-        else:
-            source, external = DEFAULT_SOURCE, res.get("id")
-        if not external:
-            problems.add(
-                _entry_loc(enc.index, "identifier"), "the encounter has no identifier or id"
-            )
-            continue
-        period: dict[str, Any] = res["period"] if isinstance(res.get("period"), dict) else {}
-        service = _first_coding(res.get("serviceType")).get("code") or _first_coding(
-            (res.get("type") or [None])[0] if isinstance(res.get("type"), list) else None
-        ).get("code")
-        facility = (
-            (res.get("serviceProvider") or {}).get("display")
-            if isinstance(res.get("serviceProvider"), dict)
-            else None
-        )
-        if not facility:
-            locations = res.get("location")
-            if isinstance(locations, list) and locations and isinstance(locations[0], dict):
-                facility = (locations[0].get("location") or {}).get("display")
-        code = str((res.get("class") or {}).get("code"))
-        raw = {
-            "source_system": source,
-            "external_id": str(external),
-            "class": CLASS_MAP.get(code, "outpatient"),
-            "facility": facility,
-            "service_type": service,
-            "payer_class": payer_class(payer.get("name") if payer else None),
-            "start": period.get("start"),
-            "end": period.get("end"),
-            "patient": patient,
-            "payer": payer,
-            "documents": enc.documents,
-            "hints": {
-                "conditions": enc.conditions,
-                "procedures": enc.procedures,
-                "claim_lines": enc.claim_lines,
-            },
-        }
-        try:
-            out.append(EncounterIn.model_validate(raw))
-        except ValidationError as exc:
-            for error in exc.errors():
-                problems.add(
-                    _entry_loc(enc.index, *[str(p) for p in error.get("loc", ())]),
-                    str(error.get("msg", "")),
-                )
-    if problems.items:
+            b.by_ref[key] = (index, res)
+    for handlers in PASSES:
+        for index, res in b.resources:
+            handler = handlers.get(res["resourceType"])
+            if handler is not None:
+                handler(b, index, res)
+    out = [e for e in (_encounter_in(b, enc) for enc in b.encounters.values()) if e is not None]
+    if b.problems.items:
         raise ValidationFailed(
-            f"The bundle has {len(problems.items)} problem(s); nothing was stored.",
-            details=problems.items,
+            f"The bundle has {len(b.problems.items)} problem(s); nothing was stored.",
+            details=b.problems.items,
         )
     return out

@@ -191,6 +191,16 @@ class Keyring:
         return hmac.new(self.index_key, value.encode(), hashlib.sha256).hexdigest()
 
 
+def normalise_mrn(mrn: str) -> str:
+    """The MRN as indexed: trimmed, upper case, inner spaces removed."""
+    return "".join(mrn.split()).upper()
+
+
+def mrn_index(mrn: str, *, keyring: Keyring | None = None) -> str:
+    """The blind index of an MRN (HMAC-SHA256 under the keyring's separate index key)."""
+    return (keyring or load_keyring()).blind_index(normalise_mrn(mrn))
+
+
 def _check_mode(path: Path) -> None:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):

@@ -27,6 +27,7 @@ from server.records import router as records_router
 from server.web import router as web_router
 from server.web.handlers import install_handlers
 from server.web.middleware import SecurityMiddleware
+from server.workbench import router as workbench_router
 
 STATIC_DIR = PROJECT_ROOT / "server" / "static"
 
@@ -78,6 +79,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     app.include_router(oidc_router.router)
     app.include_router(records_router.router)
     app.include_router(queue_router.router)
+    app.include_router(workbench_router.router)  # after queue: /api/v1/work/mine first
     app.include_router(coding_router.router)
     app.include_router(billing_router.router)
     app.include_router(audit_router.router)

@@ -6,11 +6,10 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from server.coding import service as coding_service
 from server.coding.schemas import Codes
 from server.db import get_engine
 from server.models import AuditEvent, ItemCodes, WorkItem, WorkItemEvent
-from tests.support.coding import GOOD_CODES, coder_with_item, signed_in
+from tests.support.coding import GOOD_CODES, coder_with_item, saved_codes, signed_in
 
 
 def _msgs(body: dict) -> list[str]:
@@ -20,7 +19,7 @@ def _msgs(body: dict) -> list[str]:
 def _saved(item_id: int) -> Codes:
     """The item's stored lines, opened from their sealed value."""
     with Session(get_engine()) as s:
-        return coding_service.get_codes(s, work_item_id=item_id)
+        return saved_codes(s, item_id)
 
 
 def test_real_codes_are_accepted_and_saved(make_client):

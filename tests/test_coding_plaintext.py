@@ -94,12 +94,10 @@ def test_purged_record_codes_and_reasons_fail_cleanly(make_client):
     import pytest
 
     from server.auth.principal import system_principal
-    from server.billing import service as billing_service
-    from server.coding import service as coding_service
     from server.models.base import utcnow
-    from server.records import service as records_service
+    from server.records import keys as records_keys
     from server.records.crypto import RecordPurged
-    from tests.support.coding import GOOD_CODES, coder_with_item
+    from tests.support.coding import GOOD_CODES, coder_with_item, item_key, saved_codes
 
     held = coder_with_item(make_client)
     assert held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES).status_code
@@ -112,17 +110,16 @@ def test_purged_record_codes_and_reasons_fail_cleanly(make_client):
     billed = biller.post(f"/api/v1/billing/{held.item_id}/billed", json={"claim_number": "C-1"})
     assert billed.json()["status"] == "billed"
     with Session(get_engine()) as s:
-        assert coding_service.get_codes(s, work_item_id=held.item_id).diagnoses
-        purged = records_service.purge_billed_before(
+        assert saved_codes(s, held.item_id).diagnoses
+        purged = records_keys.purge_billed_before(
             s, actor=system_principal("test"), before=utcnow() + timedelta(days=1)
         )
         assert purged == [held.item_id]
         s.commit()
     with Session(get_engine()) as s:
+        # No key to the item's sealed fields (codes, the return reason) is handed out any more.
         with pytest.raises(RecordPurged):
-            coding_service.get_codes(s, work_item_id=held.item_id)
-        with pytest.raises(RecordPurged):
-            billing_service.last_return(s, work_item_id=held.item_id)
+            item_key(s, held.item_id)
     r = biller.get(f"/api/v1/billing/{held.item_id}/claim?format=csv")
     assert r.status_code == 410
     assert r.json()["error"]["code"] == "record_purged"

@@ -45,7 +45,7 @@ def _open_all(session: Session, item_ids: list[int]) -> dict[str, dict]:
     for item_id in item_ids:
         record = records_service.open_record(
             session=session, actor=biller, work_item_id=item_id, purpose="HPAYMT", view="billing"
-        )
+        ).record
         out[record.encounter.external_id] = record.model_dump(mode="json")
     session.commit()
     return out

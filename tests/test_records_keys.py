@@ -14,6 +14,7 @@ from server.cli import app as cli
 from server.db import get_engine, session_scope
 from server.keyring import add_kek, load_keyring
 from server.models import AuditEvent, DataKey, Encounter, Status, WorkItem, WorkItemEvent
+from server.records import keys as records_keys
 from server.records import service as records_service
 from tests.factories import SAMPLE_NOTE, encounter_data, make_encounter, make_user
 from tests.records_support import fixture_files
@@ -35,7 +36,7 @@ def _read(actor, item_id: int):
     with session_scope() as s:
         return records_service.open_record(
             session=s, actor=actor, work_item_id=item_id, purpose="HPAYMT", view="billing"
-        )
+        ).record
 
 
 def _keks() -> list[str]:
@@ -70,7 +71,7 @@ def test_an_interrupted_rotation_resumes_and_old_keys_keep_opening(db_url):
     old = load_keyring().primary_kek_id
     new = add_kek()  # rotation started...
     with session_scope() as s:
-        assert records_service.rewrap_batch(s, limit=1) == 1  # ...and stopped after one key
+        assert records_keys.rewrap_batch(s, limit=1) == 1  # ...and stopped after one key
     assert sorted(_keks()) == sorted([new, old, old])
     for item_id in items:  # both generations open mid-rotation
         assert _read(biller, item_id).patient.name

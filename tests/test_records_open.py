@@ -106,7 +106,7 @@ def test_billing_view_adds_address_and_payer_only_for_billable_items(session):
     session.commit()
     record = records_service.open_record(
         session=session, actor=actor, work_item_id=item_id, purpose="HPAYMT", view="billing"
-    )
+    ).record
     data = record.model_dump(mode="json")
     assert data["patient"]["address"] == {
         "line": "41 Orchard Lane",
@@ -118,7 +118,7 @@ def test_billing_view_adds_address_and_payer_only_for_billable_items(session):
     assert data["payer"]["member_id"].startswith("XBC")
     coding = records_service.open_record(
         session=session, actor=actor, work_item_id=item_id, purpose="HPAYMT", view="coding"
-    ).model_dump(mode="json")
+    ).record.model_dump(mode="json")
     assert "address" not in coding["patient"]
     assert coding["payer"] is None
 
@@ -133,7 +133,7 @@ def _billable(session: Session, item_id: int) -> None:
 def _open(session: Session, actor, item_id: int):
     return records_service.open_record(
         session=session, actor=actor, work_item_id=item_id, purpose="HPAYMT", view="billing"
-    )
+    ).record
 
 
 def test_a_ciphertext_moved_to_another_row_fails_to_open(session):
@@ -251,7 +251,7 @@ def test_supervisors_read_only_items_in_qa_review(db_url):
         with session_scope() as s:
             return records_service.open_record(
                 session=s, actor=boss, work_item_id=item_id, purpose="HOPERAT"
-            )
+            ).record
 
     with pytest.raises(records_service.NotFound):
         read()

@@ -68,7 +68,7 @@ def test_no_plaintext_at_rest_or_in_logs(make_client, db_url, pg_cluster, caplog
         for item_id in ids:
             record = records_service.open_record(
                 session=s, actor=biller, work_item_id=item_id, purpose="HPAYMT", view="billing"
-            )
+            ).record
             opened += bool(record.patient.name)
         s.commit()
     assert opened == 95

@@ -28,6 +28,7 @@ from server.auth.principal import Principal
 from server.config import get_settings
 from server.db import is_sqlite, session_scope
 from server.errors import ValidationFailed
+from server.keyring import mrn_index
 from server.models import AuditEvent, Patient, User
 
 MAX_LIMIT = 500
@@ -97,10 +98,7 @@ def check_filter(flt: EventFilter) -> EventFilter:
 
 def patient_index(mrn: str) -> str:
     """The blind index of an MRN, exactly as the records domain stores it."""
-    from server.records import service as records_service
-
-    index: str = records_service.mrn_index(mrn)
-    return index
+    return mrn_index(mrn)
 
 
 def patient_ids(session: Session, *, mrn: str) -> tuple[str, list[int]]:

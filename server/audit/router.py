@@ -10,26 +10,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlmodel import Session
 
 from server.audit import review
 from server.audit import service as audit_service
 from server.audit.schemas import AuditEventList, AuditEventView, VerifyView
-from server.auth.deps import MAX_ROW_ID, RequireRole, RequireRoleOrScope, SessionDep
+from server.auth.deps import MAX_ROW_ID, AuditorDep, ComplianceDep, SessionDep
 from server.auth.principal import Principal
 from server.errors import AppError
-from server.models import Role
+from server.web import forms
 from server.web.templates import is_htmx, render
 
 router = APIRouter()
 
 API = "/api/v1/audit"
-AuditorDep = Annotated[
-    Principal, Depends(RequireRoleOrScope(roles=(Role.compliance,), scopes=("audit",)))
-]
-ComplianceDep = Annotated[Principal, Depends(RequireRole(Role.compliance))]
 
 
 # ---------------------------------------------------------------- API
@@ -104,29 +100,25 @@ def _search_page(
     searched: bool = False,
     error: AppError | None = None,
 ) -> Response:
+    """The search form with `flt` filled in, and its results when `searched`.
+
+    A failed search (bad filter) shows the form again with the message where the results
+    go; htmx posts get only that results block.
+    """
     page: review.Page | None = None
-    message: str | None = error.message if error else None
-    status = error.status_code if error else 200
     if searched:
-        try:
-            page = review.search(session, actor=actor, flt=flt, limit=50, cursor=cursor)
-        except AppError as exc:
-            session.rollback()
-            message, status = exc.message, exc.status_code
-            details = "; ".join(str(d.get("msg", "")) for d in exc.details if isinstance(d, dict))
-            if details:
-                message = f"{message} {details}"
+        page = review.search(session, actor=actor, flt=flt, limit=50, cursor=cursor)
     context = {
         "flt": flt,
         "page": page,
-        "error": message,
+        "error": forms.message(error) if error else None,
         "actions": [a.value for a in audit_service.Action],
         "outcomes": [o.value for o in audit_service.Outcome],
         "one_day": timedelta(days=1),
     }
-    block = "results" if searched and is_htmx(request) else None
-    resp = render(request, "audit/search.html", context, block=block, status_code=status)
-    return resp
+    block = "results" if request.method == "POST" and is_htmx(request) else None
+    status = error.status_code if error else 200
+    return render(request, "audit/search.html", context, block=block, status_code=status)
 
 
 @router.get("/compliance", response_class=HTMLResponse)
@@ -162,16 +154,14 @@ def compliance_search(
 ) -> Response:
     """Search results with keyset pagination ("Older events" posts the cursor back)."""
     flt = review.EventFilter(actor=actor_name, patient_mrn=mrn, action=action, outcome=outcome)
-    try:
-        if work_item.strip():
-            if not work_item.strip().isdigit() or not 1 <= int(work_item) <= MAX_ROW_ID:
-                raise AppError("A work item is a number.", status_code=422, code="bad_work_item")
-            flt.work_item = int(work_item)
-        flt.since, flt.until = _dt(since), _dt(until)
-        if flt.until is not None and len(until.strip()) == 10:
-            flt.until += timedelta(days=1)  # "To" a date includes that whole day
-    except AppError as exc:
-        return _search_page(request, session, actor, flt, error=exc)
+    forms.on_error(request, lambda req, own, exc: _search_page(req, own, actor, flt, error=exc))
+    if work_item.strip():
+        if not work_item.strip().isdigit() or not 1 <= int(work_item) <= MAX_ROW_ID:
+            raise AppError("A work item is a number.", status_code=422, code="bad_work_item")
+        flt.work_item = int(work_item)
+    flt.since, flt.until = _dt(since), _dt(until)
+    if flt.until is not None and len(until.strip()) == 10:
+        flt.until += timedelta(days=1)  # "To" a date includes that whole day
     return _search_page(request, session, actor, flt, cursor=cursor or None, searched=True)
 
 

@@ -21,6 +21,7 @@ from server.auth.principal import Principal
 from server.config import get_settings
 from server.db import SESSION
 from server.errors import Forbidden, NotAuthenticated
+from server.models import Role, Scope
 
 SessionDep = Annotated[Session, SESSION]
 
@@ -222,3 +223,19 @@ class RequireRoleOrScope(_Guarded):
 
 SignedIn = Annotated[Principal, Depends(RequireRole())]
 Anyone = Annotated[Principal, Depends(Public())]
+
+# Who may call, by role or scope: every router takes its aliases from here.
+CoderDep = Annotated[Principal, Depends(RequireRole(Role.coder))]
+SupervisorDep = Annotated[Principal, Depends(RequireRole(Role.supervisor))]
+CoderOrSupervisorDep = Annotated[Principal, Depends(RequireRole(Role.coder, Role.supervisor))]
+BillerDep = Annotated[Principal, Depends(RequireRole(Role.biller))]
+ComplianceDep = Annotated[Principal, Depends(RequireRole(Role.compliance))]
+AdminDep = Annotated[Principal, Depends(RequireRole(Role.admin))]
+RulesDep = Annotated[Principal, Depends(RequireRole(Role.supervisor, Role.admin))]
+IngestDep = Annotated[Principal, Depends(RequireScope(Scope.ingest))]
+BillingDep = Annotated[
+    Principal, Depends(RequireRoleOrScope(roles=(Role.biller,), scopes=(Scope.billing,)))
+]
+AuditorDep = Annotated[
+    Principal, Depends(RequireRoleOrScope(roles=(Role.compliance,), scopes=(Scope.audit,)))
+]

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import Session
 
 from server.auth import passwords
 from server.auth import service as auth_service
 from server.auth.deps import (
+    AdminDep,
     Anyone,
-    RequireRole,
     RowId,
     SessionDep,
     SignedIn,
     check_origin,
     client_ip,
 )
-from server.auth.principal import Principal
 from server.auth.schemas import MeView, SignInRequest
 from server.config import get_settings
 from server.errors import AppError
 from server.models import Role, User
+from server.web import forms
 from server.web.templates import render
 
 router = APIRouter()
-AdminDep = Annotated[Principal, Depends(RequireRole(Role.admin))]
 
 
 def _set_cookie(response: Response, value: str) -> None:
@@ -91,29 +91,31 @@ def login_submit(
 ) -> Response:
     """Check the form; on success a new session and a redirect home."""
     check_origin(request)
-    try:
-        opened = auth_service.sign_in(
-            session,
-            username=username,
-            password=password,
-            totp=totp,
-            ip=client_ip(request),
-            ua=request.headers.get("user-agent"),
-            old_cookie=request.cookies.get(get_settings().session_cookie_name),
-        )
-    except AppError as exc:
+
+    def failed(req: Request, _own: Session, exc: AppError) -> Response:
         return render(
-            request,
+            req,
             "auth/login.html",
             {
                 "error": exc.message,
                 "username": username,
                 "next": next,
-                "demo_codes": _demo_codes(request),
-                "oidc_enabled": bool(getattr(request.app.state, "oidc_enabled", False)),
+                "demo_codes": _demo_codes(req),
+                "oidc_enabled": bool(getattr(req.app.state, "oidc_enabled", False)),
             },
             status_code=exc.status_code,
         )
+
+    forms.on_error(request, failed)
+    opened = auth_service.sign_in(
+        session,
+        username=username,
+        password=password,
+        totp=totp,
+        ip=client_ip(request),
+        ua=request.headers.get("user-agent"),
+        old_cookie=request.cookies.get(get_settings().session_cookie_name),
+    )
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     response = RedirectResponse(target, status_code=303)
     _set_cookie(response, opened.cookie_value)

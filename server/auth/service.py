@@ -119,9 +119,14 @@ def get_user(session: Session, *, user_id: int) -> User:
     return user
 
 
+def find_user(session: Session, *, username: str) -> User | None:
+    """A user by username (trimmed, any case), or None."""
+    return session.exec(select(User).where(User.username == username.strip().lower())).first()
+
+
 def get_user_by_name(session: Session, *, username: str) -> User:
     """A user by username, or NotFound."""
-    user = session.exec(select(User).where(User.username == username.strip().lower())).first()
+    user = find_user(session, username=username)
     if user is None:
         raise NotFound(f"No user named {username}.")
     return user

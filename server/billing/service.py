@@ -23,6 +23,8 @@ from server.config import Settings, get_settings
 from server.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from server.models import ClaimRecord, ClaimReturn, Encounter, Queue, Status, User, WorkItem
 from server.queue import service as queue_service
+from server.records import service as records_service
+from server.records.service import ItemKey
 
 FORMATS = {
     "x12": "application/edi-x12",
@@ -76,8 +78,6 @@ def _split_name(name: str) -> tuple[str, str]:
 
 def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.ClaimData:
     """Everything a claim needs, from the record (audited view) and the code lines."""
-    from server.records import service as records_service
-
     item = session.get(WorkItem, work_item_id)
     if item is None or item.status not in (Status.ready_for_billing, Status.billed):
         audit_service.record_denied(
@@ -89,10 +89,11 @@ def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.
             detail="not ready for billing",
         )
         raise NotFound("No such item ready for billing.")
-    record = records_service.open_record(
+    opened = records_service.open_record(
         session=session, actor=actor, work_item_id=work_item_id, purpose=PURPOSE, view="billing"
     )
-    codes = coding_service.get_codes(session, work_item_id=work_item_id)
+    record = opened.record
+    codes = coding_service.get_codes(session, key=opened.key)
     patient: Any = record.patient
     address = getattr(patient, "address", None)
     last, first = _split_name(patient.name or "")
@@ -189,7 +190,7 @@ def export(session: Session, *, actor: Principal, work_item_id: int, fmt: str) -
 def _billable_item(
     session: Session, *, actor: Principal, work_item_id: int, action: Any
 ) -> WorkItem:
-    item = queue_service._lock_item(session, work_item_id)  # noqa: SLF001 - the row lock helper
+    item = queue_service.lock_item(session, work_item_id)
     if item is None:
         audit_service.record_denied(
             session, actor=actor, action=action, work_item_id=work_item_id, purpose=PURPOSE
@@ -276,8 +277,6 @@ class ReturnNote:
 
 def _seal_reason(session: Session, *, back: ClaimReturn, reason: str) -> bytes:
     """The biller's reason sealed under the item's data key (it may name the patient)."""
-    from server.records import service as records_service
-
     assert back.id is not None  # noqa: S101
     return records_service.seal_for_item(
         session,
@@ -289,24 +288,17 @@ def _seal_reason(session: Session, *, back: ClaimReturn, reason: str) -> bytes:
     )
 
 
-def last_return(session: Session, *, work_item_id: int) -> ReturnNote | None:
-    """The latest return of an item, its reason opened (shown to the coder).
-
-    Decrypts: call it only after the coder's view of the item is audited (open_record).
-    """
-    from server.records import service as records_service
-
+def last_return(session: Session, *, key: ItemKey) -> ReturnNote | None:
+    """The latest return of an item, its reason opened with the key of an audited view."""
     back = session.exec(
         select(ClaimReturn)
-        .where(ClaimReturn.work_item_id == work_item_id)
+        .where(ClaimReturn.work_item_id == key.work_item_id)
         .order_by(col(ClaimReturn.id).desc())
         .limit(1)
     ).first()
     if back is None or back.id is None:
         return None
-    reason = records_service.open_for_item(
-        session,
-        work_item_id=work_item_id,
+    reason = key.open(
         table=ClaimReturn.__tablename__,
         row_id=back.id,
         field="reason",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session
 
-from server.auth.deps import RequireRole, RowId, SessionDep
+from server.auth.deps import CoderDep, CoderOrSupervisorDep, RowId, SessionDep, SupervisorDep
 from server.auth.principal import Principal
 from server.coding import codesets, service
 from server.coding.schemas import (
@@ -26,18 +26,10 @@ from server.coding.schemas import (
     ValidationView,
 )
 from server.errors import AppError, ValidationFailed
-from server.models import Role
 from server.queue import service as queue_service
 from server.web.templates import is_htmx, render
 
-if TYPE_CHECKING:
-    from server.billing.service import ReturnNote
-
 router = APIRouter()
-
-CoderDep = Annotated[Principal, Depends(RequireRole(Role.coder))]
-SupervisorDep = Annotated[Principal, Depends(RequireRole(Role.supervisor))]
-SearcherDep = Annotated[Principal, Depends(RequireRole(Role.coder, Role.supervisor))]
 
 API = "/api/v1"
 
@@ -75,7 +67,7 @@ def api_submit(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> Sub
 @router.get(f"{API}/codes/search", tags=["codes"], response_model=SearchResult)
 def api_search(
     session: SessionDep,
-    _: SearcherDep,
+    _: CoderOrSupervisorDep,
     q: Annotated[str, Query(min_length=1, max_length=100)],
     system: Annotated[str, Query(max_length=10)] = "ICD10CM",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -240,7 +232,6 @@ def _workbench(
     problems: service.Validation | None,
     block: str | None = None,
     status_code: int = 200,
-    returned: ReturnNote | None = None,
 ) -> Response:
     item = queue_service.my_item(session, work_item_id=work_item_id, actor=actor)
     return render(
@@ -248,44 +239,12 @@ def _workbench(
         "coding/workbench.html",
         {
             "item_id": work_item_id,
-            "returned": returned,
             "inpatient": service.is_inpatient(session, item),
             "codes": codes,
             "problems": problems,
         },
         block=block,
         status_code=status_code,
-    )
-
-
-@router.get("/work/{work_item_id}/codes", response_class=HTMLResponse)
-def codes_fragment(
-    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
-) -> Response:
-    """The code entry panel of the workbench, with the saved draft and its checks.
-
-    The codes and billing's return reason are patient data: the view is audited through
-    open_record (purpose TREAT) before they are opened.
-    """
-    from server.billing import service as billing_service
-    from server.records import service as records_service
-
-    item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
-    records_service.open_record(
-        session=session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
-    )
-    codes = service.get_codes(session, work_item_id=work_item_id)
-    returned = billing_service.last_return(session, work_item_id=work_item_id)
-    problems = service.validate(session, codes=codes, inpatient=service.is_inpatient(session, item))
-    return _workbench(
-        request,
-        session,
-        actor=actor,
-        work_item_id=work_item_id,
-        codes=codes,
-        problems=problems,
-        block="code_entry",
-        returned=returned,
     )
 
 
@@ -365,7 +324,7 @@ def submit_page(
 def search_fragment(
     request: Request,
     session: SessionDep,
-    _: SearcherDep,
+    _: CoderOrSupervisorDep,
     q: Annotated[str, Query(max_length=100)] = "",
     system: Annotated[str, Query(max_length=10)] = "ICD10CM",
 ) -> Response:
@@ -423,29 +382,6 @@ def qa_training_page(
     """Mark a coder in training (or not) from the QA page."""
     service.set_in_training(session, actor=actor, username=username, in_training=in_training)
     return RedirectResponse("/qa?done=saved", status_code=303)
-
-
-@router.get("/qa/{work_item_id}", response_class=HTMLResponse)
-def qa_item_page(
-    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: RowId
-) -> Response:
-    """One sampled item: the chart (audited view) and the coder's codes, to accept or correct."""
-    from server.records import service as records_service
-
-    item = service.qa_item(session, actor=actor, work_item_id=work_item_id)
-    record = records_service.open_record(
-        session=session, actor=actor, work_item_id=work_item_id, purpose="HOPERAT", view="coding"
-    )
-    return render(
-        request,
-        "coding/qa_item.html",
-        {
-            "item": item,
-            "record": record,
-            "codes": service.get_codes(session, work_item_id=work_item_id),
-            "inpatient": service.is_inpatient(session, item),
-        },
-    )
 
 
 @router.post("/qa/{work_item_id}", response_class=HTMLResponse)

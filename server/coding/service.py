@@ -28,6 +28,8 @@ from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
 from server.queue import service as queue_service
+from server.records import service as records_service
+from server.records.service import ItemKey
 
 POA_VALUES = ("Y", "N", "U", "W", "1")
 POA_WORDS = (
@@ -218,23 +220,15 @@ def validate(session: Session, *, codes: Codes, inpatient: bool) -> Validation:
 # ---------------------------------------------------------------- storing lines
 
 
-def get_codes(session: Session, *, work_item_id: int) -> Codes:
-    """The item's saved lines (empty if none), opened from their sealed value.
-
-    Decrypts: call it only where the codes are shown or used, after that view or use is
-    audited in the same transaction (open_record, submit).
-    """
-    from server.records import service as records_service
-
-    row = session.get(ItemCodes, work_item_id)
+def get_codes(session: Session, *, key: ItemKey) -> Codes:
+    """The item's saved lines (empty if none), opened with the key of an audited view or use."""
+    row = session.get(ItemCodes, key.work_item_id)
     if row is None:
         return Codes()
     return Codes.model_validate(
-        records_service.open_for_item(
-            session,
-            work_item_id=work_item_id,
+        key.open(
             table=ItemCodes.__tablename__,
-            row_id=work_item_id,
+            row_id=key.work_item_id,
             field="lines",
             sealed=row.sealed_lines,
         )
@@ -270,8 +264,6 @@ def _stored_form(codes: Codes) -> Codes:
 
 def _store(session: Session, *, work_item_id: int, codes: Codes) -> None:
     """Seal the item's lines under its encounter's data key (replacing earlier ones)."""
-    from server.records import service as records_service
-
     sealed = records_service.seal_for_item(
         session,
         work_item_id=work_item_id,
@@ -316,9 +308,28 @@ def _sampled(session: Session, *, item: WorkItem, coder_id: int) -> bool:
 
 
 def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[WorkItem, Validation]:
-    """Submit the saved codes: 422 with the errors, else on to QA review or billing."""
+    """Submit the saved codes: 422 with the errors, else on to QA review or billing.
+
+    The codes are opened under the submit's own audit row (written first, with where the
+    item goes); when they have errors the request rolls back and the failed attempt is
+    audited on its own instead.
+    """
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
-    codes = get_codes(session, work_item_id=work_item_id)
+    assert actor.user_id is not None  # noqa: S101 - leased_item refuses non-people
+    to_status = (
+        Status.qa_review
+        if _sampled(session, item=item, coder_id=actor.user_id)
+        else (Status.ready_for_billing)
+    )
+    key = records_service.open_for_use(
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        action=audit_service.Action.submit,
+        purpose="TREAT",
+        detail=f"to {to_status}",
+    )
+    codes = get_codes(session, key=key)
     result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
     if result.errors:
         audit_service.record_denied(
@@ -333,22 +344,9 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         raise ValidationFailed(
             "The codes have errors; fix them before submitting.", details=result.details()
         )
-    assert actor.user_id is not None  # noqa: S101 - leased_item refuses non-people
-    to_status = (
-        Status.qa_review
-        if _sampled(session, item=item, coder_id=actor.user_id)
-        else (Status.ready_for_billing)
-    )
     item.coded_by_id = actor.user_id
     item.coded_at = utcnow()
     queue_service.transition(session, item=item, to_status=to_status, actor=actor, action="submit")
-    audit_service.record(
-        session,
-        actor=actor,
-        action=audit_service.Action.submit,
-        work_item_id=work_item_id,
-        detail=f"to {to_status}",
-    )
     return item, result
 
 
@@ -394,7 +392,7 @@ def qa_decide(
     codes: Codes | None = None,
 ) -> WorkItem:
     """Accept the coder's codes, or correct them (new codes and a reason); on to billing."""
-    item = queue_service._lock_item(session, work_item_id)  # noqa: SLF001 - the row lock helper
+    item = queue_service.lock_item(session, work_item_id)
     if item is None:
         raise NotFound("No such work item.")
     if item.status != Status.qa_review:
@@ -426,8 +424,6 @@ def qa_decide(
     )
     session.add(review)
     if reason.strip():  # free text that may name the patient: sealed, never in clear
-        from server.records import service as records_service
-
         session.flush()
         assert review.id is not None  # noqa: S101
         review.sealed_reason = records_service.seal_for_item(

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Body, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
-from server.auth.deps import RequireRole, RowId, SessionDep
+from server.auth.deps import CoderDep, CoderOrSupervisorDep, RowId, SessionDep, SupervisorDep
 from server.auth.principal import Principal
-from server.config import get_settings
 from server.errors import AppError
-from server.models import Role, Status, WorkItem
+from server.models import Status, WorkItem
 from server.models.base import utcnow
 from server.queue import service
 from server.queue.schemas import (
@@ -29,35 +28,16 @@ from server.queue.schemas import (
     WorkItemList,
     WorkItemView,
 )
+from server.web import forms
 from server.web.templates import render
 
 router = APIRouter()
-
-CoderDep = Annotated[Principal, Depends(RequireRole(Role.coder))]
-SupervisorDep = Annotated[Principal, Depends(RequireRole(Role.supervisor))]
-CoderOrSupervisorDep = Annotated[Principal, Depends(RequireRole(Role.coder, Role.supervisor))]
 
 API = "/api/v1"
 
 
 def _view(session: Session, item: WorkItem) -> WorkItemView:
     return WorkItemView.of(service.item_row(session, item=item))
-
-
-def _open_record(session: Session, *, actor: Principal, work_item_id: int) -> Any:
-    """The decrypted record through the one door (records.open_record audits the view)."""
-    from server.records import service as records_service  # type: ignore[attr-defined,unused-ignore]
-
-    return records_service.open_record(
-        session=session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
-    )
-
-
-def _dump(record: Any) -> dict[str, Any]:
-    if hasattr(record, "model_dump"):
-        data: dict[str, Any] = record.model_dump(mode="json")
-        return data
-    return dict(record)
 
 
 # ---------------------------------------------------------------- coder API
@@ -84,19 +64,6 @@ def api_mine(session: SessionDep, actor: CoderDep) -> WorkItemList:
     """The caller's leased, held and returned items."""
     rows = service.my_items(session, actor=actor)
     return WorkItemList(items=[WorkItemView.of(r) for r in rows])
-
-
-@router.get(f"{API}/work/{{work_item_id}}", tags=["work"])
-def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[str, Any]:
-    """The decrypted record of an item the caller holds, audited before it leaves."""
-    item = service.leased_item(session, actor=actor, work_item_id=work_item_id)
-    record = _dump(_open_record(session, actor=actor, work_item_id=work_item_id))
-    view = _view(session, item).model_dump(mode="json")
-    from server.coding import service as coding_service
-
-    codes = coding_service.get_codes(session, work_item_id=work_item_id)
-    record["codes"] = codes.model_dump(mode="json")
-    return {**view, **record, "id": item.id, "status": item.status, "queue": view["queue"]}
 
 
 @router.post(f"{API}/work/{{work_item_id}}/heartbeat", tags=["work"], response_model=WorkItemView)
@@ -239,28 +206,6 @@ def next_page(request: Request, session: SessionDep, actor: CoderDep) -> Respons
     return RedirectResponse(f"/work/{row.item.id}", status_code=303)
 
 
-@router.get("/work/{work_item_id}", response_class=HTMLResponse)
-def item_page(
-    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
-) -> Response:
-    """The item page: encounter summary and documents of a leased item."""
-    item = service.my_item(session, actor=actor, work_item_id=work_item_id)
-    record = None
-    if item.status == Status.in_progress:
-        item = service.leased_item(session, actor=actor, work_item_id=work_item_id)
-        record = _dump(_open_record(session, actor=actor, work_item_id=work_item_id))
-    return render(
-        request,
-        "queue/item.html",
-        {
-            "row": service.item_row(session, item=item),
-            "record": record,
-            "hold_reasons": get_settings().hold_reasons,
-            "now": utcnow(),
-        },
-    )
-
-
 @router.post("/work/{work_item_id}/heartbeat", response_class=HTMLResponse)
 def heartbeat_page(
     request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
@@ -383,13 +328,15 @@ def supervise_stats(request: Request, session: SessionDep, _: SupervisorDep) -> 
     return render(request, "queue/_stats.html", {"stats": service.queue_stats(session)})
 
 
-def _after(request: Request, session: Session, done: str, exc: AppError | None) -> Response:
-    if exc is None:
-        return RedirectResponse(f"/supervise?done={done}", status_code=303)
-    session.rollback()
+def _failed(request: Request, session: Session, exc: AppError) -> Response:
+    """The dashboard again, with why the form failed (its changes rolled back)."""
     return _supervise_page(
         request, session, filters={}, error=exc.message, status_code=exc.status_code
     )
+
+
+def _done(request: Request, done: str) -> Response:
+    return RedirectResponse(f"/supervise?done={done}", status_code=303)
 
 
 @router.post("/supervise/queues", response_class=HTMLResponse)
@@ -401,11 +348,9 @@ def create_queue_page(
     description: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     """Create a queue from the dashboard."""
-    try:
-        service.create_queue(session, name=name, description=description, actor=actor)
-    except AppError as exc:
-        return _after(request, session, "", exc)
-    return _after(request, session, "queue", None)
+    forms.on_error(request, _failed)
+    service.create_queue(session, name=name, description=description, actor=actor)
+    return _done(request, "queue")
 
 
 @router.post("/supervise/queues/{name}/members", response_class=HTMLResponse)
@@ -417,11 +362,9 @@ def members_page(
     usernames: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """Replace a queue's members from the dashboard's checkboxes."""
-    try:
-        service.set_members(session, actor=actor, queue_name=name, usernames=usernames or [])
-    except AppError as exc:
-        return _after(request, session, "", exc)
-    return _after(request, session, "members", None)
+    forms.on_error(request, _failed)
+    service.set_members(session, actor=actor, queue_name=name, usernames=usernames or [])
+    return _done(request, "members")
 
 
 @router.post("/supervise/items/{work_item_id}/assign", response_class=HTMLResponse)
@@ -433,11 +376,9 @@ def assign_page(
     username: Annotated[str, Form(max_length=64)],
 ) -> Response:
     """Assign (or reassign) an item from the dashboard."""
-    try:
-        service.assign(session, actor=actor, work_item_id=work_item_id, username=username)
-    except AppError as exc:
-        return _after(request, session, "", exc)
-    return _after(request, session, "assign", None)
+    forms.on_error(request, _failed)
+    service.assign(session, actor=actor, work_item_id=work_item_id, username=username)
+    return _done(request, "assign")
 
 
 @router.post("/supervise/items/{work_item_id}/move", response_class=HTMLResponse)
@@ -449,11 +390,9 @@ def move_page(
     queue: Annotated[str, Form(max_length=64)],
 ) -> Response:
     """Move an item to another queue from the dashboard."""
-    try:
-        service.move(session, actor=actor, work_item_id=work_item_id, queue=queue)
-    except AppError as exc:
-        return _after(request, session, "", exc)
-    return _after(request, session, "move", None)
+    forms.on_error(request, _failed)
+    service.move(session, actor=actor, work_item_id=work_item_id, queue=queue)
+    return _done(request, "move")
 
 
 @router.post("/supervise/items/{work_item_id}/priority", response_class=HTMLResponse)
@@ -465,11 +404,9 @@ def priority_page(
     priority: Annotated[int, Form(ge=-1000, le=1000)],
 ) -> Response:
     """Change an item's priority from the dashboard."""
-    try:
-        service.set_priority(session, actor=actor, work_item_id=work_item_id, priority=priority)
-    except AppError as exc:
-        return _after(request, session, "", exc)
-    return _after(request, session, "priority", None)
+    forms.on_error(request, _failed)
+    service.set_priority(session, actor=actor, work_item_id=work_item_id, priority=priority)
+    return _done(request, "priority")
 
 
 @router.post("/supervise/items/{work_item_id}/resume", response_class=HTMLResponse)
@@ -477,8 +414,6 @@ def supervisor_resume_page(
     request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: RowId
 ) -> Response:
     """Resume a held item from the dashboard (it goes back to its holder)."""
-    try:
-        service.resume(session, actor=actor, work_item_id=work_item_id)
-    except AppError as exc:
-        return _after(request, session, "", exc)
-    return _after(request, session, "resume", None)
+    forms.on_error(request, _failed)
+    service.resume(session, actor=actor, work_item_id=work_item_id)
+    return _done(request, "resume")

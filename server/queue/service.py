@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
+from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.config import get_settings
 from server.db import is_sqlite
@@ -86,14 +87,10 @@ def create_queue(
     return queue
 
 
-def _user_by_name(session: Session, username: str) -> User | None:
-    return session.exec(select(User).where(User.username == username.strip().lower())).first()
-
-
 def add_member(session: Session, *, queue_name: str, username: str) -> None:
     """Let a user pull work from a queue (idempotent)."""
     queue = get_queue(session, name=queue_name)
-    user = _user_by_name(session, username)
+    user = auth_service.find_user(session, username=username)
     if user is None:
         raise NotFound(f"No user named {username}.")
     assert queue.id is not None  # noqa: S101
@@ -278,7 +275,8 @@ _LOCK_ITEM = (
 )
 
 
-def _lock_item(session: Session, work_item_id: int) -> WorkItem | None:
+def lock_item(session: Session, work_item_id: int) -> WorkItem | None:
+    """The item, its row locked until the transaction ends (PostgreSQL), re-read fresh."""
     return session.execute(_LOCK_ITEM, {"item_id": work_item_id}).scalar()
 
 
@@ -300,7 +298,7 @@ def leased_item(session: Session, *, actor: Principal, work_item_id: int) -> Wor
     LeaseExpired (409) if it was theirs but the lease ran out or went to someone else.
     """
     me = _user_id(actor)
-    item = _lock_item(session, work_item_id)
+    item = lock_item(session, work_item_id)
     if item is None:
         raise _not_yours(session, actor=actor, work_item_id=work_item_id)
     if item.lease_owner_id == me and item.status == Status.in_progress:
@@ -598,12 +596,12 @@ def resume(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem
     """
     is_supervisor = actor.has_role("supervisor")
     if is_supervisor:
-        item = _lock_item(session, work_item_id)
+        item = lock_item(session, work_item_id)
         if item is None:
             raise NotFound("No such work item.")
     else:
         item = my_item(session, actor=actor, work_item_id=work_item_id)
-        item = _lock_item(session, work_item_id) or item
+        item = lock_item(session, work_item_id) or item
         if not _in_my_list(item, _user_id(actor)):
             raise LeaseExpired("This item is no longer yours.")
     if item.status not in (Status.on_hold, Status.returned):
@@ -630,7 +628,7 @@ def resume(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem
 
 
 def _open_item(session: Session, work_item_id: int) -> WorkItem:
-    item = _lock_item(session, work_item_id)
+    item = lock_item(session, work_item_id)
     if item is None:
         raise NotFound("No such work item.")
     if item.status not in OPEN_STATUSES:
@@ -641,7 +639,7 @@ def _open_item(session: Session, work_item_id: int) -> WorkItem:
 def assign(session: Session, *, actor: Principal, work_item_id: int, username: str) -> WorkItem:
     """Lease an item straight to a coder who is a member of its queue (also reassigns)."""
     item = _open_item(session, work_item_id)
-    user = _user_by_name(session, username)
+    user = auth_service.find_user(session, username=username)
     if user is None or not user.is_active:
         raise NotFound(f"No active user named {username}.")
     assert user.id is not None  # noqa: S101
@@ -886,7 +884,7 @@ def list_items(
             )
         stmt = stmt.where(WorkItem.status == status)
     if coder:
-        user = _user_by_name(session, coder)
+        user = auth_service.find_user(session, username=coder)
         if user is None:
             return [], None
         stmt = stmt.where(WorkItem.lease_owner_id == user.id)

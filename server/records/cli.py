@@ -80,7 +80,7 @@ def keys_rotate(
     from server.auth.principal import system_principal
     from server.db import session_scope
     from server.keyring import add_kek, load_keyring
-    from server.records import service
+    from server.records import keys
 
     actor = system_principal("cli:keys-rotate")
     try:
@@ -89,13 +89,13 @@ def keys_rotate(
             out.print(f"new primary key-encryption key {kek_id}")
         keyring = load_keyring()
         with session_scope() as session:
-            total = service.pending_rewrap(session, keyring=keyring)
+            total = keys.pending_rewrap(session, keyring=keyring)
         done = 0
         with _progress() as progress:
             task = progress.add_task("re-wrapping data keys", total=total)
             while True:
                 with session_scope() as session:
-                    count = service.rewrap_batch(session, limit=batch_size, keyring=keyring)
+                    count = keys.rewrap_batch(session, limit=batch_size, keyring=keyring)
                 if count == 0:
                     break
                 done += count
@@ -132,7 +132,7 @@ def records_purge(
     """Crypto-shred billed encounters: destroy their data keys (metadata and audit log stay)."""
     from server.auth.principal import system_principal
     from server.db import session_scope
-    from server.records import service
+    from server.records import keys
 
     before = _day(billed_before)
     if not yes and sys.stdin.isatty():
@@ -143,7 +143,7 @@ def records_purge(
         )
     try:
         with session_scope() as session:
-            purged = service.purge_billed_before(
+            purged = keys.purge_billed_before(
                 session, actor=system_principal("cli:records-purge"), before=before
             )
     except AppError as exc:

@@ -8,19 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from server.auth.deps import MAX_ROW_ID, RequireRole, RequireScope, RowId, SessionDep
-from server.auth.principal import Principal
+from server.auth.deps import IngestDep, RowId, RulesDep, SessionDep
 from server.errors import AppError, UnsupportedMediaType
-from server.models import Role, Scope
-from server.models.base import utcnow
 from server.queue import service as queue_service
 from server.records import routing, service
 from server.records.schemas import (
-    EmergencyAccessRequest,
     EncounterClass,
     EncounterIn,
     IngestResult,
-    RecordView,
     RoutingRuleIn,
     RoutingRuleList,
     RoutingRuleView,
@@ -31,10 +26,6 @@ router = APIRouter()
 
 API = "/api/v1"
 JSON_TYPES = ("application/json", "application/fhir+json")
-
-IngestDep = Annotated[Principal, Depends(RequireScope(Scope.ingest))]
-RulesDep = Annotated[Principal, Depends(RequireRole(Role.supervisor, Role.admin))]
-BreakGlassDep = Annotated[Principal, Depends(RequireRole(Role.coder, Role.supervisor))]
 
 
 async def json_body(request: Request) -> Any:
@@ -204,51 +195,3 @@ def routing_delete(session: SessionDep, actor: RulesDep, rule_id: RowId) -> Resp
     """Remove a rule from the page."""
     routing.delete_rule(session, actor=actor, rule_id=rule_id)
     return RedirectResponse("/routing", status_code=303)
-
-
-# ---------------------------------------------------------------- break-glass
-
-
-@router.post(
-    f"{API}/work/{{work_item_id}}/emergency-access", tags=["work"], response_model=RecordView
-)
-def api_emergency_access(
-    session: SessionDep, actor: BreakGlassDep, work_item_id: RowId, body: EmergencyAccessRequest
-) -> RecordView:
-    """Open a chart outside the caller's own work, stating a reason; audited as emergency."""
-    return service.open_record(
-        session=session,
-        actor=actor,
-        work_item_id=work_item_id,
-        purpose="ETREAT",
-        emergency_reason=body.reason,
-    )
-
-
-@router.get("/emergency-access", response_class=HTMLResponse)
-def emergency_form(request: Request, _: BreakGlassDep) -> Response:
-    """The break-glass form: which item, and why."""
-    return render(request, "records/emergency.html", {"record": None})
-
-
-@router.post("/emergency-access", response_class=HTMLResponse)
-def emergency_open(
-    request: Request,
-    session: SessionDep,
-    actor: BreakGlassDep,
-    work_item_id: Annotated[int, Form(ge=1, le=MAX_ROW_ID)],
-    reason: Annotated[str, Form(max_length=200)],
-) -> Response:
-    """Open the chart read-only after the caller stated a reason (audited, flagged)."""
-    record = service.open_record(
-        session=session,
-        actor=actor,
-        work_item_id=work_item_id,
-        purpose="ETREAT",
-        emergency_reason=reason,
-    )
-    return render(
-        request,
-        "records/emergency.html",
-        {"record": record.model_dump(mode="json"), "reason": reason, "now": utcnow()},
-    )

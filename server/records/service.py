@@ -11,11 +11,12 @@ and never commit.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -23,7 +24,7 @@ from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.config import get_settings
 from server.errors import AppError, NotFound, ValidationFailed
-from server.keyring import Keyring, load_keyring
+from server.keyring import load_keyring, mrn_index
 from server.models import (
     DataKey,
     Document,
@@ -55,19 +56,6 @@ from server.records.schemas import (
 
 VIEWS = ("coding", "billing")
 BILLING_STATUSES = (Status.ready_for_billing, Status.billed)
-
-
-# ---------------------------------------------------------------- blind index
-
-
-def normalise_mrn(mrn: str) -> str:
-    """The MRN as indexed: trimmed, upper case, inner spaces removed."""
-    return "".join(mrn.split()).upper()
-
-
-def mrn_index(mrn: str, *, keyring: Keyring | None = None) -> str:
-    """The blind index of an MRN (HMAC-SHA256 under the keyring's separate index key)."""
-    return (keyring or load_keyring()).blind_index(normalise_mrn(mrn))
 
 
 # ---------------------------------------------------------------- create
@@ -279,16 +267,14 @@ def _refuse(
 
 
 def _decrypt(
-    *, keyring: Keyring, dk: DataKey, encounter: Encounter, docs: list[Document]
+    *, key: bytes, data_key_id: int, encounter: Encounter, docs: list[Document]
 ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[Document, dict[str, Any]]]]:
-    assert dk.id is not None  # noqa: S101
     assert encounter.id is not None  # noqa: S101
-    key = crypto.unwrap(keyring, data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)
     sealed = json.loads(
         crypto.open_sealed(
             key,
             encounter.sealed_patient,
-            aad=crypto.field_aad("encounter", encounter.id, "patient", data_key_id=dk.id),
+            aad=crypto.field_aad("encounter", encounter.id, "patient", data_key_id=data_key_id),
         )
     )
     hints: dict[str, Any] = {}
@@ -297,7 +283,7 @@ def _decrypt(
             crypto.open_sealed(
                 key,
                 encounter.sealed_hints,
-                aad=crypto.field_aad("encounter", encounter.id, "hints", data_key_id=dk.id),
+                aad=crypto.field_aad("encounter", encounter.id, "hints", data_key_id=data_key_id),
             )
         )
     opened = []
@@ -307,7 +293,7 @@ def _decrypt(
             crypto.open_sealed(
                 key,
                 doc.sealed,
-                aad=crypto.field_aad("document", doc.id, "content", data_key_id=dk.id),
+                aad=crypto.field_aad("document", doc.id, "content", data_key_id=data_key_id),
             )
         )
         opened.append((doc, content))
@@ -324,6 +310,50 @@ def _address(raw: dict[str, Any] | None) -> AddressView | None:
         state=raw.get("state"),
         postal_code=raw.get("postal_code"),
     )
+
+
+_MINT = object()  # only this module holds it: an ItemKey cannot be made elsewhere
+
+
+class ItemKey:
+    """The opened data key of one work item's encounter: the one way to open its other fields.
+
+    Other domains keep patient data of an item sealed under its encounter's data key (code
+    lines, QA and return reasons, ...). Opening them takes an `ItemKey`, and only this
+    module's audited doors hand one out: `open_record` (the view is audited first) and
+    `open_for_use` (the use is audited first). So a function that opens sealed item data
+    says so in its signature, and cannot be called without an audited access before it.
+    """
+
+    __slots__ = ("_data_key_id", "_key", "work_item_id")
+
+    def __init__(self, *, mint: object, work_item_id: int, key: bytes, data_key_id: int) -> None:
+        if mint is not _MINT:
+            raise TypeError("an ItemKey comes only from open_record or open_for_use")
+        self.work_item_id = work_item_id
+        self._key = key
+        self._data_key_id = data_key_id
+
+    def __repr__(self) -> str:
+        return f"ItemKey(work_item_id={self.work_item_id})"
+
+    def open(self, *, table: str, row_id: int, field: str, sealed: bytes) -> Any:
+        """The JSON value sealed for this row and field of this item (SealBroken if moved)."""
+        aad = crypto.field_aad(table, row_id, field, data_key_id=self._data_key_id)
+        return json.loads(crypto.open_sealed(self._key, sealed, aad=aad))
+
+    def seal(self, *, table: str, row_id: int, field: str, value: Any) -> bytes:
+        """Seal a JSON value for this row and field under the item's data key."""
+        aad = crypto.field_aad(table, row_id, field, data_key_id=self._data_key_id)
+        return crypto.seal(self._key, _dumps(value), aad=aad)
+
+
+@dataclass(frozen=True)
+class OpenedRecord:
+    """What an audited view hands out: the decrypted record and the key to the item's fields."""
+
+    record: RecordView
+    key: ItemKey
 
 
 # Built once (SQLAlchemy reuses their cache keys): every chart view runs them.
@@ -348,7 +378,7 @@ def open_record(
     purpose: str,
     view: str = "coding",
     emergency_reason: str | None = None,
-) -> RecordView:
+) -> OpenedRecord:
     """The decrypted record of a work item, if `actor` may see it now; audited first.
 
     Coders: an item leased to them (view "coding"). Supervisors: items in QA review
@@ -359,6 +389,9 @@ def open_record(
     Break-glass: with `emergency_reason` (one of CHARTDESK_EMERGENCY_REASONS) a coder or
     supervisor may open any item's coding view; it is audited as `emergency-access` with
     purpose ETREAT, and compliance sees it among the flags.
+
+    The data key is unwrapped once; the `ItemKey` returned beside the record opens the
+    item's other sealed fields (codes, reasons) within this audited view.
     """
     action = audit_service.Action.view_record
     item = session.get(WorkItem, work_item_id)
@@ -421,9 +454,9 @@ def open_record(
     )
     docs = list(session.execute(_DOCUMENTS, {"encounter_id": encounter.id}).scalars())
     try:
-        sealed, hints, opened = _decrypt(
-            keyring=load_keyring(), dk=dk, encounter=encounter, docs=docs
-        )
+        assert dk.id is not None  # noqa: S101
+        key = crypto.unwrap(load_keyring(), data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)
+        sealed, hints, opened = _decrypt(key=key, data_key_id=dk.id, encounter=encounter, docs=docs)
     except AppError as exc:
         _refuse(
             session,
@@ -452,7 +485,7 @@ def open_record(
     else:
         person = PatientView(**fields)
     assert patient.id is not None  # noqa: S101
-    return RecordView(
+    record = RecordView(
         work_item_id=work_item_id,
         encounter_id=encounter.id,
         patient_id=patient.id,
@@ -481,23 +514,35 @@ def open_record(
         hints=HintsView.model_validate(hints),
         payer=payer,
     )
+    return OpenedRecord(
+        record=record,
+        key=ItemKey(mint=_MINT, work_item_id=work_item_id, key=key, data_key_id=dk.id),
+    )
 
 
 # ---------------------------------------------------------------- other domains' sealed fields
 
 
-def _item_key(session: Session, *, work_item_id: int) -> tuple[bytes, int]:
-    """The plaintext data key of a work item's encounter and its id (RecordPurged if shredded)."""
-    dk = session.exec(
-        select(DataKey)
-        .join(Encounter, col(Encounter.data_key_id) == col(DataKey.id))
-        .join(WorkItem, col(WorkItem.encounter_id) == col(Encounter.id))
-        .where(WorkItem.id == work_item_id)
-    ).first()
-    if dk is None or dk.id is None:
+_ITEM_KEY = (
+    select(DataKey, Encounter.patient_id, Patient.mrn_index)
+    .join(Encounter, col(Encounter.data_key_id) == col(DataKey.id))
+    .join(Patient, col(Patient.id) == col(Encounter.patient_id))
+    .join(WorkItem, col(WorkItem.encounter_id) == col(Encounter.id))
+    .where(col(WorkItem.id) == bindparam("work_item_id"))
+)
+
+
+def _data_key(session: Session, *, work_item_id: int) -> tuple[DataKey, int, str]:
+    """A work item's data key row, patient id and MRN index (NotFound if no such item)."""
+    row = session.execute(_ITEM_KEY, {"work_item_id": work_item_id}).first()
+    if row is None or row[0].id is None:
         raise NotFound("No such work item.")
-    key = crypto.unwrap(load_keyring(), data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)
-    return key, dk.id
+    return row[0], row[1], row[2]
+
+
+def _unwrap(dk: DataKey) -> bytes:
+    assert dk.id is not None  # noqa: S101
+    return crypto.unwrap(load_keyring(), data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)
 
 
 def seal_for_item(
@@ -508,23 +553,44 @@ def seal_for_item(
     For patient data other domains store (code lines, reasons typed by people): the
     ciphertext is bound to `table`, `row_id`, `field` and the data key like the record's own
     fields, and dies with them when the record is purged (RecordPurged from then on).
+    Sealing reveals nothing, so it needs no audited view; opening needs an `ItemKey`.
     """
-    key, data_key_id = _item_key(session, work_item_id=work_item_id)
-    aad = crypto.field_aad(table, row_id, field, data_key_id=data_key_id)
-    return crypto.seal(key, _dumps(value), aad=aad)
+    dk, _, _ = _data_key(session, work_item_id=work_item_id)
+    assert dk.id is not None  # noqa: S101
+    aad = crypto.field_aad(table, row_id, field, data_key_id=dk.id)
+    return crypto.seal(_unwrap(dk), _dumps(value), aad=aad)
 
 
-def open_for_item(
-    session: Session, *, work_item_id: int, table: str, row_id: int, field: str, sealed: bytes
-) -> Any:
-    """The JSON value `seal_for_item` sealed for this row and field (SealBroken if moved).
+def open_for_use(
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    action: audit_service.Action,
+    purpose: str | None,
+    detail: str | None = None,
+) -> ItemKey:
+    """The key to an item's sealed fields for a use that shows no record (submit, ...).
 
-    No audit here: call it only where the data is shown or used, in a transaction that
-    audits that view or use (open_record, code-save, submit, claim-export).
+    The caller has already checked its right to the item (a held lease, say). The use is
+    audited here, in the caller's transaction, with the patient's ids, before the key is
+    handed out: the audit row is the use's own record, so the caller writes no second one.
     """
-    key, data_key_id = _item_key(session, work_item_id=work_item_id)
-    aad = crypto.field_aad(table, row_id, field, data_key_id=data_key_id)
-    return json.loads(crypto.open_sealed(key, sealed, aad=aad))
+    dk, patient_id, index = _data_key(session, work_item_id=work_item_id)
+    assert dk.id is not None  # noqa: S101
+    if dk.wrapped is None:
+        raise crypto.RecordPurged("This record was purged: its encryption key was destroyed.")
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        patient_id=patient_id,
+        mrn_index=index,
+        work_item_id=work_item_id,
+        purpose=purpose,
+        detail=detail,
+    )
+    return ItemKey(mint=_MINT, work_item_id=work_item_id, key=_unwrap(dk), data_key_id=dk.id)
 
 
 # ---------------------------------------------------------------- ingest
@@ -549,88 +615,3 @@ def ingest_fhir(session: Session, *, actor: Principal, bundle: Any) -> list[Inge
 def ingest_json(session: Session, *, actor: Principal, payload: Any) -> list[IngestedItem]:
     """One encounter in Chartdesk's JSON form."""
     return [create_encounter(session, actor=actor, data=validate_encounter(payload))]
-
-
-# ---------------------------------------------------------------- key rotation, purge
-
-
-def pending_rewrap(session: Session, *, keyring: Keyring | None = None) -> int:
-    """How many live data keys are not yet wrapped by the primary key."""
-    primary = (keyring or load_keyring()).primary_wrapping_id
-    count = session.exec(
-        select(func.count())
-        .select_from(DataKey)
-        .where(DataKey.kek_id != primary, col(DataKey.wrapped).is_not(None))
-    ).one()
-    return int(count)
-
-
-def rewrap_batch(session: Session, *, limit: int = 500, keyring: Keyring | None = None) -> int:
-    """Re-wrap up to `limit` data keys under the primary key; returns how many were done.
-
-    Data is not re-encrypted: each key is unwrapped with the KEK that wrapped it (still in the
-    keyring) and wrapped again under the primary. Run batches until it returns 0; stopping
-    half way is safe, since what is left is simply what is not yet under the primary.
-    """
-    ring = keyring or load_keyring()
-    primary = ring.primary_wrapping_id
-    keys = session.exec(
-        select(DataKey)
-        .where(DataKey.kek_id != primary, col(DataKey.wrapped).is_not(None))
-        .order_by(col(DataKey.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for dk in keys:
-        assert dk.id is not None  # noqa: S101
-        plain = crypto.unwrap(ring, data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)
-        dk.kek_id, dk.wrapped = crypto.wrap(ring, plain, data_key_id=dk.id)
-        session.add(dk)
-    session.flush()
-    return len(keys)
-
-
-def _billed_at(session: Session, item: WorkItem) -> datetime:
-    at = session.exec(
-        select(func.max(WorkItemEvent.at)).where(
-            WorkItemEvent.work_item_id == item.id, WorkItemEvent.to_status == Status.billed
-        )
-    ).one()
-    return at if isinstance(at, datetime) else item.updated_at
-
-
-def purge_billed_before(session: Session, *, actor: Principal, before: datetime) -> list[int]:
-    """Crypto-shred billed encounters billed before `before`: destroy their data keys.
-
-    Metadata, work items and the audit log stay; the sealed content can never be opened
-    again (`open_record` answers RecordPurged). Returns the purged work item ids; each purge
-    is audited (ids only).
-    """
-    rows = session.exec(
-        select(WorkItem, Encounter, DataKey)
-        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
-        .join(DataKey, col(DataKey.id) == col(Encounter.data_key_id))
-        .where(WorkItem.status == Status.billed, col(DataKey.wrapped).is_not(None))
-        .order_by(col(WorkItem.id))
-    ).all()
-    purged = []
-    now = utcnow()
-    for item, encounter, dk in rows:
-        if _billed_at(session, item) >= before:
-            continue
-        dk.wrapped = None
-        dk.destroyed_at = now
-        session.add(dk)
-        assert item.id is not None  # noqa: S101
-        audit_service.record(
-            session,
-            actor=actor,
-            action=audit_service.Action.purge,
-            patient_id=encounter.patient_id,
-            work_item_id=item.id,
-            purpose=None,
-            detail=f"encounter={encounter.id} data_key={dk.id}",
-        )
-        purged.append(item.id)
-    session.flush()
-    return purged

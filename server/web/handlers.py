@@ -11,9 +11,11 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.errors import AppError, NotAuthenticated
+from server.web import forms
 from server.web.templates import is_htmx, render
 
 _STATUS_CODES = {
@@ -93,6 +95,10 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
+        if not wants_json(request):  # a form that failed: its page again, with the message
+            page = await run_in_threadpool(forms.error_page, request, exc)
+            if page is not None:
+                return page
         if isinstance(exc, NotAuthenticated) and not wants_json(request):
             if is_htmx(request):
                 return HTMLResponse("", status_code=401, headers={"HX-Redirect": "/login"})

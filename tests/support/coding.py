@@ -93,3 +93,26 @@ def pyx12_accepts(text: str) -> tuple[bool, str]:
     finally:
         logger.removeHandler(handler)
     return bool(ok), log.getvalue()
+
+
+def item_key(session: Any, work_item_id: int) -> Any:
+    """The key to an item's sealed fields, as a test reads them (an audited use, like submit)."""
+    from server.audit.service import Action
+    from server.auth.principal import system_principal
+    from server.records import service as records_service
+
+    return records_service.open_for_use(
+        session,
+        actor=system_principal("test"),
+        work_item_id=work_item_id,
+        action=Action.view_record,
+        purpose="HOPERAT",
+        detail="test read",
+    )
+
+
+def saved_codes(session: Any, work_item_id: int) -> Any:
+    """The item's stored code lines, opened from their sealed value."""
+    from server.coding import service as coding_service
+
+    return coding_service.get_codes(session, key=item_key(session, work_item_id))

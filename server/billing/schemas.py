@@ -1,0 +1,51 @@
+"""Request and response models of the billing API (no patient data in any of them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class BilledRequest(BaseModel):
+    """`POST /api/v1/billing/{id}/billed`: the payer's or clearinghouse's claim number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    claim_number: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._/-]+$")
+
+
+class ReturnRequest(BaseModel):
+    """`POST /api/v1/billing/{id}/return`: why the coding goes back to its coder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ReadyEncounter(BaseModel):
+    """Encounter fields in clear (routing metadata, no patient data)."""
+
+    class_: str = Field(serialization_alias="class")
+    facility: str | None
+    service_type: str | None
+    payer_class: str | None
+    start: datetime | None
+    end: datetime | None
+
+
+class ReadyItem(BaseModel):
+    """One item ready to bill."""
+
+    id: int
+    queue: str
+    encounter: ReadyEncounter
+    coded_by: str | None
+    coded_at: datetime | None
+
+
+class ReadyList(BaseModel):
+    """A page of items ready to bill."""
+
+    items: list[ReadyItem]
+    next_cursor: str | None = None

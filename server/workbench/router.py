@@ -1,0 +1,166 @@
+"""HTTP routes that show a chart: the coder's item page and code panel, QA review,
+break-glass, and `GET /api/v1/work/{id}`. Each is one call to `service`.
+
+Included after the queue router, so that its fixed paths (`/api/v1/work/mine`) come first.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse
+
+from server.auth.deps import (
+    MAX_ROW_ID,
+    CoderDep,
+    CoderOrSupervisorDep,
+    RowId,
+    SessionDep,
+    SupervisorDep,
+)
+from server.config import get_settings
+from server.models.base import utcnow
+from server.queue.schemas import WorkItemView
+from server.records.schemas import EmergencyAccessRequest, RecordView
+from server.web.templates import render
+from server.workbench import service
+from server.workbench.service import ChartView
+
+router = APIRouter()
+
+API = "/api/v1"
+
+
+def _code_entry(chart: ChartView) -> dict[str, Any]:
+    """What the code entry panel (templates/coding/workbench.html) shows."""
+    return {
+        "item_id": chart.item.id,
+        "returned": chart.returned,
+        "inpatient": chart.inpatient,
+        "codes": chart.codes,
+        "problems": chart.problems,
+    }
+
+
+@router.get(f"{API}/work/{{work_item_id}}", tags=["work"])
+def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[str, Any]:
+    """The decrypted record of an item the caller holds, audited before it leaves."""
+    chart = service.open_chart(
+        session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
+    )
+    view = WorkItemView.of(chart.row).model_dump(mode="json")
+    record = chart.record.model_dump(mode="json")
+    record["codes"] = chart.codes.model_dump(mode="json")
+    return {
+        **view,
+        **record,
+        "id": chart.item.id,
+        "status": chart.item.status,
+        "queue": view["queue"],
+    }
+
+
+@router.get("/work/{work_item_id}", response_class=HTMLResponse)
+def item_page(
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
+) -> Response:
+    """The item page: the chart of a leased item beside its code entry panel."""
+    page = service.item_page(session, actor=actor, work_item_id=work_item_id)
+    chart = page.chart
+    return render(
+        request,
+        "queue/item.html",
+        {
+            "row": page.row,
+            "record": chart.record.model_dump(mode="json") if chart else None,
+            "hold_reasons": get_settings().hold_reasons,
+            "now": utcnow(),
+            **(_code_entry(chart) if chart else {}),
+        },
+    )
+
+
+@router.get("/work/{work_item_id}/codes", response_class=HTMLResponse)
+def codes_fragment(
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
+) -> Response:
+    """The code entry panel of the workbench, with the saved draft and its checks."""
+    chart = service.open_chart(
+        session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding", checks=True
+    )
+    return render(request, "coding/workbench.html", _code_entry(chart), block="code_entry")
+
+
+@router.get("/qa/{work_item_id}", response_class=HTMLResponse)
+def qa_item_page(
+    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: RowId
+) -> Response:
+    """One sampled item: the chart (audited view) and the coder's codes, to accept or correct."""
+    chart = service.open_chart(
+        session, actor=actor, work_item_id=work_item_id, purpose="HOPERAT", view="qa"
+    )
+    return render(
+        request,
+        "coding/qa_item.html",
+        {
+            "item": chart.item,
+            "record": chart.record,
+            "codes": chart.codes,
+            "inpatient": chart.inpatient,
+        },
+    )
+
+
+# ---------------------------------------------------------------- break-glass
+
+
+@router.post(
+    f"{API}/work/{{work_item_id}}/emergency-access", tags=["work"], response_model=RecordView
+)
+def api_emergency_access(
+    session: SessionDep,
+    actor: CoderOrSupervisorDep,
+    work_item_id: RowId,
+    body: EmergencyAccessRequest,
+) -> RecordView:
+    """Open a chart outside the caller's own work, stating a reason; audited as emergency."""
+    chart = service.open_chart(
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        purpose="ETREAT",
+        view="emergency",
+        emergency_reason=body.reason,
+    )
+    return chart.record
+
+
+@router.get("/emergency-access", response_class=HTMLResponse)
+def emergency_form(request: Request, _: CoderOrSupervisorDep) -> Response:
+    """The break-glass form: which item, and why."""
+    return render(request, "records/emergency.html", {"record": None})
+
+
+@router.post("/emergency-access", response_class=HTMLResponse)
+def emergency_open(
+    request: Request,
+    session: SessionDep,
+    actor: CoderOrSupervisorDep,
+    work_item_id: Annotated[int, Form(ge=1, le=MAX_ROW_ID)],
+    reason: Annotated[str, Form(max_length=200)],
+) -> Response:
+    """Open the chart read-only after the caller stated a reason (audited, flagged)."""
+    chart = service.open_chart(
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        purpose="ETREAT",
+        view="emergency",
+        emergency_reason=reason,
+    )
+    return render(
+        request,
+        "records/emergency.html",
+        {"record": chart.record.model_dump(mode="json"), "reason": reason, "now": utcnow()},
+    )

@@ -1,0 +1,118 @@
+"""`open_chart`: the chart for every caller, under one audited view.
+
+Which item a caller may open, and for what, depends on the view:
+
+- `coding`: the coder's workbench; the item must be leased to the caller (purpose TREAT).
+- `qa`: a supervisor's QA review of an item waiting for it (purpose HOPERAT).
+- `emergency`: break-glass, any item, with a listed reason (purpose ETREAT; flagged).
+
+The record is opened through `records.service.open_record`, which audits the view before it
+decrypts and hands back the `ItemKey` that opens the item's other sealed fields here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlmodel import Session
+
+from server.auth.principal import Principal
+from server.billing import service as billing_service
+from server.billing.service import ReturnNote
+from server.coding import service as coding_service
+from server.coding.schemas import Codes
+from server.models import Status, WorkItem
+from server.queue import service as queue_service
+from server.queue.service import ItemRow
+from server.records import service as records_service
+from server.records.schemas import RecordView
+
+ChartKind = Literal["coding", "qa", "emergency"]
+
+
+@dataclass(frozen=True)
+class ChartView:
+    """One chart as every page and answer shows it (in memory only, never stored)."""
+
+    row: ItemRow
+    record: RecordView
+    codes: Codes
+    problems: coding_service.Validation | None  # the checks, when asked for
+    inpatient: bool
+    returned: ReturnNote | None
+
+    @property
+    def item(self) -> WorkItem:
+        """The work item (read once, locked for the request on the coder's view)."""
+        return self.row.item
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """The coder's item page: the item, and its chart while it is leased to them."""
+
+    row: ItemRow
+    chart: ChartView | None
+
+
+def _checked_item(
+    session: Session, *, actor: Principal, work_item_id: int, view: ChartKind
+) -> WorkItem | None:
+    """The item if the caller may open it in this view (None: open_record decides)."""
+    if view == "coding":
+        return queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
+    if view == "qa":
+        return coding_service.qa_item(session, actor=actor, work_item_id=work_item_id)
+    return None
+
+
+def open_chart(
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    purpose: str,
+    view: ChartKind,
+    emergency_reason: str | None = None,
+    checks: bool = False,
+) -> ChartView:
+    """The chart of a work item, if `actor` may open it in `view`; the view audited first.
+
+    `checks`: also run the code checks on the saved codes (what the code panel shows).
+    """
+    item = _checked_item(session, actor=actor, work_item_id=work_item_id, view=view)
+    opened = records_service.open_record(
+        session=session,
+        actor=actor,
+        work_item_id=work_item_id,
+        purpose=purpose,
+        view="coding",
+        emergency_reason=emergency_reason if view == "emergency" else None,
+    )
+    if item is None:
+        item = session.get(WorkItem, work_item_id)
+        assert item is not None  # noqa: S101 - open_record found it
+    inpatient = coding_service.is_inpatient(session, item)
+    codes = coding_service.get_codes(session, key=opened.key)
+    return ChartView(
+        row=queue_service.item_row(session, item=item),
+        record=opened.record,
+        codes=codes,
+        problems=coding_service.validate(session, codes=codes, inpatient=inpatient)
+        if checks
+        else None,
+        inpatient=inpatient,
+        returned=billing_service.last_return(session, key=opened.key),
+    )
+
+
+def item_page(session: Session, *, actor: Principal, work_item_id: int) -> ItemPage:
+    """The coder's page of an item in their list; the chart only while they hold its lease."""
+    item = queue_service.my_item(session, actor=actor, work_item_id=work_item_id)
+    if item.status != Status.in_progress:
+        return ItemPage(row=queue_service.item_row(session, item=item), chart=None)
+    chart = open_chart(
+        session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding", checks=True
+    )
+    return ItemPage(row=chart.row, chart=chart)

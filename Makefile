@@ -31,10 +31,15 @@ test-sqlite: install
 test-pg: install
 	CHARTDESK_TEST_DB=postgresql $(VENV)/bin/pytest
 
+# alembic check: the models and the migrations describe the same schema (a throwaway SQLite).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy server
 	$(VENV)/bin/bandit -q -r server -ll
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	  CHARTDESK_DATABASE_URL="sqlite:///$$d/lint.db" $(VENV)/bin/alembic upgrade head && \
+	  CHARTDESK_DATABASE_URL="sqlite:///$$d/lint.db" $(VENV)/bin/alembic check
 
 # Known vulnerabilities in the installed packages (PyPI advisories). Best effort: when the
 # advisory service cannot be reached (offline machine) it says so and does not fail.

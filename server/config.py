@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     # can measure the cipher's cost. Honoured only in development; refused in production.
     bench_null_cipher: bool = False
 
+    @field_validator("keyring_file", "demo_file", "audit_checkpoint_file", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        """`CHARTDESK_X_FILE=` (empty) means unset, not the current directory."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_addresses(cls, value: list[str]) -> list[str]:

@@ -63,8 +63,10 @@ def _serve(host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        # X-Forwarded-For is believed only from CHARTDESK_TRUSTED_PROXIES (default none):
+        # the audit log's source address and the per-address sign-in limit rest on it.
+        proxy_headers=bool(get_settings().trusted_proxies),
+        forwarded_allow_ips=get_settings().trusted_proxies or [],
         log_level="info",
         # uvicorn's access log prints every path with its query string, and some carry
         # patient data (an MRN in /api/v1/audit/events?patient=, typed codes in searches).

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
         "other",
     ]
     trusted_origins: list[str] = []
+    # Reverse proxies whose X-Forwarded-For is believed (the client address in the audit log
+    # and the per-address sign-in limit come from it). Default none: any local process
+    # could otherwise forge both.
+    trusted_proxies: list[str] = []
     log_level: str = "INFO"
     demo_file: Path | None = None  # set by `chartdesk demo`: shows demo codes on sign-in
     # Rate limits (issue 7). Sign-in: counted in the database, so every process shares them.
@@ -99,6 +104,27 @@ class Settings(BaseSettings):
     # Benchmark only (issue 8): records sealed and opened without encryption, so `make bench`
     # can measure the cipher's cost. Honoured only in development; refused in production.
     bench_null_cipher: bool = False
+
+    @field_validator("keyring_file", "demo_file", "audit_checkpoint_file", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        """`CHARTDESK_X_FILE=` (empty) means unset, not the current directory."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        """Each trusted proxy is an IP address or network (CIDR); "*" is refused."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ValueError(
+                    f"CHARTDESK_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _no_null_cipher_in_production(self) -> Settings:

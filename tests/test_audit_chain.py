@@ -477,3 +477,23 @@ def test_checkpoints_every_n_events_or_t_seconds_even_when_idle(
     report = chain.verify()
     assert report.ok
     assert report.checkpoints_checked == 3
+
+
+def test_an_empty_checkpoint_file_setting_means_unset(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`CHARTDESK_AUDIT_CHECKPOINT_FILE=` was taken as "." and verify crashed
+    (IsADirectoryError)."""
+    from server.cli import app
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("CHARTDESK_AUDIT_CHECKPOINT_FILE", "")
+    get_settings.cache_clear()
+    assert get_settings().audit_checkpoint_file is None
+    _sealed(3)
+    out = CliRunner().invoke(app, ["audit", "verify"])
+    assert out.exit_code == 0, out.output
+    assert "intact: 3 events, 1 signed checkpoints" in out.output
+    assert list(cwd.iterdir()) == []

@@ -273,6 +273,56 @@ def test_exports_parse_and_are_audited(client: TestClient) -> None:
     )
 
 
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/","x")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1,2)",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+def _formula_cells(text: str) -> list[str]:
+    """Cells of a CSV that a spreadsheet would run as a formula."""
+    return [
+        cell
+        for row in csv.reader(io.StringIO(text, newline=""))
+        for cell in row
+        if cell[:1] in ("=", "+", "-", "@", "\t", "\r")
+    ]
+
+
+def test_csv_exports_escape_formulas_typed_at_the_sign_in_page(
+    client: TestClient, db_url: str
+) -> None:
+    """Anyone can write a username and a User-Agent into the log without signing in: the
+    CSV export (API and shell) must hand them to a spreadsheet as text, never formulas."""
+    from server.cli import app
+
+    for n, formula in enumerate(FORMULAS):
+        r = client.post(
+            "/api/v1/session",
+            json={"username": formula, "password": "x", "totp": "000000"},
+            headers={"User-Agent": FORMULAS[-1 - n], "X-Forwarded-For": "=1+1"},
+        )
+        assert r.status_code == 401
+    r = client.get("/api/v1/audit/export", params={"format": "csv"}, headers=_auditor(client))
+    assert r.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(r.text, newline="")))
+    failed = [row for row in rows if row["action"] == "sign-in-failed"]
+    # Usernames are stored lower-cased and trimmed; each still reads as a formula.
+    assert len(failed) == len(FORMULAS)
+    assert all(row["actor"].startswith("'") for row in failed), failed
+    assert failed[0]["actor"].startswith("'=hyperlink(")
+    assert [row["user_agent"] for row in failed] == ["'" + f for f in reversed(FORMULAS)]
+    assert _formula_cells(r.text) == []
+    out = CliRunner().invoke(app, ["audit", "export", "--format", "csv"])
+    assert out.exit_code == 0, out.output
+    assert "'=HYPERLINK(" in out.stdout
+    assert _formula_cells(out.stdout) == []
+
+
 def test_cli_export_writes_ndjson_and_csv(db_url: str) -> None:
     from server.cli import app
 

@@ -115,6 +115,10 @@ def test_fhir_claim_and_csv():
     assert resource["provider"]["identifier"]["value"] == "1234567893"
     claim = _claim(False)
     claim.patient_last = "=HYPERLINK(1)"
+    claim.patient_first = "\tcmd"
+    claim.member_id = "\r+1"
     rows = list(csv.DictReader(io.StringIO(x12.build_csv(claim, Settings()))))
     assert [r["code"] for r in rows] == ["E11.9", "I10", "J45.909", "99213", "J1100"]
     assert rows[0]["patient_last"] == "'=HYPERLINK(1)"
+    assert rows[0]["patient_first"] == "'\tcmd"
+    assert rows[0]["member_id"] == "'\r+1"

@@ -161,3 +161,42 @@ def test_32_coders_on_two_processes_claim_every_item_exactly_once(db_url, keyrin
     assert statuses == {Status.on_hold: ITEMS}
     assert set(claims.values()) == {1}
     assert len(claims) == ITEMS
+
+
+@pytest.mark.pg_only
+def test_parallel_next_as_one_coder_never_exceeds_the_lease_limit(db_url, live_server):
+    """8 tabs of one coder press Next at the same instant: with CHARTDESK_MAX_LEASED_ITEMS=1
+    (the default) exactly one chart is leased, and every tab is handed that one."""
+    make_items(20, queue="q0")
+    account = make_user("tabs", "coder", queues=["q0"])
+    with httpx.Client(base_url=live_server.url, timeout=60) as first:
+        _sign_in(first, account)
+        cookies, headers = dict(first.cookies), dict(first.headers)
+    tabs = 8
+    start = threading.Barrier(tabs)
+    answers: list[tuple[int, int | None]] = []
+    lock = threading.Lock()
+
+    def tab() -> None:
+        with httpx.Client(
+            base_url=live_server.url, timeout=60, cookies=cookies, headers=headers
+        ) as client:
+            start.wait()
+            r = client.post("/api/v1/work/next")
+            with lock:
+                answers.append((r.status_code, r.json()["id"] if r.status_code == 200 else None))
+
+    for _ in range(3):  # a few rounds: the race is a matter of timing
+        answers.clear()
+        threads = [threading.Thread(target=tab) for _ in range(tabs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [status for status, _ in answers] == [200] * tabs
+        with Session(get_engine()) as s:
+            leased = s.exec(select(WorkItem.id).where(WorkItem.status == Status.in_progress)).all()
+        assert len(leased) == 1, f"{len(leased)} charts leased to one coder, limit 1"
+        assert {item_id for _, item_id in answers} == set(leased)
+        with httpx.Client(base_url=live_server.url, cookies=cookies, headers=headers) as c:
+            assert c.post(f"/api/v1/work/{leased[0]}/release").status_code == 200

@@ -291,3 +291,57 @@ def test_control_characters_in_clear_fields_are_refused(ingest):
         ["facility"],
     ]
     _assert_nothing_stored(before)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/fhir", "/api/v1/encounters"])
+@pytest.mark.parametrize("depth", [100_000, 500])
+def test_deeply_nested_json_is_refused_and_nothing_stored(ingest, path, depth):
+    """`[` x 100,000 made the parser overflow the stack (500); 500 levels would reach code
+    that walks the tree. Either is refused 422 naming the body, before anything is stored."""
+    before = row_counts()
+    body = b"[" * depth + b"]" * depth
+    r = ingest.post(path, content=body, headers=FHIR)
+    assert r.status_code == 422, r.text[:300]
+    error = r.json()["error"]
+    assert error["code"] == "json_too_deep"
+    assert error["details"][0]["loc"] == ["body"]
+    assert "nested" in error["message"]
+    _assert_nothing_stored(before)
+    nested = {"resourceType": "Bundle", "type": "batch", "entry": []}
+    inner: dict = nested
+    for _ in range(200):
+        inner["extension"] = [{}]
+        inner = inner["extension"][0]
+    assert ingest.post(path, json=nested).status_code == 422
+    _assert_nothing_stored(before)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("2026-10-01T09:00:00Z", "9999-12-31T23:59:59Z", "end"),
+        ("0001-01-01T00:00:00+23:59", "2026-10-01T09:00:00Z", "start"),
+        ("2026-10-01T09:00:00Z", "2026-09-30T09:00:00Z", "end"),
+    ],
+    ids=["end-at-the-end-of-time", "start-before-year-1-in-utc", "end-before-start"],
+)
+def test_encounter_times_out_of_range_or_backwards_are_422_naming_the_field(
+    ingest, start, end, field
+):
+    before = row_counts()
+    data = encounter_data().model_dump(mode="json", by_alias=True)
+    data["start"], data["end"] = start, end
+    r = ingest.post("/api/v1/encounters", json=data)
+    assert r.status_code == 422, r.text[:300]
+    assert [d["loc"] for d in r.json()["error"]["details"]] == [[field]]
+    bundle = _small()
+    encounter = next(
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    )
+    encounter["period"] = {"start": start, "end": end}
+    r = ingest.post("/api/v1/fhir", json=bundle)
+    assert r.status_code == 422, r.text[:300]
+    locs = [d["loc"] for d in r.json()["error"]["details"]]
+    assert len(locs) == 1
+    assert locs[0][-1] == field
+    _assert_nothing_stored(before)

@@ -8,16 +8,27 @@ client's delayed ACK, about 40 ms per request. asyncio only turns it off for soc
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from server.config import Settings
+from server.db import get_engine
 from server.web.protocol import NoDelayHttpToolsProtocol
+from tests.support.pgcluster import free_port
 
 
 async def _ok(scope: Any, receive: Any, send: Any) -> None:  # a minimal ASGI app
@@ -83,3 +94,66 @@ def test_serve_uses_the_no_delay_protocol(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr("server.migrate.check_current", lambda _engine: None)
     cli._serve("127.0.0.1", 0, 1)
     assert captured["http"] is NoDelayHttpToolsProtocol
+
+
+@pytest.mark.parametrize(
+    ("trusted", "recorded"),
+    [(None, "127.0.0.1"), ('["127.0.0.1"]', "203.0.113.9")],
+    ids=["default-trusts-no-proxy", "listed-proxy-is-believed"],
+)
+def test_serve_believes_x_forwarded_for_only_from_trusted_proxies(
+    db_url: str, keyring: Path, trusted: str | None, recorded: str
+) -> None:
+    """Any local process could otherwise forge the audit source address (and with it dodge
+    the per-address sign-in limit) by sending X-Forwarded-For from 127.0.0.1."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHARTDESK_DATABASE_URL": db_url,
+        "CHARTDESK_KEYRING_FILE": str(keyring),
+        "CHARTDESK_ENV": "development",
+        "CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS": "0",
+    }
+    env.pop("CHARTDESK_TRUSTED_PROXIES", None)
+    if trusted is not None:
+        env["CHARTDESK_TRUSTED_PROXIES"] = trusted
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, "chartdesk serve exited"
+            assert time.monotonic() < deadline, "chartdesk serve did not start"
+            time.sleep(0.2)
+        r = httpx.post(
+            f"{url}/api/v1/session",
+            json={"username": "nobody", "password": "x", "totp": "000000"},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+        )
+        assert r.status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    with get_engine().connect() as conn:
+        ips = conn.execute(
+            text("SELECT source_ip FROM audit_event WHERE action = 'sign-in-failed'")
+        ).scalars()
+        assert list(ips) == [recorded]
+
+
+def test_trusted_proxies_must_be_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHARTDESK_TRUSTED_PROXIES", '["10.0.0.0/8", "::1", "192.0.2.7"]')
+    assert Settings().trusted_proxies == ["10.0.0.0/8", "::1", "192.0.2.7"]
+    monkeypatch.setenv("CHARTDESK_TRUSTED_PROXIES", '["*"]')
+    with pytest.raises(ValidationError, match="not an IP address"):
+        Settings()

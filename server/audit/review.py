@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import io
 import json
 from collections import Counter, defaultdict
@@ -26,6 +25,7 @@ from server.audit.chain import VerifyReport, seal_pending, verify
 from server.audit.service import Action, Outcome
 from server.auth.principal import Principal
 from server.config import get_settings
+from server.csvsafe import SafeWriter
 from server.db import is_sqlite, session_scope
 from server.errors import ValidationFailed
 from server.keyring import mrn_index
@@ -710,7 +710,7 @@ def export_lines(fmt: str, flt: EventFilter, *, chunk: int = 2000) -> Iterator[s
     """The export, streamed in id order from its own read session (NDJSON or CSV text)."""
     if fmt == "csv":
         buf = io.StringIO()
-        csv.writer(buf).writerow(CSV_COLUMNS)
+        SafeWriter(buf).writerow(CSV_COLUMNS)
         yield buf.getvalue()
     last = 0
     while True:
@@ -725,7 +725,7 @@ def export_lines(fmt: str, flt: EventFilter, *, chunk: int = 2000) -> Iterator[s
             return
         buf = io.StringIO()
         if fmt == "csv":
-            writer = csv.writer(buf)
+            writer = SafeWriter(buf)
             for event in rows:
                 writer.writerow(csv_row(event))
         else:

@@ -7,7 +7,6 @@ functions of it and of the billing settings; they never read the database.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.config import Settings
+from server.csvsafe import SafeWriter
 
 IMPL_837P = "005010X222A1"
 IMPL_837I = "005010X223A2"
@@ -488,15 +488,15 @@ CSV_COLUMNS = [
 def build_csv(claim: ClaimData, settings: Settings) -> str:
     """The claim as CSV: one row per diagnosis and per line, claim fields repeated."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     common = [
-        _csv_safe(claim.patient_last),
-        _csv_safe(claim.patient_first),
+        claim.patient_last,
+        claim.patient_first,
         claim.birth_date or "",
         claim.sex or "",
-        _csv_safe(claim.payer_name),
-        _csv_safe(claim.member_id),
+        claim.payer_name,
+        claim.member_id,
         claim.start.isoformat() if claim.start else "",
         claim.end.isoformat() if claim.end else "",
         settings.billing_provider_npi,
@@ -537,12 +537,6 @@ def build_csv(claim: ClaimData, settings: Settings) -> str:
             ]
         )
     return out.getvalue()
-
-
-def _csv_safe(value: str | None) -> str:
-    """Neutralise spreadsheet formulas in a cell that came from outside."""
-    text = value or ""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def dumps_fhir(resource: dict[str, Any]) -> str:

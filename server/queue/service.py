@@ -438,21 +438,30 @@ _HELD = (
     .where(col(User.id) == bindparam("me"))
     .order_by(col(WorkItem.lease_expires_at))
 )
-_HELD_AND_LOCK = {
-    "sqlite": _HELD,  # every SQLite transaction here holds the one write lock anyway
-    "postgresql": _HELD.with_for_update(of=User.__table__, key_share=True),  # type: ignore[attr-defined]
-}
+# PostgreSQL: the caller's user row, locked FOR NO KEY UPDATE (self-conflicting, so one
+# claim at a time per coder; foreign-key checks take KEY SHARE and are not blocked). It is
+# its own statement on purpose: a statement that waits for a row lock re-reads only the
+# locked row afterwards, so leases read by the same statement would come from the snapshot
+# taken before the wait and miss the ones the other tab just committed (8 parallel Nexts
+# gave 8 leases with a limit of 1). The held leases are read by the next statement, whose
+# snapshot begins after the lock was granted.
+_LOCK_CODER = (
+    select(col(User.id)).where(col(User.id) == bindparam("me")).with_for_update(key_share=True)
+)
 
 
 def _lock_coder_and_held(
     session: Session, *, me: int, me_name: str, now: datetime
 ) -> list[ItemRow]:
-    """The live leases the caller holds, soonest to expire first, in one query.
+    """The live leases the caller holds, soonest to expire first.
 
-    On PostgreSQL it also locks the caller's user row (FOR NO KEY UPDATE) until the claim
+    On PostgreSQL it first locks the caller's user row (FOR NO KEY UPDATE) until the claim
     commits: one claim at a time per coder (two tabs pressing Next), without blocking others.
+    On SQLite every transaction here already holds the one write lock.
     """
-    rows = session.execute(_HELD_AND_LOCK[_dialect(session)], {"me": me, "now": now}).all()
+    if _dialect(session) == "postgresql":
+        session.execute(_LOCK_CODER, {"me": me})
+    rows = session.execute(_HELD, {"me": me, "now": now}).all()
     return [
         ItemRow(item=item, queue=queue_name, owner=me_name)
         for item, queue_name in rows
@@ -502,8 +511,8 @@ def claim_next(session: Session, *, actor: Principal, queue: str | None = None) 
 
     From the named queue (404 if unknown, 403 if not a member) or all the caller's queues.
     If the caller already holds `max_leased_items` live leases, the one held is returned.
-    None when nothing is waiting. Seven statements on PostgreSQL: queues, sweep, lock and
-    held leases, the claim (returning the whole row), its event and audit rows, commit.
+    None when nothing is waiting. Eight statements on PostgreSQL: queues, sweep, the coder lock,
+    the held leases, the claim (returning the whole row), its event and audit rows, commit.
     """
     me = _user_id(actor)
     now = utcnow()

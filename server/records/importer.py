@@ -8,7 +8,6 @@ export style) are gathered into one collection bundle per file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,10 @@ def collect(paths: list[Path]) -> list[Path]:
     return found
 
 
+def _json_problem(exc: AppError) -> str:
+    return "not valid JSON" if exc.code == "invalid_json" else exc.message
+
+
 def _units_of(path: Path) -> Iterator[Unit]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -59,9 +62,9 @@ def _units_of(path: Path) -> Iterator[Unit]:
         return
     if path.suffix.lower() != ".ndjson":
         try:
-            yield Unit(where=str(path), payload=json.loads(text))
-        except ValueError:
-            yield Unit(where=str(path), error="not valid JSON")
+            yield Unit(where=str(path), payload=service.parse_json(text))
+        except AppError as exc:
+            yield Unit(where=str(path), error=_json_problem(exc))
         return
     loose: list[dict[str, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -69,9 +72,9 @@ def _units_of(path: Path) -> Iterator[Unit]:
             continue
         where = f"{path}:{number}"
         try:
-            value = json.loads(line)
-        except ValueError:
-            yield Unit(where=where, error="not valid JSON")
+            value = service.parse_json(line)
+        except AppError as exc:
+            yield Unit(where=where, error=_json_problem(exc))
             continue
         kind = value.get("resourceType") if isinstance(value, dict) else None
         if kind is None or kind == "Bundle":

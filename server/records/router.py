@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from server.auth.deps import IngestDep, RowId, RulesDep, SessionDep
-from server.errors import AppError, UnsupportedMediaType
+from server.errors import UnsupportedMediaType
 from server.queue import service as queue_service
 from server.records import routing, service
 from server.records.schemas import (
@@ -29,7 +28,8 @@ JSON_TYPES = ("application/json", "application/fhir+json")
 
 
 async def json_body(request: Request) -> Any:
-    """The request body parsed as JSON: 415 for another content type, 400 if not JSON.
+    """The request body parsed as JSON: 415 for another content type, 400 if not JSON,
+    422 if nested too deep (service.parse_json).
 
     Bodies over CHARTDESK_MAX_BODY_BYTES were already answered 413 by the middleware.
     """
@@ -38,11 +38,7 @@ async def json_body(request: Request) -> Any:
         raise UnsupportedMediaType(
             "Send JSON: Content-Type application/fhir+json or application/json."
         )
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise AppError("The body is not valid JSON.", code="invalid_json") from None
+    return service.parse_json(await request.body())
 
 
 BodyDep = Annotated[Any, Depends(json_body)]

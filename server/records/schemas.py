@@ -7,16 +7,18 @@ bundle. `RecordView` is what `open_record` returns; it exists only in memory.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -32,6 +34,24 @@ Name = Annotated[
 QueueName = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ]
+
+# Times a chart can carry. Beyond them date arithmetic overflows (a due date three days after
+# 9999-12-31, or 0001-01-01T00:00+23:59 in UTC), which answered 500 instead of 422.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError("must fall between 1900-01-01 and 2199-12-31 (UTC)")
+    return value
+
+
+ChartTime = Annotated[datetime, AfterValidator(_in_range)]
 
 
 def safe_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -100,7 +120,7 @@ class DocumentIn(_In):
 
     title: Text | None = None
     type: Text | None = None
-    date: datetime | None = None
+    date: ChartTime | None = None
     text: Annotated[str, StringConstraints(min_length=1, max_length=5_000_000)]
 
 
@@ -129,8 +149,8 @@ class EncounterIn(_In):
     facility: Name | None = None
     service_type: Code | None = None
     payer_class: Code | None = None
-    start: datetime | None = None
-    end: datetime | None = None
+    start: ChartTime | None = None
+    end: ChartTime | None = None
     patient: PatientIn
     payer: PayerIn | None = None
     documents: list[DocumentIn] = Field(default_factory=list, max_length=500)
@@ -141,6 +161,14 @@ class EncounterIn(_In):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("must carry a time zone (ISO 8601 with Z or an offset)")
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _ends_after_it_starts(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start")
+        if value is not None and start is not None and value < start:
+            raise ValueError("the encounter ends before it starts")
         return value
 
 

@@ -55,6 +55,47 @@ from server.records.schemas import (
 )
 
 VIEWS = ("coding", "billing")
+
+# The deepest nesting an ingested JSON document may have. Synthea bundles reach about 12;
+# `[` x 100,000 overflowed the parser's stack (a 500), and a few hundred levels would reach
+# code that walks the tree recursively.
+MAX_JSON_DEPTH = 64
+_TOO_DEEP = f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels; nothing was stored."
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """An ingested document parsed: 400 `invalid_json` if it is not JSON, 422 `json_too_deep`
+    if it nests deeper than MAX_JSON_DEPTH (the API and `chartdesk import` alike)."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        value = None
+        deep = True
+    except (ValueError, UnicodeDecodeError):
+        raise AppError("The body is not valid JSON.", code="invalid_json") from None
+    else:
+        deep = _deeper_than(value, MAX_JSON_DEPTH)
+    if deep:
+        raise ValidationFailed(
+            _TOO_DEEP,
+            code="json_too_deep",
+            details=[{"loc": ["body"], "msg": f"nested deeper than {MAX_JSON_DEPTH} levels"}],
+        )
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
 BILLING_STATUSES = (Status.ready_for_billing, Status.billed)
 
 

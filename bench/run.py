@@ -136,7 +136,7 @@ def search_sql(mrn: str | None, actor: str | None, since: str, until: str) -> li
         if mrn:
             lookup = select(Patient.id).where(Patient.mrn_index == review.patient_index(mrn))
             out.append(_compiled(lookup))
-        stmt, _, _ = review._filtered(s, flt)
+        stmt, _, _ = review.filtered_events(s, flt)
         assert stmt is not None  # noqa: S101
         stmt = stmt.order_by(col(AuditEvent.time).desc(), col(AuditEvent.id).desc()).limit(51)
         out.append(_compiled(stmt))

@@ -9,10 +9,12 @@ import threading
 from collections import Counter
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from server.db import get_engine
-from server.models import AuditEvent, Status, WorkItemEvent
+from server.models import AuditEvent, Status, WorkItem, WorkItemEvent
+from server.models.base import utcnow
 from server.queue import service as queue_service
 from tests.factories import make_user, sign_in
 from tests.test_queue_support import events, expire, item, make_items
@@ -149,11 +151,11 @@ def test_sweeps_at_once_return_each_item_once(db_url):
     coder = make_user("cora", "coder", queues=["default"])
     with Session(get_engine()) as s:
         for item_id in ids:
-            row = s.get(queue_service.WorkItem, item_id)
+            row = s.get(WorkItem, item_id)
             assert row is not None
             row.status = Status.in_progress
             row.lease_owner_id = coder.user_id
-            row.lease_expires_at = queue_service.utcnow()
+            row.lease_expires_at = utcnow()
             s.add(row)
         s.commit()
     got: list[int] = []
@@ -188,10 +190,10 @@ def test_sweep_from_two_processes_returns_each_item_once(db_url, keyring):
     coder = make_user("cora", "coder", queues=["default"])
     with Session(get_engine()) as s:
         s.exec(  # type: ignore[call-overload]
-            queue_service.update(queue_service.WorkItem).values(
+            update(WorkItem).values(
                 status=Status.in_progress,
                 lease_owner_id=coder.user_id,
-                lease_expires_at=queue_service.utcnow(),
+                lease_expires_at=utcnow(),
             )
         )
         s.commit()
@@ -212,5 +214,5 @@ def test_sweep_from_two_processes_returns_each_item_once(db_url, keyring):
     with Session(get_engine()) as s:
         expired = s.exec(select(WorkItemEvent.work_item_id).where(WorkItemEvent.action == "expire"))
         assert Counter(expired.all()) == Counter(ids)
-        statuses = s.exec(select(queue_service.WorkItem.status)).all()
+        statuses = s.exec(select(WorkItem.status)).all()
     assert set(statuses) == {Status.ready}

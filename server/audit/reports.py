@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.audit.chain import VerifyReport, seal_pending, verify
-from server.audit.search import PURPOSE, EventFilter, check_filter, filtered_events
+from server.audit.search import PURPOSE, EventFilter, audited_events, check_filter, filtered_events
 from server.audit.service import Action, Outcome
 from server.auth.principal import Principal
 from server.config import get_settings
@@ -47,16 +47,7 @@ class PatientReport:
 def patient_report(session: Session, *, actor: Principal, mrn: str) -> PatientReport:
     """Who saw this patient, when and why; audited as an audit-search."""
     flt = check_filter(EventFilter(patient_mrn=mrn))
-    stmt, index, ids = filtered_events(session, flt)
-    audit_service.record(
-        session,
-        actor=actor,
-        action=Action.audit_search,
-        purpose=PURPOSE,
-        mrn_index=index,
-        patient_id=ids[0] if len(ids) == 1 else None,
-        detail="patient access report",
-    )
+    stmt, ids = audited_events(session, actor=actor, flt=flt, detail="patient access report")
     if stmt is None:
         return PatientReport(found=False, patients=[], by_actor=[], events=[])
     events = list(

@@ -151,6 +151,24 @@ class Page:
     next_cursor: str | None
 
 
+def audited_events(
+    session: Session, *, actor: Principal, flt: EventFilter, detail: str
+) -> tuple[Any | None, list[int]]:
+    """The events query for `flt` (None: nothing can match) and the patients it names (ids),
+    the search audited first."""
+    stmt, index, ids = filtered_events(session, flt)
+    audit_service.record(
+        session,
+        actor=actor,
+        action=Action.audit_search,
+        purpose=PURPOSE,
+        mrn_index=index,
+        patient_id=ids[0] if len(ids) == 1 else None,
+        detail=detail,
+    )
+    return stmt, ids
+
+
 def search(
     session: Session,
     *,
@@ -165,16 +183,7 @@ def search(
         raise ValidationFailed(
             "Invalid audit search.", details=[{"loc": "limit", "msg": f"1 to {MAX_LIMIT}"}]
         )
-    stmt, index, ids = filtered_events(session, flt)
-    audit_service.record(
-        session,
-        actor=actor,
-        action=Action.audit_search,
-        purpose=PURPOSE,
-        mrn_index=index,
-        patient_id=ids[0] if len(ids) == 1 else None,
-        detail=flt.describe(),
-    )
+    stmt, _ = audited_events(session, actor=actor, flt=flt, detail=flt.describe())
     if stmt is None:
         return Page(events=[], next_cursor=None)
     if cursor:

@@ -33,6 +33,10 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
+# Sent by a page's own background requests (app.js adds it for elements marked
+# data-background): they do not count as the person's activity for the idle sign-out.
+BACKGROUND_HEADER = "x-chartdesk-background"
+
 
 def client_ip(request: Request) -> str | None:
     """The caller's address as the server saw it."""
@@ -122,7 +126,12 @@ def _resolve(request: Request, session: Session, csrf: str | None) -> Principal:
     if not cookie:
         raise NotAuthenticated("Please sign in.")
     principal = auth_service.session_principal(
-        session, cookie_value=cookie, ip=ip, ua=ua, request_id=rid
+        session,
+        cookie_value=cookie,
+        ip=ip,
+        ua=ua,
+        request_id=rid,
+        activity=request.headers.get(BACKGROUND_HEADER) is None,
     )
     if request.method in UNSAFE_METHODS:
         check_origin(request)

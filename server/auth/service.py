@@ -365,9 +365,21 @@ _SESSION_USER_ROLES = (
 
 
 def session_principal(
-    session: Session, *, cookie_value: str, ip: str | None, ua: str | None, request_id: str | None
+    session: Session,
+    *,
+    cookie_value: str,
+    ip: str | None,
+    ua: str | None,
+    request_id: str | None,
+    activity: bool = True,
 ) -> Principal:
-    """Resolve a session cookie, enforcing idle and absolute timeouts on the server."""
+    """Resolve a session cookie, enforcing idle and absolute timeouts on the server.
+
+    `activity`: the request comes from the person (a page, a form, a key in the code panel),
+    so it restarts the idle clock. A page's own background requests (the chart's lease
+    heartbeat, the dashboard's refresh) pass False: they must not keep an unattended screen
+    signed in (HIPAA 164.312(a)(2)(iii), automatic logoff).
+    """
     settings = get_settings()
     # One round trip for the session, its user and the user's roles (a row per role).
     rows = session.execute(_SESSION_USER_ROLES, {"session_id": sha256_hex(cookie_value)}).all()
@@ -389,7 +401,7 @@ def session_principal(
         raise NotAuthenticated(
             "Your session timed out. Please sign in again.", code="session_expired"
         )
-    if (now - record.last_seen_at).total_seconds() > 10:
+    if activity and (now - record.last_seen_at).total_seconds() > 10:
         record.last_seen_at = now
         session.add(record)
     assert user.id is not None  # noqa: S101

@@ -1,33 +1,114 @@
-// Chartdesk's own script: idle sign-out warning and small keyboard helpers.
-// Loaded from our origin; CSP forbids inline script, so behaviour hangs off data- attributes.
+// Chartdesk's own script: automatic sign-out, errors shown where the person is looking,
+// and small keyboard helpers. Loaded from our origin; CSP forbids inline script, so
+// behaviour hangs off data- attributes.
 (function () {
   "use strict";
   var body = document.body;
+
+  // ------------------------------------------------------------ automatic sign-out
+  // Idle time counts from the person's own input (keys, pointer, wheel, form posts), never
+  // from the page's background requests: the chart's lease heartbeat and the dashboard's
+  // refresh carry X-Chartdesk-Background, and the server does not count them either.
+  // While the person is active the page tells the server now and then (GET /api/v1/me).
   var idle = parseInt(body.getAttribute("data-idle-seconds") || "0", 10);
+  var lastInput = Date.now();
+  var lastPing = Date.now();
+  var signingOut = false;
+  function signOut() {
+    if (signingOut) return;
+    signingOut = true;
+    var main = document.getElementById("main");
+    if (main) main.innerHTML = ""; // the chart's text leaves the screen at once
+    var here = window.location.pathname + window.location.search;
+    var target = "/login?expired=1&next=" + encodeURIComponent(here);
+    fetch("/api/v1/session", {
+      method: "DELETE",
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": body.getAttribute("data-csrf") || "" }
+    }).catch(function () { return null; }).then(function () { window.location = target; });
+  }
   if (idle > 0) {
     var warnAt = parseInt(body.getAttribute("data-warning-seconds") || "120", 10);
-    var last = Date.now();
     var box = document.getElementById("idle-warning");
     var countdown = document.getElementById("idle-countdown");
-    var touch = function () { last = Date.now(); };
-    // Any htmx request the server saw counts as activity on the server too.
-    document.addEventListener("htmx:afterRequest", touch);
+    var input = function () { lastInput = Date.now(); };
+    ["keydown", "pointerdown", "wheel", "submit", "touchstart"].forEach(function (name) {
+      document.addEventListener(name, input, { capture: true, passive: true });
+    });
+    var moved = 0;
+    document.addEventListener("pointermove", function () {
+      var now = Date.now();
+      if (now - moved > 5000) { moved = now; input(); }
+    }, { passive: true });
     document.getElementById("stay-signed-in").addEventListener("click", function () {
       fetch("/api/v1/me", { credentials: "same-origin" }).then(function (r) {
-        if (r.ok) { touch(); box.hidden = true; } else { window.location = "/login?expired=1"; }
+        if (r.ok) { lastInput = lastPing = Date.now(); box.hidden = true; } else { signOut(); }
       });
     });
     setInterval(function () {
-      var left = idle - Math.floor((Date.now() - last) / 1000);
-      if (left <= 0) { window.location = "/login?expired=1"; return; }
+      var now = Date.now();
+      var left = idle - Math.floor((now - lastInput) / 1000);
+      if (left <= 0) { signOut(); return; }
       if (left <= warnAt) {
         box.hidden = false;
         countdown.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
-      } else {
-        box.hidden = true;
+        return;
+      }
+      box.hidden = true;
+      if (lastInput > lastPing && now - lastPing > 60000) {
+        lastPing = now; // the person is here: keep the server's idle clock in step
+        fetch("/api/v1/me", { credentials: "same-origin" }).then(function (r) {
+          if (r.status === 401) signOut();
+        });
       }
     }, 1000);
   }
+  document.addEventListener("htmx:configRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("[data-background]")) {
+      e.detail.headers["X-Chartdesk-Background"] = "1";
+    }
+  });
+
+  // ------------------------------------------------------------ errors
+  // Error answers are swapped in (meta htmx-config): the server sends a flash fragment for
+  // #flash, or the form's own fragment. The code panel must not keep saying "ready to
+  // submit" after its save failed: say there what happened to the input.
+  var flash = document.getElementById("flash");
+  function show(message) {
+    if (!flash) return;
+    var div = document.createElement("div");
+    div.className = "flash flash-error";
+    div.setAttribute("role", "alert");
+    div.textContent = message;
+    flash.replaceChildren(div);
+  }
+  document.addEventListener("htmx:responseError", function (e) {
+    var elt = e.detail.elt;
+    var form = elt && elt.closest ? elt.closest("#codes-form") : null;
+    if (!form) return;
+    var text = "";
+    try {
+      var doc = new DOMParser().parseFromString(e.detail.xhr.responseText, "text/html");
+      var alert = doc.querySelector("[role=alert]");
+      text = alert ? alert.textContent.trim() : "";
+    } catch (err) { text = ""; }
+    var problems = document.getElementById("code-problems");
+    if (problems) {
+      var p = document.createElement("p");
+      p.className = "problem error";
+      p.setAttribute("role", "alert");
+      p.id = "codes-not-saved";
+      p.textContent = "✖ Not saved: " + (text || "the server refused this change.") +
+        " What you typed is still on screen.";
+      problems.replaceChildren(p);
+    }
+  });
+  document.addEventListener("htmx:sendError", function () {
+    show("Chartdesk could not be reached: your last change was not saved. " +
+      "Check your connection; what you typed is still on screen.");
+  });
+
+  // ------------------------------------------------------------ keyboard and countdowns
   // Elements with data-shortcut="n" are clicked when that key is pressed outside a field.
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey) return;

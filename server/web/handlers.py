@@ -6,7 +6,7 @@ Never a stack trace, never the request body (it may hold patient data).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -61,7 +61,7 @@ def error_response(
         resp = render(
             request,
             "errors/error.html",
-            {"status": status, "message": message},
+            {"status": status, "message": message, "code": code},
             block="flash",
             status_code=status,
         )
@@ -71,7 +71,10 @@ def error_response(
             resp.headers.update(headers)
         return resp
     resp = render(
-        request, "errors/error.html", {"status": status, "message": message}, status_code=status
+        request,
+        "errors/error.html",
+        {"status": status, "message": message, "code": code},
+        status_code=status,
     )
     if headers:
         resp.headers.update(headers)
@@ -101,7 +104,13 @@ def install_handlers(app: FastAPI) -> None:
                 return page
         if isinstance(exc, NotAuthenticated) and not wants_json(request):
             if is_htmx(request):
-                return HTMLResponse("", status_code=401, headers={"HX-Redirect": "/login"})
+                # Back to the page the person was on after signing in again.
+                target = "/login?expired=1" if exc.code == "session_expired" else "/login"
+                here = urlsplit(request.headers.get("hx-current-url", ""))
+                if here.path.startswith("/") and here.netloc in ("", request.url.netloc):
+                    target += ("&" if "?" in target else "?") + "next="
+                    target += quote(here.path, safe="/")
+                return HTMLResponse("", status_code=401, headers={"HX-Redirect": target})
             if request.method == "GET":
                 target = "/login"
                 if request.url.path not in ("/", "/login"):

@@ -1,0 +1,126 @@
+"""Real Chromium on the screens people sit at all day: automatic sign-out measured from the
+person's own input (never from the page's background requests), and errors shown where the
+person is looking instead of a stale "ready to submit"."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from server.config import get_settings
+from tests.factories import Account, fresh_totp, make_encounter, make_user
+from tests.test_queue_support import expire
+
+pytestmark = pytest.mark.browser
+
+
+def _sign_in(page: Page, url: str, account: Account, *, path: str = "/login") -> None:
+    page.goto(f"{url}{path}")
+    _fill_sign_in(page, account)
+    expect(page.locator("#home-title")).to_be_visible()
+
+
+def _fill_sign_in(page: Page, account: Account) -> None:
+    page.fill("#username", account.username)
+    page.fill("#password", account.password)
+    page.fill("#totp", fresh_totp(account))
+    page.click("#sign-in")
+
+
+@pytest.fixture
+def one_minute_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sign out after one idle minute, warning 20 seconds before."""
+    monkeypatch.setenv("CHARTDESK_SESSION_IDLE_MINUTES", "1")
+    monkeypatch.setenv("CHARTDESK_SESSION_WARNING_SECONDS", "20")
+    get_settings.cache_clear()
+
+
+def _idle_out(page: Page) -> None:
+    """Let the page's clock run as if nobody touched anything (background requests go on)."""
+    page.clock.fast_forward("00:45")
+    expect(page.locator("#idle-warning")).to_be_visible()
+    page.clock.fast_forward("00:20")
+
+
+@pytest.mark.usefixtures("one_minute_idle")
+def test_an_unattended_chart_signs_out_and_comes_back_after_sign_in(
+    page: Page, live_server, backend
+) -> None:
+    item = make_encounter(queue="default")
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    page.clock.install()
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(f"{url}/work/{item}")
+    expect(page.locator("#documents")).to_be_visible()
+    # The lease heartbeat fires every minute meanwhile; it is not the person.
+    _idle_out(page)
+    expect(page).to_have_url(re.compile(rf"/login\?expired=1&next=%2Fwork%2F{item}$"))
+    expect(page.locator("#documents")).to_have_count(0)
+    # The server ended the session too: the old page cannot be fetched with it.
+    response = page.request.get(f"{url}/api/v1/me")
+    assert response.status == 401
+    _fill_sign_in(page, coder)
+    expect(page).to_have_url(f"{url}/work/{item}")  # back where they were
+    expect(page.locator("#codes-form")).to_be_visible()
+
+
+@pytest.mark.usefixtures("one_minute_idle")
+def test_the_dashboard_refresh_does_not_keep_a_supervisor_signed_in(
+    page: Page, live_server, backend
+) -> None:
+    boss = make_user("boss", "supervisor")
+    url = live_server.url
+    page.clock.install()
+    _sign_in(page, url, boss)
+    page.goto(f"{url}/supervise")
+    expect(page.locator("#queue-stats")).to_be_visible()
+    page.clock.fast_forward("00:30")
+    page.keyboard.press("Tab")  # input restarts the idle clock...
+    _idle_out(page)  # ...but the figures' refresh every 10 seconds does not
+    expect(page).to_have_url(re.compile(r"/login\?expired=1&next=%2Fsupervise$"))
+
+
+def test_a_lost_lease_says_so_in_the_code_panel_and_offers_the_way_on(
+    page: Page, live_server, backend
+) -> None:
+    item = make_encounter(queue="default")
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(f"{url}/work/{item}")
+    dx = page.locator("#dx-lines input[name=dx_code]").first
+    dx.fill("J06.9")
+    dx.press("Tab")  # saved: the panel says it is ready
+    expect(page.locator("#codes-ok")).to_be_visible()
+    expire(item)  # the lease ran out (or a supervisor took the chart back)
+    dx.fill("J02.9")
+    dx.press("Tab")
+    expect(page.locator("#codes-ok")).to_have_count(0)
+    expect(page.locator("#codes-not-saved")).to_contain_text("Not saved")
+    message = page.locator("#flash [role=alert]")
+    expect(message).to_contain_text(re.compile("lease .*expired|no longer leased"))
+    expect(message).to_contain_text("was not kept")
+    expect(message.get_by_role("link", name="Back to My work")).to_be_visible()
+    expect(message.get_by_role("button", name="Next chart")).to_be_visible()
+
+
+def test_a_bad_audit_search_replaces_the_old_results_with_the_reason(
+    page: Page, live_server, backend
+) -> None:
+    auditor = make_user("cora", "compliance")
+    url = live_server.url
+    _sign_in(page, url, auditor)
+    page.goto(f"{url}/compliance")
+    page.click("#search")
+    expect(page.locator("#results table")).to_be_visible()
+    page.fill("input[name=work_item]", "abc")
+    page.click("#search")
+    expect(page.locator("#search-error")).to_contain_text("A work item is a number")
+    expect(page.locator("#results table")).to_have_count(0)

@@ -268,12 +268,17 @@ def demo(
     os.environ.setdefault("CHARTDESK_ENV", "development")
     os.environ.setdefault("CHARTDESK_DATABASE_URL", f"sqlite:///{var / 'chartdesk.db'}")
     os.environ.setdefault("CHARTDESK_KEYRING_FILE", str(var / "keyring.json"))
+    # Before the settings are first read: the sign-in page shows these accounts' codes.
+    os.environ.setdefault("CHARTDESK_DEMO_FILE", str(var / "demo-users.json"))
     get_settings.cache_clear()
     from server import demo as demo_setup
 
-    logins = demo_setup.prepare(DEMO_ROLES)
+    prepared = demo_setup.prepare(DEMO_ROLES)
+    typer.echo(f"\nLoaded {prepared.charts.describe()}.")
+    for where, reason in prepared.charts.rejected:
+        typer.echo(f"  rejected {where}: {reason}")
     typer.echo("\nDemo accounts (the sign-in page shows their current codes in development mode):")
-    for name, password, uri in logins:
+    for name, password, uri in prepared.logins:
         typer.echo(f"  {name:<16} password {password:<24} {uri}")
     typer.echo(f"\nChartdesk demo on http://{host}:{port}/  (Ctrl-C to stop)")
     if not no_serve:

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlmodel import select
 
+from server.auth import passwords
 from server.auth import service as auth_service
 from server.config import get_settings
 from server.db import session_scope
+from server.keyring import init_keyring, keyring_path
 from server.migrate import upgrade
 from server.models import User
 from server.queue import service as queue_service
+from server.records.demo import Loaded, load_sample_encounters
 
 DEMO_FILE = Path("var/demo-users.json")
+
+
+@dataclass
+class Prepared:
+    """What `chartdesk demo` prints: each login (name, password, otpauth URI) and the charts."""
+
+    logins: list[tuple[str, str, str]]
+    charts: Loaded
 
 
 def load_demo_users(path: Path) -> list[tuple[str, str]]:
@@ -26,19 +37,20 @@ def load_demo_users(path: Path) -> list[tuple[str, str]]:
     return [(row["username"], row["totp_secret"]) for row in data]
 
 
-def prepare(roles: list[str]) -> list[tuple[str, str, str]]:
-    """Migrate, create one demo user per role (once), load sample charts; return logins."""
+def prepare(roles: list[str]) -> Prepared:
+    """Migrate, create one demo user per role (once), load the sample charts.
+
+    The accounts' secrets go to CHARTDESK_DEMO_FILE (mode 0600), which the development
+    sign-in page reads to show each account's current authenticator code.
+    """
     settings = get_settings()
     if settings.production:
         raise SystemExit("chartdesk demo runs in development mode only")
+    demo_file = settings.demo_file or DEMO_FILE
     upgrade()
-    from server.auth import passwords
-    from server.keyring import init_keyring, keyring_path
-
     if not keyring_path().exists():
         init_keyring(demo=True)
-
-    existing = json.loads(DEMO_FILE.read_text()) if DEMO_FILE.is_file() else []
+    existing = json.loads(demo_file.read_text()) if demo_file.is_file() else []
     known = {row["username"]: row for row in existing}
     with session_scope() as session:
         for role in roles:
@@ -52,26 +64,11 @@ def prepare(roles: list[str]) -> list[tuple[str, str, str]]:
                 "password": created.password,
                 "totp_secret": created.user.totp_secret or "",
             }
-    DEMO_FILE.parent.mkdir(parents=True, exist_ok=True)
-    DEMO_FILE.write_text(json.dumps(list(known.values()), indent=2))
-    DEMO_FILE.chmod(0o600)
-    os.environ["CHARTDESK_DEMO_FILE"] = str(DEMO_FILE)
-    for hook in DEMO_HOOKS:
-        hook()
-    return [
+    demo_file.parent.mkdir(parents=True, exist_ok=True)
+    demo_file.write_text(json.dumps(list(known.values()), indent=2))
+    demo_file.chmod(0o600)
+    logins = [
         (r["username"], r["password"], passwords.totp_uri(r["totp_secret"], r["username"]))
         for r in known.values()
     ]
-
-
-# Later domains register sample-data loaders here (keyring, Synthea charts, routing rules).
-DEMO_HOOKS: list = []  # type: ignore[type-arg]
-
-
-def _sample_encounters() -> None:
-    from server.records.demo import load_sample_encounters
-
-    load_sample_encounters()
-
-
-DEMO_HOOKS.append(_sample_encounters)
+    return Prepared(logins=logins, charts=load_sample_encounters())

@@ -1,89 +1,55 @@
-"""Sample encounters for `chartdesk demo`: the shared Synthea fixtures, or generated ones."""
+"""Sample charts for `chartdesk demo`: real Synthea bundles shipped inside the repository."""
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from server.auth.principal import system_principal
-from server.config import PROJECT_ROOT
 from server.db import session_scope
-from server.models import Encounter
+from server.models import Document, Encounter
 from server.records import importer
-from server.records.schemas import EncounterIn
 
-FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "synthea"
-GENERATED = 12
-
-_GIVEN = ["Avery", "Jordan", "Mina", "Tomas", "Priya", "Elena", "Marcus", "Noor"]
-_FAMILY = ["Okafor", "Lindqvist", "Haddad", "Moreau", "Castillo", "Nakamura"]
-_NOTES = [
-    "Presents with two days of right ear pain and fever; tympanic membrane bulging.",
-    "Follow-up of type 2 diabetes; A1c 7.9, adjusting metformin, diet counselling given.",
-    "Fell from a ladder, pain in left wrist; X-ray shows a distal radius fracture.",
-    "Annual wellness visit; blood pressure 128/82, vaccines up to date.",
-]
-_CLASSES = ["outpatient", "outpatient", "emergency", "inpatient"]
+SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
-def generated(count: int = GENERATED, *, seed: int = 7) -> list[EncounterIn]:
-    """Plausible synthetic encounters for when the Synthea fixtures are not there."""
-    rng = random.Random(seed)  # noqa: S311 - made-up demo data, not secrets
-    start0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
-    out = []
-    for n in range(count):
-        start = start0 + timedelta(days=rng.randint(0, 40), hours=rng.randint(0, 9))
-        klass = rng.choice(_CLASSES)
-        end = start + (timedelta(days=3) if klass == "inpatient" else timedelta(minutes=45))
-        out.append(
-            EncounterIn.model_validate(
-                {
-                    "source_system": "urn:chartdesk:demo",
-                    "external_id": f"DEMO-{n + 1:04d}",
-                    "class": klass,
-                    "facility": "Chartdesk Demo Hospital",
-                    "service_type": "185349003",
-                    "payer_class": rng.choice(["commercial", "medicare", "medicaid"]),
-                    "start": start,
-                    "end": end,
-                    "patient": {
-                        "mrn": f"D{100000 + n}",
-                        "name": f"{rng.choice(_GIVEN)} {rng.choice(_FAMILY)}",
-                        "birth_date": date(1940 + rng.randint(0, 60), rng.randint(1, 12), 15),
-                        "sex": rng.choice(["female", "male"]),
-                        "ssn": f"999-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
-                    },
-                    "payer": {"name": "Demo Health Plan", "member_id": f"DHP{n:06d}"},
-                    "documents": [
-                        {
-                            "title": "Progress note",
-                            "type": "11506-3",
-                            "date": start,
-                            "text": rng.choice(_NOTES),
-                        }
-                    ],
-                }
-            )
-        )
-    return out
+@dataclass
+class Loaded:
+    """What the demo has: encounters by class, notes, and where they came from."""
+
+    created: int = 0
+    files: list[str] = field(default_factory=list)
+    by_class: dict[str, int] = field(default_factory=dict)
+    with_notes: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        total = sum(self.by_class.values())
+        classes = ", ".join(f"{n} {k}" for k, n in sorted(self.by_class.items()))
+        source = f" from {', '.join(self.files)}" if self.files else ""
+        new = f" ({self.created} new)" if self.created != total else ""
+        return f"{total} sample encounters{new}: {classes}; {self.with_notes} with notes{source}"
 
 
-def load_sample_encounters(fixtures: Path = FIXTURES) -> int:
-    """Load the sample encounters once (skipped when any encounter exists); returns created."""
-    with session_scope() as session:
-        if session.exec(select(func.count()).select_from(Encounter)).one():
-            return 0
+def load_sample_encounters(samples: Path = SAMPLES) -> Loaded:
+    """Load the shipped Synthea bundles (once: a second run finds them as duplicates)."""
     actor = system_principal("demo")
     summary = importer.Summary()
-    if fixtures.is_dir() and importer.collect([fixtures]):
-        for unit in importer.units([fixtures]):
-            importer.ingest_unit(unit, actor=actor, summary=summary)
-        return summary.created
-    from server.records import service
-
+    files = importer.collect([samples])
+    for unit in importer.units(files):
+        importer.ingest_unit(unit, actor=actor, summary=summary)
+    loaded = Loaded(
+        created=summary.created, files=[f.name for f in files], rejected=summary.rejected
+    )
     with session_scope() as session:
-        items = service.ingest_encounters(session, actor=actor, encounters=generated())
-    return len(items)
+        for klass, count in session.exec(
+            select(Encounter.encounter_class, func.count()).group_by(col(Encounter.encounter_class))
+        ).all():
+            loaded.by_class[klass] = count
+        loaded.with_notes = session.exec(
+            select(func.count(func.distinct(Document.encounter_id)))
+        ).one()
+    return loaded

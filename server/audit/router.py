@@ -154,7 +154,7 @@ def compliance_search(
 ) -> Response:
     """Search results with keyset pagination ("Older events" posts the cursor back)."""
     flt = review.EventFilter(actor=actor_name, patient_mrn=mrn, action=action, outcome=outcome)
-    forms.on_error(request, lambda req, own, exc: _search_page(req, own, actor, flt, error=exc))
+    forms.on_error(request, lambda req, own, exc, _: _search_page(req, own, actor, flt, error=exc))
     if work_item.strip():
         if not work_item.strip().isdigit() or not 1 <= int(work_item) <= MAX_ROW_ID:
             raise AppError("A work item is a number.", status_code=422, code="bad_work_item")

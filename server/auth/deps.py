@@ -159,6 +159,7 @@ class Public(AccessRule):
     """Anyone, signed in or not (sign-in page, health checks, static files)."""
 
     def __call__(self, request: Request) -> Principal:
+        request.state.access_granted = True
         return anonymous(request)
 
     def describe(self) -> str:
@@ -201,6 +202,7 @@ class _Guarded(AccessRule):
                 detail=f"{request.method} {_route_path(request)}",
             )
             raise Forbidden("You do not have access to this.")
+        request.state.access_granted = True  # a form that fails may now show its page again
         return principal
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from server.auth import passwords
 from server.auth import service as auth_service
@@ -92,7 +93,7 @@ def login_submit(
     """Check the form; on success a new session and a redirect home."""
     check_origin(request)
 
-    def failed(req: Request, _own: Session, exc: AppError) -> Response:
+    def failed(req: Request, _own: Session, exc: AppError, _form: FormData) -> Response:
         return render(
             req,
             "auth/login.html",
@@ -144,11 +145,29 @@ def admin_users(request: Request, session: SessionDep, _: AdminDep) -> Response:
     )
 
 
+def _create_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    """The users page again with the new user's name and roles as typed, and why it failed."""
+    return render(
+        request,
+        "admin/users.html",
+        {
+            "users": auth_service.list_users(session),
+            "all_roles": [r.value for r in Role],
+            "form_username": str(form.get("username") or ""),
+            "form_roles": [str(r) for r in form.getlist("roles")],
+            "error": forms.message(exc),
+            "errors": forms.field_errors(exc),
+        },
+        status_code=exc.status_code,
+    )
+
+
 @router.post("/admin/users", response_class=HTMLResponse)
 def admin_create_user(
     request: Request,
     session: SessionDep,
     principal: AdminDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_create_failed))],
     username: Annotated[str, Form(max_length=64)],
     roles: Annotated[list[str], Form()],
 ) -> Response:

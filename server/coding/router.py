@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session
 
 from server.auth.deps import CoderDep, CoderOrSupervisorDep, RowId, SessionDep, SupervisorDep
 from server.auth.principal import Principal
 from server.coding import codesets, service
+from server.coding.forms import CodesForm
 from server.coding.schemas import (
     AccuracyView,
     Codes,
-    DiagnosisLine,
-    ProcedureLine,
     QaDecision,
     QaItemView,
     SearchHit,
@@ -25,7 +23,7 @@ from server.coding.schemas import (
     SubmitView,
     ValidationView,
 )
-from server.errors import AppError, ValidationFailed
+from server.errors import AppError
 from server.queue import service as queue_service
 from server.web.templates import is_htmx, render
 
@@ -160,66 +158,6 @@ def api_training(
 
 
 # ---------------------------------------------------------------- workbench fragments
-
-
-async def codes_form(request: Request) -> Codes:
-    """Codes from the workbench form's parallel field lists (blank lines dropped)."""
-    form = await request.form()
-
-    def values(name: str) -> list[str]:
-        return [v for v in form.getlist(name) if isinstance(v, str)]
-
-    dx_code, px_code = values("dx_code"), values("px_code")
-
-    def pad(name: str, n: int) -> list[str]:
-        got = values(name)
-        return got + [""] * (n - len(got))
-
-    diagnoses = [
-        DiagnosisLine(code=c.strip()[:10], poa=p.strip()[:1] or None)
-        for c, p in zip(dx_code, pad("dx_poa", len(dx_code)), strict=False)
-        if c.strip()
-    ]
-    n = len(px_code)
-    procedures = []
-    for system, code, mods, units, pointers, charge in zip(
-        pad("px_system", n),
-        px_code,
-        pad("px_modifiers", n),
-        pad("px_units", n),
-        pad("px_pointers", n),
-        pad("px_charge", n),
-        strict=False,
-    ):
-        if not code.strip():
-            continue
-        try:
-            procedures.append(
-                ProcedureLine(
-                    code=code.strip()[:10],
-                    system=(system or "CPT").upper(),
-                    modifiers=mods.replace(",", " ").upper().split()[:4],
-                    units=int(units or 1),
-                    dx_pointers=[int(p) for p in pointers.replace(",", " ").split()][:4],
-                    charge=float(charge or 0),
-                )
-            )
-        except (ValueError, PydanticValidationError) as exc:
-            raise ValidationFailed(
-                f"Procedure line {len(procedures) + 1}: units, pointers and charge must be "
-                "numbers, and the system CPT, HCPCS or PCS.",
-                details=[{"loc": ["procedures", len(procedures)], "msg": "not a number"}],
-            ) from exc
-    try:
-        return Codes(diagnoses=diagnoses, procedures=procedures)
-    except PydanticValidationError as exc:
-        raise ValidationFailed(
-            "Too many lines (50 diagnoses and 50 procedures at most).",
-            details=[{"loc": ["codes"], "msg": "too many lines"}],
-        ) from exc
-
-
-CodesForm = Annotated[Codes, Depends(codes_form)]
 
 
 def _workbench(
@@ -382,30 +320,3 @@ def qa_training_page(
     """Mark a coder in training (or not) from the QA page."""
     service.set_in_training(session, actor=actor, username=username, in_training=in_training)
     return RedirectResponse("/qa?done=saved", status_code=303)
-
-
-@router.post("/qa/{work_item_id}", response_class=HTMLResponse)
-def qa_decide_page(
-    request: Request,
-    session: SessionDep,
-    actor: SupervisorDep,
-    work_item_id: RowId,
-    decision: Annotated[str, Form(max_length=10)],
-    codes: CodesForm,
-    reason: Annotated[str, Form(max_length=500)] = "",
-) -> Response:
-    """Accept or correct from the QA page."""
-    if decision not in ("accept", "correct"):
-        raise ValidationFailed(
-            "Accept or correct.", details=[{"loc": ["decision"], "msg": "accept|correct"}]
-        )
-    corrected = codes if decision == "correct" else None
-    service.qa_decide(
-        session,
-        actor=actor,
-        work_item_id=work_item_id,
-        decision=decision,
-        reason=reason,
-        codes=corrected,
-    )
-    return RedirectResponse("/qa", status_code=303)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Form, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from server.auth.deps import CoderDep, CoderOrSupervisorDep, RowId, SessionDep, SupervisorDep
 from server.auth.principal import Principal
@@ -328,11 +329,15 @@ def supervise_stats(request: Request, session: SessionDep, _: SupervisorDep) -> 
     return render(request, "queue/_stats.html", {"stats": service.queue_stats(session)})
 
 
-def _failed(request: Request, session: Session, exc: AppError) -> Response:
+def _failed(request: Request, session: Session, exc: AppError, _form: FormData) -> Response:
     """The dashboard again, with why the form failed (its changes rolled back)."""
     return _supervise_page(
-        request, session, filters={}, error=exc.message, status_code=exc.status_code
+        request, session, filters={}, error=forms.message(exc), status_code=exc.status_code
     )
+
+
+# Declared after the access rule and before the fields: a bad field shows the dashboard too.
+DashboardForm = Annotated[None, Depends(forms.ErrorPage(_failed))]
 
 
 def _done(request: Request, done: str) -> Response:
@@ -344,11 +349,11 @@ def create_queue_page(
     request: Request,
     session: SessionDep,
     actor: SupervisorDep,
+    _form: DashboardForm,
     name: Annotated[str, Form(max_length=64)],
     description: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     """Create a queue from the dashboard."""
-    forms.on_error(request, _failed)
     service.create_queue(session, name=name, description=description, actor=actor)
     return _done(request, "queue")
 
@@ -358,11 +363,11 @@ def members_page(
     request: Request,
     session: SessionDep,
     actor: SupervisorDep,
+    _form: DashboardForm,
     name: str,
     usernames: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """Replace a queue's members from the dashboard's checkboxes."""
-    forms.on_error(request, _failed)
     service.set_members(session, actor=actor, queue_name=name, usernames=usernames or [])
     return _done(request, "members")
 
@@ -372,11 +377,11 @@ def assign_page(
     request: Request,
     session: SessionDep,
     actor: SupervisorDep,
+    _form: DashboardForm,
     work_item_id: RowId,
     username: Annotated[str, Form(max_length=64)],
 ) -> Response:
     """Assign (or reassign) an item from the dashboard."""
-    forms.on_error(request, _failed)
     service.assign(session, actor=actor, work_item_id=work_item_id, username=username)
     return _done(request, "assign")
 
@@ -386,11 +391,11 @@ def move_page(
     request: Request,
     session: SessionDep,
     actor: SupervisorDep,
+    _form: DashboardForm,
     work_item_id: RowId,
     queue: Annotated[str, Form(max_length=64)],
 ) -> Response:
     """Move an item to another queue from the dashboard."""
-    forms.on_error(request, _failed)
     service.move(session, actor=actor, work_item_id=work_item_id, queue=queue)
     return _done(request, "move")
 
@@ -400,20 +405,23 @@ def priority_page(
     request: Request,
     session: SessionDep,
     actor: SupervisorDep,
+    _form: DashboardForm,
     work_item_id: RowId,
     priority: Annotated[int, Form(ge=-1000, le=1000)],
 ) -> Response:
     """Change an item's priority from the dashboard."""
-    forms.on_error(request, _failed)
     service.set_priority(session, actor=actor, work_item_id=work_item_id, priority=priority)
     return _done(request, "priority")
 
 
 @router.post("/supervise/items/{work_item_id}/resume", response_class=HTMLResponse)
 def supervisor_resume_page(
-    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: RowId
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    _form: DashboardForm,
+    work_item_id: RowId,
 ) -> Response:
     """Resume a held item from the dashboard (it goes back to its holder)."""
-    forms.on_error(request, _failed)
     service.resume(session, actor=actor, work_item_id=work_item_id)
     return _done(request, "resume")

@@ -11,10 +11,9 @@ from urllib.parse import quote, urlsplit
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.errors import AppError, NotAuthenticated
+from server.errors import AppError, NotAuthenticated, ValidationFailed
 from server.web import forms
 from server.web.templates import is_htmx, render
 
@@ -99,7 +98,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
         if not wants_json(request):  # a form that failed: its page again, with the message
-            page = await run_in_threadpool(forms.error_page, request, exc)
+            page = await forms.error_page(request, exc)
             if page is not None:
                 return page
         if isinstance(exc, NotAuthenticated) and not wants_json(request):
@@ -129,6 +128,13 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if not wants_json(request):  # a form with a bad field: its page again, input kept
+            failed = ValidationFailed(
+                "Check the marked fields.", details=_safe_validation_details(exc)
+            )
+            page = await forms.error_page(request, failed)
+            if page is not None:
+                return page
         return error_response(
             request,
             status=422,

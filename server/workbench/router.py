@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from server.auth.deps import (
     MAX_ROW_ID,
@@ -19,10 +21,16 @@ from server.auth.deps import (
     SessionDep,
     SupervisorDep,
 )
+from server.auth.principal import Principal
+from server.coding import service as coding_service
+from server.coding.forms import CodesForm, codes_from_form
+from server.coding.schemas import Codes
 from server.config import get_settings
+from server.errors import AppError, ValidationFailed
 from server.models.base import utcnow
 from server.queue.schemas import WorkItemView
 from server.records.schemas import EmergencyAccessRequest, RecordView
+from server.web import forms
 from server.web.templates import render
 from server.workbench import service
 from server.workbench.service import ChartView
@@ -92,11 +100,17 @@ def codes_fragment(
     return render(request, "coding/workbench.html", _code_entry(chart), block="code_entry")
 
 
-@router.get("/qa/{work_item_id}", response_class=HTMLResponse)
-def qa_item_page(
-    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: RowId
+def _qa_page(
+    request: Request,
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    codes: Codes | None = None,
+    reason: str = "",
+    error: AppError | None = None,
 ) -> Response:
-    """One sampled item: the chart (audited view) and the coder's codes, to accept or correct."""
+    """The QA review page: the chart (audited view) and the codes to accept or correct."""
     chart = service.open_chart(
         session, actor=actor, work_item_id=work_item_id, purpose="HOPERAT", view="qa"
     )
@@ -106,10 +120,65 @@ def qa_item_page(
         {
             "item": chart.item,
             "record": chart.record,
-            "codes": chart.codes,
+            "codes": codes if codes is not None else chart.codes,
             "inpatient": chart.inpatient,
+            "reason": reason,
+            "error": forms.message(error) if error else None,
+            "errors": forms.field_errors(error),
         },
+        status_code=error.status_code if error else 200,
     )
+
+
+def _qa_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    """The QA page again with the reviewer's codes and reason as typed, and why it failed."""
+    try:
+        codes: Codes | None = codes_from_form(form)
+    except AppError:
+        codes = None  # lines that cannot be read: the saved ones, with the message
+    return _qa_page(
+        request,
+        session,
+        actor=request.state.principal,
+        work_item_id=int(request.path_params["work_item_id"]),
+        codes=codes,
+        reason=str(form.get("reason") or ""),
+        error=exc,
+    )
+
+
+@router.get("/qa/{work_item_id}", response_class=HTMLResponse)
+def qa_item_page(
+    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: RowId
+) -> Response:
+    """One sampled item: the chart (audited view) and the coder's codes, to accept or correct."""
+    return _qa_page(request, session, actor=actor, work_item_id=work_item_id)
+
+
+@router.post("/qa/{work_item_id}", response_class=HTMLResponse)
+def qa_decide_page(
+    session: SessionDep,
+    actor: SupervisorDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_qa_failed))],
+    work_item_id: RowId,
+    decision: Annotated[str, Form(max_length=10)],
+    codes: CodesForm,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Accept or correct from the QA page; a refusal shows the page again, input kept."""
+    if decision not in ("accept", "correct"):
+        raise ValidationFailed(
+            "Accept or correct.", details=[{"loc": ["decision"], "msg": "accept|correct"}]
+        )
+    coding_service.qa_decide(
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        decision=decision,
+        reason=reason,
+        codes=codes if decision == "correct" else None,
+    )
+    return RedirectResponse("/qa", status_code=303)
 
 
 # ---------------------------------------------------------------- break-glass
@@ -142,11 +211,30 @@ def emergency_form(request: Request, _: CoderOrSupervisorDep) -> Response:
     return render(request, "records/emergency.html", {"record": None})
 
 
+def _emergency_failed(
+    request: Request, _session: Session, exc: AppError, form: FormData
+) -> Response:
+    """The break-glass form again with the item and reason as given, and why it failed."""
+    return render(
+        request,
+        "records/emergency.html",
+        {
+            "record": None,
+            "work_item_id": str(form.get("work_item_id") or ""),
+            "reason": str(form.get("reason") or ""),
+            "error": forms.message(exc),
+            "errors": forms.field_errors(exc),
+        },
+        status_code=exc.status_code,
+    )
+
+
 @router.post("/emergency-access", response_class=HTMLResponse)
 def emergency_open(
     request: Request,
     session: SessionDep,
     actor: CoderOrSupervisorDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_emergency_failed))],
     work_item_id: Annotated[int, Form(ge=1, le=MAX_ROW_ID)],
     reason: Annotated[str, Form(max_length=200)],
 ) -> Response:

@@ -1,0 +1,76 @@
+"""The code panel's HTML form: parallel field lists (dx_code, px_code, ...) as `Codes`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from pydantic import ValidationError as PydanticValidationError
+from starlette.datastructures import FormData
+
+from server.coding.schemas import Codes, DiagnosisLine, ProcedureLine
+from server.errors import ValidationFailed
+
+
+async def codes_form(request: Request) -> Codes:
+    """Codes from the workbench form's parallel field lists (blank lines dropped)."""
+    return codes_from_form(await request.form())
+
+
+def codes_from_form(form: FormData) -> Codes:
+    """Codes from the workbench form's parallel field lists; ValidationFailed if malformed."""
+
+    def values(name: str) -> list[str]:
+        return [v for v in form.getlist(name) if isinstance(v, str)]
+
+    dx_code, px_code = values("dx_code"), values("px_code")
+
+    def pad(name: str, n: int) -> list[str]:
+        got = values(name)
+        return got + [""] * (n - len(got))
+
+    diagnoses = [
+        DiagnosisLine(code=c.strip()[:10], poa=p.strip()[:1] or None)
+        for c, p in zip(dx_code, pad("dx_poa", len(dx_code)), strict=False)
+        if c.strip()
+    ]
+    n = len(px_code)
+    procedures = []
+    for system, code, mods, units, pointers, charge in zip(
+        pad("px_system", n),
+        px_code,
+        pad("px_modifiers", n),
+        pad("px_units", n),
+        pad("px_pointers", n),
+        pad("px_charge", n),
+        strict=False,
+    ):
+        if not code.strip():
+            continue
+        try:
+            procedures.append(
+                ProcedureLine(
+                    code=code.strip()[:10],
+                    system=(system or "CPT").upper(),
+                    modifiers=mods.replace(",", " ").upper().split()[:4],
+                    units=int(units or 1),
+                    dx_pointers=[int(p) for p in pointers.replace(",", " ").split()][:4],
+                    charge=float(charge or 0),
+                )
+            )
+        except (ValueError, PydanticValidationError) as exc:
+            raise ValidationFailed(
+                f"Procedure line {len(procedures) + 1}: units, pointers and charge must be "
+                "numbers, and the system CPT, HCPCS or PCS.",
+                details=[{"loc": ["procedures", len(procedures)], "msg": "not a number"}],
+            ) from exc
+    try:
+        return Codes(diagnoses=diagnoses, procedures=procedures)
+    except PydanticValidationError as exc:
+        raise ValidationFailed(
+            "Too many lines (50 diagnoses and 50 procedures at most).",
+            details=[{"loc": ["codes"], "msg": "too many lines"}],
+        ) from exc
+
+
+CodesForm = Annotated[Codes, Depends(codes_form)]

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     audit_checkpoint_events: int = Field(default=1000, ge=1)  # sign after this many events
     audit_checkpoint_seconds: int = Field(default=60, ge=1)  # ...or after this long
     audit_checkpoint_file: Path | None = None  # each signed checkpoint also appended here
+    # How much earlier than the checkpoint signed before its sealing an event's time may
+    # honestly be (its transaction, or an older one holding back the sealer, was open across
+    # that checkpoint). Verify reports an event earlier than that as back-dated.
+    audit_clock_slack_seconds: int = Field(default=600, ge=0)
     # Compliance review flags.
     audit_timezone: str = "UTC"  # the hospital's zone, for "unusual hours"
     audit_work_hours: tuple[int, int] = (6, 20)  # sign-ins outside [start, end) are flagged

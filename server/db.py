@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -51,6 +51,27 @@ def build_engine(url: str) -> Engine:
     return create_engine(
         url, pool_size=get_settings().db_pool_size, max_overflow=10, pool_pre_ping=True
     )
+
+
+# The database cannot be used right now: down, unreachable, out of connections, or a
+# transient failure (deadlock, serialisation, SQLite busy). Requests answer 503 with
+# Retry-After (server/web/handlers.py), never 500.
+DB_UNAVAILABLE: tuple[type[Exception], ...] = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.TimeoutError,  # no pooled connection came free in time
+    exc.DisconnectionError,
+)
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_MESSAGE = (
+    "The service is unavailable right now: its database cannot be reached. "
+    "Nothing was changed; please try again in a moment."
+)
+
+
+def db_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot be used right now (503, not 500)."""
+    return isinstance(error, DB_UNAVAILABLE)
 
 
 @lru_cache

@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from server import __version__
@@ -25,6 +25,7 @@ from server.migrate import check_current
 from server.queue import router as queue_router
 from server.records import router as records_router
 from server.web import router as web_router
+from server.web.guards import refuse_nul
 from server.web.handlers import install_handlers
 from server.web.middleware import SecurityMiddleware
 from server.workbench import router as workbench_router
@@ -64,6 +65,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
         lifespan=lifespan,
         docs_url=None if settings.production else "/docs",
         redoc_url=None,
+        dependencies=[Depends(refuse_nul)],  # every route: no NUL in any field (422)
     )
     if not settings.production and settings.demo_file is not None:
         from server.demo import load_demo_users

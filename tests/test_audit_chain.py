@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.config import get_settings
 from server.db import get_engine, session_scope
+from server.models.base import utcnow
 
 AUDIT_TABLES = ("audit_event", "audit_seal", "audit_checkpoint")
 
@@ -497,3 +499,130 @@ def test_an_empty_checkpoint_file_setting_means_unset(
     assert out.exit_code == 0, out.output
     assert "intact: 3 events, 1 signed checkpoints" in out.output
     assert list(cwd.iterdir()) == []
+
+
+@contextmanager
+def app_role(db_url: str) -> Iterator[str]:
+    """README's application role (SELECT and INSERT on the audit tables); yields its DSN."""
+    dsn = db_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as owner:
+        owner.execute("DROP ROLE IF EXISTS chartdesk_app")
+        for statement in filter(str.strip, APP_ROLE_GRANTS.split(";")):
+            owner.execute(statement)  # type: ignore[arg-type]
+    try:
+        yield dsn.replace("postgres@", "chartdesk_app@")
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as owner:
+            owner.execute("REASSIGN OWNED BY chartdesk_app TO postgres")
+            owner.execute("DROP OWNED BY chartdesk_app")
+            owner.execute("DROP ROLE chartdesk_app")
+
+
+@pytest.mark.pg_only
+def test_the_app_role_cannot_back_date_an_event_or_give_it_an_old_txid(db_url: str) -> None:
+    """The red team's forgery: as the app's own role, INSERT an event dated three days ago
+    (and with an old transaction id). The database stamps its own clock and txid."""
+    _sealed(2)
+    with app_role(db_url) as app_dsn, psycopg.connect(app_dsn, autocommit=True) as app_conn:
+        forged = app_conn.execute(
+            "INSERT INTO audit_event (time, txid, action, outcome, actor, actor_kind, "
+            "actor_roles) VALUES (now() - interval '3 days', '3', 'view-record', 'success', "
+            "'mallory', 'user', 'coder') RETURNING id, time, now() - time, txid::text"
+        ).fetchone()
+        assert forged is not None
+        assert abs(forged[2].total_seconds()) < 60, "stored at the database's clock"
+        assert int(forged[3]) > 3
+        # ...and it cannot switch the stamp off.
+        for sql in (
+            "ALTER TABLE audit_event DISABLE TRIGGER audit_event_stamp",
+            "DROP TRIGGER audit_event_stamp ON audit_event",
+            "CREATE OR REPLACE FUNCTION audit_event_stamp() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+            "SET session_replication_role = replica",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app_conn.execute(sql)  # type: ignore[arg-type]
+    assert chain.seal_pending(checkpoint=True).sealed == 1
+    report = chain.verify()
+    assert report.ok, report.first_bad  # the event is honest now: it says when it was written
+    assert report.events_checked == 3
+
+
+def test_a_back_dated_event_sealed_after_a_checkpoint_is_reported(db_url: str, jobs: int) -> None:
+    """The superuser (or anyone on SQLite) bypasses the stamp and writes an event dated
+    three days back; the sealer chains it like any other. Its time falls before the
+    checkpoint signed before its sealing: verify names it."""
+    ids = _sealed(4)
+    with superuser(db_url) as run:
+        run(
+            "INSERT INTO audit_event (time, action, outcome, actor, actor_kind, actor_roles) "
+            "VALUES (%s, 'view-record', 'success', 'mallory', 'user', 'coder')",
+            (utcnow() - timedelta(days=3),),
+        )
+    _write_events(2)
+    assert chain.seal_pending(checkpoint=True).sealed == 3
+    with get_engine().connect() as conn:
+        forged = conn.execute(
+            text("SELECT id FROM audit_event WHERE actor = 'mallory'")
+        ).scalar_one()
+    report = chain.verify(jobs=jobs)
+    assert not report.ok
+    assert report.first_bad is not None
+    assert report.first_bad["seq"] == 5
+    assert report.first_bad["event_id"] == forged
+    assert "before the checkpoint signed at seq 4" in report.first_bad["reason"]
+    assert "back-dated" in report.first_bad["reason"]
+    assert report.events_checked == len(ids)
+    runner = CliRunner()
+    from server.cli import app
+
+    out = runner.invoke(app, ["audit", "verify"])
+    assert out.exit_code == 1
+    assert f"BROKEN at seq 5 (event {forged})" in out.output
+
+
+def test_an_event_a_little_older_than_the_checkpoint_is_within_the_slack(db_url: str) -> None:
+    """A transaction open across a checkpoint honestly writes an event older than it."""
+    _sealed(2)
+    with superuser(db_url) as run:
+        run(
+            "INSERT INTO audit_event (time, action, outcome, actor, actor_kind, actor_roles) "
+            "VALUES (%s, 'claim', 'success', 'slow', 'user', 'coder')",
+            (utcnow() - timedelta(seconds=30),),
+        )
+    chain.seal_pending(checkpoint=True)
+    assert chain.verify().ok
+
+
+@pytest.mark.pg_only
+def test_a_sealed_events_changed_transaction_id_is_reported(db_url: str, jobs: int) -> None:
+    ids = _sealed(6)
+    with superuser(db_url) as run:
+        run("UPDATE audit_event SET txid = '3' WHERE id = %s", (ids[3],))
+    report = chain.verify(jobs=jobs)
+    assert not report.ok
+    assert report.first_bad is not None
+    assert report.first_bad["seq"] == 4
+    assert report.first_bad["event_id"] == ids[3]
+    assert "transaction id changed" in report.first_bad["reason"]
+
+
+def test_a_deleted_checkpoint_row_is_caught_by_the_checkpoint_file(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    monkeypatch.setenv("CHARTDESK_AUDIT_CHECKPOINT_FILE", str(tmp_path / "checkpoints.jsonl"))
+    get_settings.cache_clear()
+    _sealed(4)
+    _write_events(3)
+    assert chain.seal_pending(checkpoint=True).checkpoint_seq == 7
+    assert chain.verify(jobs=jobs).ok
+    with superuser(db_url) as run:
+        run("DELETE FROM audit_checkpoint WHERE seq = 4", ())
+    report = chain.verify(jobs=jobs)
+    assert not report.ok
+    assert report.first_bad == {
+        "seq": 4,
+        "event_id": None,
+        "reason": "the checkpoint signed at seq 4 is in the checkpoint file but missing "
+        "from the database: deleted",
+    }

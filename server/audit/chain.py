@@ -22,6 +22,7 @@ it as written behind the sealer's back, and the sealer never chains it.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -404,12 +405,19 @@ def read_checkpoint_file(path: Path | None) -> list[Checkpoint]:
 
 
 _EVENT_COLUMNS = ", ".join(f"e.{name}" for name in CANONICAL_FIELDS)  # fixed names
+# After the canonical values: the txid the seal recorded and the event's txid now
+# (PostgreSQL; 0 and 0 on SQLite). `canonical` reads only the first N_FIELDS values.
 _CHAIN_FROM = (
-    f"SELECT s.seq, s.event_id, s.hash, e.id, {_EVENT_COLUMNS} "  # noqa: S608  # nosec B608 - fixed column names
+    f"SELECT s.seq, s.event_id, s.hash, e.id, {_EVENT_COLUMNS}, s.event_txid, {{txid}} "  # noqa: S608  # nosec B608 - fixed column names
     "FROM audit_seal s LEFT JOIN audit_event e ON e.id = s.event_id "
 )
-_CHAIN_SQL = _CHAIN_FROM + "ORDER BY s.seq"
-_RANGE_SQL = _CHAIN_FROM + "WHERE s.seq BETWEEN %s AND %s ORDER BY s.seq"
+_PG_TXID = "e.txid::text::bigint"
+_CHAIN_SQL = {
+    True: _CHAIN_FROM.format(txid=_PG_TXID) + "ORDER BY s.seq",
+    False: _CHAIN_FROM.format(txid="0") + "ORDER BY s.seq",
+}
+_RANGE_SQL = _CHAIN_FROM.format(txid=_PG_TXID) + "WHERE s.seq BETWEEN %s AND %s ORDER BY s.seq"
+_SEAL_TXID = 4 + N_FIELDS  # in a chain row: the seal's txid, then the event's
 
 
 def _utc(value: Any) -> datetime:
@@ -427,7 +435,7 @@ def _chain_rows(conn: Connection, pg: bool) -> Iterator[Sequence[Any]]:
     Read through the driver without ORM type processing: verify is a full scan.
     """
     result = conn.exec_driver_sql(
-        _CHAIN_SQL, execution_options={"stream_results": True, "yield_per": BATCH}
+        _CHAIN_SQL[pg], execution_options={"stream_results": True, "yield_per": BATCH}
     )
     for row in result:
         if row[3] is None:
@@ -438,6 +446,37 @@ def _chain_rows(conn: Connection, pg: bool) -> Iterator[Sequence[Any]]:
 
 def _bad(seq: int | None, event_id: int | None, reason: str) -> dict[str, Any]:
     return {"seq": seq, "event_id": event_id, "reason": reason}
+
+
+# An event's time may not fall before the checkpoint signed before it was sealed (less a
+# slack for a transaction that was open across that checkpoint): (checkpoint seq, earliest
+# time allowed after it), by seq. Only checkpoints whose signature checks count.
+Floors = list[tuple[int, datetime]]
+
+
+def _floors(by_seq: dict[int, list[Checkpoint]]) -> Floors:
+    slack = timedelta(seconds=get_settings().audit_clock_slack_seconds)
+    return [(seq, min(cp.signed_at for cp in cps) - slack) for seq, cps in sorted(by_seq.items())]
+
+
+def _floor_at(floors: Floors, seq: int) -> int:
+    """Index in `floors` of the last checkpoint before `seq`, or -1."""
+    return bisect.bisect_left(floors, seq, key=lambda f: f[0]) - 1
+
+
+def _soft_problem(row: Sequence[Any], floors: Floors, at: int) -> str | None:
+    """What is wrong with a chain row whose hash checks: a changed txid or a back-dated time.
+
+    `at`: the index of the checkpoint before this row (from `_floor_at`).
+    """
+    if row[_SEAL_TXID] != row[_SEAL_TXID + 1]:
+        return "transaction id changed after sealing (the sealer's watermark relies on it)"
+    if at >= 0 and row[5] < floors[at][1]:
+        return (
+            f"event time {row[5].isoformat()} is before the checkpoint signed at seq "
+            f"{floors[at][0]} that preceded its sealing: back-dated"
+        )
+    return None
 
 
 def verify(
@@ -480,11 +519,12 @@ def _verify(conn: Connection, ring: Keyring, jobs: int = 1) -> VerifyReport:
         else:
             by_seq.setdefault(cp.seq, []).append(cp)
 
-    intact = _fast_check(conn, by_seq, jobs) if pg and not problems else None
+    floors = _floors(by_seq)
+    intact = _fast_check(conn, by_seq, floors, jobs) if pg and not problems else None
     if intact is not None:
         checked = intact
     else:
-        checked = _walk(conn, pg, by_seq, problems)
+        checked = _walk(conn, pg, by_seq, floors, problems)
     if not problems:
         beyond = [cp for cp in checkpoints if cp.seq > checked and cp.signature]
         if beyond:
@@ -495,6 +535,21 @@ def _verify(conn: Connection, ring: Keyring, jobs: int = 1) -> VerifyReport:
                     None,
                     f"the chain ends at seq {checked} but a checkpoint in the {top.where} "
                     f"covers seq {top.seq}: events were cut off",
+                )
+            )
+    if not problems:
+        in_db = {(cp.seq, cp.signature) for cp in db_cps}
+        gone = sorted(
+            {cp.seq for cp in checkpoints if cp.where == "file" and cp.seq in by_seq}
+            - {seq for seq, _ in in_db}
+        )
+        if gone:
+            problems.append(
+                _bad(
+                    gone[0],
+                    None,
+                    f"the checkpoint signed at seq {gone[0]} is in the checkpoint file but "
+                    "missing from the database: deleted",
                 )
             )
     unsealed, behind = _unsealed(conn, pg)
@@ -511,50 +566,70 @@ def _verify(conn: Connection, ring: Keyring, jobs: int = 1) -> VerifyReport:
 
 
 def _walk(
-    conn: Connection, pg: bool, by_seq: dict[int, list[Checkpoint]], problems: list[dict[str, Any]]
+    conn: Connection,
+    pg: bool,
+    by_seq: dict[int, list[Checkpoint]],
+    floors: Floors,
+    problems: list[dict[str, Any]],
 ) -> int:
-    """Recompute the whole chain in order and name the first break; returns events checked."""
+    """Recompute the whole chain in order and name the first break; returns events checked.
+
+    A link whose hash checks can still be wrong (a changed txid, a back-dated time): such a
+    problem is noted and the walk goes on, because the next link may show that the row was
+    inserted into the chain, which names the same position better.
+    """
     checked = 0
     prev, prev2 = GENESIS, GENESIS
     prev_event: int | None = None
     last_good_cp = 0
+    at = -1
+    soft: dict[str, Any] | None = None
+    hard: dict[str, Any] | None = None
     for row in _chain_rows(conn, pg):
         seq, sealed_id, stored, present = row[0], row[1], row[2], row[3]
         values = row[4:]
         expected = checked + 1
         if seq != expected:
-            problems.append(_bad(expected, None, "missing from the chain (a seal was removed)"))
+            hard = _bad(expected, None, "missing from the chain (a seal was removed)")
             break
         if present is None:
-            problems.append(_bad(seq, sealed_id, "event deleted"))
+            hard = _bad(seq, sealed_id, "event deleted")
             break
         h = link(prev, values)
         if h.hex() != stored:
             if seq > 1 and link(prev2, values).hex() == stored:
-                problems.append(_bad(seq - 1, prev_event, "event inserted into the chain"))
+                hard = _bad(seq - 1, prev_event, "event inserted into the chain")
             else:
-                problems.append(_bad(seq, values[0], "event altered or out of order"))
+                hard = _bad(seq, values[0], "event altered or out of order")
             break
         for cp in by_seq.get(seq, []):
             if cp.head_hash != h.hex():
-                problems.append(
-                    _bad(
-                        last_good_cp + 1,
-                        None,
-                        f"chain differs from the checkpoint signed at seq {seq} "
-                        f"({cp.where}): rewritten between seq {last_good_cp + 1} "
-                        f"and {seq}",
-                    )
+                hard = _bad(
+                    last_good_cp + 1,
+                    None,
+                    f"chain differs from the checkpoint signed at seq {seq} "
+                    f"({cp.where}): rewritten between seq {last_good_cp + 1} "
+                    f"and {seq}",
                 )
                 break
-        else:
-            if seq in by_seq:
-                last_good_cp = seq
-            prev2, prev = prev, h
-            prev_event = values[0]
-            checked += 1
-            continue
-        break
+        if hard is not None:
+            break
+        while at + 1 < len(floors) and floors[at + 1][0] < seq:
+            at += 1
+        if soft is None:
+            reason = _soft_problem(row, floors, at)
+            if reason is not None:
+                soft = _bad(seq, values[0], reason)
+        if seq in by_seq:
+            last_good_cp = seq
+        prev2, prev = prev, h
+        prev_event = values[0]
+        checked += 1
+    if soft is not None and (hard is None or soft["seq"] < hard["seq"]):
+        problems.append(soft)
+        return int(soft["seq"]) - 1
+    if hard is not None:
+        problems.append(hard)
     return checked
 
 
@@ -567,7 +642,9 @@ def _walk(
 RANGE = 50_000
 
 
-def _fast_check(conn: Connection, by_seq: dict[int, list[Checkpoint]], jobs: int) -> int | None:
+def _fast_check(
+    conn: Connection, by_seq: dict[int, list[Checkpoint]], floors: Floors, jobs: int
+) -> int | None:
     """Events checked if the whole chain and every checkpoint agree, else None."""
     top = conn.execute(select(literal_column("max(seq)")).select_from(_SEAL)).scalar()
     if not top:
@@ -577,9 +654,16 @@ def _fast_check(conn: Connection, by_seq: dict[int, list[Checkpoint]], jobs: int
     if jobs > 1 and len(ranges) > 1:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            results = list(pool.map(_check_ranges, [url] * len(ranges), [[r] for r in ranges]))
+            results = list(
+                pool.map(
+                    _check_ranges,
+                    [url] * len(ranges),
+                    [[r] for r in ranges],
+                    [floors] * len(ranges),
+                )
+            )
     else:
-        results = [_check_ranges(url, ranges)]
+        results = [_check_ranges(url, ranges, floors)]
     if not all(results):
         return None
     wanted = sorted(seq for seq in by_seq if seq <= top)
@@ -592,8 +676,9 @@ def _fast_check(conn: Connection, by_seq: dict[int, list[Checkpoint]], jobs: int
     return int(top)
 
 
-def _check_ranges(url: str, ranges: list[tuple[int, int]]) -> bool:
-    """Whether every range of seals is gapless and reproduces its stored hashes.
+def _check_ranges(url: str, ranges: list[tuple[int, int]], floors: Floors) -> bool:
+    """Whether every range of seals is gapless, reproduces its stored hashes, and has no
+    changed txid or back-dated time.
 
     On a connection of its own, in UTC, so the driver's timestamps are already what
     `canonical` writes (no per-row conversion).
@@ -602,13 +687,15 @@ def _check_ranges(url: str, ranges: list[tuple[int, int]]) -> bool:
 
     with psycopg.connect(url) as raw:
         raw.execute("SET TIME ZONE 'UTC'")
-        return all(_check_range(raw, lo, hi) for lo, hi in ranges)
+        return all(_check_range(raw, lo, hi, floors) for lo, hi in ranges)
 
 
-def _check_range(raw: Any, lo: int, hi: int) -> bool:
-    """Whether seals lo..hi are gapless and each reproduces its stored hash."""
+def _check_range(raw: Any, lo: int, hi: int, floors: Floors) -> bool:
+    """Whether seals lo..hi are gapless and each reproduces its stored hash (and passes
+    `_soft_problem`)."""
     expected = lo
     prev = GENESIS
+    at = _floor_at(floors, lo)
     with raw.cursor(name=f"chartdesk_verify_{lo}", binary=True) as cur:
         cur.itersize = BATCH
         cur.execute(_RANGE_SQL, (lo - 1, hi))
@@ -621,6 +708,10 @@ def _check_range(raw: Any, lo: int, hi: int) -> bool:
                 return False
             h = link(prev, row[4:])
             if h.hex() != row[2]:
+                return False
+            while at + 1 < len(floors) and floors[at + 1][0] < seq:
+                at += 1
+            if _soft_problem(row, floors, at) is not None:
                 return False
             prev = h
             expected += 1

@@ -5,6 +5,7 @@ Never a stack trace, never the request body (it may hold patient data).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -13,9 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.db import DB_UNAVAILABLE, RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE
 from server.errors import AppError, NotAuthenticated, ValidationFailed
 from server.web import forms
 from server.web.templates import is_htmx, render
+
+log = logging.getLogger("chartdesk")
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -125,6 +129,25 @@ def install_handlers(app: FastAPI) -> None:
             details=exc.details,
             headers=exc.headers,
         )
+
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        # The type only: driver messages can quote row values (patient data).
+        log.warning(
+            "database unavailable (%s) on %s %s",
+            type(exc).__name__,
+            request.method,
+            getattr(request.scope.get("route"), "path", "?"),
+        )
+        return error_response(
+            request,
+            status=503,
+            code="unavailable",
+            message=UNAVAILABLE_MESSAGE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for error_type in DB_UNAVAILABLE:
+        app.add_exception_handler(error_type, database_unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -9,9 +9,11 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import get_settings
+from server.db import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, db_unavailable
 
 log = logging.getLogger("chartdesk")
 access_log = logging.getLogger("chartdesk.access")
@@ -44,9 +46,6 @@ class SecurityMiddleware:
         started = time.perf_counter()
         limit = settings.max_body_bytes
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit)
-            return
         received = 0
         status_holder: dict[str, int] = {}
 
@@ -56,7 +55,7 @@ class SecurityMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
             return message
 
         async def send_with_headers(message: Message) -> None:
@@ -87,21 +86,29 @@ class SecurityMiddleware:
             await send(message)
 
         try:
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                status_holder["status"] = 413
+                await _too_large(send, limit)
+                return
             await self.app(scope, limited_receive, send_with_headers)
         except BodyTooLarge:
+            # Read past the limit outside the app's handlers (which answer it themselves).
             if "status" not in status_holder:
+                status_holder["status"] = 413
                 await _too_large(send, limit)
         except Exception as exc:
+            unavailable = db_unavailable(exc)
             # The type only: driver messages can quote row values (patient data).
             log.error(
-                "unhandled %s on %s %s request_id=%s",
+                "%s %s on %s %s request_id=%s",
+                "database unavailable:" if unavailable else "unhandled",
                 type(exc).__name__,
                 scope.get("method"),
                 getattr(scope.get("route"), "path", "?"),
                 request_id,
             )
             if "status" not in status_holder:
-                await _internal_error(scope, send_with_headers)
+                await _internal_error(scope, send_with_headers, unavailable=unavailable)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or (
@@ -125,8 +132,16 @@ class SecurityMiddleware:
             )
 
 
-class BodyTooLarge(Exception):
-    """The request body passed the configured limit while streaming."""
+class BodyTooLarge(StarletteHTTPException):
+    """The request body passed the configured limit while streaming.
+
+    An HTTPException so that FastAPI's own body parsing (JSON and form parameters) passes
+    it on instead of turning it into "400 error parsing the body"; the app's handler then
+    answers 413 in the caller's form (JSON or page).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request body is over the {limit} byte limit.")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -157,32 +172,34 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _internal_error(scope: Scope, send: Send) -> None:
+async def _internal_error(scope: Scope, send: Send, *, unavailable: bool = False) -> None:
+    """500, or 503 with Retry-After when the database cannot be used (the app's handlers
+    answer that themselves; this catches what escapes them)."""
     path: str = scope["path"]
+    status = 503 if unavailable else 500
     if path.startswith("/api/"):
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "internal_error",
-                    "message": "Something went wrong on our side. It has been logged.",
-                    "details": [],
-                }
-            }
-        ).encode()
+        code, message = (
+            ("unavailable", UNAVAILABLE_MESSAGE)
+            if unavailable
+            else ("internal_error", "Something went wrong on our side. It has been logged.")
+        )
+        body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
         ctype = b"application/json"
     else:
-        body = (
-            b"<!doctype html><title>Error</title><h1>Something went wrong</h1>"
-            b'<p>It has been logged. <a href="/home">Back to your home page</a></p>'
+        title, text = (
+            ("Service unavailable", UNAVAILABLE_MESSAGE)
+            if unavailable
+            else ("Something went wrong", "It has been logged.")
         )
+        body = (
+            f"<!doctype html><title>{title}</title><h1>{title}</h1>"
+            f'<p>{text} <a href="/home">Back to your home page</a></p>'
+        ).encode()
         ctype = b"text/html; charset=utf-8"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers: list[Any] = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
+    if unavailable:
+        headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -39,6 +39,7 @@ class Cluster:
     root: Path
     port: int
     as_postgres: bool
+    options: str = ""  # the postgres -c options it was started with
 
     def url(self, dbname: str = "postgres", user: str = "postgres") -> str:
         """SQLAlchemy URL for a database on this cluster."""
@@ -54,18 +55,31 @@ class Cluster:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         return subprocess.run(cmd, cwd=self.root, check=True, capture_output=True, text=True)
 
+    def start(self) -> None:
+        """Start the server on its data folder (again, after `halt`)."""
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+            "-o",
+            self.options,
+        )
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its data for `start`. `fast` disconnects everyone and
+        shuts down cleanly (an operator's stop); `immediate` is a crash, and on a `fast=True`
+        cluster (fsync off) recent commits may then be lost."""
+        data = str(self.root / "data")
+        self._run(str(self.bindir / "pg_ctl"), "-D", data, "-m", mode, "-w", "stop")
+
     def stop(self) -> None:
         """Stop immediately and remove the data folder."""
         try:
-            self._run(
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.root / "data"),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            )
+            self.halt("immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -81,7 +95,11 @@ def start_cluster(*, fast: bool = True) -> Cluster:
     root = Path(tempfile.mkdtemp(prefix="chartdesk-pg-", dir="/tmp"))
     if as_postgres:
         shutil.chown(root, "postgres", "postgres")
-    cluster = Cluster(bindir=bindir, root=root, port=free_port(), as_postgres=as_postgres)
+    port = free_port()
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300"
+    if fast:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    cluster = Cluster(bindir=bindir, root=root, port=port, as_postgres=as_postgres, options=opts)
     cluster._run(
         str(bindir / "initdb"),
         "-D",
@@ -94,18 +112,5 @@ def start_cluster(*, fast: bool = True) -> Cluster:
         "--locale=C",
         "--no-sync",
     )
-    opts = f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300"
-    if fast:
-        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    cluster._run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(root / "data"),
-        "-l",
-        str(root / "log"),
-        "-w",
-        "start",
-        "-o",
-        opts,
-    )
+    cluster.start()
     return cluster

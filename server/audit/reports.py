@@ -213,6 +213,7 @@ def review_flags(
         if e.outcome == Outcome.success
         and e.work_item_id is not None
         and not (e.detail or "").startswith("view=billing")
+        and e.purpose != "HOPERAT"  # QA review: open_record let a supervisor see it for that
     ]
     held = _leased_pairs(session, {e.work_item_id for e in views if e.work_item_id}, until)
     for event in views:

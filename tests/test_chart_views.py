@@ -1,0 +1,52 @@
+"""One chart open is one audited view, and a QA reviewer's view is not an off-queue look."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from server.audit import review
+from server.auth.principal import system_principal
+from server.db import get_engine
+from server.models import AuditEvent
+from server.models.base import utcnow
+from tests.support.coding import GOOD_CODES, coder_with_item, signed_in
+
+
+def _views(item_id: int, actor: str) -> list[AuditEvent]:
+    with Session(get_engine()) as s:
+        return list(
+            s.exec(
+                select(AuditEvent).where(
+                    AuditEvent.work_item_id == item_id,
+                    AuditEvent.action == "view-record",
+                    AuditEvent.actor == actor,
+                )
+            ).all()
+        )
+
+
+def test_opening_the_chart_page_writes_one_view_and_shows_the_code_panel(make_client):
+    held = coder_with_item(make_client, "ana")
+    page = held.client.get(f"/work/{held.item_id}")
+    assert page.status_code == 200
+    assert 'id="codes-form"' in page.text  # the panel comes with the chart, no second fetch
+    assert len(_views(held.item_id, "ana")) == 1
+
+
+def test_a_qa_review_view_raises_no_outside_lease_flag(make_client):
+    held = coder_with_item(make_client, "trainee", in_training=True)
+    held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
+    sup = signed_in(make_client, "sup1", "supervisor")
+    assert sup.get(f"/qa/{held.item_id}").status_code == 200
+    assert len(_views(held.item_id, "sup1")) == 1
+    with Session(get_engine()) as s:
+        flags = review.review_flags(
+            s,
+            actor=system_principal("test"),
+            since=utcnow() - timedelta(hours=1),
+            until=utcnow() + timedelta(minutes=1),
+        )
+    assert [f for f in flags if f.kind == "outside-lease" and f.actor == "sup1"] == []

@@ -124,3 +124,35 @@ def test_a_bad_audit_search_replaces_the_old_results_with_the_reason(
     page.click("#search")
     expect(page.locator("#search-error")).to_contain_text("A work item is a number")
     expect(page.locator("#results table")).to_have_count(0)
+
+
+def test_the_chart_and_the_code_field_fit_one_screen_and_the_notes_can_be_searched(
+    page: Page, live_server, backend
+) -> None:
+    item = make_encounter(queue="default")
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    page.set_viewport_size({"width": 1366, "height": 768})
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(f"{url}/work/{item}")
+    # The code field is on screen without scrolling the page, and has the focus.
+    code = page.locator("#dx-lines input[name=dx_code]").first
+    expect(code).to_be_focused()
+    assert page.evaluate("document.scrollingElement.scrollHeight") <= 768
+    box = code.bounding_box()
+    assert box is not None
+    assert box["y"] + box["height"] <= 768
+    # Notes are readable: the "# Chief Complaint" line is a heading, not raw markup.
+    expect(page.locator("#documents .document h4").first).to_have_text("Chief Complaint")
+    # Find in the chart highlights every hit; Enter walks through them.
+    page.fill("#doc-search", "rhonchi")
+    expect(page.locator("#documents mark.hit")).to_have_count(1)
+    page.press("#doc-search", "Enter")
+    expect(page.locator("#doc-hits")).to_have_text("1 of 1 (Enter: next)")
+    # Privacy: when the window loses focus the chart blurs; a key brings it back.
+    page.evaluate("window.dispatchEvent(new Event('blur'))")
+    expect(page.locator("body")).to_have_class(re.compile(r"\bprivacy\b"))
+    page.keyboard.press("Shift")
+    expect(page.locator("body")).not_to_have_class(re.compile(r"\bprivacy\b"))

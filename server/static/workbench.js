@@ -76,4 +76,91 @@
       if (next) next.focus();
     }
   });
+
+  // Focus lands in the first empty code field when a chart opens.
+  var empty = Array.prototype.find.call(
+    document.querySelectorAll("#codes-form input[name=dx_code]"), function (i) { return !i.value; });
+  if (empty) empty.focus({ preventScroll: true });
+
+  // Find in the chart: highlight every hit in the documents (text nodes only: the notes stay
+  // escaped), Enter jumps to the next one.
+  var search = document.getElementById("doc-search");
+  var hitsLabel = document.getElementById("doc-hits");
+  var current = -1;
+  function clearMarks() {
+    document.querySelectorAll("#documents mark.hit").forEach(function (m) {
+      var parent = m.parentNode;
+      parent.replaceChild(document.createTextNode(m.textContent), m);
+      parent.normalize();
+    });
+  }
+  function mark(term) {
+    clearMarks();
+    current = -1;
+    if (term.length < 2) { hitsLabel.textContent = ""; return []; }
+    var needle = term.toLowerCase();
+    document.querySelectorAll("#documents .document").forEach(function (doc) {
+      var walker = document.createTreeWalker(doc, NodeFilter.SHOW_TEXT);
+      var nodes = [];
+      while (walker.nextNode()) nodes.push(walker.currentNode);
+      nodes.forEach(function (node) {
+        var text = node.nodeValue, lower = text.toLowerCase(), at = lower.indexOf(needle);
+        if (at < 0) return;
+        var frag = document.createDocumentFragment(), from = 0;
+        while (at >= 0) {
+          frag.appendChild(document.createTextNode(text.slice(from, at)));
+          var m = document.createElement("mark");
+          m.className = "hit";
+          m.textContent = text.slice(at, at + needle.length);
+          frag.appendChild(m);
+          from = at + needle.length;
+          at = lower.indexOf(needle, from);
+        }
+        frag.appendChild(document.createTextNode(text.slice(from)));
+        node.parentNode.replaceChild(frag, node);
+      });
+    });
+    var hits = document.querySelectorAll("#documents mark.hit");
+    hitsLabel.textContent = hits.length ? hits.length + " found (Enter: next)" : "not found";
+    return hits;
+  }
+  if (search) {
+    var searchTimer = null;
+    search.addEventListener("input", function () {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(function () { mark(search.value.trim()); }, 200);
+    });
+    search.addEventListener("keydown", function (e) {
+      if (e.key !== "Enter") return;
+      e.preventDefault();
+      var hits = document.querySelectorAll("#documents mark.hit");
+      if (!hits.length) hits = mark(search.value.trim());
+      if (!hits.length) return;
+      if (current >= 0 && hits[current]) hits[current].classList.remove("current");
+      current = (current + 1) % hits.length;
+      hits[current].classList.add("current");
+      hits[current].scrollIntoView({ block: "center" });
+      hitsLabel.textContent = (current + 1) + " of " + hits.length + " (Enter: next)";
+    });
+  }
+
+  // Privacy at home: the chart blurs when the window loses focus or after a minute without
+  // input, and comes back on a key press or a click.
+  if (document.getElementById("documents")) {
+    var note = document.createElement("div");
+    note.className = "privacy-note";
+    note.setAttribute("role", "status");
+    note.textContent = "Chart hidden for privacy. Press any key to show it again.";
+    document.body.appendChild(note);
+    var lastTouch = Date.now();
+    var hide = function () { document.body.classList.add("privacy"); };
+    var show = function () { lastTouch = Date.now(); document.body.classList.remove("privacy"); };
+    window.addEventListener("blur", hide);
+    ["keydown", "pointerdown"].forEach(function (n) { document.addEventListener(n, show, true); });
+    document.addEventListener("pointermove", function () {
+      if (!document.body.classList.contains("privacy")) lastTouch = Date.now();
+    }, { passive: true });
+    setInterval(function () { if (Date.now() - lastTouch > 60000) hide(); }, 5000);
+  }
 })();
+

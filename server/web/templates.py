@@ -9,8 +9,16 @@ from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from server.config import PROJECT_ROOT, get_settings
+from server.web import display
 
 templates = Jinja2Blocks(directory=str(PROJECT_ROOT / "templates"))
+templates.env.filters.update(
+    when=display.when,
+    day=display.day,
+    age=display.age,
+    stay_days=display.stay_days,
+    note=display.note,
+)
 
 
 def is_htmx(request: Request) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -47,6 +48,24 @@ def reset_caches() -> None:
         get_engine().dispose()
     get_engine.cache_clear()
     get_settings.cache_clear()
+
+
+# argon2id as production runs it costs ~0.3-0.5 s per hash or check on these 2 cores, and
+# nearly every test creates users and signs in. Tests hash with the same algorithm at its
+# cheapest cost; test_passwords.py checks the production parameters on the real hasher.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def production_hasher() -> Iterator[PasswordHasher]:
+    """Swap in a cheap argon2id hasher for the run; yields the production one."""
+    from server.auth import passwords
+
+    real = passwords._hasher
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(passwords, "_hasher", CHEAP_HASHER)
+        mp.setattr(passwords, "_DUMMY_HASH", CHEAP_HASHER.hash("dummy-for-unknown-users"))
+        yield real
 
 
 @pytest.fixture(autouse=True)

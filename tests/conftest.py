@@ -32,6 +32,9 @@ from tests.support.pgcluster import Cluster, find_pg_bin, free_port, start_clust
 os.environ.setdefault("CHARTDESK_ENV", "development")
 os.environ.setdefault("CHARTDESK_WARM_CODE_INDEX", "false")  # built on first use instead
 os.environ.pop("CHARTDESK_DEMO_FILE", None)
+# The app's background audit sealer is off in tests (a thread per app, waking twice a
+# second); tests marked `sealer` run it at the production setting.
+os.environ.setdefault("CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS", "0")
 
 TEMPLATE_DB = "chartdesk_template"
 _counter = iter(range(1, 10**9))
@@ -66,6 +69,14 @@ def production_hasher() -> Iterator[PasswordHasher]:
         mp.setattr(passwords, "_hasher", CHEAP_HASHER)
         mp.setattr(passwords, "_DUMMY_HASH", CHEAP_HASHER.hash("dummy-for-unknown-users"))
         yield real
+
+
+@pytest.fixture(autouse=True)
+def _sealer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests marked `sealer` get the app's background sealer at its default interval."""
+    if request.node.get_closest_marker("sealer"):
+        monkeypatch.delenv("CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS", raising=False)
+        get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)

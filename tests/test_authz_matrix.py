@@ -21,20 +21,19 @@ import functools
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from server.auth.deps import AccessRule, Public
+from tests.support.databases import Databases
 from tests.support.routes import access_rules, api_routes
 
 MATRIX_FILE = Path(__file__).with_name("authz_matrix.yaml")
@@ -179,20 +178,6 @@ def keyring() -> None:
     """Overrides conftest's per-test keyring: the module's world keeps one keyring."""
 
 
-def _fresh_database(backend: str, templates: dict[str, str], cluster: Any, tmp: Path) -> str:
-    if backend not in templates:
-        pytest.skip(f"{backend} is not available on this machine")
-    if backend == "sqlite":
-        path = tmp / "matrix.db"
-        shutil.copyfile(templates["sqlite"], path)
-        return f"sqlite:///{path}"
-    name = f"matrix_{os.getpid()}"
-    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE chartdesk_template")
-    return str(cluster.url(name))
-
-
 def _make_item(coder: TestClient) -> str:
     """One encounter (the repo's own synthetic data), leased to `coder`: its id.
 
@@ -212,20 +197,21 @@ def _make_item(coder: TestClient) -> str:
 @pytest.fixture(scope="module")
 def world(
     backend: str,
-    _templates: dict[str, str],
-    pg_cluster: Any,
+    databases: Databases,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[World]:
     from server.keyring import init_keyring
-    from tests.conftest import reset_caches
+    from tests.conftest import require_backend, reset_caches
     from tests.factories import make_token, make_user
 
+    require_backend(backend, databases)
     tmp = tmp_path_factory.mktemp("matrix")
+    url = databases.create(backend, tmp, prefix="matrix")
     with pytest.MonkeyPatch.context() as mp:
         key_path = tmp / "keyring.json"
         init_keyring(key_path)
         mp.setenv("CHARTDESK_KEYRING_FILE", str(key_path))
-        mp.setenv("CHARTDESK_DATABASE_URL", _fresh_database(backend, _templates, pg_cluster, tmp))
+        mp.setenv("CHARTDESK_DATABASE_URL", url)
         mp.setenv("CHARTDESK_SIGNIN_RATE_PER_MINUTE", "10000")
         mp.setenv("CHARTDESK_SIGNIN_ACCOUNT_RATE_PER_MINUTE", "10000")
         mp.setenv("CHARTDESK_TOKEN_RATE_PER_MINUTE", "100000")
@@ -261,6 +247,7 @@ def world(
         for client in world.clients.values():
             client.__exit__(None, None, None)
         reset_caches()
+    databases.drop(url)
 
 
 # ---------------------------------------------------------------- the cases

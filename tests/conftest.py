@@ -20,20 +20,22 @@ from typing import Any
 import psycopg
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from server.config import get_settings
 from server.db import get_engine
 from server.web.protocol import NoDelayHttpToolsProtocol
-from tests.support.pgcluster import Cluster, find_pg_bin, free_port, start_cluster
+from tests.support.databases import TEMPLATE_DB, Databases
+from tests.support.pgcluster import Cluster, find_pg_bin, free_port, memory_dir, start_cluster
 
 os.environ.setdefault("CHARTDESK_ENV", "development")
 os.environ.setdefault("CHARTDESK_WARM_CODE_INDEX", "false")  # built on first use instead
 os.environ.pop("CHARTDESK_DEMO_FILE", None)
-
-TEMPLATE_DB = "chartdesk_template"
-_counter = iter(range(1, 10**9))
+# The app's background audit sealer is off in tests (a thread per app, waking twice a
+# second); tests marked `sealer` run it at the production setting.
+os.environ.setdefault("CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS", "0")
 
 
 def _backends() -> list[str]:
@@ -47,6 +49,32 @@ def reset_caches() -> None:
         get_engine().dispose()
     get_engine.cache_clear()
     get_settings.cache_clear()
+
+
+# argon2id as production runs it costs ~0.3-0.5 s per hash or check on these 2 cores, and
+# nearly every test creates users and signs in. Tests hash with the same algorithm at its
+# cheapest cost; test_passwords.py checks the production parameters on the real hasher.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def production_hasher() -> Iterator[PasswordHasher]:
+    """Swap in a cheap argon2id hasher for the run; yields the production one."""
+    from server.auth import passwords
+
+    real = passwords._hasher
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(passwords, "_hasher", CHEAP_HASHER)
+        mp.setattr(passwords, "_DUMMY_HASH", CHEAP_HASHER.hash("dummy-for-unknown-users"))
+        yield real
+
+
+@pytest.fixture(autouse=True)
+def _sealer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests marked `sealer` get the app's background sealer at its default interval."""
+    if request.node.get_closest_marker("sealer"):
+        monkeypatch.delenv("CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS", raising=False)
+        get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -72,30 +100,44 @@ def pg_cluster() -> Iterator[Cluster | None]:
             pytest.fail("PostgreSQL binaries not found and CHARTDESK_TEST_REQUIRE_PG is set")
         yield None
         return
-    cluster = start_cluster(fast=True)
+    cluster = start_cluster(fast=True, parent=memory_dir())
     yield cluster
     cluster.stop()
 
 
 @pytest.fixture(scope="session")
-def _templates(
+def databases(
     pg_cluster: Cluster | None, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """Migrate one template database per backend."""
+) -> Iterator[Databases]:
+    """Migrate one template database per backend; tests get copies of them."""
     from server.migrate import upgrade
 
-    made: dict[str, str] = {}
+    made = Databases()
     if "sqlite" in _backends():
         path = tmp_path_factory.mktemp("sqlite") / "template.db"
         upgrade(f"sqlite:///{path}")
-        made["sqlite"] = str(path)
+        made.sqlite_template = path
     if pg_cluster is not None:
         with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
         upgrade(pg_cluster.url(TEMPLATE_DB))
-        made["postgresql"] = TEMPLATE_DB
+        made.cluster = pg_cluster
     reset_caches()
-    return made
+    yield made
+    made.close()
+
+
+def require_backend(backend: str, databases: Databases) -> None:
+    """Skip (or fail, in CI) a test whose backend this machine does not have."""
+    if backend in databases.backends:
+        return
+    msg = (
+        f"{backend} is not available on this machine (install Debian's postgresql); "
+        "the PostgreSQL half of the suite is SKIPPED"
+    )
+    if os.environ.get("CHARTDESK_TEST_REQUIRE_PG"):
+        pytest.fail(msg)
+    pytest.skip(msg)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -109,38 +151,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def db_url(
     backend: str,
-    _templates: dict[str, str],
-    pg_cluster: Cluster | None,
+    databases: Databases,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[str]:
     """A fresh migrated database for this test; the app's settings point at it."""
-    if backend not in _templates:
-        msg = (
-            f"{backend} is not available on this machine (install Debian's postgresql); "
-            "the PostgreSQL half of the suite is SKIPPED"
-        )
-        if os.environ.get("CHARTDESK_TEST_REQUIRE_PG"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    if backend == "sqlite":
-        path = tmp_path / "test.db"
-        shutil.copyfile(_templates["sqlite"], path)
-        url = f"sqlite:///{path}"
-    else:
-        assert pg_cluster is not None
-        name = f"t{os.getpid()}_{next(_counter)}"
-        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-        url = pg_cluster.url(name)
+    require_backend(backend, databases)
+    url = databases.create(backend, tmp_path)
     monkeypatch.setenv("CHARTDESK_DATABASE_URL", url)
     reset_caches()
     yield url
     reset_caches()
-    if backend == "postgresql":
-        assert pg_cluster is not None
-        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    databases.drop(url)
 
 
 @pytest.fixture

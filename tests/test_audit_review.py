@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -577,6 +578,7 @@ def test_flags_for_review(db_url: str) -> None:
     )
 
 
+@pytest.mark.sealer
 def test_the_running_app_seals_by_itself(client: TestClient) -> None:
     """The lifespan starts a sealer thread: events get chained without anyone asking."""
     ids = [_write("ann", "claim", work_item=i) for i in range(3)]

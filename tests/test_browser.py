@@ -9,7 +9,8 @@ from playwright.sync_api import Page, expect
 
 from tests.factories import fresh_totp, make_user
 
-pytestmark = pytest.mark.browser
+# PostgreSQL only: the API tests cover both backends; a browser adds the page, not the DB.
+pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
 
 
 def test_coder_signs_in_sees_home_signs_out_and_old_cookie_is_dead(

@@ -12,7 +12,8 @@ from server.coding import codesets
 from tests.factories import Account, fresh_totp, make_encounter, make_user
 from tests.support.coding import pyx12_accepts
 
-pytestmark = pytest.mark.browser
+# PostgreSQL only: the API tests cover both backends; a browser adds the page, not the DB.
+pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
 
 
 def _sign_in(page: Page, url: str, account: Account) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from server.auth.deps import Public
 from server.config import PROJECT_ROOT, get_settings
 from server.main import create_app
 from tests.factories import make_user, sign_in
-from tests.support.routes import api_routes
+from tests.support.routes import access_rules, api_routes
 
 PARAM = re.compile(r"{([^}:]+)(:[^}]+)?}")
 SAMPLE = {"name": "default", "username": "nobody", "format": "csv"}
@@ -28,6 +29,16 @@ def every_request(app) -> list[tuple[str, str]]:
     for route in api_routes(app):
         for method in sorted(route.methods - {"HEAD"}):
             found.append((method, concrete(route.path)))
+    return found
+
+
+def public_requests(app) -> set[tuple[str, str]]:
+    """(method, path) of the routes anyone may call (no session, so no CSRF check)."""
+    found = set()
+    for route in api_routes(app):
+        rules = access_rules(route.dependant)
+        if not rules or isinstance(rules[0], Public):
+            found |= {(m, concrete(route.path)) for m in route.methods - {"HEAD"}}
     return found
 
 
@@ -55,6 +66,10 @@ def check(response, *, where: str, production: bool = False) -> None:
         assert "strict-transport-security" not in h, where
 
 
+def _refused_for_csrf(response) -> bool:
+    return "csrf_failed" in response.text or "invalid CSRF token" in response.text
+
+
 def test_headers_on_every_route_anonymous_and_signed_in(app, make_client):
     requests = every_request(app)
     assert len(requests) > 10
@@ -62,13 +77,28 @@ def test_headers_on_every_route_anonymous_and_signed_in(app, make_client):
     for method, path in requests:
         r = anonymous.request(method, path, json={}, follow_redirects=False)
         check(r, where=f"anonymous {method} {path}")
+    make_user("bystander", "coder")  # id 1: the /admin/users/1/... calls act on someone else
+    root = make_user("root", "coder", "supervisor", "biller", "compliance", "admin")
     signed_in = make_client()
-    sign_in(signed_in, make_user("root", "coder", "supervisor", "biller", "compliance", "admin"))
-    wrong_csrf = {"X-CSRF-Token": "not-the-token"}
+    sign_in(signed_in, root)  # unsafe requests now carry the right X-CSRF-Token
     for method, path in requests:
-        headers = wrong_csrf if method != "GET" else {}  # refused, so nothing is changed
-        r = signed_in.request(method, path, json={}, headers=headers, follow_redirects=False)
-        check(r, where=f"signed-in {method} {path}")
+        r = signed_in.request(method, path, json={}, follow_redirects=False)
+        where = f"signed-in {method} {path}"
+        check(r, where=where)
+        assert not _refused_for_csrf(r), f"{where}: refused for CSRF with the right token"
+        if method != "GET" and signed_in.get("/api/v1/me").status_code == 401:
+            sign_in(signed_in, root)  # that call ended the session (sign-out)
+    # Refusals carry the headers too: every unsafe request again, with a wrong token.
+    wrong_csrf = {"X-CSRF-Token": "not-the-token"}
+    public = public_requests(app)
+    for method, path in requests:
+        if method == "GET" or (method, path) in public:
+            continue
+        r = signed_in.request(method, path, json={}, headers=wrong_csrf, follow_redirects=False)
+        where = f"signed-in, wrong CSRF token, {method} {path}"
+        check(r, where=where)
+        assert r.status_code == 403, where
+        assert _refused_for_csrf(r), where
 
 
 def test_hsts_in_production(db_url, monkeypatch):

@@ -9,7 +9,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.factories import Account, fresh_totp, make_encounter, make_user
 
-pytestmark = pytest.mark.browser
+# PostgreSQL only: the API tests cover both backends; a browser adds the page, not the DB.
+pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
 
 
 def _sign_in(page: Page, url: str, account: Account) -> None:

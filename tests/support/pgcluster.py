@@ -84,15 +84,26 @@ class Cluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_cluster(*, fast: bool = True) -> Cluster:
-    """initdb + pg_ctl start on a free port. `fast` turns off fsync (tests only)."""
+def memory_dir() -> str | None:
+    """A RAM-backed folder (Linux's /dev/shm) we may create in, or None."""
+    shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp folder inside it
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def start_cluster(*, fast: bool = True, parent: str | None = None) -> Cluster:
+    """initdb + pg_ctl start on a free port. `fast` turns off fsync (tests only).
+
+    `parent`: where the data folder goes (default /tmp). The test suite puts it in memory:
+    on the shared disk each test's CREATE DATABASE took 0.3-1 s when other work was
+    writing, against ~20 ms in memory.
+    """
     bindir = find_pg_bin()
     if bindir is None:
         raise RuntimeError(
             "PostgreSQL binaries (initdb, pg_ctl) not found; install Debian's postgresql package"
         )
     as_postgres = os.geteuid() == 0
-    root = Path(tempfile.mkdtemp(prefix="chartdesk-pg-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix="chartdesk-pg-", dir=parent or "/tmp"))
     if as_postgres:
         shutil.chown(root, "postgres", "postgres")
     port = free_port()

@@ -114,28 +114,33 @@ def test_drill_postgres_stopped_under_load_then_restarted(
     lock = threading.Lock()
     stop = threading.Event()
     with LiveServer(create_app()) as server:
+        clients = []
+        for account in accounts:  # signed in before the load starts (sign-in is slow)
+            client = httpx.Client(base_url=server.url, timeout=30)
+            _sign_in(client, account)
+            clients.append(client)
 
-        def coder(account: Any) -> None:
-            with httpx.Client(base_url=server.url, timeout=30) as client:
-                _sign_in(client, account)
-                while not stop.is_set():
-                    try:
-                        r = client.post("/api/v1/work/next")
-                        outcome: int | str = r.status_code
-                        if r.status_code == 200:
-                            client.post(f"/api/v1/work/{r.json()['id']}/release")
-                        elif r.status_code == 503:
-                            assert int(r.headers["retry-after"]) > 0
-                    except (httpx.TransportError, AssertionError) as exc:
-                        outcome = type(exc).__name__
-                    with lock:
-                        seen.append((time.monotonic(), outcome))
-                    time.sleep(0.02)
+        def coder(client: httpx.Client) -> None:
+            while not stop.is_set():
+                try:
+                    r = client.post("/api/v1/work/next")
+                    outcome: int | str = r.status_code
+                    if r.status_code == 200:
+                        client.post(f"/api/v1/work/{r.json()['id']}/release")
+                    elif r.status_code == 503:
+                        assert int(r.headers["retry-after"]) > 0
+                except (httpx.TransportError, AssertionError) as exc:
+                    outcome = type(exc).__name__
+                with lock:
+                    seen.append((time.monotonic(), outcome))
+                time.sleep(0.02)
 
-        threads = [threading.Thread(target=coder, args=(a,)) for a in accounts]
+        threads = [threading.Thread(target=coder, args=(c,)) for c in clients]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
+        while sum(1 for _, o in seen if o == 200) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
         down_at = time.monotonic()
         own_cluster.halt()
         time.sleep(1.5)
@@ -145,6 +150,8 @@ def test_drill_postgres_stopped_under_load_then_restarted(
         stop.set()
         for t in threads:
             t.join(timeout=30)
+        for client in clients:
+            client.close()
         outcomes = {o for _, o in seen}
         assert outcomes <= {200, 503}, outcomes  # no 500, no dropped connection
         assert any(o == 503 for t, o in seen if down_at <= t <= up_at), "503 while down"

@@ -34,7 +34,7 @@ def test_next_opens_the_item_and_the_forms_work(make_client):
     # The heartbeat fragment replaces the lease box and keeps polling.
     beat = client.post(f"/work/{item_id}/heartbeat", headers=HTMX)
     assert beat.status_code == 200
-    assert beat.text.lstrip().startswith('<div id="lease"')
+    assert beat.text.lstrip().startswith('<span id="lease"')
     assert 'hx-trigger="every 60s"' in beat.text
     # Hold from the form: back to My work, where it shows as held with a Resume button.
     r = client.post(

@@ -69,17 +69,24 @@ class Hl7Rejected(AppError):
     code = "hl7_rejected"
 
     def __init__(
-        self, message: str, *, ack: str = "AE", hl7_code: str = "207", where: str = ""
+        self,
+        message: str,
+        *,
+        ack: str = "AE",
+        hl7_code: str = "207",
+        where: str = "",
+        label: str | None = None,
     ) -> None:
         super().__init__(message, code="hl7_rejected")
         self.ack = ack
         self.hl7_code = hl7_code
         self.where = where  # "PID^1^3": segment, occurrence, field
+        self.label = label
 
     @property
     def reason(self) -> str:
-        """A short label for metrics (the HL7 error code's name)."""
-        return ERROR_NAMES.get(self.hl7_code, "error")
+        """A short fixed label for metrics: `label`, else the HL7 error code's name."""
+        return self.label or ERROR_NAMES.get(self.hl7_code, "error")
 
 
 # HL7 table 0357, message error condition codes.

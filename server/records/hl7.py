@@ -608,7 +608,7 @@ def parse(raw: bytes | str) -> Hl7Parsed:
     _check_header(header)
     source, number = _visit_number(r, header)
     parsed = Hl7Parsed(header=header, source_system=source, external_id=number)
-    if header.message_type == "ADT" and header.event not in CANCEL | UNDO_DISCHARGE:
+    if header.message_type == "ADT" and header.event not in CANCEL:
         parsed.encounter, parsed.visit = _encounter(r, header, source, number)
     elif header.message_type in ("MDM", "ORU"):
         parsed.documents = _documents(r, header)

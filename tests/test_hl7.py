@@ -476,3 +476,111 @@ def test_no_plaintext_at_rest_or_in_logs_after_hl7_ingest(
     assert [n for n in exact + variants if n.encode() in dump] == []
     logged = caplog.text + "\n".join(str(r.args) for r in caplog.records)
     assert [n for n in exact + variants if n in logged] == []
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for 127.0.0.1."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "hl7.crt", folder / "hl7.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_tls_when_a_certificate_is_configured(db_url, monkeypatch, tmp_path):
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    monkeypatch.setenv("CHARTDESK_HL7_TLS_CERT_FILE", str(cert_file))
+    monkeypatch.setenv("CHARTDESK_HL7_TLS_KEY_FILE", str(key_file))
+    get_settings.cache_clear()
+    client_context = ssl.create_default_context(cafile=str(cert_file))
+    with Listener() as listener:
+        with client_context.wrap_socket(listener.connect(), server_hostname="127.0.0.1") as tls:
+            assert send(tls, message("conchita_a01"))["MSA"][1] == "AA"
+        # Plain TCP on a TLS listener gets no ACK; the listener keeps serving.
+        with listener.connect() as plain:
+            plain.sendall(START + message("conchita_a01") + END)
+            reply = b""
+            while chunk := plain.recv(4096):
+                reply += chunk
+            assert START not in reply  # the handshake failed: closed, no ACK
+        with client_context.wrap_socket(listener.connect(), server_hostname="127.0.0.1") as tls:
+            assert send(tls, message("conchita_a03"))["MSA"][1] == "AA"
+
+
+def test_two_listeners_on_one_database_apply_a_message_once(db_url, session):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Listener() as one, Listener() as two, ThreadPoolExecutor(8) as pool:
+        sends = [pool.submit(deliver, lst, message("conchita_a01")) for lst in [one, two] * 4]
+        answers = [f.result()[0]["MSA"][1] for f in sends]
+    assert answers == ["AA"] * 8
+    assert len(session.exec(select(WorkItem)).all()) == 1
+    assert len(session.exec(select(Hl7Message)).all()) == 1
+
+
+def test_the_listen_command_serves_as_its_own_process(db_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.pgcluster import free_port
+
+    port, metrics_port = free_port(), free_port()
+    env = {**os.environ, "CHARTDESK_DATABASE_URL": db_url}
+    command = [sys.executable, "-m", "server.cli", "hl7", "listen", "--port", str(port)]
+    command += ["--metrics-port", str(metrics_port)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        with sock:
+            assert send(sock, message("conchita_a01"))["MSA"][1] == "AA"
+        with socket.create_connection(("127.0.0.1", metrics_port), timeout=10) as http:
+            http.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = b""
+            while chunk := http.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200")
+        assert b'chartdesk_hl7_messages_accepted_total{type="ADT^A01"} 1' in reply
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0

@@ -179,6 +179,7 @@ def connection_handler(
     """The per-connection callback for `asyncio.start_server`."""
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one client connection to its end."""
         await Connection(reader, writer, handler=handler).run()
 
     return on_connect

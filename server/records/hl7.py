@@ -445,11 +445,11 @@ def _payer(r: _Reader) -> dict[str, Any] | None:
     if not plans:
         return None
 
-    def order(seg: hl7.Segment) -> int:
+    def _order(seg: hl7.Segment) -> int:
         value = r.get(seg, 1)
         return int(value) if value.isdigit() else 999
 
-    in1 = min(plans, key=order)
+    in1 = min(plans, key=_order)
     name = r.get(in1, 4, c=1) or r.get(in1, 2, c=2) or r.get(in1, 2, c=1)
     member = r.get(in1, 36) or r.get(in1, 49, c=1)
     if not name and not member:

@@ -340,14 +340,15 @@ def _check_header(h: Header) -> None:
         raise _missing("MSH^1^4", "sending facility")
     if h.message_type not in EVENTS:
         raise Hl7Rejected(
-            f"Message type {h.message_type or '(none)'} is not taken here (ADT, MDM, ORU).",
+            "This message type is not taken here (ADT, MDM, ORU).",
             ack="AR",
             hl7_code="200",
             where="MSH^1^9",
         )
     if h.event not in EVENTS[h.message_type]:
         raise Hl7Rejected(
-            f"Event {h.kind} is not taken here ({', '.join(sorted(EVENTS[h.message_type]))}).",
+            f"This {h.message_type} trigger event is not taken here "
+            f"({', '.join(sorted(EVENTS[h.message_type]))}).",
             ack="AR",
             hl7_code="201",
             where="MSH^1^9",

@@ -584,3 +584,25 @@ def test_the_listen_command_serves_as_its_own_process(db_url, tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(15) == 0
+
+
+def test_hl7_visits_are_routed_and_audited_with_ids_only(listener, make_client, session):
+    from server.models import AuditEvent, Queue
+    from tests.test_queue_support import ensure_queue
+
+    ensure_queue("hilltown")
+    boss = make_client()
+    sign_in(boss, make_user("boss", "supervisor"))
+    rule = {"facility": "hilltown community health centers inc", "queue": "hilltown"}
+    assert boss.post("/api/v1/routing-rules", json=rule).status_code == 201
+    deliver(listener, message("conchita_a01"), message("conchita_t02"))
+    item = session.exec(select(WorkItem)).one()
+    assert session.get(Queue, item.queue_id).name == "hilltown"
+    events = session.exec(select(AuditEvent).where(AuditEvent.action == "ingest")).all()
+    assert [e.actor for e in events] == ["hl7:SYNTHEA-EHR@HILLTOWN"] * 2
+    assert {e.actor_kind for e in events} == {"system"}
+    assert {e.work_item_id for e in events} == {item.id}
+    assert events[0].source_ip == "127.0.0.1"
+    assert "hl7 ADT^A01" in events[0].detail
+    assert "hl7 MDM^T02" in events[1].detail
+    assert "documents+1" in events[1].detail

@@ -295,6 +295,11 @@ def test_an_oversized_message_is_refused_and_the_connection_goes_on(db_url, monk
         sock.sendall(big[800:] + b"x" * 2048 + END)
         assert parse_ack(read_frame(sock))["MSA"][1] == "AR"
         assert send(sock, message("conchita_a01"))["MSA"][1] == "AA"
+        # Oversized and never ended, then a new frame: refused, and the new one answered.
+        sock.sendall(START + b"x" * 2048)
+        assert parse_ack(read_frame(sock))["MSA"][1] == "AR"
+        sock.sendall(START + message("conchita_a03") + END)
+        assert parse_ack(read_frame(sock))["MSA"][1:3] == ["AA", "MSG-0003"]
 
 
 def test_a_silent_client_is_dropped_and_others_are_served(db_url, monkeypatch):

@@ -86,11 +86,14 @@ class Connection:
         await self._send(service.refuse(partial, message=message, reason=reason))
 
     async def _skip_to_end(self) -> bool:
-        """Drop an oversized frame up to its end block; False if the stream ended first."""
+        """Drop an oversized frame up to its end block (or the next frame's start block, if
+        it never ends); False if the stream ended first."""
+        del self.buffer[:1]  # the oversized frame's own start block
         while True:
-            at = self.buffer.find(END)
-            if at >= 0:
-                del self.buffer[: at + len(END)]
+            ends = [at for at in (self.buffer.find(END), self.buffer.find(START)) if at >= 0]
+            if ends:
+                cut = min(ends)
+                del self.buffer[: cut + (len(END) if self.buffer[cut:].startswith(END) else 0)]
                 return True
             del self.buffer[:-1]  # an end block may be split across reads
             chunk = await self._read()

@@ -246,7 +246,8 @@ def check_escapes(text: str, esc: str, field_sep: str) -> None:
         name = line[:3]
         seen[name] = seen.get(name, 0) + 1
         is_msh = name == "MSH"
-        body = line[9:] if is_msh else line  # MSH-1 and MSH-2 hold `esc` itself
+        # MSH-1 and MSH-2 hold the delimiters themselves: MSH is checked from MSH-3 on.
+        body = (line.split(field_sep, 2)[2:] or [""])[0] if is_msh else line
         if esc in good.sub("", body):
             fields = body.split(field_sep)
             position = next(i for i, f in enumerate(fields) if esc in good.sub("", f))
@@ -597,7 +598,9 @@ def parse(raw: bytes | str) -> Hl7Parsed:
         raise Hl7Rejected("The message is not UTF-8 text.", ack="AR", hl7_code="102") from None
     if not text.startswith("MSH") or len(text) < 9:
         raise Hl7Rejected("The message does not start with MSH.", ack="AR", hl7_code="100")
-    check_escapes(text, text[6] if text[6] != text[3] else "", text[3])
+    field_sep = text[3]
+    encoding = text[4:].split(field_sep, 1)[0]  # MSH-2: component, repetition, escape, sub
+    check_escapes(text, encoding[2] if len(encoding) > 2 else "", field_sep)
     try:
         message = hl7.parse(text)
     except Exception:  # noqa: BLE001 - the library raises several kinds; none carry values here

@@ -73,6 +73,7 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else None
         self.buffer = bytearray()
+        self.scanned = 1  # the open frame is searched for blocks from here (not from 1 again)
 
     async def _read(self) -> bytes:
         """The next bytes; b"" at the end of the stream; TimeoutError after the timeout."""
@@ -107,6 +108,10 @@ class Connection:
             await self._serve()
         except (TimeoutError, ConnectionError, ssl.SSLError):
             pass
+        except asyncio.CancelledError:
+            # The listener is shutting down: this connection task ends here, quietly (asyncio
+            # would otherwise report the cancelled task from its stream callback).
+            pass
         except Exception as exc:  # noqa: BLE001 - one connection's failure stays its own
             log.error("hl7 connection failed: %s", type(exc).__name__)
         finally:
@@ -121,10 +126,13 @@ class Connection:
             start = self.buffer.find(START)
             if start < 0:
                 self.buffer.clear()  # bytes between frames: ignored
+                self.scanned = 1
             else:
                 del self.buffer[:start]
-                end = self.buffer.find(END, 1)
-                restart = self.buffer.find(START, 1)
+                from_ = self.scanned if start == 0 else 1
+                end = self.buffer.find(END, max(1, from_ - 1))
+                restart = self.buffer.find(START, from_)
+                self.scanned = len(self.buffer)
                 if restart >= 0 and (end < 0 or restart < end):
                     await self._refuse(
                         bytes(self.buffer[1:restart]),
@@ -132,10 +140,12 @@ class Connection:
                         "frame-without-end-block",
                     )
                     del self.buffer[:restart]
+                    self.scanned = 1
                     continue
                 if end >= 0:
                     payload = bytes(self.buffer[1:end])
                     del self.buffer[: end + len(END)]
+                    self.scanned = 1
                     if len(payload) > self.limit:
                         await self._too_large(payload)
                         continue
@@ -147,6 +157,7 @@ class Connection:
                     await self._too_large(bytes(self.buffer[1:4097]))
                     if not await self._skip_to_end():
                         return
+                    self.scanned = 1
                     continue
             try:
                 chunk = await self._read()

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-sqlite test-pg lint audit bench clean
+.PHONY: install run test test-sqlite test-pg lint audit bench bench-hl7 clean
 
 install: $(STAMP) server/static/vendor/htmx.min.js
 
@@ -49,6 +49,10 @@ audit: install
 
 bench: install
 	$(PY) bench/run.py
+
+# HL7 v2 over MLLP beside the FHIR endpoint on the same encounters (a few minutes).
+bench-hl7: install
+	$(PY) -m bench.hl7
 
 clean:
 	rm -rf $(VENV) node_modules server/static/vendor var

@@ -35,6 +35,11 @@ keys_app.command("rotate")(records_cli.keys_rotate)
 app.add_typer(records_cli.records_app, name="records")
 app.add_typer(codesets_app, name="codesets")
 
+# Interfaces: `hl7 listen`, the MLLP listener (its own process beside `serve`).
+from server.interfaces.cli import hl7_app  # noqa: E402
+
+app.add_typer(hl7_app, name="hl7")
+
 err = Console(stderr=True)
 
 

@@ -105,11 +105,27 @@ class Settings(BaseSettings):
     audit_work_hours: tuple[int, int] = (6, 20)  # sign-ins outside [start, end) are flagged
     audit_denied_threshold: int = Field(default=5, ge=1)  # refusals per user per day
     audit_view_claim_ratio: float = Field(default=2.0, ge=1)  # views > ratio x claims + 5
+    # HL7 v2 over MLLP (issue 21): `chartdesk hl7 listen`.
+    # Senders allowed to deliver (MSH-4 sending facility or MSH-3 sending application,
+    # namespace id); empty: accept every sender.
+    hl7_allowed_senders: list[str] = []
+    hl7_tls_cert_file: Path | None = None  # both set: the listener speaks TLS only
+    hl7_tls_key_file: Path | None = None
+    hl7_read_timeout_seconds: float = Field(default=60, gt=0)  # silent connections dropped
+    hl7_max_message_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    hl7_timezone: str = "UTC"  # zone of HL7 times that carry no offset
     # Benchmark only (issue 8): records sealed and opened without encryption, so `make bench`
     # can measure the cipher's cost. Honoured only in development; refused in production.
     bench_null_cipher: bool = False
 
-    @field_validator("keyring_file", "demo_file", "audit_checkpoint_file", mode="before")
+    @field_validator(
+        "keyring_file",
+        "demo_file",
+        "audit_checkpoint_file",
+        "hl7_tls_cert_file",
+        "hl7_tls_key_file",
+        mode="before",
+    )
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
         """`CHARTDESK_X_FILE=` (empty) means unset, not the current directory."""

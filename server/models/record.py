@@ -71,3 +71,22 @@ class Document(SQLModel, table=True):
     position: int = 0
     doc_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sealed: bytes = Field(sa_type=LargeBinary)
+
+
+class Hl7Message(SQLModel, table=True):
+    """An HL7 v2 message already applied: (sending facility, MSH-10) answers a resend AA.
+
+    Ids only: the sender's namespace and control id, the message type and the work item it
+    touched. Written in the transaction that applied the message, so a message answered
+    AE/AR leaves no row.
+    """
+
+    __tablename__ = "hl7_message"
+    __table_args__ = (UniqueConstraint("sending_facility", "control_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sending_facility: str = Field(max_length=200)
+    control_id: str = Field(max_length=200)
+    message_type: str = Field(max_length=20)  # ADT^A01, MDM^T02, ...
+    work_item_id: int | None = Field(default=None, foreign_key="work_item.id", index=True)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

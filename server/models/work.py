@@ -21,6 +21,7 @@ class Status(StrEnum):
     ready_for_billing = "ready_for_billing"
     billed = "billed"
     returned = "returned"
+    cancelled = "cancelled"  # the visit was cancelled at the source (HL7 A11) before coding
 
 
 class WorkItem(SQLModel, table=True):

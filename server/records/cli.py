@@ -39,9 +39,9 @@ def _progress() -> Progress:
 
 
 def import_paths(
-    paths: Annotated[list[Path], typer.Argument(help="Files (.json, .ndjson) and folders.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files (.json, .ndjson, .hl7) and folders.")],
 ) -> None:
-    """Ingest FHIR bundles (.json) or NDJSON files, same rules as the API; prints a summary."""
+    """Ingest FHIR bundles (.json), NDJSON or HL7 v2 (.hl7) files, same rules as the API."""
     from server.auth.principal import system_principal
     from server.records import importer
 
@@ -50,7 +50,7 @@ def import_paths(
         _fail(f"no such file or folder: {', '.join(missing)}")
     units = importer.units(paths)
     if not units:
-        _fail("no .json or .ndjson files found")
+        _fail("no .json, .ndjson or .hl7 files found")
     summary = importer.Summary()
     actor = system_principal("cli:import")
     with _progress() as progress:
@@ -61,6 +61,7 @@ def import_paths(
     out.print(
         f"created {summary.created}, duplicates {summary.duplicates}, "
         f"rejected {len(summary.rejected)}"
+        + (f", updated {summary.updated}" if summary.updated else "")
     )
     for where, reason in summary.rejected:
         out.print(f"  rejected {where}: {reason}", markup=False, highlight=False)

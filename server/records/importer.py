@@ -1,9 +1,11 @@
-"""`chartdesk import`: FHIR bundles (.json) and NDJSON files from files and folders.
+"""`chartdesk import`: FHIR bundles (.json), NDJSON and HL7 v2 (.hl7) files from files and folders.
 
-Each unit (a bundle, or one of our JSON encounters) is its own transaction with the same rules
-as the API: all of it or nothing, duplicates answered `duplicate`. An NDJSON line holding a
-Bundle or one of our encounters is a unit; bare FHIR resources on NDJSON lines (bulk-data
-export style) are gathered into one collection bundle per file.
+Each unit (a bundle, one of our JSON encounters, one HL7 message) is its own transaction with
+the same rules as the API and the MLLP listener: all of it or nothing, duplicates answered
+`duplicate`. An NDJSON line holding a Bundle or one of our encounters is a unit; bare FHIR
+resources on NDJSON lines (bulk-data export style) are gathered into one collection bundle
+per file. An .hl7 file holds one or many messages, each starting with an MSH segment (MLLP
+framing bytes, if the file was captured off the wire, are ignored).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any
 from server.auth.principal import Principal
 from server.db import session_scope
 from server.errors import AppError
-from server.records import service
+from server.records import hl7, service
+from server.records.schemas import IngestedItem
 
-SUFFIXES = (".json", ".ndjson")
+SUFFIXES = (".json", ".ndjson", ".hl7")
+_MLLP_BYTES = str.maketrans("", "", "\x0b\x1c")
 
 
 @dataclass
@@ -28,6 +32,7 @@ class Unit:
     where: str
     payload: Any = None
     error: str | None = None
+    hl7: str | None = None  # one HL7 v2 message
 
 
 @dataclass
@@ -36,11 +41,12 @@ class Summary:
 
     created: int = 0
     duplicates: int = 0
+    updated: int = 0  # HL7: notes added, updates, discharges, cancellations
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
 
 
 def collect(paths: list[Path]) -> list[Path]:
-    """Every .json and .ndjson file under `paths` (files as given, folders recursively)."""
+    """Every .json, .ndjson and .hl7 file under `paths` (files as given, folders recursively)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -59,6 +65,9 @@ def _units_of(path: Path) -> Iterator[Unit]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         yield Unit(where=str(path), error=f"cannot read the file ({type(exc).__name__})")
+        return
+    if path.suffix.lower() == ".hl7":
+        yield from _hl7_units(path, text)
         return
     if path.suffix.lower() != ".ndjson":
         try:
@@ -88,6 +97,25 @@ def _units_of(path: Path) -> Iterator[Unit]:
         )
 
 
+def _hl7_units(path: Path, text: str) -> Iterator[Unit]:
+    """One unit per message of an .hl7 file: each starts at a line beginning with MSH."""
+    text = text.translate(_MLLP_BYTES).replace("\r\n", "\n").replace("\r", "\n")
+    message: list[str] = []
+    start = 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.startswith("MSH"):
+            if message:
+                yield Unit(where=f"{path}:{start}", hl7="\r".join(message))
+            message, start = [line], number
+        elif line.strip():
+            if not message:
+                yield Unit(where=f"{path}:{number}", error="HL7 text before the first MSH")
+                return
+            message.append(line)
+    if message:
+        yield Unit(where=f"{path}:{start}", hl7="\r".join(message))
+
+
 def units(paths: list[Path]) -> list[Unit]:
     """Every unit of every file, in order."""
     return [unit for path in collect(paths) for unit in _units_of(path)]
@@ -112,6 +140,12 @@ def ingest_unit(unit: Unit, *, actor: Principal, summary: Summary) -> None:
         return
     payload = unit.payload
     try:
+        if unit.hl7 is not None:
+            message = hl7.parse(unit.hl7)
+            with session_scope() as session:
+                items = [service.ingest_hl7(session, actor=actor, message=message)]
+            _count(items, summary)
+            return
         with session_scope() as session:
             if isinstance(payload, dict) and "resourceType" in payload:
                 items = service.ingest_fhir(session, actor=actor, bundle=payload)
@@ -120,8 +154,14 @@ def ingest_unit(unit: Unit, *, actor: Principal, summary: Summary) -> None:
     except AppError as exc:
         summary.rejected.append((unit.where, _reason(exc)))
         return
+    _count(items, summary)
+
+
+def _count(items: list[IngestedItem], summary: Summary) -> None:
     for item in items:
         if item.status == "created":
             summary.created += 1
-        else:
+        elif item.status == "duplicate":
             summary.duplicates += 1
+        else:
+            summary.updated += 1

@@ -23,12 +23,13 @@ from sqlmodel import Session, col, select
 from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.config import get_settings
-from server.errors import AppError, NotFound, ValidationFailed
+from server.errors import AppError, Conflict, NotFound, ValidationFailed
 from server.keyring import load_keyring, mrn_index
 from server.models import (
     DataKey,
     Document,
     Encounter,
+    Hl7Message,
     Patient,
     Queue,
     Role,
@@ -38,11 +39,13 @@ from server.models import (
     WorkItemEvent,
 )
 from server.models.base import utcnow
-from server.records import crypto, fhir
+from server.queue import service as queue_service
+from server.records import crypto, fhir, hl7
 from server.records.routing import route
 from server.records.schemas import (
     AddressView,
     BillingPatientView,
+    DocumentIn,
     DocumentView,
     EncounterIn,
     EncounterView,
@@ -138,19 +141,28 @@ def _patient(session: Session, *, source_system: str, index: str) -> Patient:
     return patient
 
 
-def create_encounter(session: Session, *, actor: Principal, data: EncounterIn) -> IngestedItem:
+def create_encounter(
+    session: Session,
+    *,
+    actor: Principal,
+    data: EncounterIn,
+    visit: dict[str, Any] | None = None,
+    detail: str | None = None,
+) -> IngestedItem:
     """Seal and store one encounter and its `ready` work item; `duplicate` if already here.
 
     The one creation path behind FHIR ingest, JSON ingest, `chartdesk import`, the demo and
     the test factories. Audited as `ingest` with ids only. (source system, external id) is
     unique: a concurrent sender of the same encounter gets `duplicate`, never a second item.
+    `visit` (HL7: attending, discharge disposition) is sealed with the patient data; the
+    coding view does not show it. `detail` is added to the audit event (ids only).
     """
     existing = _existing(session, source_system=data.source_system, external_id=data.external_id)
     if existing is not None:
         return existing
     try:
         with session.begin_nested():
-            return _insert(session, actor=actor, data=data)
+            return _insert(session, actor=actor, data=data, visit=visit, detail=detail)
     except IntegrityError:
         existing = _existing(
             session, source_system=data.source_system, external_id=data.external_id
@@ -160,7 +172,14 @@ def create_encounter(session: Session, *, actor: Principal, data: EncounterIn) -
         return existing
 
 
-def _insert(session: Session, *, actor: Principal, data: EncounterIn) -> IngestedItem:
+def _insert(
+    session: Session,
+    *,
+    actor: Principal,
+    data: EncounterIn,
+    visit: dict[str, Any] | None,
+    detail: str | None,
+) -> IngestedItem:
     keyring = load_keyring()
     index = mrn_index(data.patient.mrn, keyring=keyring)
     patient = _patient(session, source_system=data.source_system, index=index)
@@ -196,30 +215,22 @@ def _insert(session: Session, *, actor: Principal, data: EncounterIn) -> Ingeste
     session.add(encounter)
     session.flush()
     assert encounter.id is not None  # noqa: S101
-    sealed = {
-        "patient": data.patient.model_dump(mode="json"),
-        "payer": data.payer.model_dump(mode="json") if data.payer else None,
-    }
-    encounter.sealed_patient = crypto.seal(
-        data_key,
-        _dumps(sealed),
-        aad=crypto.field_aad("encounter", encounter.id, "patient", data_key_id=dk.id),
+    encounter.sealed_patient = _seal_patient(
+        data_key, data_key_id=dk.id, encounter_id=encounter.id, data=data, visit=visit
     )
     encounter.sealed_hints = crypto.seal(
         data_key,
         _dumps(data.hints.model_dump(mode="json")),
         aad=crypto.field_aad("encounter", encounter.id, "hints", data_key_id=dk.id),
     )
-    for position, note in enumerate(data.documents):
-        doc = Document(encounter_id=encounter.id, position=position, doc_date=note.date, sealed=b"")
-        session.add(doc)
-        session.flush()
-        assert doc.id is not None  # noqa: S101
-        doc.sealed = crypto.seal(
-            data_key,
-            _dumps({"title": note.title, "type": note.type, "text": note.text}),
-            aad=crypto.field_aad("document", doc.id, "content", data_key_id=dk.id),
-        )
+    _add_notes(
+        session,
+        data_key,
+        data_key_id=dk.id,
+        encounter_id=encounter.id,
+        notes=data.documents,
+        first_position=0,
+    )
     item = WorkItem(
         encounter_id=encounter.id,
         queue_id=where.queue_id,
@@ -243,12 +254,56 @@ def _insert(session: Session, *, actor: Principal, data: EncounterIn) -> Ingeste
         mrn_index=index,
         work_item_id=item.id,
         purpose=None,
-        detail=f"encounter={encounter.id}",
+        detail=f"encounter={encounter.id}" + (f"; {detail}" if detail else ""),
     )
     session.flush()
     return IngestedItem(
         id=str(item.id), external_id=data.external_id, queue=where.queue, status="created"
     )
+
+
+def _seal_patient(
+    data_key: bytes,
+    *,
+    data_key_id: int,
+    encounter_id: int,
+    data: EncounterIn,
+    visit: dict[str, Any] | None,
+) -> bytes:
+    """The encounter's sealed patient field: demographics, payer, and the visit if given."""
+    sealed: dict[str, Any] = {
+        "patient": data.patient.model_dump(mode="json"),
+        "payer": data.payer.model_dump(mode="json") if data.payer else None,
+    }
+    if visit:
+        sealed["visit"] = visit
+    return crypto.seal(
+        data_key,
+        _dumps(sealed),
+        aad=crypto.field_aad("encounter", encounter_id, "patient", data_key_id=data_key_id),
+    )
+
+
+def _add_notes(
+    session: Session,
+    data_key: bytes,
+    *,
+    data_key_id: int,
+    encounter_id: int,
+    notes: list[DocumentIn],
+    first_position: int,
+) -> None:
+    """Seal and store notes of an encounter, numbered from `first_position`."""
+    for position, note in enumerate(notes, start=first_position):
+        doc = Document(encounter_id=encounter_id, position=position, doc_date=note.date, sealed=b"")
+        session.add(doc)
+        session.flush()
+        assert doc.id is not None  # noqa: S101
+        doc.sealed = crypto.seal(
+            data_key,
+            _dumps({"title": note.title, "type": note.type, "text": note.text}),
+            aad=crypto.field_aad("document", doc.id, "content", data_key_id=data_key_id),
+        )
 
 
 def ingest_encounters(
@@ -656,3 +711,245 @@ def ingest_fhir(session: Session, *, actor: Principal, bundle: Any) -> list[Inge
 def ingest_json(session: Session, *, actor: Principal, payload: Any) -> list[IngestedItem]:
     """One encounter in Chartdesk's JSON form."""
     return [create_encounter(session, actor=actor, data=validate_encounter(payload))]
+
+
+# ---------------------------------------------------------------- changes after arrival (HL7)
+
+# A chart is "not yet coded" while a coder may still work it: cancelling or un-discharging
+# it then is safe. Once submitted (QA, billing) the source must go through a supervisor.
+NOT_YET_CODED = (Status.ready, Status.in_progress, Status.on_hold, Status.cancelled)
+
+
+def _visit(
+    session: Session, *, source_system: str, external_id: str
+) -> tuple[Encounter, WorkItem, DataKey, Queue]:
+    """The encounter of this visit with its work item, data key and queue (NotFound if none)."""
+    row = session.exec(
+        select(Encounter, WorkItem, DataKey, Queue)
+        .join(WorkItem, col(WorkItem.encounter_id) == col(Encounter.id))
+        .join(DataKey, col(DataKey.id) == col(Encounter.data_key_id))
+        .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
+        .where(Encounter.source_system == source_system, Encounter.external_id == external_id)
+        .with_for_update(of=WorkItem)
+    ).first()
+    if row is None:
+        raise NotFound("No encounter with this visit number is here yet; send its ADT first.")
+    return row[0], row[1], row[2], row[3]
+
+
+def _live_key(dk: DataKey) -> bytes:
+    if dk.wrapped is None:
+        raise crypto.RecordPurged("This record was purged: its encryption key was destroyed.")
+    return _unwrap(dk)
+
+
+def _not_coded(item: WorkItem, what: str) -> None:
+    if item.coded_at is not None or item.status not in NOT_YET_CODED:
+        raise Conflict(
+            f"The chart is already coded (status {item.status}); {what} needs a supervisor."
+        )
+
+
+def _ingested(item: WorkItem, encounter: Encounter, queue: Queue, status: str) -> IngestedItem:
+    return IngestedItem(
+        id=str(item.id), external_id=encounter.external_id, queue=queue.name, status=status
+    )
+
+
+def _audit_change(
+    session: Session, *, actor: Principal, encounter: Encounter, item: WorkItem, detail: str
+) -> None:
+    patient = session.get(Patient, encounter.patient_id)
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.ingest,
+        patient_id=encounter.patient_id,
+        mrn_index=patient.mrn_index if patient is not None else None,
+        work_item_id=item.id,
+        purpose=None,
+        detail=f"encounter={encounter.id}; {detail}",
+    )
+
+
+def update_encounter(
+    session: Session,
+    *,
+    actor: Principal,
+    data: EncounterIn,
+    visit: dict[str, Any] | None = None,
+    undo_discharge: bool = False,
+    detail: str = "update",
+) -> IngestedItem:
+    """Replace an encounter's data with a newer state of it (created if not here yet).
+
+    Clear fields (class, facility, service type, payer class, dates of service) take the new
+    values, the class through the routing rules' `set_class`; a start or end the update
+    leaves empty keeps the stored one, unless `undo_discharge` clears the end. Patient,
+    payer and visit are sealed again under the encounter's own data key. The queue, status
+    and notes stay. `undo_discharge` refuses (Conflict) a chart that is already coded.
+    """
+    try:
+        encounter, item, dk, queue = _visit(
+            session, source_system=data.source_system, external_id=data.external_id
+        )
+    except NotFound:
+        return create_encounter(session, actor=actor, data=data, visit=visit, detail=detail)
+    if undo_discharge:
+        _not_coded(item, "undoing its discharge")
+    key = _live_key(dk)
+    assert encounter.id is not None  # noqa: S101
+    assert dk.id is not None  # noqa: S101
+    where = route(
+        session,
+        facility=data.facility,
+        encounter_class=data.encounter_class.value,
+        service_type=data.service_type,
+        payer_class=data.payer_class,
+    )
+    encounter.encounter_class = where.set_class or data.encounter_class.value
+    encounter.facility = data.facility
+    encounter.service_type = data.service_type
+    encounter.payer_class = data.payer_class
+    encounter.start_at = data.start or encounter.start_at
+    encounter.end_at = None if undo_discharge else (data.end or encounter.end_at)
+    encounter.sealed_patient = _seal_patient(
+        key, data_key_id=dk.id, encounter_id=encounter.id, data=data, visit=visit
+    )
+    session.add(encounter)
+    if item.status == Status.ready:
+        anchor = encounter.end_at or encounter.start_at or utcnow()
+        item.due_at = anchor + timedelta(days=get_settings().due_days_after_discharge)
+        session.add(item)
+    session.flush()
+    _audit_change(session, actor=actor, encounter=encounter, item=item, detail=detail)
+    return _ingested(item, encounter, queue, "updated")
+
+
+def add_documents(
+    session: Session,
+    *,
+    actor: Principal,
+    source_system: str,
+    external_id: str,
+    documents: list[DocumentIn],
+    detail: str = "documents",
+) -> IngestedItem:
+    """Seal and add notes to an encounter already here (NotFound if it is not, yet)."""
+    encounter, item, dk, queue = _visit(
+        session, source_system=source_system, external_id=external_id
+    )
+    key = _live_key(dk)
+    assert encounter.id is not None  # noqa: S101
+    assert dk.id is not None  # noqa: S101
+    last = session.exec(
+        select(Document.position)
+        .where(Document.encounter_id == encounter.id)
+        .order_by(col(Document.position).desc())
+    ).first()
+    _add_notes(
+        session,
+        key,
+        data_key_id=dk.id,
+        encounter_id=encounter.id,
+        notes=documents,
+        first_position=(last + 1) if last is not None else 0,
+    )
+    session.flush()
+    _audit_change(
+        session,
+        actor=actor,
+        encounter=encounter,
+        item=item,
+        detail=f"{detail}; documents+{len(documents)}",
+    )
+    return _ingested(item, encounter, queue, "updated")
+
+
+def cancel_encounter(
+    session: Session,
+    *,
+    actor: Principal,
+    source_system: str,
+    external_id: str,
+    detail: str = "cancel",
+) -> IngestedItem:
+    """Mark the work item of a cancelled visit `cancelled` (Conflict once it is coded).
+
+    A coder holding it loses the lease; a cancelled item is never offered by Next.
+    """
+    encounter, item, _, queue = _visit(
+        session, source_system=source_system, external_id=external_id
+    )
+    _not_coded(item, "cancelling it")
+    if item.status != Status.cancelled:
+        queue_service.transition(
+            session, item=item, to_status=Status.cancelled, actor=actor, action="cancel"
+        )
+    _audit_change(session, actor=actor, encounter=encounter, item=item, detail=detail)
+    return _ingested(item, encounter, queue, "cancelled")
+
+
+def _hl7_duplicate(session: Session, message: hl7.Hl7Parsed) -> IngestedItem:
+    found = _existing(session, source_system=message.source_system, external_id=message.external_id)
+    return found or IngestedItem(
+        id="", external_id=message.external_id, queue="", status="duplicate"
+    )
+
+
+def ingest_hl7(session: Session, *, actor: Principal, message: hl7.Hl7Parsed) -> IngestedItem:
+    """Apply one HL7 v2 message (from `hl7.parse`) once: a resend answers `duplicate`.
+
+    (sending facility, MSH-10) is unique in `hl7_message`, written in this transaction, so
+    a message applied by one listener is a duplicate to every other, and one refused
+    (AppError: the caller answers AE) leaves nothing. ADT A01/A04 create the encounter
+    (a known visit: `duplicate`), A08 and A03 update it (A03 with its discharge), A13 undoes
+    the discharge, A11 cancels it; MDM T02/T04/T08 and ORU R01 add their notes to it.
+    """
+    h = message.header
+    seen = select(Hl7Message.id).where(
+        Hl7Message.sending_facility == h.sender, Hl7Message.control_id == h.control_id
+    )
+    if session.exec(seen).first() is not None:
+        return _hl7_duplicate(session, message)
+    row = Hl7Message(sending_facility=h.sender, control_id=h.control_id, message_type=h.kind)
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return _hl7_duplicate(session, message)
+    detail = f"hl7 {h.kind}; message={row.id}"
+    source, number = message.source_system, message.external_id
+    if message.documents:
+        result = add_documents(
+            session,
+            actor=actor,
+            source_system=source,
+            external_id=number,
+            documents=message.documents,
+            detail=detail,
+        )
+    elif h.event in hl7.CANCEL:
+        result = cancel_encounter(
+            session, actor=actor, source_system=source, external_id=number, detail=detail
+        )
+    else:
+        assert message.encounter is not None  # noqa: S101
+        if h.event in hl7.ADMIT:
+            result = create_encounter(
+                session, actor=actor, data=message.encounter, visit=message.visit, detail=detail
+            )
+        else:
+            result = update_encounter(
+                session,
+                actor=actor,
+                data=message.encounter,
+                visit=message.visit,
+                undo_discharge=h.event in hl7.UNDO_DISCHARGE,
+                detail=detail,
+            )
+    row.work_item_id = int(result.id) if result.id else None
+    session.add(row)
+    session.flush()
+    return result

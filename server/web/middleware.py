@@ -204,7 +204,11 @@ async def _internal_error(scope: Scope, send: Send, *, unavailable: bool = False
 
 
 def metrics_text() -> str:
-    """Request counts and time per route template, in Prometheus text format."""
+    """Request counts and time per route template, then this process's HL7 listener
+    counters (`chartdesk hl7 listen --metrics-port` serves the same text), in Prometheus
+    text format."""
+    from server.interfaces.metrics import metrics_text as hl7_metrics_text
+
     lines = [
         "# HELP chartdesk_requests_total Requests by method, route and status.",
         "# TYPE chartdesk_requests_total counter",
@@ -220,4 +224,4 @@ def metrics_text() -> str:
         lines.append(
             f'chartdesk_request_seconds_total{{method="{method}",route="{route}"}} {seconds:.6f}'
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + hl7_metrics_text()

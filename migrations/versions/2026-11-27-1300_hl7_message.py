@@ -1,7 +1,7 @@
 """HL7 v2 over MLLP: the messages already applied (idempotency by sender and MSH-10).
 
-Revision ID: i21a
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-27
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import server.models.base
 
-revision: str = "i21a"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -53,7 +53,7 @@ def test_code_with_autocomplete_submit_then_bill(page: Page, browser, live_serve
     page.locator("#px-lines input[name=px_charge]").first.fill("125")
     expect(page.locator("#codes-ok")).to_be_visible()
     page.keyboard.press("Control+Enter")  # submit
-    expect(page).to_have_url(f"{url}/work?submitted=1")
+    expect(page).to_have_url(re.compile(rf"/work\?submitted={item}&to=ready_for_billing"))
 
     context = browser.new_context(accept_downloads=True)
     try:

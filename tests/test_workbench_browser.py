@@ -9,11 +9,18 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from server.coding import codesets
 from server.config import get_settings
 from tests.factories import Account, fresh_totp, make_encounter, make_user
 from tests.test_queue_support import expire
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _code_index() -> None:
+    """The server (in this process) builds the ICD-10-CM index at startup outside tests."""
+    codesets.icd10cm()
 
 
 def _sign_in(page: Page, url: str, account: Account, *, path: str = "/login") -> None:
@@ -156,3 +163,42 @@ def test_the_chart_and_the_code_field_fit_one_screen_and_the_notes_can_be_search
     expect(page.locator("body")).to_have_class(re.compile(r"\bprivacy\b"))
     page.keyboard.press("Shift")
     expect(page.locator("body")).not_to_have_class(re.compile(r"\bprivacy\b"))
+
+
+def test_after_submit_my_work_says_where_the_chart_went_and_the_next_one_opens(
+    page: Page, live_server, backend
+) -> None:
+    items = {make_encounter(queue="default"), make_encounter(queue="default")}
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(re.compile(r"/work/\d+$"))
+    first = int(page.url.rsplit("/", 1)[1])
+    (second,) = items - {first}
+    expect(page.locator("#dx-lines input[name=dx_code]").first).to_be_focused()
+    page.keyboard.type("J06.9")  # the first empty code field has the focus
+    page.keyboard.press("Alt+p")
+    page.locator("#px-lines input[name=px_code]").first.fill("99213")
+    page.locator("#px-lines input[name=px_charge]").first.fill("95")
+    expect(page.locator("#codes-ok")).to_be_visible(timeout=15000)
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#work-message")).to_have_text(
+        f"Chart #{first} submitted: it went to billing."
+    )
+    expect(page).to_have_url(f"{url}/work/{second}")  # auto-next
+    # Turned off, the coder stays on My work after the next Submit.
+    page.goto(f"{url}/work")
+    page.uncheck("#auto-next")
+    page.goto(f"{url}/work?submitted={second}&to=qa_review")
+    expect(page.locator("#work-message")).to_contain_text("it went to QA review")
+    page.wait_for_timeout(2000)
+    expect(page).to_have_url(re.compile(r"/work\?submitted="))
+
+
+def test_a_coder_in_no_queue_is_told_so(page: Page, live_server, backend) -> None:
+    coder = make_user("lone", "coder")
+    _sign_in(page, live_server.url, coder)
+    page.goto(f"{live_server.url}/work")
+    expect(page.locator("#no-queues")).to_contain_text("not a member of any queue")

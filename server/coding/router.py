@@ -252,10 +252,12 @@ def submit_page(
         )
     if result.errors:  # a plain form post: back to the item page, which shows the errors
         return RedirectResponse(f"/work/{work_item_id}", status_code=303)
-    service.submit(session, actor=actor, work_item_id=work_item_id)
+    item, _ = service.submit(session, actor=actor, work_item_id=work_item_id)
+    # My work says where the chart went, with the warnings it left with, then opens the next.
+    done = f"/work?submitted={work_item_id}&to={item.status}&warnings={len(result.warnings)}"
     if htmx:
-        return Response(status_code=204, headers={"HX-Redirect": "/work?submitted=1"})
-    return RedirectResponse("/work?submitted=1", status_code=303)
+        return Response(status_code=204, headers={"HX-Redirect": done})
+    return RedirectResponse(done, status_code=303)
 
 
 @router.get("/codes/search", response_class=HTMLResponse)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.errors import ValidationFailed
-from server.models import Status, WorkItem
+from server.models import Encounter, Status, WorkItem
 from server.queue.items import ItemRow, item_rows, user_id_of, with_names
 from server.queue.queues import get_queue
 
@@ -95,3 +95,17 @@ def my_items(session: Session, *, actor: Principal) -> list[ItemRow]:
         )
     )
     return item_rows(session, with_names(stmt))
+
+
+def encounters_of(session: Session, *, rows: list[ItemRow]) -> dict[int, Encounter]:
+    """The encounters of listed items by work item id, in one query (no patient data)."""
+    by_encounter = {row.item.encounter_id: row.item.id for row in rows if row.item.id}
+    if not by_encounter:
+        return {}
+    found = session.exec(select(Encounter).where(col(Encounter.id).in_(list(by_encounter))))
+    out: dict[int, Encounter] = {}
+    for encounter in found:
+        item_id = by_encounter.get(encounter.id or 0)
+        if item_id is not None:
+            out[item_id] = encounter
+    return out

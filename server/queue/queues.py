@@ -131,3 +131,14 @@ def coders(session: Session) -> list[str]:
         .order_by(col(User.username))
     ).all()
     return list(rows)
+
+
+def queues_of(session: Session, *, user_id: int) -> list[str]:
+    """Names of the queues a user may pull work from, sorted."""
+    rows = session.exec(
+        select(Queue.name)
+        .join(QueueMember, col(QueueMember.queue_id) == col(Queue.id))
+        .where(QueueMember.user_id == user_id)
+        .order_by(col(Queue.name))
+    ).all()
+    return list(rows)

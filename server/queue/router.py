@@ -179,21 +179,46 @@ def _my_work_page(
     actor: Principal,
     *,
     message: str | None = None,
+    submitted: bool = False,
     status_code: int = 200,
 ) -> Response:
     rows = service.my_items(session, actor=actor)
     return render(
         request,
         "queue/my_work.html",
-        {"rows": rows, "message": message, "now": utcnow()},
+        {
+            "rows": rows,
+            "encounters": service.encounters_of(session, rows=rows),
+            "queues": service.queues_of(session, user_id=service.user_id_of(actor)),
+            "message": message,
+            "submitted": submitted,
+            "now": utcnow(),
+        },
         status_code=status_code,
     )
 
 
+WENT_TO = {Status.qa_review: "QA review", Status.ready_for_billing: "billing"}
+
+
 @router.get("/work", response_class=HTMLResponse)
-def my_work(request: Request, session: SessionDep, actor: CoderDep) -> Response:
-    """My work: leased, held and returned items with lease countdown and age."""
-    return _my_work_page(request, session, actor)
+def my_work(
+    request: Request,
+    session: SessionDep,
+    actor: CoderDep,
+    submitted: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    to: Annotated[Status | None, Query()] = None,
+    warnings: Annotated[int, Query(ge=0, le=1000)] = 0,
+) -> Response:
+    """My work: leased, held and returned items; after a Submit, where that chart went."""
+    message = None
+    if submitted is not None:
+        went = WENT_TO.get(to, "its next step") if to else "its next step"
+        message = f"Chart #{submitted} submitted: it went to {went}"
+        if warnings:
+            message += f", with {warnings} warning{'s' if warnings != 1 else ''} noted"
+        message += "."
+    return _my_work_page(request, session, actor, message=message, submitted=message is not None)
 
 
 @router.post("/work/next", response_class=HTMLResponse)

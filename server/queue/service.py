@@ -23,6 +23,8 @@ from server.queue.items import leased_item as leased_item
 from server.queue.items import lock_item as lock_item
 from server.queue.items import my_item as my_item
 from server.queue.items import transition as transition
+from server.queue.items import user_id_of as user_id_of
+from server.queue.listing import encounters_of as encounters_of
 from server.queue.listing import list_items as list_items
 from server.queue.listing import my_items as my_items
 from server.queue.queues import QUEUE_NAME as QUEUE_NAME
@@ -33,6 +35,7 @@ from server.queue.queues import get_queue as get_queue
 from server.queue.queues import is_member as is_member
 from server.queue.queues import list_queues as list_queues
 from server.queue.queues import members as members
+from server.queue.queues import queues_of as queues_of
 from server.queue.queues import set_members as set_members
 from server.queue.supervision import QueueStats as QueueStats
 from server.queue.supervision import assign as assign

@@ -108,6 +108,27 @@
       "Check your connection; what you typed is still on screen.");
   });
 
+  // ------------------------------------------------------------ auto-next after Submit
+  // Each coder chooses (kept in this browser) whether the next chart opens by itself after a
+  // Submit; on by default. My work shows where the submitted chart went first.
+  var autoNext = document.getElementById("auto-next");
+  if (autoNext) {
+    var key = "chartdesk.autoNext";
+    autoNext.checked = window.localStorage.getItem(key) !== "off";
+    autoNext.addEventListener("change", function () {
+      window.localStorage.setItem(key, autoNext.checked ? "on" : "off");
+    });
+    var nextForm = document.getElementById("next-form");
+    if (nextForm && nextForm.hasAttribute("data-auto-next") && autoNext.checked) {
+      var status = document.getElementById("auto-next-status");
+      if (status) status.textContent = "Opening the next chart…";
+      setTimeout(function () {
+        if (autoNext.checked) nextForm.submit();
+        else if (status) status.textContent = "";
+      }, 1500);
+    }
+  }
+
   // ------------------------------------------------------------ keyboard and countdowns
   // Elements with data-shortcut="n" are clicked when that key is pressed outside a field.
   document.addEventListener("keydown", function (e) {

@@ -31,19 +31,11 @@ def safe_cell(value: object) -> object:
 
 
 class SafeWriter:
-    """`csv.writer` whose every row goes through `safe_cell`.
-
-    A row with a line break inside a cell is written with every cell quoted: the csv module
-    quotes only the characters of its own line terminator, so with `lineterminator="\n"`
-    a carriage return went out bare and split the row for every reader.
-    """
+    """`csv.writer` whose every row goes through `safe_cell`."""
 
     def __init__(self, out: _Writable, **options: Any) -> None:
         self._writer = csv.writer(out, **options)
-        self._quoted = csv.writer(out, **{**options, "quoting": csv.QUOTE_ALL})
 
     def writerow(self, row: Iterable[object]) -> None:
         """Write one row, every cell made safe."""
-        cells = [safe_cell(cell) for cell in row]
-        breaks = any(isinstance(c, str) and ("\r" in c or "\n" in c) for c in cells)
-        (self._quoted if breaks else self._writer).writerow(cells)
+        self._writer.writerow([safe_cell(cell) for cell in row])

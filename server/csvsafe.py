@@ -34,6 +34,9 @@ class SafeWriter:
     """`csv.writer` whose every row goes through `safe_cell`."""
 
     def __init__(self, out: _Writable, **options: Any) -> None:
+        # Rows end in CRLF (RFC 4180): csv quotes a cell holding any character of the line
+        # terminator, so a CR or LF inside a cell (a "\r+1" member id) stays in its cell.
+        options["lineterminator"] = "\r\n"
         self._writer = csv.writer(out, **options)
 
     def writerow(self, row: Iterable[object]) -> None:

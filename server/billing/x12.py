@@ -488,7 +488,7 @@ CSV_COLUMNS = [
 def build_csv(claim: ClaimData, settings: Settings) -> str:
     """The claim as CSV: one row per diagnosis and per line, claim fields repeated."""
     out = io.StringIO()
-    writer = SafeWriter(out, lineterminator="\n")
+    writer = SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
     common = [
         claim.patient_last,

@@ -49,3 +49,24 @@ def test_nul_in_the_sign_in_form_is_422_naming_the_field(client, backend):
     assert page.status_code == 422
     assert "text/html" in page.headers["content-type"]
     assert "password" in page.text
+
+
+def test_nul_in_a_json_string_is_422_naming_its_place(make_client, backend):
+    anyone = make_client()
+    r = anyone.post("/api/v1/session", json={"username": "a\x00b", "password": "x", "totp": "1"})
+    _named(r, "body", "username")
+    boss = make_client()
+    sign_in(boss, make_user("boss", "supervisor"))
+    r = boss.put("/api/v1/queues/default/members", json={"usernames": ["boss", "a\x00"]})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"] == [
+        {"loc": ["body", "usernames", "1"], "msg": "must not contain a NUL character"}
+    ]
+    # An escaped backslash followed by "u0000" is text, not a NUL: it passes the guard.
+    r = boss.put(
+        "/api/v1/queues/default/members",
+        content=b'{"usernames": ["boss\\\\u0000"]}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["loc"] == ["usernames"]

@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server.coding import codesets
-from tests.factories import Account, fresh_totp, make_encounter, make_user
 from tests.support.coding import pyx12_accepts
+from tests.support.factories import Account, fresh_totp, make_encounter, make_user
 
 # PostgreSQL only: the API tests cover both backends; a browser adds the page, not the DB.
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]

@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server.config import get_settings
-from tests.factories import Account, fresh_totp, make_encounter, make_user
-from tests.test_queue_support import expire
+from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.queue import expire
 
 pytestmark = pytest.mark.browser
 

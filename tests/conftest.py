@@ -144,6 +144,8 @@ def require_backend(backend: str, databases: Databases) -> None:
     """Skip (or fail, in CI) a test whose backend this machine does not have."""
     if backend in databases.backends:
         return
+    if backend not in _backends():
+        pytest.skip(f"CHARTDESK_TEST_DB={os.environ.get('CHARTDESK_TEST_DB')} leaves out {backend}")
     msg = (
         f"{backend} is not available on this machine (install Debian's postgresql); "
         "the PostgreSQL half of the suite is SKIPPED"

@@ -3,7 +3,7 @@
 Runs in the bench process against the throwaway database (CHARTDESK_* variables set by
 run.py before anything reads the settings), through the real services where the data must
 be real: users through `auth.service.create_user`, encounters through the records service
-(`tests.factories.make_encounter`: envelope-encrypted, blind-indexed, audited), the tail of
+(`tests.support.factories.make_encounter`: envelope-encrypted, blind-indexed, audited), the tail of
 the audit history through the real sealer (`chain.seal_pending`).
 """
 
@@ -182,7 +182,7 @@ def make_users(*, coders: int, readers: int) -> Loaded:
 def make_records(loaded: Loaded, *, real: int, null: int) -> None:
     """Real encrypted encounters in `records`; null-cipher ones in `records-null`.
 
-    Through the records service (`tests.factories.make_encounter`): per-encounter data key,
+    Through the records service (`tests.support.factories.make_encounter`): per-encounter data key,
     sealed patient, hints and three documents of about 1.3 kB each.
     """
     from sqlmodel import Session, select
@@ -191,7 +191,7 @@ def make_records(loaded: Loaded, *, real: int, null: int) -> None:
     from server.db import get_engine
     from server.models import Patient
     from server.records import service as records_service
-    from tests.factories import encounter_data, make_encounter
+    from tests.support.factories import encounter_data, make_encounter
 
     def one(queue: str) -> None:
         data = encounter_data()

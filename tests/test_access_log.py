@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from server.db import get_engine
 from server.models import AuditEvent
-from tests.factories import make_encounter, make_token, make_user, sign_in
+from tests.support.factories import make_encounter, make_token, make_user, sign_in
 
 
 def test_access_log_has_the_route_not_the_mrn(

@@ -23,8 +23,8 @@ from server.auth.principal import Principal
 from server.db import get_engine, session_scope
 from server.models import AuditEvent
 from server.queue import service as queue_service
-from tests.factories import SAMPLE_NOTE, make_encounter, make_token, make_user, sign_in
 from tests.support.coding import GOOD_CODES
+from tests.support.factories import SAMPLE_NOTE, make_encounter, make_token, make_user, sign_in
 
 MRN = "MRN-AUDIT-7731"
 NAME = "Marisol Quintero-Haas"

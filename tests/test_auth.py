@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from server.db import get_engine
 from server.models import AuditEvent, User, UserSession
-from tests.factories import fresh_totp, make_token, make_user, sign_in
+from tests.support.factories import fresh_totp, make_token, make_user, sign_in
 
 
 def test_sign_in_returns_roles_and_csrf_and_me_matches(client):

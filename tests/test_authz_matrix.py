@@ -166,7 +166,7 @@ class World:
         return client
 
     def signed_in(self, caller: str) -> TestClient:
-        from tests.factories import sign_in
+        from tests.support.factories import sign_in
 
         client = self.new_client()
         sign_in(client, self.accounts[caller])
@@ -185,7 +185,7 @@ def _make_item(coder: TestClient) -> str:
     something on a real item, so a failure here fails the module instead of falling back
     to an id that does not exist.
     """
-    from tests.factories import make_encounter
+    from tests.support.factories import make_encounter
 
     made = make_encounter(queue="default")
     r = coder.post("/api/v1/work/next", json={})
@@ -202,7 +202,7 @@ def world(
 ) -> Iterator[World]:
     from server.keyring import init_keyring
     from tests.conftest import require_backend, reset_caches
-    from tests.factories import make_token, make_user
+    from tests.support.factories import make_token, make_user
 
     require_backend(backend, databases)
     tmp = tmp_path_factory.mktemp("matrix")

@@ -11,8 +11,8 @@ from sqlmodel import Session, col, select
 
 from server.db import get_engine
 from server.models import AuditEvent, ClaimRecord, Encounter, WorkItem
-from tests.factories import make_token, make_user, sign_in
 from tests.support.coding import GOOD_CODES, coder_with_item, pyx12_accepts, signed_in
+from tests.support.factories import make_token, make_user, sign_in
 
 SYNTHEA = Path("/work/shared/fixtures/synthea")
 
@@ -125,7 +125,7 @@ def test_coder_and_other_callers_cannot_export(make_client):
 def test_return_goes_back_to_the_same_coder_first_in_their_list(make_client):
     held = _coded(make_client)
     # The coder picks up more work meanwhile.
-    from tests.factories import make_encounter
+    from tests.support.factories import make_encounter
 
     make_encounter()
     assert held.client.post("/api/v1/work/next", json={}).status_code == 200

@@ -241,7 +241,7 @@ def test_qa_pages_show_the_chart_and_accept_by_form(make_client):
 
 
 def test_supervisor_sets_sampling_and_trainees_from_the_qa_page(make_client):
-    from tests.factories import make_user
+    from tests.support.factories import make_user
 
     make_user("newbie", "coder", queues=["default"])
     sup = signed_in(make_client, "sup1", "supervisor")

@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server.coding import codesets
-from tests.factories import Account, fresh_totp, make_encounter, make_user
 from tests.support.coding import pyx12_accepts
+from tests.support.factories import Account, fresh_totp, make_encounter, make_user
 
 # PostgreSQL only: the API tests cover both backends; a browser adds the page, not the DB.
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
@@ -39,6 +39,10 @@ def test_code_with_autocomplete_submit_then_bill(page: Page, browser, live_serve
     card = page.locator("#documents article.watermarked").first  # each card is watermarked
     expect(card).to_have_attribute("data-watermark", re.compile("^ana · "))
     expect(page.locator("#codes-form")).to_be_visible()
+    # htmx swaps the panel in, then binds its hx-triggers in the settle step (a timer later):
+    # on a busy machine "E11" could be typed before the as-you-type check listens. Wait for
+    # the network to go quiet, by when the swap has settled.
+    page.wait_for_load_state("networkidle")
     # A category header first: the check says why it is refused.
     dx = page.locator("#dx-lines input[name=dx_code]").first
     dx.fill("E11")

@@ -15,9 +15,9 @@ from sqlmodel import Session, select
 
 from server.db import get_engine
 from server.models import AuditEvent
-from tests.factories import make_encounter, make_user, sign_in
-from tests.records_support import dump_database
 from tests.support.coding import signed_in
+from tests.support.factories import make_encounter, make_user, sign_in
+from tests.support.records import dump_database
 
 NAME = "Zebulon Quillfeather"
 QA_REASON = f"Chart of {NAME} documents hyperglycemia, so E11.65 replaces E11.9"

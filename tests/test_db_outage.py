@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from server.migrate import upgrade
 from tests.conftest import reset_caches
-from tests.factories import make_user, sign_in
+from tests.support.factories import make_user, sign_in
 from tests.support.pgcluster import Cluster, find_pg_bin, start_cluster
 
 
@@ -103,8 +103,8 @@ def test_drill_postgres_stopped_under_load_then_restarted(
     from server.audit import chain
     from server.main import create_app
     from tests.conftest import LiveServer
+    from tests.support.queue import make_items
     from tests.test_queue_concurrency import _sign_in
-    from tests.test_queue_support import make_items
 
     monkeypatch.setenv("CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS", "0.2")
     reset_caches()

@@ -24,7 +24,7 @@ from server.auth.principal import system_principal
 from server.models import AuditEvent
 from server.records import service as records_service
 from server.records.service import ItemKey
-from tests.factories import make_encounter
+from tests.support.factories import make_encounter
 
 SERVER = Path(__file__).resolve().parent.parent / "server"
 

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from server.db import get_engine
 from server.models import AuditEvent
 from server.models.base import utcnow
-from tests.factories import make_encounter, make_user, sign_in
+from tests.support.factories import make_encounter, make_user, sign_in
 
 
 def _events(action: str) -> list[AuditEvent]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tests.factories import make_encounter
 from tests.support.coding import GOOD_CODES, coder_with_item, signed_in
+from tests.support.factories import make_encounter
 
 
 def _form(client, **fields):

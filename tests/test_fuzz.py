@@ -23,7 +23,7 @@ from sqlmodel import Session
 from server.config import get_settings
 from server.db import get_engine
 from server.models import User
-from tests.factories import fresh_totp, make_token, make_user
+from tests.support.factories import fresh_totp, make_token, make_user
 
 FUZZ_EXAMPLES = int(os.environ.get("CHARTDESK_FUZZ_EXAMPLES", "20"))
 CHECKS = [not_a_server_error, response_schema_conformance]

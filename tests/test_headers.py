@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from server.auth.deps import Public
 from server.config import PROJECT_ROOT, get_settings
 from server.main import create_app
-from tests.factories import make_user, sign_in
+from tests.support.factories import make_user, sign_in
 from tests.support.routes import access_rules, api_routes
 
 PARAM = re.compile(r"{([^}:]+)(:[^}]+)?}")

@@ -24,8 +24,8 @@ from server.interfaces import metrics, mllp
 from server.models import Hl7Message, Status, WorkItem
 from server.records import fhir
 from server.records import service as records_service
-from tests.factories import make_token, make_user, sign_in
-from tests.records_support import FHIR, fixture_files, load, row_counts
+from tests.support.factories import make_token, make_user, sign_in
+from tests.support.records import FHIR, fixture_files, load, row_counts
 
 DATA = Path(__file__).parent / "data" / "hl7"
 START, END = b"\x0b", b"\x1c\x0d"
@@ -406,7 +406,7 @@ def test_escape_sequences_and_text_notes_of_an_oru(listener, session):
     item.status = Status.ready_for_billing
     session.add(item)
     session.commit()
-    from tests.test_records_open import actor_of
+    from tests.support.factories import actor_of
 
     record = records_service.open_record(
         session=session,
@@ -455,7 +455,7 @@ def test_no_plaintext_at_rest_or_in_logs_after_hl7_ingest(
     """THE PLAINTEXT SCAN (tests/test_records_plaintext.py) over what came in by HL7."""
     import logging
 
-    from tests.records_support import dump_database, facts
+    from tests.support.records import dump_database, facts
     from tests.test_records_plaintext import _needles
 
     caplog.set_level(logging.DEBUG)
@@ -593,7 +593,7 @@ def test_the_listen_command_serves_as_its_own_process(db_url, tmp_path):
 
 def test_hl7_visits_are_routed_and_audited_with_ids_only(listener, make_client, session):
     from server.models import AuditEvent, Queue
-    from tests.test_queue_support import ensure_queue
+    from tests.support.queue import ensure_queue
 
     ensure_queue("hilltown")
     boss = make_client()

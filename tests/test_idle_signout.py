@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from server.db import get_engine
 from server.models import UserSession
-from tests.factories import make_user, sign_in
+from tests.support.factories import make_user, sign_in
 
 BACKGROUND = {"X-Chartdesk-Background": "1"}
 

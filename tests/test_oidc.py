@@ -17,8 +17,8 @@ from server.auth import service as auth_service
 from server.config import get_settings
 from server.db import get_engine
 from server.models import AuditEvent, User, UserSession
-from tests.factories import make_user
-from tests.factories import sign_in as password_sign_in
+from tests.support.factories import make_user
+from tests.support.factories import sign_in as password_sign_in
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),

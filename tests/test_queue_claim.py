@@ -12,8 +12,8 @@ from sqlmodel import Session
 from server.db import get_engine
 from server.models import Status, utcnow
 from server.queue import service as queue_service
-from tests.factories import make_user, sign_in
-from tests.test_queue_support import ensure_queue, events, item, make_items, principal_of
+from tests.support.factories import make_user, sign_in
+from tests.support.queue import ensure_queue, events, item, make_items, principal_of
 
 
 def _next(client, **body):

@@ -19,9 +19,9 @@ from sqlmodel import Session, select
 
 from server.db import get_engine
 from server.models import Status, WorkItem, WorkItemEvent, utcnow
-from tests.factories import Account, fresh_totp, make_user
+from tests.support.factories import Account, fresh_totp, make_user
 from tests.support.pgcluster import free_port
-from tests.test_queue_support import make_items
+from tests.support.queue import make_items
 
 QUEUES = ["q0", "q1", "q2", "q3"]
 CODERS = 32

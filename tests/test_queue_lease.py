@@ -16,8 +16,8 @@ from server.db import get_engine
 from server.models import AuditEvent, Status, WorkItem, WorkItemEvent
 from server.models.base import utcnow
 from server.queue import service as queue_service
-from tests.factories import make_user, sign_in
-from tests.test_queue_support import events, expire, item, make_items
+from tests.support.factories import make_user, sign_in
+from tests.support.queue import events, expire, item, make_items
 
 
 @pytest.fixture

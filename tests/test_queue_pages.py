@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from server.models import Status
-from tests.factories import make_user, sign_in
-from tests.test_queue_support import expire, item, make_items
+from tests.support.factories import make_user, sign_in
+from tests.support.queue import expire, item, make_items
 
 HTMX = {"HX-Request": "true"}
 

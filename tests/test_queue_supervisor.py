@@ -6,8 +6,8 @@ from sqlmodel import Session, select
 
 from server.db import get_engine
 from server.models import AuditEvent, Status
-from tests.factories import make_user, sign_in
-from tests.test_queue_support import ensure_queue, events, item, make_items
+from tests.support.factories import make_user, sign_in
+from tests.support.queue import ensure_queue, events, item, make_items
 
 
 def _clients(make_client, *accounts):

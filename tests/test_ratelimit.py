@@ -14,7 +14,7 @@ from server.config import get_settings
 from server.db import get_engine
 from server.errors import RateLimited
 from server.models import AuditEvent, UserSession
-from tests.factories import fresh_totp, make_token, make_user
+from tests.support.factories import fresh_totp, make_token, make_user
 
 
 def _limit(monkeypatch: pytest.MonkeyPatch, **values: int) -> None:

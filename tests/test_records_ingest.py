@@ -13,9 +13,8 @@ from sqlmodel import Session, select
 from server.audit import chain
 from server.models import AuditEvent, Encounter, Queue, Status, WorkItem
 from server.records import service as records_service
-from tests.factories import encounter_data, make_token
-from tests.records_support import FHIR, facts, fixture_files, load, row_counts
-from tests.test_records_open import actor_of
+from tests.support.factories import actor_of, encounter_data, make_token
+from tests.support.records import FHIR, facts, fixture_files, load, row_counts
 
 SMALL = "conchita_0580b365.json"
 
@@ -34,7 +33,7 @@ def _small() -> dict:
 
 def _open_all(session: Session, item_ids: list[int]) -> dict[str, dict]:
     """Open every item as a biller (billing statuses), keyed by encounter external id."""
-    from tests.factories import make_user
+    from tests.support.factories import make_user
 
     session.rollback()  # SQLite: our open transaction holds the write lock make_user needs
     biller = actor_of(make_user("reader", "biller"), "biller")

@@ -16,9 +16,8 @@ from server.keyring import add_kek, load_keyring
 from server.models import AuditEvent, DataKey, Encounter, Status, WorkItem, WorkItemEvent
 from server.records import keys as records_keys
 from server.records import service as records_service
-from tests.factories import SAMPLE_NOTE, encounter_data, make_encounter, make_user
-from tests.records_support import fixture_files
-from tests.test_records_open import actor_of
+from tests.support.factories import SAMPLE_NOTE, actor_of, encounter_data, make_encounter, make_user
+from tests.support.records import fixture_files
 
 runner = CliRunner()
 

@@ -7,19 +7,11 @@ import json
 import pytest
 from sqlmodel import Session, select
 
-from server.auth.principal import Principal
 from server.db import get_engine, session_scope
 from server.keyring import KeyringError
 from server.models import AuditEvent, DataKey, Document, Encounter, Status, WorkItem
 from server.records import service as records_service
-from tests.factories import SAMPLE_NOTE, make_encounter, make_user, sign_in
-
-
-def actor_of(account, *roles: str) -> Principal:
-    """A Principal for a factory account holding `roles`, for calling services directly."""
-    return Principal(
-        name=account.username, kind="user", roles=frozenset(roles), user_id=account.user_id
-    )
+from tests.support.factories import SAMPLE_NOTE, actor_of, make_encounter, make_user, sign_in
 
 
 def _claim(client, item_id):

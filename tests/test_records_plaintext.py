@@ -23,9 +23,8 @@ from sqlmodel import Session, select
 from server.db import get_engine
 from server.models import Status, WorkItem
 from server.records import service as records_service
-from tests.factories import make_token, make_user
-from tests.records_support import FHIR, dump_database, facts, fixture_files, load
-from tests.test_records_open import actor_of
+from tests.support.factories import actor_of, make_token, make_user
+from tests.support.records import FHIR, dump_database, facts, fixture_files, load
 
 
 def _needles(all_facts) -> tuple[list[str], list[str]]:

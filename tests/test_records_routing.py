@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import encounter_data, make_token, make_user, sign_in
-from tests.test_queue_support import ensure_queue
+from tests.support.factories import encounter_data, make_token, make_user, sign_in
+from tests.support.queue import ensure_queue
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import make_user, sign_in
+from tests.support.factories import make_user, sign_in
 
 
 def _named(r, where: str, name: str) -> None:

@@ -11,8 +11,8 @@ from playwright.sync_api import Page, expect
 
 from server.coding import codesets
 from server.config import get_settings
-from tests.factories import Account, fresh_totp, make_encounter, make_user
-from tests.test_queue_support import expire
+from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.queue import expire
 
 pytestmark = pytest.mark.browser
 

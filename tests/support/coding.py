@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.factories import Account, make_encounter, make_user, sign_in
+from tests.support.factories import Account, make_encounter, make_user, sign_in
 
 GOOD_CODES: dict[str, Any] = {
     "diagnoses": [{"code": "E11.9"}, {"code": "I10"}, {"code": "J45.909"}],

@@ -84,10 +84,16 @@ class Cluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def memory_dir() -> str | None:
-    """A RAM-backed folder (Linux's /dev/shm) we may create in, or None."""
+def memory_dir(min_free: int = 1 << 30) -> str | None:
+    """A RAM-backed folder (Linux's /dev/shm) with `min_free` bytes free, or None.
+
+    Containers often mount a 64 MB /dev/shm: too small for a cluster, so /tmp then.
+    """
     shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp folder inside it
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+    if not shm.is_dir() or not os.access(shm, os.W_OK | os.X_OK):
+        return None
+    stat = os.statvfs(shm)
+    return str(shm) if stat.f_bavail * stat.f_frsize >= min_free else None
 
 
 def start_cluster(*, fast: bool = True, parent: str | None = None) -> Cluster:

@@ -1,4 +1,4 @@
-"""Helpers for the records tests (no tests here): fixture facts, row counts, database dumps."""
+"""Helpers for the records tests: fixture facts, row counts, database dumps."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlmodel import Session, SQLModel
 
 from server.db import get_engine
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "synthea"
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "synthea"
 if not FIXTURES.is_dir():  # the repo checked out elsewhere: the path the brief names
     FIXTURES = Path("/work/shared/fixtures/synthea")
 FHIR = {"Content-Type": "application/fhir+json"}

@@ -1,7 +1,8 @@
-"""Helpers for the queue tests (no tests here).
+"""Helpers for the queue tests.
 
 `make_items` inserts encounters and work items directly, with dummy sealed bytes: enough for
-claim, lease and assignment logic. Tests that open a chart use `tests.factories.make_encounter`.
+claim, lease and assignment logic. Tests that open a chart use
+`tests.support.factories.make_encounter`.
 """
 
 from __future__ import annotations

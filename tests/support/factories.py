@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from server.auth import service as auth_service
+from server.auth.principal import Principal
 from server.db import get_engine
 from server.models import User
 
@@ -75,6 +76,13 @@ def sign_in(client: TestClient, account: Account) -> dict[str, Any]:
     body: dict[str, Any] = resp.json()
     client.headers["X-CSRF-Token"] = body["csrf_token"]
     return body
+
+
+def actor_of(account: Account, *roles: str) -> Principal:
+    """A Principal for a factory account holding `roles`, for calling services directly."""
+    return Principal(
+        name=account.username, kind="user", roles=frozenset(roles), user_id=account.user_id
+    )
 
 
 def make_token(name: str, *scopes: str) -> str:

@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from server.coding import codesets
-from tests.factories import Account, fresh_totp, make_encounter, make_user
 from tests.support.coding import GOOD_CODES, coder_with_item
+from tests.support.factories import Account, fresh_totp, make_encounter, make_user
 
 pytestmark = pytest.mark.browser
 

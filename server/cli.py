@@ -104,10 +104,15 @@ def migrate() -> None:
 def user_create(
     username: str,
     role: Annotated[
-        list[str], typer.Option("--role", help="coder, supervisor, biller, compliance, admin")
+        list[str],
+        typer.Option("--role", help="coder, supervisor, biller, compliance, admin, provider"),
     ],
     queue: Annotated[
         list[str] | None, typer.Option("--queue", help="Queue the user may pull from.")
+    ] = None,
+    npi: Annotated[
+        str | None,
+        typer.Option("--npi", help="A provider's NPI: links them to that practitioner's queries."),
     ] = None,
 ) -> None:
     """Create a local user. Password from stdin, or generated and printed."""
@@ -118,7 +123,12 @@ def user_create(
     try:
         with session_scope() as session:
             created = auth_service.create_user(
-                session, username=username, roles=role, password=password, queues=queue or []
+                session,
+                username=username,
+                roles=role,
+                password=password,
+                queues=queue or [],
+                npi=npi,
             )
     except AppError as exc:
         fail(exc.message)

@@ -3,6 +3,7 @@
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
 from server.models.coding import ClaimRecord, ClaimReturn, CodeSetEntry, ItemCodes, QaReview
+from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Patient
 from server.models.security import OidcTransaction, RateLimitCounter
@@ -17,10 +18,13 @@ __all__ = [
     "DataKey",
     "Document",
     "Encounter",
+    "EncounterProvider",
     "ItemCodes",
     "OidcTransaction",
     "QaReview",
     "Patient",
+    "PhysicianQuery",
+    "ProviderAccount",
     "Queue",
     "QueueMember",
     "RateLimitCounter",

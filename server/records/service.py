@@ -29,6 +29,7 @@ from server.models import (
     DataKey,
     Document,
     Encounter,
+    EncounterProvider,
     Patient,
     Queue,
     Role,
@@ -220,6 +221,18 @@ def _insert(session: Session, *, actor: Principal, data: EncounterIn) -> Ingeste
             _dumps({"title": note.title, "type": note.type, "text": note.text}),
             aad=crypto.field_aad("document", doc.id, "content", data_key_id=dk.id),
         )
+    seen_npis: set[str] = set()
+    for provider in data.providers:
+        if provider.npi not in seen_npis:  # one row per practitioner, the first role kept
+            seen_npis.add(provider.npi)
+            session.add(
+                EncounterProvider(
+                    encounter_id=encounter.id,
+                    npi=provider.npi,
+                    name=provider.name,
+                    role=provider.role,
+                )
+            )
     item = WorkItem(
         encounter_id=encounter.id,
         queue_id=where.queue_id,

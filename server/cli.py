@@ -21,6 +21,7 @@ token_app = typer.Typer(help="Manage service tokens.", no_args_is_help=True)
 queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keyring.", no_args_is_help=True)
 codesets_app = typer.Typer(help="Load code set files (CPT, HCPCS, PCS).", no_args_is_help=True)
+queries_app = typer.Typer(help="Physician queries.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
@@ -34,6 +35,7 @@ app.command("import")(records_cli.import_paths)
 keys_app.command("rotate")(records_cli.keys_rotate)
 app.add_typer(records_cli.records_app, name="records")
 app.add_typer(codesets_app, name="codesets")
+app.add_typer(queries_app, name="queries")
 
 err = Console(stderr=True)
 
@@ -249,6 +251,17 @@ def codesets_load(
         details = "; ".join(str(d.get("msg", d)) for d in exc.details[:5] if isinstance(d, dict))
         fail(f"{exc.message} {details}".strip())
     typer.echo(f"loaded {count} {system.upper()} codes")
+
+
+@queries_app.command("escalate")
+def queries_escalate() -> None:
+    """Escalate open queries past CHARTDESK_QUERY_ESCALATION_BUSINESS_DAYS (run from cron)."""
+    from server.db import session_scope
+    from server.queries import service as queries_service
+
+    with session_scope() as session:
+        escalated = queries_service.escalate_overdue(session)
+    typer.echo(f"escalated {len(escalated)} open queries")
 
 
 @keys_app.command("init")

@@ -624,7 +624,8 @@ def open_for_use(
     purpose: str | None,
     detail: str | None = None,
 ) -> ItemKey:
-    """The key to an item's sealed fields for a use that shows no record (submit, ...).
+    """The key to an item's sealed fields for a use that shows no record (submit, a
+    provider reading or answering their physician query: the query's own fields only).
 
     The caller has already checked its right to the item (a held lease, say). The use is
     audited here, in the caller's transaction, with the patient's ids, before the key is

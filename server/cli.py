@@ -276,7 +276,7 @@ def keys_init() -> None:
     typer.echo(f"created keyring {path}; back it up with the database, never beside it in clear")
 
 
-DEMO_ROLES = ["coder", "supervisor", "biller", "compliance", "admin"]
+DEMO_ROLES = ["coder", "supervisor", "biller", "compliance", "admin", "provider"]
 
 
 @app.command()

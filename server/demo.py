@@ -14,6 +14,7 @@ from server.db import session_scope
 from server.migrate import upgrade
 from server.models import User
 from server.queue import service as queue_service
+from server.records.demo import DEMO_PROVIDER_NPI
 
 DEMO_FILE = Path("var/demo-users.json")
 
@@ -44,7 +45,12 @@ def prepare(roles: list[str]) -> list[tuple[str, str, str]]:
         for role in roles:
             if role in known and session.exec(select(User).where(User.username == role)).first():
                 continue
-            created = auth_service.create_user(session, username=role, roles=[role])
+            created = auth_service.create_user(
+                session,
+                username=role,
+                roles=[role],
+                npi=DEMO_PROVIDER_NPI if role == "provider" else None,
+            )
             if role == "coder":
                 queue_service.add_member(session, queue_name="default", username=role)
             known[role] = {

@@ -11,12 +11,16 @@ from sqlmodel import func, select
 from server.auth.principal import system_principal
 from server.config import PROJECT_ROOT
 from server.db import session_scope
-from server.models import Encounter
+from server.models import Encounter, EncounterProvider
 from server.records import importer
 from server.records.schemas import EncounterIn
 
 FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "synthea"
 GENERATED = 12
+# The demo `provider` account's NPI (a valid check digit); every demo chart names this
+# practitioner, so that any chart can be queried in the demo.
+DEMO_PROVIDER_NPI = "1245319599"
+DEMO_PROVIDER = {"npi": DEMO_PROVIDER_NPI, "name": "Dr. Demo Attending", "role": "ATND"}
 
 _GIVEN = ["Avery", "Jordan", "Mina", "Tomas", "Priya", "Elena", "Marcus", "Noor"]
 _FAMILY = ["Okafor", "Lindqvist", "Haddad", "Moreau", "Castillo", "Nakamura"]
@@ -57,6 +61,7 @@ def generated(count: int = GENERATED, *, seed: int = 7) -> list[EncounterIn]:
                         "ssn": f"999-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
                     },
                     "payer": {"name": "Demo Health Plan", "member_id": f"DHP{n:06d}"},
+                    "providers": [DEMO_PROVIDER],
                     "documents": [
                         {
                             "title": "Progress note",
@@ -81,9 +86,32 @@ def load_sample_encounters(fixtures: Path = FIXTURES) -> int:
     if fixtures.is_dir() and importer.collect([fixtures]):
         for unit in importer.units([fixtures]):
             importer.ingest_unit(unit, actor=actor, summary=summary)
+        _demo_provider_everywhere()
         return summary.created
     from server.records import service
 
     with session_scope() as session:
         items = service.ingest_encounters(session, actor=actor, encounters=generated())
     return len(items)
+
+
+def _demo_provider_everywhere() -> None:
+    """Name the demo provider on every sample chart (beside its own practitioners)."""
+    with session_scope() as session:
+        named = set(
+            session.exec(
+                select(EncounterProvider.encounter_id).where(
+                    EncounterProvider.npi == DEMO_PROVIDER_NPI
+                )
+            ).all()
+        )
+        for encounter_id in session.exec(select(Encounter.id)).all():
+            if encounter_id is not None and encounter_id not in named:
+                session.add(
+                    EncounterProvider(
+                        encounter_id=encounter_id,
+                        npi=DEMO_PROVIDER_NPI,
+                        name=str(DEMO_PROVIDER["name"]),
+                        role="ATND",
+                    )
+                )

@@ -116,6 +116,10 @@ def user_create(
         str | None,
         typer.Option("--npi", help="A provider's NPI: links them to that practitioner's queries."),
     ] = None,
+    email: Annotated[
+        str | None,
+        typer.Option("--email", help="A provider's address for query reminders (a link only)."),
+    ] = None,
 ) -> None:
     """Create a local user. Password from stdin, or generated and printed."""
     from server.auth import service as auth_service
@@ -131,6 +135,7 @@ def user_create(
                 password=password,
                 queues=queue or [],
                 npi=npi,
+                email=email,
             )
     except AppError as exc:
         fail(exc.message)
@@ -257,11 +262,14 @@ def codesets_load(
 def queries_escalate() -> None:
     """Escalate open queries past CHARTDESK_QUERY_ESCALATION_BUSINESS_DAYS (run from cron)."""
     from server.db import session_scope
+    from server.queries import mail
     from server.queries import service as queries_service
 
     with session_scope() as session:
         escalated = queries_service.escalate_overdue(session)
-    typer.echo(f"escalated {len(escalated)} open queries")
+        reminders = mail.reminders(session, query_ids=escalated)
+    sent = mail.send(reminders)  # after the commit: a mail server down never undoes it
+    typer.echo(f"escalated {len(escalated)} open queries; sent {sent} reminder(s)")
 
 
 @keys_app.command("init")

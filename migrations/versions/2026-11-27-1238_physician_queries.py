@@ -22,6 +22,7 @@ def upgrade() -> None:
     op.create_table('provider_account',
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('npi', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id')
     )

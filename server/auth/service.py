@@ -73,11 +73,13 @@ def create_user(
     display_name: str = "",
     actor: Principal | None = None,
     npi: str | None = None,
+    email: str | None = None,
 ) -> NewUser:
     """Create a local account with argon2id password and a fresh TOTP secret.
 
     A `provider` needs `npi` (10 digits): it links the account to the encounter
-    practitioners with that NPI, whose queries it then answers.
+    practitioners with that NPI, whose queries it then answers; `email` (optional) is where
+    their query reminders go.
     """
     username = username.strip().lower()
     if (
@@ -101,6 +103,8 @@ def create_user(
             raise AppError("An NPI is 10 digits.", status_code=422)
         if session.exec(select(ProviderAccount).where(ProviderAccount.npi == npi)).first():
             raise Conflict("Another account already has this NPI.")
+    if email is not None and (npi is None or "@" not in email or len(email) > 254):
+        raise AppError("An email address is for a provider's query reminders.", status_code=422)
     password = password or passwords.generate_password()
     if len(password) < 12:
         raise AppError("Passwords are at least 12 characters.", status_code=422)
@@ -117,7 +121,7 @@ def create_user(
     for role in sorted(set(roles)):
         session.add(UserRole(user_id=user.id, role=role))
     if npi is not None:
-        session.add(ProviderAccount(user_id=user.id, npi=npi))
+        session.add(ProviderAccount(user_id=user.id, npi=npi, email=email))
     for name in queues or []:
         queue = session.exec(select(Queue).where(Queue.name == name)).first()
         if queue is None:

@@ -37,6 +37,8 @@ class ProviderAccount(SQLModel, table=True):
 
     user_id: int = Field(foreign_key="app_user.id", primary_key=True, ondelete="CASCADE")
     npi: str = Field(max_length=10, unique=True, index=True)
+    # Where query reminders go (a link only, never patient data); optional.
+    email: str | None = Field(default=None, max_length=254)
 
 
 class PhysicianQuery(SQLModel, table=True):

@@ -6,6 +6,7 @@ a failed form shows the chart again) or through `POST /api/v1/work/{id}/queries`
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -13,9 +14,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from server.auth.deps import CoderDep, ProviderDep, QueryReaderDep, RowId, SessionDep
+from server.auth.deps import (
+    CoderDep,
+    ProviderDep,
+    QueryReaderDep,
+    RowId,
+    SessionDep,
+    SupervisorDep,
+)
 from server.errors import AppError, ValidationFailed
-from server.queries import service
+from server.queries import reports, service
 from server.queries.schemas import AnswerIn, QueryCreated, QueryIn, QueryView
 from server.records.schemas import safe_errors
 from server.web import forms
@@ -72,7 +80,44 @@ def api_answer(
     return service.answer(session, actor=actor, query_id=query_id, data=body)
 
 
+@router.get(f"{API}/reports/queries", tags=["reports"], response_model=reports.QueryReport)
+def api_report(
+    session: SessionDep,
+    _: SupervisorDep,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+) -> reports.QueryReport:
+    """Open queries by provider and age; answer turnaround (median, p90) in [since, until)."""
+    return reports.query_report(session, since=_utc(since), until=_utc(until))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 # ---------------------------------------------------------------- pages
+
+
+@router.get("/reports/queries", response_class=HTMLResponse)
+def report_page(request: Request, session: SessionDep, _: SupervisorDep) -> Response:
+    """The query report: a bar per provider (open queries by age), the numbers beside it."""
+    report = reports.query_report(session)
+    most = max((r.open for r in report.open_by_provider), default=0)
+    return render(
+        request,
+        "queries/report.html",
+        {"report": report, "most": most, "labels": [b[0] for b in reports.AGE_BUCKETS]},
+    )
+
+
+@router.get("/reports/queries.csv")
+def report_csv(session: SessionDep, _: SupervisorDep) -> Response:
+    """The open-queries-by-provider table as a CSV download."""
+    return Response(
+        reports.report_csv(reports.query_report(session)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="physician-queries.csv"'},
+    )
 
 
 @router.get("/queries", response_class=HTMLResponse)

@@ -23,6 +23,7 @@ ROLE_LINKS: dict[str, list[tuple[str, str]]] = {
         ("Queues", "/supervise"),
         ("Routing rules", "/routing"),
         ("Escalated physician queries", "/queries?status=escalated"),
+        ("Physician query report", "/reports/queries"),
     ],
     "biller": [("Ready to bill", "/billing")],
     "compliance": [("Audit log", "/compliance")],

@@ -53,6 +53,18 @@ def _provider(make_client: Any, username: str = "drwhit", npi: str = NPI) -> tup
     return client, account
 
 
+def _wrong_code(account: Account) -> str:
+    """A six-digit code that is not valid now (none of the accepted time steps)."""
+    import time
+
+    import pyotp
+
+    totp = pyotp.TOTP(account.totp_secret)
+    step = int(time.time()) // totp.interval
+    valid = {totp.generate_otp(step + d) for d in (-2, -1, 0, 1, 2)}
+    return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
+
+
 def _events(item_id: int, action: str) -> list[AuditEvent]:
     with Session(get_engine()) as s:
         return list(
@@ -275,7 +287,7 @@ def test_the_answer_is_signed_with_a_current_code(make_client):
     chart = held.client.get(f"/api/v1/work/{held.item_id}").json()
     qid = held.client.post(f"/api/v1/work/{held.item_id}/queries", json=_query(chart)).json()["id"]
     provider, account = _provider(make_client)
-    for totp in (None, "000000"):
+    for totp in (None, _wrong_code(account)):
         r = provider.post(
             f"/api/v1/queries/{qid}/answer", json={"option": "other", "text": "x", "totp": totp}
         )
@@ -287,6 +299,16 @@ def test_the_answer_is_signed_with_a_current_code(make_client):
         failed = s.exec(select(AuditEvent).where(AuditEvent.action == "sign-in-failed")).all()
         assert len(failed) == 2  # counted toward the lockout like a failed sign-in
         assert s.get(PhysicianQuery, qid).status == "open"  # type: ignore[union-attr]
+    # Guessing on: the account locks (5 failures in a row), and then even a right code waits.
+    for _ in range(3):
+        provider.post(
+            f"/api/v1/queries/{qid}/answer", json={"option": "other", "text": "x", "totp": "000000"}
+        )
+    r = provider.post(
+        f"/api/v1/queries/{qid}/answer",
+        json={"option": "other", "text": "x", "totp": fresh_totp(account)},
+    )
+    assert r.status_code == 429
 
 
 def test_escalation_after_business_days(make_client, monkeypatch):

@@ -377,14 +377,17 @@ def confirm_totp(session: Session, *, principal: Principal, code: str | None) ->
     """A signature: the caller re-enters a current authenticator code (password users).
 
     Accounts that sign in through SSO have no code here and pass. A wrong or replayed code
-    is refused (422 at the field `totp`) and counts as a failed sign-in toward the lockout,
-    so the code cannot be guessed through this door either.
+    is refused (422 at the field `totp`) and counts as a failed sign-in toward the lockout;
+    a locked account's codes are not even checked (429), so the code cannot be guessed
+    through this door either.
     """
     user = session.get(User, principal.user_id) if principal.user_id is not None else None
     if user is None:
         raise NotAuthenticated("Please sign in.")
     if principal.extra.get("auth_method") == "oidc" or user.totp_secret is None:
         return
+    if user.locked_until is not None and user.locked_until > utcnow():
+        raise RateLimited("Too many wrong codes; try again later.")
     counter = passwords.match_totp(user.totp_secret, (code or "").strip(), user.totp_last_counter)
     if counter is None:
         _record_signin(

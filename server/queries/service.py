@@ -8,7 +8,7 @@ documented elsewhere; no query leads the provider or names payment.
 
 The question, options, quotes, the patient's name and MRN (so the provider knows whom the
 query is about) and the answer are sealed under the encounter's data key. They open only
-through an `ItemKey`: the chart's audited view (`items_queries`, for the coder's chart) or
+through an `ItemKey`: the chart's audited view (`item_queries`, for the coder's chart) or
 `records.service.open_for_use`, audited as `query-view` / `query-answer` with the reader as
 actor. A provider reaches only the queries addressed to their NPI, never the chart.
 Services flush and never commit.

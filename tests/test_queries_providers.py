@@ -123,3 +123,24 @@ def test_our_json_form_takes_providers(make_client):
     with Session(get_engine()) as session:
         stored = _providers(session, data.external_id)
     assert stored == [("1245319599", "Dr. Ada Whitlock", None)]
+
+
+def test_an_admin_creates_a_provider_with_its_npi(make_client):
+    from tests.factories import sign_in
+
+    admin = make_client()
+    sign_in(admin, make_user("root", "admin"))
+    r = admin.post("/admin/users", data={"username": "drpage", "roles": ["provider"]})
+    assert r.status_code == 422  # no NPI
+    r = admin.post(
+        "/admin/users", data={"username": "drpage", "roles": ["provider"], "npi": "1245319599"}
+    )
+    assert r.status_code == 200, r.text
+    coder = make_user("cody", "coder")
+    r = admin.post(f"/admin/users/{coder.user_id}/roles", data={"roles": ["coder", "provider"]})
+    assert r.status_code == 422  # a provider role without an NPI link would see nothing
+    with Session(get_engine()) as session:
+        user = session.exec(select(User).where(User.username == "drpage")).one()
+        link = session.get(ProviderAccount, user.id)
+        assert link is not None
+        assert link.npi == "1245319599"

@@ -151,9 +151,12 @@ def admin_create_user(
     principal: AdminDep,
     username: Annotated[str, Form(max_length=64)],
     roles: Annotated[list[str], Form()],
+    npi: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    """Create a user; the password and TOTP URI are shown once."""
-    created = auth_service.create_user(session, username=username, roles=roles, actor=principal)
+    """Create a user; the password and TOTP URI are shown once (a provider needs an NPI)."""
+    created = auth_service.create_user(
+        session, username=username, roles=roles, actor=principal, npi=npi.strip() or None
+    )
     return render(
         request,
         "admin/users.html",

@@ -182,6 +182,11 @@ def set_roles(session: Session, *, actor: Principal, user_id: int, roles: list[s
         and Role.admin not in roles
     ):
         raise Conflict("You cannot remove your own admin role.")
+    if Role.provider in roles and session.get(ProviderAccount, user_id) is None:
+        raise AppError(
+            "A provider needs an NPI: create the account as a provider with its NPI.",
+            status_code=422,
+        )
     session.exec(delete(UserRole).where(col(UserRole.user_id) == user_id))
     for role in sorted(set(roles)):
         session.add(UserRole(user_id=user_id, role=role))

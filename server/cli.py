@@ -21,6 +21,7 @@ token_app = typer.Typer(help="Manage service tokens.", no_args_is_help=True)
 queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keyring.", no_args_is_help=True)
 codesets_app = typer.Typer(help="Load code set files (CPT, HCPCS, PCS).", no_args_is_help=True)
+queries_app = typer.Typer(help="Physician queries.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
@@ -34,6 +35,7 @@ app.command("import")(records_cli.import_paths)
 keys_app.command("rotate")(records_cli.keys_rotate)
 app.add_typer(records_cli.records_app, name="records")
 app.add_typer(codesets_app, name="codesets")
+app.add_typer(queries_app, name="queries")
 
 # Interfaces: `hl7 listen`, the MLLP listener (its own process beside `serve`).
 from server.interfaces.cli import hl7_app  # noqa: E402
@@ -109,10 +111,19 @@ def migrate() -> None:
 def user_create(
     username: str,
     role: Annotated[
-        list[str], typer.Option("--role", help="coder, supervisor, biller, compliance, admin")
+        list[str],
+        typer.Option("--role", help="coder, supervisor, biller, compliance, admin, provider"),
     ],
     queue: Annotated[
         list[str] | None, typer.Option("--queue", help="Queue the user may pull from.")
+    ] = None,
+    npi: Annotated[
+        str | None,
+        typer.Option("--npi", help="A provider's NPI: links them to that practitioner's queries."),
+    ] = None,
+    email: Annotated[
+        str | None,
+        typer.Option("--email", help="A provider's address for query reminders (a link only)."),
     ] = None,
 ) -> None:
     """Create a local user. Password from stdin, or generated and printed."""
@@ -123,7 +134,13 @@ def user_create(
     try:
         with session_scope() as session:
             created = auth_service.create_user(
-                session, username=username, roles=role, password=password, queues=queue or []
+                session,
+                username=username,
+                roles=role,
+                password=password,
+                queues=queue or [],
+                npi=npi,
+                email=email,
             )
     except AppError as exc:
         fail(exc.message)
@@ -246,6 +263,20 @@ def codesets_load(
     typer.echo(f"loaded {count} {system.upper()} codes")
 
 
+@queries_app.command("escalate")
+def queries_escalate() -> None:
+    """Escalate open queries past CHARTDESK_QUERY_ESCALATION_BUSINESS_DAYS (run from cron)."""
+    from server.db import session_scope
+    from server.queries import mail
+    from server.queries import service as queries_service
+
+    with session_scope() as session:
+        escalated = queries_service.escalate_overdue(session)
+        reminders = mail.reminders(session, query_ids=escalated)
+    sent = mail.send(reminders)  # after the commit: a mail server down never undoes it
+    typer.echo(f"escalated {len(escalated)} open queries; sent {sent} reminder(s)")
+
+
 @keys_app.command("init")
 def keys_init() -> None:
     """Create a new keyring at CHARTDESK_KEYRING_FILE (mode 0600); refuses to overwrite."""
@@ -258,7 +289,7 @@ def keys_init() -> None:
     typer.echo(f"created keyring {path}; back it up with the database, never beside it in clear")
 
 
-DEMO_ROLES = ["coder", "supervisor", "biller", "compliance", "admin"]
+DEMO_ROLES = ["coder", "supervisor", "biller", "compliance", "admin", "provider"]
 
 
 @app.command()

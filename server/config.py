@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     due_days_after_discharge: int = Field(default=3, ge=0)
     hold_reasons: list[str] = ["physician query", "missing documentation", "other"]
+    # An open physician query is escalated to supervisors after this many business days.
+    query_escalation_business_days: int = Field(default=2, ge=1)
+    # Reminders of escalated queries by mail (off without a host): a link only, no PHI.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "chartdesk@localhost"
+    smtp_starttls: bool = False
+    query_escalation_emails: list[str] = []  # supervisors' addresses
+    public_url: str = "http://127.0.0.1:8000"  # where links in mails point
     # Break-glass: the reasons a coder or supervisor may give to open a chart outside their
     # own work. A list, not free text, so that no patient data reaches the audit log.
     emergency_reasons: list[str] = [

@@ -16,7 +16,7 @@ from server.keyring import init_keyring, keyring_path
 from server.migrate import upgrade
 from server.models import User
 from server.queue import service as queue_service
-from server.records.demo import Loaded, load_sample_encounters
+from server.records.demo import DEMO_PROVIDER_NPI, Loaded, load_sample_encounters
 
 DEMO_FILE = Path("var/demo-users.json")
 
@@ -56,7 +56,12 @@ def prepare(roles: list[str]) -> Prepared:
         for role in roles:
             if role in known and session.exec(select(User).where(User.username == role)).first():
                 continue
-            created = auth_service.create_user(session, username=role, roles=[role])
+            created = auth_service.create_user(
+                session,
+                username=role,
+                roles=[role],
+                npi=DEMO_PROVIDER_NPI if role == "provider" else None,
+            )
             if role == "coder":
                 queue_service.add_member(session, queue_name="default", username=role)
             known[role] = {

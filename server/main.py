@@ -22,6 +22,7 @@ from server.config import PROJECT_ROOT, get_settings
 from server.db import get_engine
 from server.keyring import load_keyring
 from server.migrate import check_current
+from server.queries import router as queries_router
 from server.queue import router as queue_router
 from server.records import router as records_router
 from server.web import router as web_router
@@ -84,5 +85,6 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     app.include_router(workbench_router.router)  # after queue: /api/v1/work/mine first
     app.include_router(coding_router.router)
     app.include_router(billing_router.router)
+    app.include_router(queries_router.router)
     app.include_router(audit_router.router)
     return app

@@ -56,6 +56,9 @@ _TYPES: dict[str, tuple[str, str]] = {
     Action.user_admin: ("110113", "Security Alert"),
     Action.token_admin: ("110113", "Security Alert"),
     Action.emergency_access: ("110110", "Patient Record"),
+    Action.query_view: ("110110", "Patient Record"),
+    Action.query_create: ("110110", "Patient Record"),
+    Action.query_answer: ("110110", "Patient Record"),
 }
 _CRUD: dict[str, str] = {
     Action.view_record: "R",
@@ -67,6 +70,9 @@ _CRUD: dict[str, str] = {
     Action.code_save: "U",
     Action.submit: "U",
     Action.purge: "D",
+    Action.query_view: "R",
+    Action.query_create: "C",
+    Action.query_answer: "U",
 }
 _OUTCOME: dict[str, str] = {Outcome.success: "0", Outcome.denied: "4", Outcome.failed: "8"}
 

@@ -51,6 +51,10 @@ class Action(StrEnum):
     audit_export = "audit-export"
     audit_verify = "audit-verify"
     emergency_access = "emergency-access"
+    query_create = "query-create"  # a coder asked a provider a physician query
+    query_view = "query-view"  # a query's sealed fields opened (the provider, its coder)
+    query_answer = "query-answer"  # the provider answered (signed)
+    query_escalate = "query-escalate"  # unanswered after N business days: to a supervisor
     access = "access"  # a request refused before any specific action was known
 
 

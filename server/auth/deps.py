@@ -242,6 +242,11 @@ CoderOrSupervisorDep = Annotated[Principal, Depends(RequireRole(Role.coder, Role
 BillerDep = Annotated[Principal, Depends(RequireRole(Role.biller))]
 ComplianceDep = Annotated[Principal, Depends(RequireRole(Role.compliance))]
 AdminDep = Annotated[Principal, Depends(RequireRole(Role.admin))]
+ProviderDep = Annotated[Principal, Depends(RequireRole(Role.provider))]
+# Physician queries: providers read and answer their own; coders their own; supervisors all.
+QueryReaderDep = Annotated[
+    Principal, Depends(RequireRole(Role.provider, Role.coder, Role.supervisor))
+]
 RulesDep = Annotated[Principal, Depends(RequireRole(Role.supervisor, Role.admin))]
 IngestDep = Annotated[Principal, Depends(RequireScope(Scope.ingest))]
 BillingDep = Annotated[

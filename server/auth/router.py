@@ -155,6 +155,7 @@ def _create_failed(request: Request, session: Session, exc: AppError, form: Form
             "all_roles": [r.value for r in Role],
             "form_username": str(form.get("username") or ""),
             "form_roles": [str(r) for r in form.getlist("roles")],
+            "form_npi": str(form.get("npi") or ""),
             "error": forms.message(exc),
             "errors": forms.field_errors(exc),
         },
@@ -170,9 +171,12 @@ def admin_create_user(
     _form: Annotated[None, Depends(forms.ErrorPage(_create_failed))],
     username: Annotated[str, Form(max_length=64)],
     roles: Annotated[list[str], Form()],
+    npi: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    """Create a user; the password and TOTP URI are shown once."""
-    created = auth_service.create_user(session, username=username, roles=roles, actor=principal)
+    """Create a user; the password and TOTP URI are shown once (a provider needs an NPI)."""
+    created = auth_service.create_user(
+        session, username=username, roles=roles, actor=principal, npi=npi.strip() or None
+    )
     return render(
         request,
         "admin/users.html",

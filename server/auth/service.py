@@ -15,8 +15,16 @@ from server.auth import passwords, ratelimit
 from server.auth.principal import Principal
 from server.config import get_settings
 from server.db import after_end
-from server.errors import AppError, Conflict, NotAuthenticated, NotFound, RateLimited
+from server.errors import (
+    AppError,
+    Conflict,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
 from server.models import (
+    ProviderAccount,
     Queue,
     QueueMember,
     Role,
@@ -64,8 +72,15 @@ def create_user(
     queues: list[str] | None = None,
     display_name: str = "",
     actor: Principal | None = None,
+    npi: str | None = None,
+    email: str | None = None,
 ) -> NewUser:
-    """Create a local account with argon2id password and a fresh TOTP secret."""
+    """Create a local account with argon2id password and a fresh TOTP secret.
+
+    A `provider` needs `npi` (10 digits): it links the account to the encounter
+    practitioners with that NPI, whose queries it then answers; `email` (optional) is where
+    their query reminders go.
+    """
     username = username.strip().lower()
     if (
         not username
@@ -78,6 +93,18 @@ def create_user(
         raise AppError(f"Unknown role: {', '.join(bad) or '(none)'}.", status_code=422)
     if session.exec(select(User).where(User.username == username)).first():
         raise Conflict(f"User {username} already exists.")
+    npi = npi.strip() if npi else None
+    if (Role.provider in roles) != (npi is not None):
+        raise AppError(
+            "A provider account needs --npi, and only a provider has one.", status_code=422
+        )
+    if npi is not None:
+        if len(npi) != 10 or not npi.isdigit():
+            raise AppError("An NPI is 10 digits.", status_code=422)
+        if session.exec(select(ProviderAccount).where(ProviderAccount.npi == npi)).first():
+            raise Conflict("Another account already has this NPI.")
+    if email is not None and (npi is None or "@" not in email or len(email) > 254):
+        raise AppError("An email address is for a provider's query reminders.", status_code=422)
     password = password or passwords.generate_password()
     if len(password) < 12:
         raise AppError("Passwords are at least 12 characters.", status_code=422)
@@ -93,6 +120,8 @@ def create_user(
     assert user.id is not None  # noqa: S101 - set by flush
     for role in sorted(set(roles)):
         session.add(UserRole(user_id=user.id, role=role))
+    if npi is not None:
+        session.add(ProviderAccount(user_id=user.id, npi=npi, email=email))
     for name in queues or []:
         queue = session.exec(select(Queue).where(Queue.name == name)).first()
         if queue is None:
@@ -153,6 +182,11 @@ def set_roles(session: Session, *, actor: Principal, user_id: int, roles: list[s
         and Role.admin not in roles
     ):
         raise Conflict("You cannot remove your own admin role.")
+    if Role.provider in roles and session.get(ProviderAccount, user_id) is None:
+        raise AppError(
+            "A provider needs an NPI: create the account as a provider with its NPI.",
+            status_code=422,
+        )
     session.exec(delete(UserRole).where(col(UserRole.user_id) == user_id))
     for role in sorted(set(roles)):
         session.add(UserRole(user_id=user_id, role=role))
@@ -342,6 +376,48 @@ def sign_in(
     if old_cookie:
         session.exec(delete(UserSession).where(col(UserSession.id) == sha256_hex(old_cookie)))
     return open_session(session, user=user, method="password", ip=ip, ua=ua)
+
+
+def confirm_totp(session: Session, *, principal: Principal, code: str | None) -> None:
+    """A signature: the caller re-enters a current authenticator code (password users).
+
+    Accounts that sign in through SSO have no code here and pass. A wrong or replayed code
+    is refused (422 at the field `totp`) and counts as a failed sign-in toward the lockout;
+    a locked account's codes are not even checked (429), so the code cannot be guessed
+    through this door either.
+    """
+    user = session.get(User, principal.user_id) if principal.user_id is not None else None
+    if user is None:
+        raise NotAuthenticated("Please sign in.")
+    if principal.extra.get("auth_method") == "oidc" or user.totp_secret is None:
+        return
+    if user.locked_until is not None and user.locked_until > utcnow():
+        raise RateLimited("Too many wrong codes; try again later.")
+    counter = passwords.match_totp(user.totp_secret, (code or "").strip(), user.totp_last_counter)
+    if counter is None:
+        _record_signin(
+            session,
+            username=user.username,
+            user_id=user.id,
+            event="failure",
+            ip=principal.source_ip,
+            ua=principal.user_agent,
+        )
+        raise ValidationFailed(
+            "Sign with a current code from your authenticator app.",
+            details=[{"loc": ["totp"], "msg": "not a current authenticator code"}],
+        )
+    user.totp_last_counter = counter
+    session.add(user)
+    session.flush()
+
+
+def provider_npi(session: Session, *, user_id: int | None) -> str | None:
+    """The NPI linked to a provider account (None for anyone else)."""
+    if user_id is None:
+        return None
+    link = session.get(ProviderAccount, user_id)
+    return link.npi if link is not None else None
 
 
 def sign_out(session: Session, *, principal: Principal) -> None:

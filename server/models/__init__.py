@@ -3,6 +3,7 @@
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
 from server.models.coding import ClaimRecord, ClaimReturn, CodeSetEntry, ItemCodes, QaReview
+from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
 from server.models.security import OidcTransaction, RateLimitCounter
@@ -17,11 +18,14 @@ __all__ = [
     "DataKey",
     "Document",
     "Encounter",
+    "EncounterProvider",
     "Hl7Message",
     "ItemCodes",
     "OidcTransaction",
     "QaReview",
     "Patient",
+    "PhysicianQuery",
+    "ProviderAccount",
     "Queue",
     "QueueMember",
     "RateLimitCounter",

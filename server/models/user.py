@@ -18,6 +18,7 @@ class Role(StrEnum):
     biller = "biller"
     compliance = "compliance"
     admin = "admin"
+    provider = "provider"  # a physician who answers queries (linked by NPI)
 
 
 class Scope(StrEnum):

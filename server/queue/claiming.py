@@ -272,15 +272,22 @@ def release(session: Session, *, actor: Principal, work_item_id: int) -> WorkIte
 
 
 def hold(
-    session: Session, *, actor: Principal, work_item_id: int, reason: str, note: str = ""
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    reason: str,
+    note: str = "",
+    listed: bool = True,
 ) -> WorkItem:
     """Put a leased item on hold with a reason from the configured list.
 
     The free-text note may hold patient data and is not stored (no encrypted store for it
-    exists yet); only the reason code goes into the item and its event.
+    exists yet); only the reason code goes into the item and its event. `listed=False`: a
+    reason the server itself gives (a physician query holds its item whatever the list).
     """
     reasons = get_settings().hold_reasons
-    if reason not in reasons:
+    if listed and reason not in reasons:
         raise ValidationFailed(
             "Pick a hold reason from the list.",
             details=[{"loc": ["reason"], "msg": f"one of: {', '.join(reasons)}"}],

@@ -9,10 +9,14 @@ from sqlmodel import col, func, select
 
 from server.auth.principal import system_principal
 from server.db import session_scope
-from server.models import Document, Encounter
+from server.models import Document, Encounter, EncounterProvider
 from server.records import importer
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
+# The demo `provider` account's NPI (a valid check digit); every demo chart names this
+# practitioner, so that any chart can be queried in the demo.
+DEMO_PROVIDER_NPI = "1245319599"
+DEMO_PROVIDER_NAME = "Dr. Demo Attending"
 
 
 @dataclass
@@ -41,6 +45,7 @@ def load_sample_encounters(samples: Path = SAMPLES) -> Loaded:
     files = importer.collect([samples])
     for unit in importer.units(files):
         importer.ingest_unit(unit, actor=actor, summary=summary)
+    _demo_provider_everywhere()
     loaded = Loaded(
         created=summary.created, files=[f.name for f in files], rejected=summary.rejected
     )
@@ -53,3 +58,25 @@ def load_sample_encounters(samples: Path = SAMPLES) -> Loaded:
             select(func.count(func.distinct(Document.encounter_id)))
         ).one()
     return loaded
+
+
+def _demo_provider_everywhere() -> None:
+    """Name the demo provider on every sample chart (beside its own practitioners)."""
+    with session_scope() as session:
+        named = set(
+            session.exec(
+                select(EncounterProvider.encounter_id).where(
+                    EncounterProvider.npi == DEMO_PROVIDER_NPI
+                )
+            ).all()
+        )
+        for encounter_id in session.exec(select(Encounter.id)).all():
+            if encounter_id is not None and encounter_id not in named:
+                session.add(
+                    EncounterProvider(
+                        encounter_id=encounter_id,
+                        npi=DEMO_PROVIDER_NPI,
+                        name=DEMO_PROVIDER_NAME,
+                        role="ATND",
+                    )
+                )

@@ -1,11 +1,14 @@
 """FHIR R4 bundles (as Synthea writes them) to `EncounterIn`: every problem, with its place.
 
-Used: Patient; Encounter; notes from DocumentReference attachments and DiagnosticReport
-presentedForm (base64, linked to their Encounter by reference; the same text twice is kept
-once); Condition, Procedure and Claim as coding hints; Coverage (or the Claim's insurance)
-for the payer. Every other resource type is skipped. Nothing here stores anything: the
-parser either returns every encounter of the bundle or raises ValidationFailed listing every
-problem as {"loc": ["entry", i, "resource", field...], "msg": ...}, and never echoes values.
+Used: Patient; Practitioner; Encounter and its participants (the encounter's providers, by
+NPI, from a Practitioner in the bundle or a conditional reference
+`Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|NPI` as Synthea writes them); notes
+from DocumentReference attachments and DiagnosticReport presentedForm (base64, linked to
+their Encounter by reference; the same text twice is kept once); Condition, Procedure and
+Claim as coding hints; Coverage (or the Claim's insurance) for the payer. Every other
+resource type is skipped. Nothing here stores anything: the parser either returns every
+encounter of the bundle or raises ValidationFailed listing every problem as
+{"loc": ["entry", i, "resource", field...], "msg": ...}, and never echoes values.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ CLASS_MAP = {
 }
 DEFAULT_SOURCE = "urn:chartdesk:fhir-resource-id"
 SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+_NPI_REF = f"Practitioner?identifier={NPI_SYSTEM}|"
 
 
 Loc = list[str | int]
@@ -196,6 +201,7 @@ class _Enc:
     procedures: list[dict[str, Any]] = field(default_factory=list)
     claim_lines: list[dict[str, Any]] = field(default_factory=list)
     payer: dict[str, Any] | None = None
+    providers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _resource_keys(entry: dict[str, Any], res: dict[str, Any]) -> list[str]:
@@ -221,6 +227,7 @@ class _Bundle:
     resources: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     by_ref: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     patients: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    practitioners: dict[int, dict[str, Any]] = field(default_factory=dict)  # {npi, name}
     encounters: dict[int, _Enc] = field(default_factory=dict)
     coverages: dict[str, dict[str, Any]] = field(default_factory=dict)  # patient ref -> payer
 
@@ -241,6 +248,53 @@ def _on_patient(b: _Bundle, index: int, res: dict[str, Any]) -> None:
     b.patients[index] = _patient(index, res, b.problems)
 
 
+def _is_npi(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 10 and value.isdigit()
+
+
+def _on_practitioner(b: _Bundle, index: int, res: dict[str, Any]) -> None:
+    """A Practitioner with an NPI identifier (others cannot be queried and are skipped)."""
+    npi = next(
+        (
+            i.get("value")
+            for i in res.get("identifier") or []
+            if isinstance(i, dict) and i.get("system") == NPI_SYSTEM
+        ),
+        None,
+    )
+    if _is_npi(npi):
+        name = _person_name(res.get("name")) or ""
+        b.practitioners[index] = {"npi": npi, "name": name[:200]}
+
+
+def _participant_type(participant: dict[str, Any]) -> str | None:
+    types = participant.get("type")
+    code = _first_coding(types[0]).get("code") if isinstance(types, list) and types else None
+    return str(code)[:40] if code else None
+
+
+def _providers(b: _Bundle, res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The encounter's practitioners with an NPI: in the bundle, or referenced by NPI."""
+    found: list[dict[str, Any]] = []
+    for participant in res.get("participant") or []:
+        if not isinstance(participant, dict) or not isinstance(participant.get("individual"), dict):
+            continue
+        individual = participant["individual"]
+        ref = _ref(individual)
+        linked = b.resolve(ref, "Practitioner")
+        provider: dict[str, Any] | None = None
+        if linked is not None and linked[0] in b.practitioners:
+            provider = dict(b.practitioners[linked[0]])
+        elif ref is not None and ref.startswith(_NPI_REF) and _is_npi(ref[len(_NPI_REF) :]):
+            display = individual.get("display")
+            name = str(display)[:200] if isinstance(display, str) else ""
+            provider = {"npi": ref[len(_NPI_REF) :], "name": name}
+        if provider is not None and all(p["npi"] != provider["npi"] for p in found):
+            provider["role"] = _participant_type(participant)
+            found.append(provider)
+    return found
+
+
 def _on_encounter(b: _Bundle, index: int, res: dict[str, Any]) -> None:
     subject = _ref(res.get("subject"))
     if subject is None:
@@ -258,7 +312,9 @@ def _on_encounter(b: _Bundle, index: int, res: dict[str, Any]) -> None:
             _entry_loc(index, "class", "code"),
             f"encounter class must be one of {', '.join(sorted(CLASS_MAP))}",
         )
-    b.encounters[index] = _Enc(index=index, resource=res, patient_ref=subject)
+    b.encounters[index] = _Enc(
+        index=index, resource=res, patient_ref=subject, providers=_providers(b, res)
+    )
 
 
 def _on_document_reference(b: _Bundle, index: int, res: dict[str, Any]) -> None:
@@ -380,10 +436,11 @@ def _on_claim(b: _Bundle, index: int, res: dict[str, Any]) -> None:
 _Handler = Callable[[_Bundle, int, dict[str, Any]], None]
 
 # The passes over a bundle, in order, and the handler of each resource type in each: a pass
-# may use what the passes before it found (encounters need patients; notes, hints and
-# coverages need encounters; a claim's payer needs every coverage). Other types are ignored.
+# may use what the passes before it found (encounters need patients and practitioners; notes,
+# hints and coverages need encounters; a claim's payer needs every coverage). Other types are
+# ignored.
 PASSES: tuple[dict[str, _Handler], ...] = (
-    {"Patient": _on_patient},
+    {"Patient": _on_patient, "Practitioner": _on_practitioner},
     {"Encounter": _on_encounter},
     {
         "DocumentReference": _on_document_reference,
@@ -447,6 +504,7 @@ def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
             "procedures": enc.procedures,
             "claim_lines": enc.claim_lines,
         },
+        "providers": enc.providers,
     }
     try:
         return EncounterIn.model_validate(raw)

@@ -140,6 +140,26 @@ class HintsIn(_In):
     claim_lines: list[CodeHint] = Field(default_factory=list, max_length=1000)
 
 
+Npi = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{10}$")]
+
+
+class ProviderIn(_In):
+    """A practitioner of the encounter (FHIR Encounter.participant): NPI and name in clear.
+
+    Provider names and NPIs are public (the NPI registry), not patient data; queries are
+    addressed to them by NPI.
+    """
+
+    npi: Npi
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=200, pattern=PLAIN)
+    ] = ""
+    role: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=40, pattern=PLAIN)]
+        | None
+    ) = None
+
+
 class EncounterIn(_In):
     """One encounter in Chartdesk's own JSON form (README: "Encounter JSON")."""
 
@@ -155,6 +175,7 @@ class EncounterIn(_In):
     payer: PayerIn | None = None
     documents: list[DocumentIn] = Field(default_factory=list, max_length=500)
     hints: HintsIn = Field(default_factory=HintsIn)
+    providers: list[ProviderIn] = Field(default_factory=list, max_length=100)
 
     @field_validator("start", "end")
     @classmethod

@@ -29,6 +29,7 @@ from server.models import (
     DataKey,
     Document,
     Encounter,
+    EncounterProvider,
     Hl7Message,
     Patient,
     Queue,
@@ -231,6 +232,18 @@ def _insert(
         notes=data.documents,
         first_position=0,
     )
+    seen_npis: set[str] = set()
+    for provider in data.providers:
+        if provider.npi not in seen_npis:  # one row per practitioner, the first role kept
+            seen_npis.add(provider.npi)
+            session.add(
+                EncounterProvider(
+                    encounter_id=encounter.id,
+                    npi=provider.npi,
+                    name=provider.name,
+                    role=provider.role,
+                )
+            )
     item = WorkItem(
         encounter_id=encounter.id,
         queue_id=where.queue_id,
@@ -666,7 +679,8 @@ def open_for_use(
     purpose: str | None,
     detail: str | None = None,
 ) -> ItemKey:
-    """The key to an item's sealed fields for a use that shows no record (submit, ...).
+    """The key to an item's sealed fields for a use that shows no record (submit, a
+    provider reading or answering their physician query: the query's own fields only).
 
     The caller has already checked its right to the item (a held lease, say). The use is
     audited here, in the caller's transaction, with the patient's ids, before the key is

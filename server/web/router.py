@@ -17,11 +17,18 @@ router = APIRouter()
 ROLE_LINKS: dict[str, list[tuple[str, str]]] = {
     "coder": [
         ("My work", "/work"),
+        ("My physician queries", "/queries?status="),
     ],
-    "supervisor": [("Queues", "/supervise"), ("Routing rules", "/routing")],
+    "supervisor": [
+        ("Queues", "/supervise"),
+        ("Routing rules", "/routing"),
+        ("Escalated physician queries", "/queries?status=escalated"),
+        ("Physician query report", "/reports/queries"),
+    ],
     "biller": [("Ready to bill", "/billing")],
     "compliance": [("Audit log", "/compliance")],
     "admin": [("Users", "/admin/users")],
+    "provider": [("Open queries", "/queries")],
 }
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
@@ -28,8 +29,10 @@ from server.coding.schemas import Codes
 from server.config import get_settings
 from server.errors import AppError, ValidationFailed
 from server.models.base import utcnow
+from server.queries import service as queries_service
+from server.queries.schemas import QueryIn
 from server.queue.schemas import WorkItemView
-from server.records.schemas import EmergencyAccessRequest, RecordView
+from server.records.schemas import EmergencyAccessRequest, RecordView, safe_errors
 from server.web import forms
 from server.web.templates import render
 from server.workbench import service
@@ -48,6 +51,8 @@ def _code_entry(chart: ChartView) -> dict[str, Any]:
         "inpatient": chart.inpatient,
         "codes": chart.codes,
         "problems": chart.problems,
+        "queries": chart.queries,
+        "providers": chart.providers,
     }
 
 
@@ -60,6 +65,8 @@ def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[
     view = WorkItemView.of(chart.row).model_dump(mode="json")
     record = chart.record.model_dump(mode="json")
     record["codes"] = chart.codes.model_dump(mode="json")
+    record["queries"] = [q.model_dump(mode="json") for q in chart.queries]
+    record["providers"] = [p.model_dump(mode="json") for p in chart.providers]
     return {
         **view,
         **record,
@@ -69,11 +76,15 @@ def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[
     }
 
 
-@router.get("/work/{work_item_id}", response_class=HTMLResponse)
-def item_page(
-    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
+def _item_page(
+    request: Request,
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    query_error: AppError | None = None,
+    query_form: dict[str, Any] | None = None,
 ) -> Response:
-    """The item page: the chart of a leased item beside its code entry panel."""
     page = service.item_page(session, actor=actor, work_item_id=work_item_id)
     chart = page.chart
     return render(
@@ -84,9 +95,68 @@ def item_page(
             "record": chart.record.model_dump(mode="json") if chart else None,
             "hold_reasons": get_settings().hold_reasons,
             "now": utcnow(),
+            "query_error": forms.message(query_error) if query_error else None,
+            "query_form": query_form or {},
             **(_code_entry(chart) if chart else {}),
         },
+        status_code=query_error.status_code if query_error else 200,
     )
+
+
+@router.get("/work/{work_item_id}", response_class=HTMLResponse)
+def item_page(
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
+) -> Response:
+    """The item page: the chart of a leased item beside its code entry panel."""
+    return _item_page(request, session, actor=actor, work_item_id=work_item_id)
+
+
+@router.post("/work/{work_item_id}/queries", response_class=HTMLResponse)
+def query_compose_page(
+    request: Request,
+    session: SessionDep,
+    actor: CoderDep,
+    work_item_id: RowId,
+    template: Annotated[str, Form(max_length=20)],
+    question: Annotated[str, Form(max_length=2000)],
+    provider: Annotated[str, Form(max_length=10)],
+    options: Annotated[str, Form(max_length=3000)] = "",
+    basis: Annotated[str, Form(max_length=30)] = "",
+    indicator_document: Annotated[list[int] | None, Form()] = None,
+    indicator_quote: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Ask the provider from the workbench; a refused query shows the chart again with the
+    message and what was typed. Quotes are found verbatim in the chosen documents."""
+    quotes = list(zip(indicator_document or [], indicator_quote or [], strict=False))
+    kept: dict[str, Any] = {
+        "template": template,
+        "question": question,
+        "provider": provider,
+        "options": options,
+        "basis": basis,
+        "quotes": quotes,
+    }
+    forms.on_error(
+        request,
+        lambda req, s, exc, _form: _item_page(
+            req, s, actor=actor, work_item_id=work_item_id, query_error=exc, query_form=kept
+        ),
+    )
+    indicators = [{"document": doc, "quote": quote} for doc, quote in quotes if quote.strip()]
+    raw = {
+        "template": template,
+        "question": question,
+        "provider": provider,
+        "options": [line.strip() for line in options.splitlines() if line.strip()],
+        "basis": basis or None,
+        "indicators": indicators,
+    }
+    try:
+        data = QueryIn.model_validate(raw)
+    except ValidationError as exc:
+        raise ValidationFailed("The query is not valid.", details=safe_errors(exc)) from None
+    queries_service.compose(session, actor=actor, work_item_id=work_item_id, data=data)
+    return RedirectResponse("/work?queried=1", status_code=303)
 
 
 @router.get("/work/{work_item_id}/codes", response_class=HTMLResponse)

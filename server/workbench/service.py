@@ -1,4 +1,5 @@
-"""`open_chart`: the chart for every caller, under one audited view.
+"""`open_chart`: the chart for every caller, under one audited view (record, codes, checks,
+return note, physician queries and their answers).
 
 Which item a caller may open, and for what, depends on the view:
 
@@ -23,6 +24,8 @@ from server.billing.service import ReturnNote
 from server.coding import service as coding_service
 from server.coding.schemas import Codes
 from server.models import Status, WorkItem
+from server.queries import service as queries_service
+from server.queries.schemas import ProviderView, QueryView
 from server.queue import service as queue_service
 from server.queue.service import ItemRow
 from server.records import service as records_service
@@ -41,6 +44,8 @@ class ChartView:
     problems: coding_service.Validation | None  # the checks, when asked for
     inpatient: bool
     returned: ReturnNote | None
+    queries: list[QueryView]  # the item's physician queries and their answers
+    providers: list[ProviderView]  # the encounter's practitioners, who may be queried
 
     @property
     def item(self) -> WorkItem:
@@ -104,6 +109,8 @@ def open_chart(
         else None,
         inpatient=inpatient,
         returned=billing_service.last_return(session, key=opened.key),
+        queries=queries_service.item_queries(session, key=opened.key),
+        providers=queries_service.encounter_providers(session, encounter_id=item.encounter_id),
     )
 
 

@@ -31,11 +31,17 @@ def make_user(
     *roles: str,
     queues: list[str] | None = None,
     password: str = "correct horse battery staple",  # noqa: S107 - test fixture
+    npi: str | None = None,
 ) -> Account:
-    """Create and commit a local user."""
+    """Create and commit a local user (a provider needs `npi`)."""
     with Session(get_engine(), expire_on_commit=False) as s:
         created = auth_service.create_user(
-            s, username=username, roles=list(roles), password=password, queues=queues or []
+            s,
+            username=username,
+            roles=list(roles),
+            password=password,
+            queues=queues or [],
+            npi=npi,
         )
         s.commit()
         assert created.user.id is not None

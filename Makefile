@@ -47,6 +47,10 @@ lint: install
 audit: install
 	$(PY) tools/dependency_audit.py
 
+# README's screenshots (docs/*.png), taken by the browser test at 1366x768.
+screenshots: install
+	CHARTDESK_SCREENSHOTS=docs CHARTDESK_TEST_DB=postgresql $(VENV)/bin/pytest -q tests/test_screenshots.py
+
 bench: install
 	$(PY) bench/run.py
 

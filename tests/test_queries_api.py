@@ -11,8 +11,8 @@ from sqlmodel import Session, select
 from server.db import get_engine
 from server.models import AuditEvent, PhysicianQuery, WorkItem
 from server.queries import service as queries_service
-from tests.factories import Account, fresh_totp, make_user, sign_in
 from tests.support.coding import coder_with_item
+from tests.support.factories import Account, fresh_totp, make_user, sign_in
 
 NPI = "1245319599"
 OTHER_NPI = "1234567893"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.factories import Account, fresh_totp, make_encounter, make_user
 
 pytestmark = pytest.mark.browser
 

@@ -16,8 +16,8 @@ from server.cli import app as cli
 from server.config import get_settings
 from server.db import get_engine
 from server.models import PhysicianQuery
-from tests.factories import make_user
 from tests.support.coding import coder_with_item
+from tests.support.factories import make_user
 from tests.support.pgcluster import free_port
 
 NAME = "Octavia Brennan-Szabo"

@@ -17,9 +17,9 @@ from sqlmodel import Session, select
 
 from server.db import get_engine
 from server.models import AuditEvent
-from tests.factories import fresh_totp, make_user, sign_in
-from tests.records_support import dump_database
 from tests.support.coding import coder_with_item
+from tests.support.factories import fresh_totp, make_user, sign_in
+from tests.support.records import dump_database
 
 NAME = "Philippa Wrenfield-Osei"
 MRN = "MRN-WREN-5521"

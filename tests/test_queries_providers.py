@@ -13,8 +13,8 @@ from server.db import get_engine
 from server.errors import AppError
 from server.models import Encounter, EncounterProvider, ProviderAccount, User
 from server.records import fhir
-from tests.factories import make_token, make_user
-from tests.records_support import FHIR, fixture_files, load
+from tests.support.factories import make_token, make_user
+from tests.support.records import FHIR, fixture_files, load
 
 
 def _providers(session: Session, external_id: str) -> list[tuple[str, str, str | None]]:
@@ -109,7 +109,7 @@ def test_provider_accounts_need_an_npi(db_url):
 
 
 def test_our_json_form_takes_providers(make_client):
-    from tests.factories import encounter_data
+    from tests.support.factories import encounter_data
 
     data = encounter_data(providers=[{"npi": "1245319599", "name": "Dr. Ada Whitlock"}])
     ingest = make_client()
@@ -126,7 +126,7 @@ def test_our_json_form_takes_providers(make_client):
 
 
 def test_an_admin_creates_a_provider_with_its_npi(make_client):
-    from tests.factories import sign_in
+    from tests.support.factories import sign_in
 
     admin = make_client()
     sign_in(admin, make_user("root", "admin"))

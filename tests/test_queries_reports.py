@@ -10,8 +10,8 @@ from server.db import get_engine
 from server.models import PhysicianQuery
 from server.models.base import utcnow
 from server.queries.reports import percentile
-from tests.factories import make_user, sign_in
 from tests.support.coding import coder_with_item
+from tests.support.factories import make_user, sign_in
 
 PROVIDERS = [
     {"npi": "1245319599", "name": "Dr. Ada Whitlock"},

@@ -13,7 +13,7 @@ from server.audit import service as audit_service
 from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.errors import Conflict, NotFound, ValidationFailed
-from server.models import Queue, QueueMember, Status, User, WorkItem
+from server.models import Encounter, Queue, QueueMember, Status, User, WorkItem
 from server.models.base import utcnow
 from server.queue.items import OPEN_STATUSES, lock_item, record_event, transition
 from server.queue.queues import get_queue, is_member, list_queues
@@ -152,7 +152,7 @@ def _start_of_day(now: datetime) -> datetime:
 
 
 def queue_stats(session: Session) -> list[QueueStats]:
-    """Per queue: ready, in progress, on hold, oldest ready age and items coded today (UTC)."""
+    """Per queue: ready, in progress, on hold, oldest ready age since discharge, coded today."""
     now = utcnow()
     counts: dict[tuple[int, str], int] = {}
     for queue_id, status, n in session.exec(
@@ -162,8 +162,14 @@ def queue_stats(session: Session) -> list[QueueStats]:
     ).all():
         counts[(queue_id, status)] = n
     oldest: dict[int, datetime] = {}
+    # Aged from discharge (end of service, else its start; arrival only if neither is known):
+    # a chart discharged six weeks ago is six weeks old, however recently it arrived.
+    discharged = func.coalesce(
+        col(Encounter.end_at), col(Encounter.start_at), col(WorkItem.created_at)
+    )
     for queue_id, created in session.exec(
-        select(WorkItem.queue_id, func.min(WorkItem.created_at))
+        select(WorkItem.queue_id, func.min(discharged))
+        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
         .where(WorkItem.status == Status.ready)
         .group_by(col(WorkItem.queue_id))
     ).all():
@@ -194,7 +200,7 @@ def queue_stats(session: Session) -> list[QueueStats]:
                 ready=counts.get((queue.id, Status.ready), 0),
                 in_progress=counts.get((queue.id, Status.in_progress), 0),
                 on_hold=counts.get((queue.id, Status.on_hold), 0),
-                oldest_ready_age_seconds=int((now - age).total_seconds()) if age else None,
+                oldest_ready_age_seconds=max(0, int((now - age).total_seconds())) if age else None,
                 done_today=done.get(queue.id, 0),
                 members=by_queue.get(queue.id, []),
             )

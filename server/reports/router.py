@@ -67,6 +67,7 @@ def _dnfb_page(
         x_label="Days since discharge",
         y_label="Charts (count)",
         chart_id="dnfb-chart",
+        whole=True,
     )
     return render(
         request,

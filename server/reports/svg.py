@@ -49,11 +49,17 @@ def bar_chart(
     chart_id: str,
     width: int = 560,
     height: int = 300,
+    whole: bool = False,
 ) -> Markup:
-    """A vertical bar chart with a value on every bar, axis titles and a text summary."""
+    """A vertical bar chart with a value on every bar, axis titles and a text summary.
+
+    `whole`: the values are counts, so the axis ticks are whole numbers too.
+    """
     left, right, top, bottom = 56, 16, 28, 56
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = _nice_max(max((b.value for b in bars), default=0.0))
+    if whole:  # four equal whole-number steps
+        top_value = float(4 * max(1, math.ceil(top_value / 4)))
     slot = plot_w / max(len(bars), 1)
     bar_w = slot * 0.6
     summary = "; ".join(f"{b.label}: {_fmt(b.value)}" for b in bars) or "no data"

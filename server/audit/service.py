@@ -51,6 +51,7 @@ class Action(StrEnum):
     audit_export = "audit-export"
     audit_verify = "audit-verify"
     emergency_access = "emergency-access"
+    flag_review = "flag-review"  # a compliance officer's decision on a flag (issue 20)
     access = "access"  # a request refused before any specific action was known
 
 

@@ -5,6 +5,7 @@ from server.models.base import UTCDateTime, utcnow
 from server.models.coding import ClaimRecord, ClaimReturn, CodeSetEntry, ItemCodes, QaReview
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Patient
+from server.models.review import FlagCase, FlagCaseStep
 from server.models.security import OidcTransaction, RateLimitCounter
 from server.models.user import Role, Scope, ServiceToken, User, UserRole, UserSession
 from server.models.work import Status, WorkItem, WorkItemEvent
@@ -17,6 +18,8 @@ __all__ = [
     "DataKey",
     "Document",
     "Encounter",
+    "FlagCase",
+    "FlagCaseStep",
     "ItemCodes",
     "OidcTransaction",
     "QaReview",

@@ -113,3 +113,52 @@ def test_item_history_shows_every_event_with_who_and_when(make_client):
     assert c.get(f"/supervise/items/{item_id}").status_code == 403
     # The dashboard links each item to it.
     assert f'href="/supervise/items/{item_id}"' in sup.get("/supervise").text
+
+
+def test_bulk_assign_move_and_priority_change_all_or_none(make_client):
+    from tests.test_queue_support import ensure_queue, events, item
+
+    ids = [_item() for _ in range(3)]
+    ensure_queue("cardiology")
+    make_user("cora", "coder", queues=["default"])
+    make_user("dev", "coder", queues=["cardiology"])
+    sup = _supervisor(make_client)
+    csrf = sup.headers["X-CSRF-Token"]
+    page = sup.get("/supervise").text
+    assert f'name="ids" value="{ids[0]}" form="bulk"' in page
+
+    def bulk(**fields):
+        data = {"csrf_token": csrf, **fields}
+        return sup.post("/supervise/items/bulk", data=data, follow_redirects=False)
+
+    r = bulk(action="priority", ids=[ids[0], ids[1]], priority="9")
+    assert r.status_code == 303
+    assert r.headers["location"] == "/supervise?done=bulk-priority"
+    assert [item(i).priority for i in ids] == [9, 9, 0]
+    assert [e.action for e in events(ids[0])] == ["priority"]
+
+    r = bulk(action="assign", ids=ids[:2], username="cora")
+    assert r.status_code == 303
+    assert {item(i).lease_owner_id for i in ids[:2]} == {item(ids[0]).lease_owner_id}
+    assert item(ids[0]).status == Status.in_progress
+
+    # The last item is in a queue cora is not a member of: the change to the first one is
+    # rolled back too, and the page says which item failed.
+    sup.post(f"/supervise/items/{ids[2]}/move", data={"csrf_token": csrf, "queue": "cardiology"})
+    before = len(events(ids[1]))
+    failed = bulk(action="assign", ids=[ids[2], ids[1]], username="cora")
+    assert failed.status_code == 422
+    assert f"Item {ids[2]}:" in failed.text
+    assert "Nothing was changed." in failed.text
+    assert len(events(ids[1])) == before
+    assert item(ids[2]).lease_owner_id is None
+    assert item(ids[2]).status == Status.ready
+
+    r = bulk(action="move", ids=ids, queue="cardiology")
+    assert r.status_code == 303
+    cardiology = ensure_queue("cardiology")
+    assert {item(i).queue_id for i in ids} == {cardiology}
+
+    assert bulk(action="move", queue="cardiology").status_code == 422  # nothing selected
+    assert bulk(action="priority", ids=[ids[0]], priority="high").status_code == 422
+    assert bulk(action="delete", ids=[ids[0]]).status_code == 422

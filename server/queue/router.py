@@ -9,7 +9,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
-from server.auth.deps import CoderDep, CoderOrSupervisorDep, RowId, SessionDep, SupervisorDep
+from server.auth.deps import (
+    MAX_ROW_ID,
+    CoderDep,
+    CoderOrSupervisorDep,
+    RowId,
+    SessionDep,
+    SupervisorDep,
+)
 from server.auth.principal import Principal
 from server.errors import AppError
 from server.models import Status, WorkItem
@@ -255,6 +262,9 @@ DONE_MESSAGES = {
     "move": "Item moved.",
     "priority": "Priority changed.",
     "resume": "Item resumed.",
+    "bulk-assign": "Selected items assigned.",
+    "bulk-move": "Selected items moved.",
+    "bulk-priority": "Priority of the selected items changed.",
 }
 
 
@@ -441,3 +451,29 @@ def supervisor_resume_page(
     """Resume a held item from the dashboard (it goes back to its holder)."""
     service.resume(session, actor=actor, work_item_id=work_item_id)
     return _done(request, "resume")
+
+
+@router.post("/supervise/items/bulk", response_class=HTMLResponse)
+def bulk_page(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    _form: DashboardForm,
+    action: Annotated[str, Form(max_length=20)],
+    ids: Annotated[list[int] | None, Form()] = None,
+    username: Annotated[str, Form(max_length=64)] = "",
+    queue: Annotated[str, Form(max_length=64)] = "",
+    priority: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Assign, move or reprioritise the selected items at once (all or none)."""
+    value = int(priority) if priority.strip().lstrip("-").isdigit() else None
+    service.bulk_change(
+        session,
+        actor=actor,
+        work_item_ids=[i for i in ids or [] if 1 <= i <= MAX_ROW_ID],
+        action=action,
+        username=username,
+        queue=queue,
+        priority=value,
+    )
+    return _done(request, f"bulk-{action}")

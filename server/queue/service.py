@@ -42,8 +42,10 @@ from server.queue.queues import is_member as is_member
 from server.queue.queues import list_queues as list_queues
 from server.queue.queues import members as members
 from server.queue.queues import set_members as set_members
+from server.queue.supervision import BULK_ACTIONS as BULK_ACTIONS
 from server.queue.supervision import QueueStats as QueueStats
 from server.queue.supervision import assign as assign
+from server.queue.supervision import bulk_change as bulk_change
 from server.queue.supervision import move as move
 from server.queue.supervision import queue_stats as queue_stats
 from server.queue.supervision import set_priority as set_priority

@@ -214,3 +214,55 @@ def _aware(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)  # noqa: S101
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+BULK_ACTIONS = ("assign", "move", "priority")
+MAX_BULK = 500
+
+
+def bulk_change(
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_ids: list[int],
+    action: str,
+    username: str = "",
+    queue: str = "",
+    priority: int | None = None,
+) -> int:
+    """Assign, move or reprioritise several items at once: all of them or none.
+
+    Each item goes through the same service as one at a time (its own event and audit
+    event); the first that cannot be changed raises, and the request's transaction rolls
+    every change back. Returns how many items were changed.
+    """
+    ids = sorted(set(work_item_ids))  # one lock order for every caller
+    problems = []
+    if not ids:
+        problems.append({"loc": ["ids"], "msg": "select at least one item"})
+    if len(ids) > MAX_BULK:
+        problems.append({"loc": ["ids"], "msg": f"at most {MAX_BULK} items at once"})
+    if action not in BULK_ACTIONS:
+        problems.append({"loc": ["action"], "msg": f"one of: {', '.join(BULK_ACTIONS)}"})
+    elif action == "assign" and not username:
+        problems.append({"loc": ["username"], "msg": "pick a coder"})
+    elif action == "move" and not queue:
+        problems.append({"loc": ["queue"], "msg": "pick a queue"})
+    elif action == "priority" and (priority is None or not -1000 <= priority <= 1000):
+        problems.append({"loc": ["priority"], "msg": "a number from -1000 to 1000"})
+    if problems:
+        raise ValidationFailed("Nothing was changed.", details=problems)
+    for item_id in ids:
+        try:
+            if action == "assign":
+                assign(session, actor=actor, work_item_id=item_id, username=username)
+            elif action == "move":
+                move(session, actor=actor, work_item_id=item_id, queue=queue)
+            else:
+                assert priority is not None  # noqa: S101
+                set_priority(session, actor=actor, work_item_id=item_id, priority=priority)
+        except (Conflict, NotFound, ValidationFailed) as exc:
+            raise type(exc)(
+                f"Item {item_id}: {exc.message} Nothing was changed.", details=exc.details
+            ) from exc
+    return len(ids)

@@ -45,6 +45,7 @@ BUCKETS: tuple[tuple[str, int | None], ...] = (
 )
 BUCKET_LABELS = tuple(label for label, _ in BUCKETS)
 DNFB_GROUPINGS = ("queue", "class", "payer_class")
+UNBILLED = tuple(s.value for s in Status if s != Status.billed)
 UNKNOWN = "(none)"
 
 # Events that hand an item to a coder in progress: a lease starts.
@@ -154,7 +155,11 @@ def dnfb(session: Session, *, by: str = "queue", as_of: datetime | None = None) 
         .select_from(WorkItem)
         .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
         .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
-        .where(col(WorkItem.status) != Status.billed, discharged.is_not(None), discharged <= as_of)
+        .where(
+            col(WorkItem.status).in_(UNBILLED),  # IN, not !=: ix_work_item_status serves it
+            discharged.is_not(None),
+            discharged <= as_of,
+        )
         .group_by(key, bucket)
     )
     totals = {b.label: b for b in _empty_buckets()}

@@ -40,6 +40,8 @@ def test_export_button_exports_the_search_results_as_csv_and_fhir(make_client: A
     _write("bob", "claim", work_item=9)
     found = page.post("/compliance/search", data={"actor": "ann", "action": "claim"})
     assert 'id="export-csv"' in found.text
+    assert 'id="audit-legend"' in found.text
+    assert '<abbr title="Leased a chart to code (Next)">claim</abbr>' in found.text
     assert 'action="/compliance/export"' in found.text
 
     form = {"actor": "ann", "action": "claim", "format": "csv"}
@@ -115,3 +117,12 @@ def test_a_bad_export_shows_the_search_page_with_why(make_client: Any) -> None:
     coder = make_client()
     sign_in(coder, make_user("cody", "coder"))
     assert coder.post("/compliance/export", data={"format": "csv"}).status_code == 403
+
+
+def test_every_action_and_purpose_has_a_legend() -> None:
+    from server.audit.service import Action
+    from server.web.templates import templates
+
+    legend = templates.env.get_template("audit/_legend.html").module
+    assert set(legend.ACTION_TITLES) == {a.value for a in Action}  # type: ignore[attr-defined]
+    assert {"TREAT", "ETREAT", "HOPERAT", "HCOMPL"} <= set(legend.PURPOSE_TITLES)  # type: ignore[attr-defined]

@@ -61,6 +61,13 @@ def test_supervisor_reads_dnfb_and_downloads_it(page: Page, live_server, backend
     assert text.startswith("as_of,group_by,group,bucket,count,charges")
     assert ",class,inpatient,31+,1," in text
 
+    page.click("nav[aria-label=Reports] >> text=Holds and overdue")
+    expect(page.locator("svg#holds-chart")).to_be_visible()
+    page.click("nav[aria-label=Reports] >> text=Throughput")
+    expect(page.locator("svg#throughput-chart")).to_be_visible()
+    expect(page.locator("#throughput tbody tr")).to_have_count(30)
+    page.screenshot(path=str(tmp_path / "throughput.png"), full_page=True)
+
     page.click("nav[aria-label=Reports] >> text=Productivity")
     expect(page.locator("svg#productivity-chart")).to_be_visible()
     expect(page.locator("#productivity tbody")).to_contain_text("No charts were submitted")

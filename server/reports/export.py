@@ -6,9 +6,12 @@ import io
 
 from server.csvsafe import SafeWriter
 from server.reports.service import DnfbReport, ProductivityReport
+from server.reports.work import HOLD_LABELS, ThroughputReport, WorkReport
 
 DNFB_COLUMNS = ["as_of", "group_by", "group", "bucket", "count", "charges"]
 PRODUCTIVITY_COLUMNS = ["since", "until", "coder", "class", "charts", "hours", "charts_per_hour"]
+WORK_COLUMNS = ["as_of", "figure", "key", "bucket", "count", "oldest_days"]
+THROUGHPUT_COLUMNS = ["day", "class", "charts"]
 ALL = "all"
 
 
@@ -45,4 +48,30 @@ def productivity_csv(report: ProductivityReport) -> str:
                     figures.charts_per_hour,
                 ]
             )
+    return out.getvalue()
+
+
+def work_csv(report: WorkReport) -> str:
+    """Holds (a row per reason and days-on-hold bucket), then overdue items per queue."""
+    out = io.StringIO()
+    writer = SafeWriter(out)
+    writer.writerow(WORK_COLUMNS)
+    as_of = report.as_of.isoformat()
+    for row in report.holds:
+        for label in HOLD_LABELS:
+            writer.writerow([as_of, "on_hold", row.reason, label, row.counts[label], None])
+    for over in report.overdue:
+        writer.writerow([as_of, "overdue", over.queue, None, over.count, over.oldest_days])
+    return out.getvalue()
+
+
+def throughput_csv(report: ThroughputReport) -> str:
+    """A row per day with the total (class `all`), then one per class coded that day."""
+    out = io.StringIO()
+    writer = SafeWriter(out)
+    writer.writerow(THROUGHPUT_COLUMNS)
+    for day in report.days:
+        writer.writerow([day.day.isoformat(), ALL, day.total])
+        for klass in sorted(day.by_class):
+            writer.writerow([day.day.isoformat(), klass, day.by_class[klass]])
     return out.getvalue()

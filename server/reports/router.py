@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from server.auth.deps import SessionDep, SupervisorDep
 from server.errors import AppError
-from server.reports import export, service
+from server.reports import export, service, work
 from server.reports.schemas import DnfbView, ProductivityView
 from server.reports.svg import Bar, bar_chart
 from server.web import forms
@@ -160,3 +160,52 @@ def productivity_csv(
     end = service.parse_moment(until, field="until", end=True)
     report = service.productivity(session, since=start, until=end)
     return _csv(export.productivity_csv(report), "productivity.csv")
+
+
+@router.get("/reports/work", response_class=HTMLResponse)
+def work_page(request: Request, session: SessionDep, _: SupervisorDep) -> Response:
+    """Holds by reason and days on hold (chart and table), and overdue items by queue."""
+    report = work.work_in_hand(session)
+    totals = {label: sum(r.counts[label] for r in report.holds) for label in work.HOLD_LABELS}
+    chart = bar_chart(
+        [Bar(label, count) for label, count in totals.items()],
+        title="Charts on hold by days on hold",
+        x_label="Days on hold",
+        y_label="Charts (count)",
+        chart_id="holds-chart",
+        whole=True,
+    )
+    return render(
+        request,
+        "reports/work.html",
+        {"report": report, "chart": chart, "totals": totals, "labels": work.HOLD_LABELS},
+    )
+
+
+@router.get("/reports/work.csv")
+def work_csv(session: SessionDep, _: SupervisorDep) -> Response:
+    """Holds by reason and days on hold, and overdue items by queue, as CSV."""
+    return _csv(export.work_csv(work.work_in_hand(session)), "work-in-hand.csv")
+
+
+@router.get("/reports/throughput", response_class=HTMLResponse)
+def throughput_page(request: Request, session: SessionDep, _: SupervisorDep) -> Response:
+    """Charts coded per day over the last 30 days (chart), per class (table)."""
+    report = work.throughput(session)
+    chart = bar_chart(
+        [Bar(d.day.strftime("%d %b"), d.total) for d in report.days],
+        title=f"Charts coded per day, last {len(report.days)} days",
+        x_label="Day (hospital time)",
+        y_label="Charts coded (count)",
+        chart_id="throughput-chart",
+        width=960,
+        whole=True,
+        label_every=5,
+    )
+    return render(request, "reports/throughput.html", {"report": report, "chart": chart})
+
+
+@router.get("/reports/throughput.csv")
+def throughput_csv(session: SessionDep, _: SupervisorDep) -> Response:
+    """Charts coded per day over the last 30 days, in all and per class, as CSV."""
+    return _csv(export.throughput_csv(work.throughput(session)), "throughput.csv")

@@ -77,7 +77,7 @@ def bucket_of(days: int) -> str:
     return BUCKET_LABELS[-1]  # pragma: no cover - the last bucket is open-ended
 
 
-def _day_start(day: date) -> datetime:
+def day_start(day: date) -> datetime:
     """Midnight of `day` in the hospital's zone, as a UTC moment."""
     return datetime.combine(day, time(0), tzinfo=hospital_zone()).astimezone(UTC)
 
@@ -140,7 +140,7 @@ def dnfb(session: Session, *, by: str = "queue", as_of: datetime | None = None) 
     today = as_of.astimezone(hospital_zone()).date()
     discharged = discharge_at()
     whens = [
-        (discharged >= _day_start(today - timedelta(days=oldest)), label)
+        (discharged >= day_start(today - timedelta(days=oldest)), label)
         for label, oldest in BUCKETS
         if oldest is not None
     ]
@@ -216,7 +216,7 @@ def default_window(now: datetime | None = None, *, days: int = 7) -> tuple[datet
     """The last `days` whole days in the hospital's zone up to the end of today."""
     now = now or utcnow()
     today = now.astimezone(hospital_zone()).date()
-    return _day_start(today - timedelta(days=days - 1)), _day_start(today + timedelta(days=1))
+    return day_start(today - timedelta(days=days - 1)), day_start(today + timedelta(days=1))
 
 
 def check_window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
@@ -255,7 +255,7 @@ def parse_moment(value: str | None, *, field: str, end: bool = False) -> datetim
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            return _day_start(day + timedelta(days=1) if end else day)
+            return day_start(day + timedelta(days=1) if end else day)
         return _aware(datetime.fromisoformat(text))
     except ValueError:
         raise ValidationFailed(

@@ -50,10 +50,13 @@ def bar_chart(
     width: int = 560,
     height: int = 300,
     whole: bool = False,
+    label_every: int = 1,
 ) -> Markup:
     """A vertical bar chart with a value on every bar, axis titles and a text summary.
 
     `whole`: the values are counts, so the axis ticks are whole numbers too.
+    `label_every`: name only every n-th bar on the axis (long series; each bar still
+    carries its value and its own title).
     """
     left, right, top, bottom = 56, 16, 28, 56
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -96,10 +99,11 @@ def bar_chart(
             f'<text x="{x + bar_w / 2:.1f}" y="{y - 5:.1f}" text-anchor="middle" '
             f'font-size="13" font-weight="bold" fill="#111">{escape(_fmt(bar.value))}</text>'
         )
-        out.append(
-            f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 18}" text-anchor="middle" '
-            f'font-size="12" fill="{AXIS}">{escape(bar.label)}</text>'
-        )
+        if i % label_every == 0:
+            out.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 18}" text-anchor="middle" '
+                f'font-size="12" fill="{AXIS}">{escape(bar.label)}</text>'
+            )
     out.append(
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
         f'stroke="{AXIS}" stroke-width="1.5"/>'

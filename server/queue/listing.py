@@ -187,14 +187,14 @@ def _check_filter(flt: ItemFilter) -> None:
 def _order(flt: ItemFilter, discharged: Any) -> list[Any]:
     desc = flt.direction == "desc"
     item_id = col(WorkItem.id)
-    if flt.sort == "due":
+    if flt.sort == "due":  # NULLS LAST either way: items without a due date come last
         due = col(WorkItem.due_at)
-        return [due.is_(None), due.desc() if desc else due.asc(), item_id]
+        return [(due.desc() if desc else due.asc()).nulls_last(), item_id]
     if flt.sort == "priority":
         prio = col(WorkItem.priority)
         return [prio.desc() if desc else prio.asc(), item_id]
     if flt.sort == "age":  # older discharge = greater age: "desc" lists the oldest first
-        return [discharged.is_(None), discharged.asc() if desc else discharged.desc(), item_id]
+        return [(discharged.asc() if desc else discharged.desc()).nulls_last(), item_id]
     if flt.sort == "status":
         status = col(WorkItem.status)
         return [status.desc() if desc else status.asc(), item_id]
@@ -205,7 +205,9 @@ def supervised_items(session: Session, *, flt: ItemFilter, per_page: int = PAGE_
     """The dashboard's list: filtered by every column, sorted, in numbered pages with a total.
 
     Filters: queue, status, holder, encounter class, payer class. Sorts: due date (items
-    without one last), priority, age since discharge, status, id; ties by id.
+    without one last), priority, age since discharge, status, id; ties by id. The count and
+    the page's ids touch `encounter` only when a filter or the sort needs it; the page's 50
+    rows then get their names and encounter metadata by id.
     """
     _check_filter(flt)
     discharged = discharged_at_column()
@@ -217,26 +219,33 @@ def supervised_items(session: Session, *, flt: ItemFilter, per_page: int = PAGE_
     if flt.coder:
         user = auth_service.find_user(session, username=flt.coder)
         conditions.append(col(WorkItem.lease_owner_id) == (user.id if user else -1))
+    filters_encounter = bool(flt.encounter_class or flt.payer_class)
     if flt.encounter_class:
         conditions.append(col(Encounter.encounter_class) == flt.encounter_class)
     if flt.payer_class:
         conditions.append(col(Encounter.payer_class) == flt.payer_class)
-    base = (
-        select(func.count())
-        .select_from(WorkItem)
-        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
-        .where(*conditions)
-    )
-    total = int(session.execute(base).scalar_one())
+    on_encounter = col(Encounter.id) == col(WorkItem.encounter_id)
+    count = select(func.count()).select_from(WorkItem)
+    if filters_encounter:
+        count = count.join(Encounter, on_encounter)
+    total = int(session.execute(count.where(*conditions)).scalar_one())
     pages = max(1, math.ceil(total / per_page))
     page = min(flt.page, pages)
-    stmt = with_names(
-        select(WorkItem).join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
-    ).add_columns(col(Encounter.encounter_class), col(Encounter.payer_class), discharged)
-    stmt = stmt.where(*conditions).order_by(*_order(flt, discharged))
-    stmt = stmt.offset((page - 1) * per_page).limit(per_page)
-    rows = [
-        ListedItem(
+    ids_stmt = select(col(WorkItem.id))
+    if filters_encounter or flt.sort == "age":
+        ids_stmt = ids_stmt.join(Encounter, on_encounter)
+    ids_stmt = (
+        ids_stmt.where(*conditions)
+        .order_by(*_order(flt, discharged))
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    ids = list(session.execute(ids_stmt).scalars())
+    stmt = with_names(select(WorkItem).join(Encounter, on_encounter)).add_columns(
+        col(Encounter.encounter_class), col(Encounter.payer_class), discharged
+    )
+    found = {
+        item.id: ListedItem(
             item=item,
             queue=queue,
             owner=owner,
@@ -244,24 +253,27 @@ def supervised_items(session: Session, *, flt: ItemFilter, per_page: int = PAGE_
             payer_class=payer,
             discharged_at=_aware(when),
         )
-        for item, queue, owner, klass, payer, when in session.execute(stmt).all()
-    ]
+        for item, queue, owner, klass, payer, when in session.execute(
+            stmt.where(col(WorkItem.id).in_(ids))
+        ).all()
+    }
     flt.page = page
+    rows = [found[i] for i in ids if i in found]
     return ItemPage(rows=rows, total=total, page=page, pages=pages, filters=flt)
 
 
+# The classes ingest produces (README "Encounters"); the filters offer these.
+ENCOUNTER_CLASSES = ("emergency", "inpatient", "outpatient", "professional")
+PAYER_CLASSES = ("commercial", "medicaid", "medicare", "self-pay", "tricare")
+
+
 def filter_choices(session: Session) -> dict[str, list[str]]:
-    """The values each filter offers: encounter classes and payer classes seen, coders."""
-    classes = session.execute(
-        select(Encounter.encounter_class).distinct().order_by(col(Encounter.encounter_class))
-    ).scalars()
-    payers = session.execute(
-        select(Encounter.payer_class)
-        .where(col(Encounter.payer_class).is_not(None))
-        .distinct()
-        .order_by(col(Encounter.payer_class))
-    ).scalars()
-    return {"classes": [c for c in classes if c], "payers": [p for p in payers if p]}
+    """The values each filter offers: the encounter and payer classes ingest produces.
+
+    Constants, not a DISTINCT over every encounter on each dashboard load.
+    """
+    del session  # kept for callers: the choices may come from the database one day
+    return {"classes": list(ENCOUNTER_CLASSES), "payers": list(PAYER_CLASSES)}
 
 
 def _aware(value: Any) -> datetime | None:

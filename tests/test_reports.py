@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from server.config import get_settings
 from server.db import get_engine
-from server.models import DataKey, Encounter, Patient, Status, WorkItem, WorkItemEvent
+from server.models import AuditEvent, DataKey, Encounter, Patient, Status, WorkItem, WorkItemEvent
 from server.queue.items import record_event
 from server.reports import service
 from tests.factories import make_user, sign_in
@@ -340,3 +340,38 @@ def test_productivity_refuses_a_bad_window(make_client, query, field):
     assert page.status_code == 422
     assert 'id="report-error"' in page.text
     assert 'id="productivity-chart"' in page.text
+
+
+def test_a_coder_sees_their_own_figures_and_activity(make_client):
+    cora = make_user("cora", "coder", queues=["default"])
+    dev = make_user("dev", "coder").user_id
+    now = datetime.now(UTC)
+    one, two = _item(klass="inpatient"), _item()
+    start = (now - timedelta(hours=2)).isoformat()[:19]
+    half = (now - timedelta(hours=1, minutes=30)).isoformat()[:19]
+    end = (now - timedelta(hours=1)).isoformat()[:19]
+    _events(
+        one,
+        (start, cora.user_id, "claim", IP, cora.user_id),
+        (end, cora.user_id, "submit", QA, None),
+    )
+    _events(two, (start, dev, "claim", IP, dev), (half, dev, "submit", QA, None))
+    client = make_client()
+    sign_in(client, cora)
+    page = client.get("/reports/mine")
+    assert page.status_code == 200
+    assert '<tr data-class="inpatient">' in page.text
+    assert 'data-figure="charts">1<' in page.text
+    assert 'data-figure="hours">1.00<' in page.text
+    assert "outpatient" not in page.text.split('id="my-productivity"')[1].split("</table>")[0]
+    assert '<tr data-action="sign-in">' in page.text  # cora's own sign-in
+    with Session(get_engine()) as s:
+        looked = s.exec(
+            select(AuditEvent).where(
+                AuditEvent.actor == "cora", AuditEvent.action == "audit-search"
+            )
+        ).all()
+    assert len(looked) == 1
+    sup = make_client()
+    sign_in(sup, make_user("sue", "supervisor"))
+    assert sup.get("/reports/mine").status_code == 403

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from server.auth.deps import SessionDep, SupervisorDep
+from server.auth.deps import CoderDep, SessionDep, SupervisorDep
 from server.errors import AppError
 from server.reports import export, service, work
 from server.reports.schemas import DnfbView, ProductivityView
@@ -209,3 +209,16 @@ def throughput_page(request: Request, session: SessionDep, _: SupervisorDep) -> 
 def throughput_csv(session: SessionDep, _: SupervisorDep) -> Response:
     """Charts coded per day over the last 30 days, in all and per class, as CSV."""
     return _csv(export.throughput_csv(work.throughput(session)), "throughput.csv")
+
+
+@router.get("/reports/mine", response_class=HTMLResponse)
+def my_figures_page(request: Request, session: SessionDep, actor: CoderDep) -> Response:
+    """A coder's own dashboard: their productivity (last 7 days, per class) and their own
+    activity in the audit log (last 30 days; the look is audited)."""
+    report = service.productivity(session, coder_id=actor.user_id)
+    mine = report.coders[0] if report.coders else None
+    return render(
+        request,
+        "reports/mine.html",
+        {"report": report, "mine": mine, "events": service.my_activity(session, actor=actor)},
+    )

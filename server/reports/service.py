@@ -30,9 +30,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
 
+from server.audit import service as audit_service
+from server.auth.principal import Principal
 from server.config import get_settings
 from server.errors import ValidationFailed
-from server.models import Encounter, Queue, Status, User, WorkItem, WorkItemEvent
+from server.models import AuditEvent, Encounter, Queue, Status, User, WorkItem, WorkItemEvent
 from server.models.base import utcnow
 
 # (label, oldest age in days in the bucket); the last bucket is open-ended.
@@ -280,9 +282,14 @@ def _as_utc(value: Any) -> datetime:
 
 
 def productivity(
-    session: Session, *, since: datetime | None = None, until: datetime | None = None
+    session: Session,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    coder_id: int | None = None,
 ) -> ProductivityReport:
-    """Charts submitted per coder in [since, until), the hours of their leases, per class.
+    """Charts submitted per coder in [since, until), the hours of their leases, per class
+    (one coder's alone with `coder_id`).
 
     One query: each submit in the window with the time of the lease start before it (the
     last `claim`/`assign`/`reassign`/`resume` of that item into progress), its coder and
@@ -321,6 +328,8 @@ def productivity(
             col(WorkItemEvent.at) < until,
         )
     )
+    if coder_id is not None:
+        stmt = stmt.where(col(WorkItemEvent.actor_id) == coder_id)
     per_coder: dict[str, CoderFigures] = {}
     per_class: dict[str, dict[str, ClassFigures]] = defaultdict(dict)
     for username, enc_class, submitted, started in session.execute(stmt).all():
@@ -338,3 +347,34 @@ def productivity(
         coder.by_class = [per_class[username][k] for k in sorted(per_class[username])]
         coders.append(coder)
     return ProductivityReport(since=since, until=until, coders=coders)
+
+
+MY_ACTIVITY_DAYS = 30
+MY_ACTIVITY_LIMIT = 200
+
+
+def my_activity(session: Session, *, actor: Principal) -> list[AuditEvent]:
+    """The caller's own audit events of the last 30 days, newest first (at most 200).
+
+    Reading the audit log is itself audited, as for compliance (`audit-search`).
+    """
+    since = utcnow() - timedelta(days=MY_ACTIVITY_DAYS)
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.audit_search,
+        purpose=None,
+        detail=f"own activity since={since.isoformat()}",
+    )
+    return list(
+        session.exec(
+            select(AuditEvent)
+            .where(
+                col(AuditEvent.actor) == actor.name,
+                col(AuditEvent.actor_kind) == "user",
+                col(AuditEvent.time) >= since,
+            )
+            .order_by(col(AuditEvent.time).desc(), col(AuditEvent.id).desc())
+            .limit(MY_ACTIVITY_LIMIT)
+        ).all()
+    )

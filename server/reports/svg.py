@@ -121,4 +121,5 @@ def bar_chart(
         f'fill="#111" transform="rotate(-90 14 {top + plot_h / 2:.1f})">{escape(y_label)}</text>'
     )
     out.append("</svg>")
-    return Markup("".join(out))  # noqa: S704 - every text above went through escape()
+    # Every text above went through escape(): the markup is ours alone.
+    return Markup("".join(out))  # noqa: S704  # nosec B704

@@ -88,7 +88,7 @@ def dnfb_page(
 ) -> Response:
     """DNFB aging as a bar chart with its numbers beside it, per group, and a CSV link."""
     forms.on_error(request, lambda req, own, exc, _f: _dnfb_page(req, own, by="queue", error=exc))
-    service.dnfb(session, by=by)  # a bad grouping fails here, and the page shows why
+    service.check_grouping(by)  # a bad grouping fails here, and the page shows why
     return _dnfb_page(request, session, by=by)
 
 

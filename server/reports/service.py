@@ -126,6 +126,15 @@ class DnfbReport:
         return sum(b.count for b in self.buckets)
 
 
+def check_grouping(by: str) -> None:
+    """422 unless `by` is a DNFB grouping (queue, class, payer_class)."""
+    if by not in DNFB_GROUPINGS:
+        raise ValidationFailed(
+            "Group DNFB by queue, class or payer_class.",
+            details=[{"loc": ["by"], "msg": "one of: queue, class, payer_class"}],
+        )
+
+
 def dnfb(session: Session, *, by: str = "queue", as_of: datetime | None = None) -> DnfbReport:
     """Discharged, not final billed items by days since discharge, grouped by `by`.
 
@@ -133,11 +142,7 @@ def dnfb(session: Session, *, by: str = "queue", as_of: datetime | None = None) 
     moment with the local midnights that bound the buckets, so the count scales with the
     index, not with Python.
     """
-    if by not in DNFB_GROUPINGS:
-        raise ValidationFailed(
-            "Group DNFB by queue, class or payer_class.",
-            details=[{"loc": ["by"], "msg": "one of: queue, class, payer_class"}],
-        )
+    check_grouping(by)
     as_of = (as_of or utcnow()).astimezone(UTC)
     today = as_of.astimezone(hospital_zone()).date()
     discharged = discharge_at()

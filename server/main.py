@@ -25,6 +25,7 @@ from server.migrate import check_current
 from server.queries import router as queries_router
 from server.queue import router as queue_router
 from server.records import router as records_router
+from server.reports import router as reports_router
 from server.web import router as web_router
 from server.web.guards import refuse_nul
 from server.web.handlers import install_handlers
@@ -87,4 +88,5 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     app.include_router(billing_router.router)
     app.include_router(queries_router.router)
     app.include_router(audit_router.router)
+    app.include_router(reports_router.router)
     return app

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from server.audit import service as audit_service
-from server.audit.search import PURPOSE, EventFilter, check_filter
+from server.audit.search import PURPOSE, EventFilter, check_filter, filtered_events
 from server.audit.service import Action, Outcome
 from server.auth.principal import Principal
 from server.csvsafe import SafeWriter
@@ -213,18 +213,31 @@ def check_export(fmt: str, since: datetime | None, until: datetime | None) -> Ev
 
 
 def record_export(session: Session, *, actor: Principal, fmt: str, flt: EventFilter) -> None:
-    """Write the audit-export event (in the caller's transaction, before data leaves)."""
+    """Write the audit-export event (in the caller's transaction, before data leaves).
+
+    An export filtered by a patient's MRN names the patient as a search does: by the blind
+    index and the patient id, never the MRN.
+    """
+    index: str | None = None
+    ids: list[int] = []
+    if flt.patient_mrn:
+        _, index, ids = filtered_events(session, flt)
     audit_service.record(
         session,
         actor=actor,
         action=Action.audit_export,
         purpose=PURPOSE,
+        mrn_index=index,
+        patient_id=ids[0] if len(ids) == 1 else None,
         detail=f"format={fmt} {flt.describe()}"[:500],
     )
 
 
 def export_lines(fmt: str, flt: EventFilter, *, chunk: int = 2000) -> Iterator[str]:
-    """The export, streamed in id order from its own read session (NDJSON or CSV text)."""
+    """The export, streamed in id order from its own read session (NDJSON or CSV text).
+
+    Every filter of the search applies (user, patient, work item, action, outcome, times).
+    """
     if fmt == "csv":
         buf = io.StringIO()
         SafeWriter(buf).writerow(CSV_COLUMNS)
@@ -232,11 +245,10 @@ def export_lines(fmt: str, flt: EventFilter, *, chunk: int = 2000) -> Iterator[s
     last = 0
     while True:
         with session_scope() as session:
-            stmt = select(AuditEvent).where(col(AuditEvent.id) > last)
-            if flt.since:
-                stmt = stmt.where(AuditEvent.time >= flt.since)
-            if flt.until:
-                stmt = stmt.where(AuditEvent.time < flt.until)
+            stmt, _, _ = filtered_events(session, flt)
+            if stmt is None:  # an MRN that matches no patient: nothing to export
+                return
+            stmt = stmt.where(col(AuditEvent.id) > last)
             rows = list(session.exec(stmt.order_by(col(AuditEvent.id)).limit(chunk)).all())
         if not rows:
             return

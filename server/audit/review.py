@@ -1,12 +1,18 @@
 """Compliance review, the audit domain's public face for the router, the CLI and the bench.
 
 One job a file: `search` (filters, keyset pages, the patient lookup), `reports` (patient and
-user reports, flags, verify) and `export` (FHIR AuditEvent and CSV). Every search, report,
-export and verification is itself written to the audit log.
+user reports, flags, verify), `cases` (flags as cases) and `export` (FHIR AuditEvent and
+CSV). Every search, report, export, verification and flag review is itself written to the
+audit log.
 """
 
 from __future__ import annotations
 
+from server.audit.cases import CASE_STATUSES as CASE_STATUSES
+from server.audit.cases import FlagWithCase as FlagWithCase
+from server.audit.cases import case_steps as case_steps
+from server.audit.cases import review_flag as review_flag
+from server.audit.cases import with_cases as with_cases
 from server.audit.export import BALP_PATIENT_READ as BALP_PATIENT_READ
 from server.audit.export import CSV_COLUMNS as CSV_COLUMNS
 from server.audit.export import EXPORT_FORMATS as EXPORT_FORMATS

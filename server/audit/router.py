@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from sqlmodel import Session
 
 from server.audit import review
@@ -155,6 +155,12 @@ def compliance_search(
     """Search results with keyset pagination ("Older events" posts the cursor back)."""
     flt = review.EventFilter(actor=actor_name, patient_mrn=mrn, action=action, outcome=outcome)
     forms.on_error(request, lambda req, own, exc, _: _search_page(req, own, actor, flt, error=exc))
+    _fill_filter(flt, work_item=work_item, since=since, until=until)
+    return _search_page(request, session, actor, flt, cursor=cursor or None, searched=True)
+
+
+def _fill_filter(flt: review.EventFilter, *, work_item: str, since: str, until: str) -> None:
+    """The form's work item and dates into `flt` (a date as "To" includes that whole day)."""
     if work_item.strip():
         if not work_item.strip().isdigit() or not 1 <= int(work_item) <= MAX_ROW_ID:
             raise AppError("A work item is a number.", status_code=422, code="bad_work_item")
@@ -162,7 +168,40 @@ def compliance_search(
     flt.since, flt.until = _dt(since), _dt(until)
     if flt.until is not None and len(until.strip()) == 10:
         flt.until += timedelta(days=1)  # "To" a date includes that whole day
-    return _search_page(request, session, actor, flt, cursor=cursor or None, searched=True)
+
+
+@router.post("/compliance/export")
+def compliance_export(
+    request: Request,
+    session: SessionDep,
+    actor: ComplianceDep,
+    format: Annotated[str, Form(max_length=10)] = "csv",  # noqa: A002 - as the API names it
+    actor_name: Annotated[str, Form(alias="actor", max_length=100)] = "",
+    mrn: Annotated[str, Form(max_length=100)] = "",
+    work_item: Annotated[str, Form(max_length=20)] = "",
+    action: Annotated[str, Form(max_length=40)] = "",
+    outcome: Annotated[str, Form(max_length=10)] = "",
+    since: Annotated[str, Form(max_length=40)] = "",
+    until: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Export the search's results (every filter) as CSV or FHIR NDJSON; audited first.
+
+    A form post, like the search, so that an MRN never enters a URL.
+    """
+    flt = review.EventFilter(actor=actor_name, patient_mrn=mrn, action=action, outcome=outcome)
+    forms.on_error(request, lambda req, own, exc, _: _search_page(req, own, actor, flt, error=exc))
+    _fill_filter(flt, work_item=work_item, since=since, until=until)
+    # "To" arrives here as the exact time the search used (the results form's hidden field).
+    review.check_export(format, flt.since, flt.until)
+    flt = review.check_filter(flt)
+    review.record_export(session, actor=actor, fmt=format, flt=flt)
+    media = "application/fhir+ndjson" if format == "fhir" else "text/csv; charset=utf-8"
+    name = "audit-events." + ("ndjson" if format == "fhir" else "csv")
+    return StreamingResponse(
+        review.export_lines(format, flt),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.post("/compliance/patient", response_class=HTMLResponse)
@@ -199,22 +238,85 @@ def compliance_user(
     return resp
 
 
+def _flags_page(
+    request: Request,
+    session: Session,
+    actor: Principal,
+    *,
+    days: int,
+    show: str = "all",
+    message: str | None = None,
+    error: AppError | None = None,
+) -> Response:
+    since, until = review.default_window(days)
+    flags = review.with_cases(
+        session, review.review_flags(session, actor=actor, since=since, until=until)
+    )
+    if show in review.CASE_STATUSES:
+        flags = [f for f in flags if f.status == show]
+    steps = review.case_steps(session, case_ids=[f.case.id for f in flags if f.case and f.case.id])
+    return render(
+        request,
+        "audit/flags.html",
+        {
+            "flags": flags,
+            "steps": steps,
+            "days": days,
+            "show": show,
+            "statuses": review.CASE_STATUSES,
+            "titles": review.FLAG_TITLES,
+            "since": since,
+            "message": message,
+            "error": forms.message(error) if error else None,
+            "fields": forms.field_errors(error),
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
 @router.get("/compliance/flags", response_class=HTMLResponse)
 def compliance_flags(
     request: Request,
     session: SessionDep,
     actor: ComplianceDep,
     days: Annotated[int, Query(ge=1, le=92)] = 7,
+    show: Annotated[str, Query(max_length=20)] = "all",
+    done: Annotated[str | None, Query(max_length=10)] = None,
 ) -> Response:
-    """Flags for review: emergency access, access outside leases, odd hours, refusals."""
-    since, until = review.default_window(days)
-    flags = review.review_flags(session, actor=actor, since=since, until=until)
-    resp = render(
-        request,
-        "audit/flags.html",
-        {"flags": flags, "days": days, "titles": review.FLAG_TITLES, "since": since},
+    """Flags for review, each a case: emergency access, access outside leases, odd hours,
+    refusals; filter by case status."""
+    message = "Review saved." if done else None
+    return _flags_page(request, session, actor, days=days, show=show, message=message)
+
+
+@router.post("/compliance/flags/review", response_class=HTMLResponse)
+def compliance_flag_review(
+    request: Request,
+    session: SessionDep,
+    actor: ComplianceDep,
+    flag_key: Annotated[str, Form(min_length=3, max_length=200)],
+    kind: Annotated[str, Form(max_length=30)],
+    subject: Annotated[str, Form(max_length=100)],
+    status: Annotated[str, Form(max_length=20)],
+    note: Annotated[str, Form(max_length=1000)] = "",
+    work_item: Annotated[int | None, Form(ge=1, le=MAX_ROW_ID)] = None,
+    days: Annotated[int, Form(ge=1, le=92)] = 7,
+) -> Response:
+    """Mark a flag reviewed (with a note), dismissed, escalated or open again; audited."""
+    forms.on_error(
+        request, lambda req, own, exc, _: _flags_page(req, own, actor, days=days, error=exc)
     )
-    return resp
+    review.review_flag(
+        session,
+        actor=actor,
+        key=flag_key,
+        kind=kind,
+        subject=subject,
+        work_item_id=work_item,
+        status=status,
+        note=note,
+    )
+    return RedirectResponse(f"/compliance/flags?days={days}&done=1", status_code=303)
 
 
 @router.get("/compliance/verify", response_class=HTMLResponse)

@@ -6,6 +6,7 @@ from server.models.coding import ClaimRecord, ClaimReturn, CodeSetEntry, ItemCod
 from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
+from server.models.review import FlagCase, FlagCaseStep
 from server.models.security import OidcTransaction, RateLimitCounter
 from server.models.user import Role, Scope, ServiceToken, User, UserRole, UserSession
 from server.models.work import Status, WorkItem, WorkItemEvent
@@ -20,6 +21,8 @@ __all__ = [
     "Encounter",
     "EncounterProvider",
     "Hl7Message",
+    "FlagCase",
+    "FlagCaseStep",
     "ItemCodes",
     "OidcTransaction",
     "QaReview",

@@ -9,7 +9,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
-from server.auth.deps import CoderDep, CoderOrSupervisorDep, RowId, SessionDep, SupervisorDep
+from server.auth.deps import (
+    MAX_ROW_ID,
+    CoderDep,
+    CoderOrSupervisorDep,
+    RowId,
+    SessionDep,
+    SupervisorDep,
+)
 from server.auth.principal import Principal
 from server.errors import AppError
 from server.models import Status, WorkItem
@@ -280,44 +287,38 @@ DONE_MESSAGES = {
     "move": "Item moved.",
     "priority": "Priority changed.",
     "resume": "Item resumed.",
+    "bulk-assign": "Selected items assigned.",
+    "bulk-move": "Selected items moved.",
+    "bulk-priority": "Priority of the selected items changed.",
 }
-
-
-def _filters(queue: str | None, status: str | None, coder: str | None) -> dict[str, str]:
-    return {k: v for k, v in (("queue", queue), ("status", status), ("coder", coder)) if v}
 
 
 def _supervise_page(
     request: Request,
     session: Session,
     *,
-    filters: dict[str, str],
-    cursor: str | None = None,
+    flt: service.ItemFilter,
     message: str | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
     service.sweep_expired(session)
     try:
-        rows, next_cursor = service.list_items(
-            session,
-            queue=filters.get("queue"),
-            status=filters.get("status"),
-            coder=filters.get("coder"),
-            cursor=cursor,
-        )
+        page: service.ItemPage | None = service.supervised_items(session, flt=flt)
     except AppError as exc:
-        rows, next_cursor, error = [], None, exc.message
+        page, error = None, forms.message(exc)
+        status_code = exc.status_code if status_code == 200 else status_code
     return render(
         request,
         "queue/supervise.html",
         {
             "stats": service.queue_stats(session),
-            "rows": rows,
-            "next_cursor": next_cursor,
-            "filters": filters,
+            "page": page,
+            "filters": flt,
+            "sorts": service.SORTS,
             "statuses": [s.value for s in Status],
             "coders": service.coders(session),
+            "choices": service.filter_choices(session),
             "message": message,
             "error": error,
             "now": utcnow(),
@@ -326,25 +327,46 @@ def _supervise_page(
     )
 
 
+Text = Annotated[str, Query(max_length=100)]
+
+
 @router.get("/supervise", response_class=HTMLResponse)
 def supervise(
     request: Request,
     session: SessionDep,
     _: SupervisorDep,
-    queue: Annotated[str | None, Query(max_length=64)] = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    coder: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    queue: Text = "",
+    status: Text = "",
+    coder: Text = "",
+    encounter_class: Annotated[str, Query(alias="class", max_length=40)] = "",
+    payer_class: Text = "",
+    sort: Annotated[str, Query(max_length=20)] = "due",
+    direction: Annotated[str, Query(alias="dir", max_length=4)] = "asc",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    """The supervisor dashboard: queue figures, item list with filters, and the forms."""
-    return _supervise_page(
-        request,
-        session,
-        filters=_filters(queue, status, coder),
-        cursor=cursor,
-        message=DONE_MESSAGES.get(done or ""),
+    """The supervisor dashboard: queue figures, the item list (filtered, sorted, in pages of
+    50 with a total) and the forms."""
+    flt = service.ItemFilter(
+        queue=queue.strip(),
+        status=status.strip(),
+        coder=coder.strip(),
+        encounter_class=encounter_class.strip(),
+        payer_class=payer_class.strip(),
+        sort=sort,
+        direction=direction,
+        page=page,
     )
+    return _supervise_page(request, session, flt=flt, message=DONE_MESSAGES.get(done or ""))
+
+
+@router.get("/supervise/items/{work_item_id}", response_class=HTMLResponse)
+def item_history_page(
+    request: Request, session: SessionDep, _: SupervisorDep, work_item_id: RowId
+) -> Response:
+    """One item: its encounter's metadata (no patient data) and every event with who and when."""
+    history = service.item_history(session, work_item_id=work_item_id)
+    return render(request, "queue/history.html", {"h": history, "now": utcnow()})
 
 
 @router.get("/supervise/stats", response_class=HTMLResponse)
@@ -357,7 +379,11 @@ def supervise_stats(request: Request, session: SessionDep, _: SupervisorDep) -> 
 def _failed(request: Request, session: Session, exc: AppError, _form: FormData) -> Response:
     """The dashboard again, with why the form failed (its changes rolled back)."""
     return _supervise_page(
-        request, session, filters={}, error=forms.message(exc), status_code=exc.status_code
+        request,
+        session,
+        flt=service.ItemFilter(),
+        error=forms.message(exc),
+        status_code=exc.status_code,
     )
 
 
@@ -450,3 +476,29 @@ def supervisor_resume_page(
     """Resume a held item from the dashboard (it goes back to its holder)."""
     service.resume(session, actor=actor, work_item_id=work_item_id)
     return _done(request, "resume")
+
+
+@router.post("/supervise/items/bulk", response_class=HTMLResponse)
+def bulk_page(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    _form: DashboardForm,
+    action: Annotated[str, Form(max_length=20)],
+    ids: Annotated[list[int] | None, Form()] = None,
+    username: Annotated[str, Form(max_length=64)] = "",
+    queue: Annotated[str, Form(max_length=64)] = "",
+    priority: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Assign, move or reprioritise the selected items at once (all or none)."""
+    value = int(priority) if priority.strip().lstrip("-").isdigit() else None
+    service.bulk_change(
+        session,
+        actor=actor,
+        work_item_ids=[i for i in ids or [] if 1 <= i <= MAX_ROW_ID],
+        action=action,
+        username=username,
+        queue=queue,
+        priority=value,
+    )
+    return _done(request, f"bulk-{action}")

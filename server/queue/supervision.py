@@ -13,7 +13,7 @@ from server.audit import service as audit_service
 from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.errors import Conflict, NotFound, ValidationFailed
-from server.models import Queue, QueueMember, Status, User, WorkItem
+from server.models import Encounter, Queue, QueueMember, Status, User, WorkItem
 from server.models.base import utcnow
 from server.queue.items import OPEN_STATUSES, lock_item, record_event, transition
 from server.queue.queues import get_queue, is_member, list_queues
@@ -152,7 +152,7 @@ def _start_of_day(now: datetime) -> datetime:
 
 
 def queue_stats(session: Session) -> list[QueueStats]:
-    """Per queue: ready, in progress, on hold, oldest ready age and items coded today (UTC)."""
+    """Per queue: ready, in progress, on hold, oldest ready age since discharge, coded today."""
     now = utcnow()
     counts: dict[tuple[int, str], int] = {}
     for queue_id, status, n in session.exec(
@@ -162,8 +162,14 @@ def queue_stats(session: Session) -> list[QueueStats]:
     ).all():
         counts[(queue_id, status)] = n
     oldest: dict[int, datetime] = {}
+    # Aged from discharge (end of service, else its start; arrival only if neither is known):
+    # a chart discharged six weeks ago is six weeks old, however recently it arrived.
+    discharged = func.coalesce(
+        col(Encounter.end_at), col(Encounter.start_at), col(WorkItem.created_at)
+    )
     for queue_id, created in session.exec(
-        select(WorkItem.queue_id, func.min(WorkItem.created_at))
+        select(WorkItem.queue_id, func.min(discharged))
+        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
         .where(WorkItem.status == Status.ready)
         .group_by(col(WorkItem.queue_id))
     ).all():
@@ -194,7 +200,7 @@ def queue_stats(session: Session) -> list[QueueStats]:
                 ready=counts.get((queue.id, Status.ready), 0),
                 in_progress=counts.get((queue.id, Status.in_progress), 0),
                 on_hold=counts.get((queue.id, Status.on_hold), 0),
-                oldest_ready_age_seconds=int((now - age).total_seconds()) if age else None,
+                oldest_ready_age_seconds=max(0, int((now - age).total_seconds())) if age else None,
                 done_today=done.get(queue.id, 0),
                 members=by_queue.get(queue.id, []),
             )
@@ -208,3 +214,55 @@ def _aware(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)  # noqa: S101
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+BULK_ACTIONS = ("assign", "move", "priority")
+MAX_BULK = 500
+
+
+def bulk_change(
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_ids: list[int],
+    action: str,
+    username: str = "",
+    queue: str = "",
+    priority: int | None = None,
+) -> int:
+    """Assign, move or reprioritise several items at once: all of them or none.
+
+    Each item goes through the same service as one at a time (its own event and audit
+    event); the first that cannot be changed raises, and the request's transaction rolls
+    every change back. Returns how many items were changed.
+    """
+    ids = sorted(set(work_item_ids))  # one lock order for every caller
+    problems = []
+    if not ids:
+        problems.append({"loc": ["ids"], "msg": "select at least one item"})
+    if len(ids) > MAX_BULK:
+        problems.append({"loc": ["ids"], "msg": f"at most {MAX_BULK} items at once"})
+    if action not in BULK_ACTIONS:
+        problems.append({"loc": ["action"], "msg": f"one of: {', '.join(BULK_ACTIONS)}"})
+    elif action == "assign" and not username:
+        problems.append({"loc": ["username"], "msg": "pick a coder"})
+    elif action == "move" and not queue:
+        problems.append({"loc": ["queue"], "msg": "pick a queue"})
+    elif action == "priority" and (priority is None or not -1000 <= priority <= 1000):
+        problems.append({"loc": ["priority"], "msg": "a number from -1000 to 1000"})
+    if problems:
+        raise ValidationFailed("Nothing was changed.", details=problems)
+    for item_id in ids:
+        try:
+            if action == "assign":
+                assign(session, actor=actor, work_item_id=item_id, username=username)
+            elif action == "move":
+                move(session, actor=actor, work_item_id=item_id, queue=queue)
+            else:
+                assert priority is not None  # noqa: S101
+                set_priority(session, actor=actor, work_item_id=item_id, priority=priority)
+        except (Conflict, NotFound, ValidationFailed) as exc:
+            raise type(exc)(
+                f"Item {item_id}: {exc.message} Nothing was changed.", details=exc.details
+            ) from exc
+    return len(ids)

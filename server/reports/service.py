@@ -1,0 +1,385 @@
+"""The figures behind the supervisor's reports: DNFB aging and coder productivity.
+
+Both read only clear metadata (ids, statuses, classes, dates of service, event times):
+no patient data goes in or out, so neither needs the audited record door.
+
+**DNFB** (discharged, not final billed): every work item whose encounter was discharged
+(its end of service, else its start, is at or before now) and which is not yet `billed`,
+whatever else its status (ready, in progress, on hold, QA, ready for billing, returned).
+Its age is whole days between the discharge date and today, both as calendar dates in the
+hospital's zone (`CHARTDESK_AUDIT_TIMEZONE`): discharged today is 0, yesterday 1. Charges
+are not in clear anywhere (the charge of each line is sealed with the code lines under the
+encounter's key), so `charges` is None: unknown, never a made-up zero.
+
+**Productivity**: for each coder, the charts they submitted in [since, until) and the hours
+of the leases that ended in those submits. A lease starts when the item goes to the coder in
+progress (`claim`, `assign`, `reassign`, `resume`) and ends at the next event that takes it
+from them; only a lease that ends with the coder's own `submit` counts. Idle leases, the
+ones that ended by release, expiry, hold or reassignment without a submit, are not counted
+in hours (nor are their charts). A chart returned by billing and submitted again counts again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func
+from sqlmodel import Session, col, select
+
+from server.audit import service as audit_service
+from server.auth.principal import Principal
+from server.config import get_settings
+from server.errors import ValidationFailed
+from server.models import AuditEvent, Encounter, Queue, Status, User, WorkItem, WorkItemEvent
+from server.models.base import utcnow
+
+# (label, oldest age in days in the bucket); the last bucket is open-ended.
+BUCKETS: tuple[tuple[str, int | None], ...] = (
+    ("0-3", 3),
+    ("4-7", 7),
+    ("8-14", 14),
+    ("15-30", 30),
+    ("31+", None),
+)
+BUCKET_LABELS = tuple(label for label, _ in BUCKETS)
+DNFB_GROUPINGS = ("queue", "class", "payer_class")
+UNBILLED = tuple(s.value for s in Status if s != Status.billed)
+UNKNOWN = "(none)"
+
+# Events that hand an item to a coder in progress: a lease starts.
+LEASE_STARTS = ("claim", "assign", "reassign", "resume")
+MAX_PRODUCTIVITY_DAYS = 366
+
+
+def hospital_zone() -> ZoneInfo:
+    """The hospital's time zone (days are counted in it)."""
+    return ZoneInfo(get_settings().audit_timezone)
+
+
+def discharge_at() -> Any:
+    """The SQL expression of an encounter's discharge moment: end of service, else start."""
+    return func.coalesce(col(Encounter.end_at), col(Encounter.start_at))
+
+
+def age_days(discharged: datetime, as_of: datetime) -> int:
+    """Whole days from the discharge date to the date of `as_of`, in the hospital's zone."""
+    zone = hospital_zone()
+    return (as_of.astimezone(zone).date() - discharged.astimezone(zone).date()).days
+
+
+def bucket_of(days: int) -> str:
+    """The DNFB bucket label of an age in whole days."""
+    for label, oldest in BUCKETS:
+        if oldest is None or days <= oldest:
+            return label
+    return BUCKET_LABELS[-1]  # pragma: no cover - the last bucket is open-ended
+
+
+def day_start(day: date) -> datetime:
+    """Midnight of `day` in the hospital's zone, as a UTC moment."""
+    return datetime.combine(day, time(0), tzinfo=hospital_zone()).astimezone(UTC)
+
+
+@dataclass
+class Bucket:
+    """One age bucket: how many discharged, unbilled items, and their charges if known."""
+
+    label: str
+    count: int = 0
+    charges: float | None = None
+
+
+def _empty_buckets() -> list[Bucket]:
+    return [Bucket(label=label) for label in BUCKET_LABELS]
+
+
+@dataclass
+class DnfbGroup:
+    """The buckets of one queue, encounter class or payer class."""
+
+    key: str
+    buckets: list[Bucket] = field(default_factory=_empty_buckets)
+
+    @property
+    def total(self) -> int:
+        """Items in every bucket of the group."""
+        return sum(b.count for b in self.buckets)
+
+
+@dataclass
+class DnfbReport:
+    """DNFB as of a moment: totals per bucket and the same per group."""
+
+    as_of: datetime
+    by: str
+    buckets: list[Bucket]
+    groups: list[DnfbGroup]
+    charges_available: bool = False
+
+    @property
+    def total(self) -> int:
+        """Discharged, unbilled items in all."""
+        return sum(b.count for b in self.buckets)
+
+
+def check_grouping(by: str) -> None:
+    """422 unless `by` is a DNFB grouping (queue, class, payer_class)."""
+    if by not in DNFB_GROUPINGS:
+        raise ValidationFailed(
+            "Group DNFB by queue, class or payer_class.",
+            details=[{"loc": ["by"], "msg": "one of: queue, class, payer_class"}],
+        )
+
+
+def dnfb(session: Session, *, by: str = "queue", as_of: datetime | None = None) -> DnfbReport:
+    """Discharged, not final billed items by days since discharge, grouped by `by`.
+
+    One grouped query: each item's bucket is decided in SQL by comparing its discharge
+    moment with the local midnights that bound the buckets, so the count scales with the
+    index, not with Python.
+    """
+    check_grouping(by)
+    as_of = (as_of or utcnow()).astimezone(UTC)
+    today = as_of.astimezone(hospital_zone()).date()
+    discharged = discharge_at()
+    whens = [
+        (discharged >= day_start(today - timedelta(days=oldest)), label)
+        for label, oldest in BUCKETS
+        if oldest is not None
+    ]
+    bucket = case(*whens, else_=BUCKET_LABELS[-1])
+    key: Any = {
+        "queue": col(Queue.name),
+        "class": col(Encounter.encounter_class),
+        "payer_class": col(Encounter.payer_class),
+    }[by]
+    stmt = (
+        select(key, bucket, func.count())
+        .select_from(WorkItem)
+        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
+        .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
+        .where(
+            col(WorkItem.status).in_(UNBILLED),  # IN, not !=: ix_work_item_status serves it
+            discharged.is_not(None),
+            discharged <= as_of,
+        )
+        .group_by(key, bucket)
+    )
+    totals = {b.label: b for b in _empty_buckets()}
+    groups: dict[str, DnfbGroup] = {}
+    for group_key, label, count in session.execute(stmt).all():
+        name = group_key if group_key else UNKNOWN
+        group = groups.setdefault(name, DnfbGroup(key=name))
+        group.buckets[BUCKET_LABELS.index(label)].count += count
+        totals[label].count += count
+    ordered = sorted(groups.values(), key=lambda g: (g.key == UNKNOWN, g.key))
+    return DnfbReport(as_of=as_of, by=by, buckets=list(totals.values()), groups=ordered)
+
+
+# ---------------------------------------------------------------- productivity
+
+
+@dataclass
+class ClassFigures:
+    """A coder's figures for one encounter class."""
+
+    encounter_class: str
+    charts: int = 0
+    seconds: float = 0.0
+
+    @property
+    def hours(self) -> float:
+        """Hours of counted leases, to two decimals."""
+        return round(self.seconds / 3600, 2)
+
+    @property
+    def charts_per_hour(self) -> float | None:
+        """Charts per counted hour (None without any counted time)."""
+        return round(self.charts / (self.seconds / 3600), 2) if self.seconds > 0 else None
+
+
+@dataclass
+class CoderFigures(ClassFigures):
+    """One coder's productivity over the window, in all and per encounter class."""
+
+    coder: str = ""
+    by_class: list[ClassFigures] = field(default_factory=list)
+
+
+@dataclass
+class ProductivityReport:
+    """Productivity per coder over [since, until)."""
+
+    since: datetime
+    until: datetime
+    coders: list[CoderFigures]
+
+
+def default_window(now: datetime | None = None, *, days: int = 7) -> tuple[datetime, datetime]:
+    """The last `days` whole days in the hospital's zone up to the end of today."""
+    now = now or utcnow()
+    today = now.astimezone(hospital_zone()).date()
+    return day_start(today - timedelta(days=days - 1)), day_start(today + timedelta(days=1))
+
+
+def check_window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """The window asked for, defaults filled in; 422 if it is backwards or over a year."""
+    default_since, default_until = default_window()
+    since = _aware(since) if since else None
+    until = _aware(until) if until else None
+    if since is None and until is None:
+        since, until = default_since, default_until
+    elif since is None:
+        assert until is not None  # noqa: S101
+        since = until - timedelta(days=7)
+    elif until is None:
+        until = max(default_until, since + timedelta(days=1))
+    if until <= since:
+        raise ValidationFailed(
+            "The window ends before it starts.",
+            details=[{"loc": ["until"], "msg": "must be after since"}],
+        )
+    if until - since > timedelta(days=MAX_PRODUCTIVITY_DAYS):
+        raise ValidationFailed(
+            "The window is longer than a year.",
+            details=[{"loc": ["since"], "msg": f"at most {MAX_PRODUCTIVITY_DAYS} days"}],
+        )
+    return since, until
+
+
+def parse_moment(value: str | None, *, field: str, end: bool = False) -> datetime | None:
+    """An ISO 8601 time, or a date (its local midnight; as `end`, the midnight after it).
+
+    A date as the end of a window includes that whole day, as on the compliance search.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return day_start(day + timedelta(days=1) if end else day)
+        return _aware(datetime.fromisoformat(text))
+    except ValueError:
+        raise ValidationFailed(
+            "Dates are YYYY-MM-DD or YYYY-MM-DDTHH:MM.",
+            details=[{"loc": [field], "msg": "not a date or time"}],
+        ) from None
+
+
+def _aware(value: datetime) -> datetime:
+    """A naive time is read in the hospital's zone."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=hospital_zone())
+    return value.astimezone(UTC)
+
+
+def _as_utc(value: Any) -> datetime:
+    """A time from a raw SQL column (a string or naive time on SQLite) as aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)  # noqa: S101
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def productivity(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    coder_id: int | None = None,
+) -> ProductivityReport:
+    """Charts submitted per coder in [since, until), the hours of their leases, per class
+    (one coder's alone with `coder_id`).
+
+    One query: each submit in the window with the time of the lease start before it (the
+    last `claim`/`assign`/`reassign`/`resume` of that item into progress), its coder and
+    the encounter's class.
+    """
+    since, until = check_window(since, until)
+    start = WorkItemEvent.__table__.alias("lease_start")  # type: ignore[attr-defined]
+    lease_start = (
+        select(start.c.at)
+        .where(
+            and_(
+                start.c.work_item_id == col(WorkItemEvent.work_item_id),
+                start.c.id < col(WorkItemEvent.id),
+                start.c.action.in_(LEASE_STARTS),
+                start.c.to_status == Status.in_progress,
+            )
+        )
+        .order_by(start.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            col(User.username),
+            col(Encounter.encounter_class),
+            col(WorkItemEvent.at),
+            lease_start,
+        )
+        .select_from(WorkItemEvent)
+        .join(User, col(User.id) == col(WorkItemEvent.actor_id))
+        .join(WorkItem, col(WorkItem.id) == col(WorkItemEvent.work_item_id))
+        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
+        .where(
+            col(WorkItemEvent.action) == "submit",
+            col(WorkItemEvent.at) >= since,
+            col(WorkItemEvent.at) < until,
+        )
+    )
+    if coder_id is not None:
+        stmt = stmt.where(col(WorkItemEvent.actor_id) == coder_id)
+    per_coder: dict[str, CoderFigures] = {}
+    per_class: dict[str, dict[str, ClassFigures]] = defaultdict(dict)
+    for username, enc_class, submitted, started in session.execute(stmt).all():
+        seconds = 0.0
+        if started is not None:
+            seconds = max(0.0, (_as_utc(submitted) - _as_utc(started)).total_seconds())
+        coder = per_coder.setdefault(username, CoderFigures(encounter_class="", coder=username))
+        klass = per_class[username].setdefault(enc_class, ClassFigures(encounter_class=enc_class))
+        for figures in (coder, klass):
+            figures.charts += 1
+            figures.seconds += seconds
+    coders = []
+    for username in sorted(per_coder):
+        coder = per_coder[username]
+        coder.by_class = [per_class[username][k] for k in sorted(per_class[username])]
+        coders.append(coder)
+    return ProductivityReport(since=since, until=until, coders=coders)
+
+
+MY_ACTIVITY_DAYS = 30
+MY_ACTIVITY_LIMIT = 200
+
+
+def my_activity(session: Session, *, actor: Principal) -> list[AuditEvent]:
+    """The caller's own audit events of the last 30 days, newest first (at most 200).
+
+    Reading the audit log is itself audited, as for compliance (`audit-search`).
+    """
+    since = utcnow() - timedelta(days=MY_ACTIVITY_DAYS)
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.audit_search,
+        purpose=None,
+        detail=f"own activity since={since.isoformat()}",
+    )
+    return list(
+        session.exec(
+            select(AuditEvent)
+            .where(
+                col(AuditEvent.actor) == actor.name,
+                col(AuditEvent.actor_kind) == "user",
+                col(AuditEvent.time) >= since,
+            )
+            .order_by(col(AuditEvent.time).desc(), col(AuditEvent.id).desc())
+            .limit(MY_ACTIVITY_LIMIT)
+        ).all()
+    )

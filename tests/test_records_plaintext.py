@@ -10,6 +10,11 @@ fixture patients are newborns whose first encounter falls on their birth date; t
 string is then legitimately present as a date of service, so a birth date equal to one of
 the patient's own dates of service is searched only in the forms a date of service never
 takes (US and compact spellings).
+
+Practitioners' names are public directory data and are stored in clear (a physician query
+is addressed by NPI and name). Synthea draws them from the same name lists as patients, so
+a patient's single given or family name that is also a word of a practitioner's name on the
+same bundle is searched only as part of the patient's full name.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ def _needles(all_facts) -> tuple[list[str], list[str]]:
     exact: list[str] = []
     variants: list[str] = []
     for f in all_facts:
-        exact += f.names + f.ssns + f.mrns + f.sentences()
+        exact += [n for n in f.names if n not in f.practitioner_words]
+        exact += f.ssns + f.mrns + f.sentences()
         variants += f.full_names + [n.replace("-", "") for n in f.ssns]
         for born in f.birth_dates:
             y, m, d = born.split("-")

@@ -43,6 +43,8 @@ class Facts:
     mrns: list[str] = field(default_factory=list)
     birth_dates: list[str] = field(default_factory=list)
     service_dates: set[str] = field(default_factory=set)
+    # words of the practitioners' names (public directory data, stored in clear for queries)
+    practitioner_words: set[str] = field(default_factory=set)
     # external id -> set of note texts for that encounter
     notes: dict[str, set[str]] = field(default_factory=dict)
 
@@ -80,6 +82,8 @@ def facts(bundle: dict[str, Any]) -> Facts:
             urls[entry["fullUrl"]] = res.get("identifier", [{}])[0].get("value") or res["id"]
             f.service_dates.add(res["period"]["start"][:10])
             f.service_dates.add(res["period"]["end"][:10])
+            for who in res.get("participant", []):
+                f.practitioner_words.update((who.get("individual") or {}).get("display", "").split())
     for entry in bundle["entry"]:
         res = entry["resource"]
         if res["resourceType"] == "DocumentReference":

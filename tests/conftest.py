@@ -156,10 +156,14 @@ def require_backend(backend: str, databases: Databases) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run every test that uses the database once per backend."""
+    """Run every test that uses the database once per backend.
+
+    `pg_only` tests, and browser tests (the API tests cover both backends; a browser adds
+    the page, not the database), run on PostgreSQL only.
+    """
     if "backend" in metafunc.fixturenames:
-        marker = metafunc.definition.get_closest_marker("pg_only")
-        backends = ["postgresql"] if marker else _backends()
+        get = metafunc.definition.get_closest_marker
+        backends = ["postgresql"] if get("pg_only") or get("browser") else _backends()
         metafunc.parametrize("backend", backends, scope="session")
 
 

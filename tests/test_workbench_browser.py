@@ -14,7 +14,8 @@ from server.config import get_settings
 from tests.support.factories import Account, fresh_totp, make_encounter, make_user
 from tests.support.queue import expire
 
-pytestmark = pytest.mark.browser
+# PostgreSQL only: the API tests cover both backends; a browser adds the page, not the DB.
+pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
 
 
 @pytest.fixture(autouse=True, scope="module")

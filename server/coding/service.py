@@ -24,11 +24,13 @@ from server.auth.principal import Principal
 from server.coding import codesets
 from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, Problem, ProcedureLine
+from server.edits import service as edits_service
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
 from server.queue import service as queue_service
 from server.records import service as records_service
+from server.records.schemas import RecordView
 from server.records.service import ItemKey
 
 POA_VALUES = ("Y", "N", "U", "W", "1")
@@ -71,7 +73,7 @@ def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool
     raw = line.code.strip()
     code = normalise(raw)
     if not code:
-        v.error([*loc, "code"], f"Diagnosis {n + 1} has no code.")
+        v.error([*loc, "code"], f"Diagnosis {n + 1} has no code.", "code-unknown")
         return
     entry = codesets.icd10cm().get(code)
     if entry is None:
@@ -79,7 +81,7 @@ def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool
             [*loc, "code"],
             f"{raw} is not an ICD-10-CM code ({codesets.ICD10CM_RELEASE}): check the code, "
             "or type words and pick one from the suggestions.",
-            raw,
+            "code-unknown",
         )
     elif not entry.billable:
         example = next((e.display for e in codesets.icd10cm().prefix(code, 50) if e.billable), None)
@@ -88,34 +90,38 @@ def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool
             [*loc, "code"],
             f"{entry.display} ({entry.description}) is a category header, not a billable code: "
             f"pick a more specific code{hint}.",
-            entry.display,
+            "code-not-billable",
         )
     elif n == 0 and entry.manifestation:
         v.error(
             [*loc, "code"],
             f"{entry.display} ({entry.description}) is a manifestation code and cannot be the "
             "principal diagnosis: code the underlying condition first.",
-            entry.display,
+            "manifestation-as-principal",
         )
     elif n == 0 and entry.code_first:
         v.warn(
             [*loc, "code"],
             f"{entry.display} has a 'code first' note: check whether the underlying condition "
             "should be sequenced first.",
-            entry.display,
+            "code-first",
         )
     poa = (line.poa or "").strip().upper()
     if poa and poa not in POA_VALUES:
-        v.error([*loc, "poa"], f"POA '{line.poa}' is not valid: use {POA_WORDS}.", raw)
+        v.error([*loc, "poa"], f"POA '{line.poa}' is not valid: use {POA_WORDS}.", "poa")
     elif inpatient and not poa:
         v.error(
             [*loc, "poa"],
             f"Diagnosis {n + 1} ({raw}) needs a present-on-admission indicator on an inpatient "
             f"stay: {POA_WORDS}.",
-            raw,
+            "poa",
         )
     elif poa and not inpatient:
-        v.warn([*loc, "poa"], "POA indicators are only reported on inpatient claims; ignored.", raw)
+        v.warn(
+            [*loc, "poa"],
+            "POA indicators are only reported on inpatient claims; ignored.",
+            "poa",
+        )
 
 
 def _check_procedure(
@@ -141,7 +147,7 @@ def _check_procedure(
         v.error(
             [*loc, "code"],
             f"{raw or '(empty)'} is not a valid {names[system]} code: expected {shapes[system]}.",
-            raw,
+            "code-format",
         )
     else:
         count, present = loaded.get(system, (0, set()))
@@ -150,18 +156,26 @@ def _check_procedure(
                 [*loc, "code"],
                 f"{raw} is not in the {names[system]} code set loaded on this server "
                 f"({count} codes): check the code.",
-                raw,
+                "code-unknown",
             )
     for m, modifier in enumerate(line.modifiers):
         if not codesets.MODIFIER_RE.match(modifier.strip().upper()):
-            v.error([*loc, "modifiers", m], f"Modifier '{modifier}' must be 2 letters or digits.")
+            v.error(
+                [*loc, "modifiers", m],
+                f"Modifier '{modifier}' must be 2 letters or digits.",
+                "modifier",
+            )
     if system == "PCS" and not inpatient:
-        v.warn([*loc, "system"], "ICD-10-PCS codes are reported on inpatient hospital claims.")
+        v.warn(
+            [*loc, "system"],
+            "ICD-10-PCS codes are reported on inpatient hospital claims.",
+            "pcs-outpatient",
+        )
     if system != "PCS" and not line.dx_pointers:
         v.error(
             [*loc, "dx_pointers"],
             f"Procedure {n + 1} ({raw}) must point at the diagnosis it treats (e.g. 1).",
-            raw,
+            "dx-pointer",
         )
     for p, pointer in enumerate(line.dx_pointers):
         if pointer < 1 or pointer > dx_count:
@@ -170,17 +184,36 @@ def _check_procedure(
                 f"Procedure {n + 1} points at diagnosis {pointer}, but there "
                 f"{'is' if dx_count == 1 else 'are'} {dx_count} diagnosis line"
                 f"{'' if dx_count == 1 else 's'}.",
-                raw,
+                "dx-pointer",
             )
     if len(set(line.dx_pointers)) != len(line.dx_pointers):
-        v.error([*loc, "dx_pointers"], f"Procedure {n + 1} lists the same diagnosis twice.")
+        v.error(
+            [*loc, "dx_pointers"],
+            f"Procedure {n + 1} lists the same diagnosis twice.",
+            "dx-pointer",
+        )
 
 
-def validate(session: Session, *, codes: Codes, inpatient: bool) -> Validation:
-    """Check every line against the code sets and the claim rules."""
+def claim_context(
+    session: Session, *, item: WorkItem, record: RecordView | None = None
+) -> edits_service.ClaimContext:
+    """The claim context the checks run in: from the encounter's metadata, and the patient's
+    age and sex when the audited record (`record`) is in hand."""
+    patient = record.patient if record is not None else None
+    return edits_service.context_for(
+        session,
+        item=item,
+        birth_date=patient.birth_date if patient else None,
+        sex=patient.sex if patient else None,
+    )
+
+
+def validate(session: Session, *, codes: Codes, context: edits_service.ClaimContext) -> Validation:
+    """Check every line against the code sets, the claim rules and the claim edits."""
     v = Validation()
+    inpatient = context.inpatient
     if not codes.diagnoses:
-        v.error(["diagnoses"], "Add at least one diagnosis.")
+        v.error(["diagnoses"], "Add at least one diagnosis.", "no-diagnosis")
     for n, dx in enumerate(codes.diagnoses):
         _check_diagnosis(v, n, dx, inpatient)
     seen = Counter(normalise(d.code) for d in codes.diagnoses if d.code.strip())
@@ -188,7 +221,7 @@ def validate(session: Session, *, codes: Codes, inpatient: bool) -> Validation:
         if seen[normalise(dx.code)] > 1 and normalise(dx.code) in [
             normalise(d.code) for d in codes.diagnoses[:n]
         ]:
-            v.error(["diagnoses", n, "code"], f"{dx.code} is listed twice.", dx.code)
+            v.error(["diagnoses", n, "code"], f"{dx.code} is listed twice.", "duplicate")
     loaded: dict[str, tuple[int, set[str]]] = {}
     for system in codesets.LOADABLE:
         wanted = [p.code for p in codes.procedures if p.system == system]
@@ -212,8 +245,14 @@ def validate(session: Session, *, codes: Codes, inpatient: bool) -> Validation:
                 ["procedures", n],
                 f"Procedure {n + 1} ({codes.procedures[n].code}) repeats an earlier line: "
                 "raise the units on that line instead.",
-                codes.procedures[n].code,
+                "duplicate",
             )
+    findings = edits_service.check(session, codes=codes, context=context)
+    errors, warnings = edits_service.apply_levels(
+        session, findings=findings, payer_class=context.payer_class
+    )
+    v.errors.extend(errors)
+    v.warnings.extend(warnings)
     return v
 
 
@@ -286,7 +325,7 @@ def save_codes(
 ) -> Validation:
     """Save the draft (even with errors) of an item leased to the caller; answer the checks."""
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
-    result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
+    result = validate(session, codes=codes, context=claim_context(session, item=item))
     _store(session, work_item_id=work_item_id, codes=codes)
     audit_service.record(
         session,
@@ -330,7 +369,7 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         detail=f"to {to_status}",
     )
     codes = get_codes(session, key=key)
-    result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
+    result = validate(session, codes=codes, context=claim_context(session, item=item))
     if result.errors:
         audit_service.record_denied(
             session,
@@ -409,7 +448,7 @@ def qa_decide(
             raise ValidationFailed(
                 "Give the corrected codes.", details=[{"loc": ["codes"], "msg": "required"}]
             )
-        result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
+        result = validate(session, codes=codes, context=claim_context(session, item=item))
         if result.errors:
             raise ValidationFailed("The corrected codes have errors.", details=result.details())
         _store(session, work_item_id=work_item_id, codes=codes)

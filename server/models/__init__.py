@@ -3,6 +3,7 @@
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
 from server.models.coding import ClaimRecord, ClaimReturn, CodeSetEntry, ItemCodes, QaReview
+from server.models.edits import EditFileLoad, EditLevel, MueEdit, NcciPtpEdit
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Patient
 from server.models.security import OidcTransaction, RateLimitCounter
@@ -16,8 +17,12 @@ __all__ = [
     "CodeSetEntry",
     "DataKey",
     "Document",
+    "EditFileLoad",
+    "EditLevel",
     "Encounter",
     "ItemCodes",
+    "MueEdit",
+    "NcciPtpEdit",
     "OidcTransaction",
     "QaReview",
     "Patient",

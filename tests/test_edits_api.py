@@ -1,0 +1,202 @@
+"""Claim edits in the coder's checks: NCCI PTP and MUE through PUT codes and submit, levels
+per payer class, and the biller's export refused while a payer would deny the claim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from server.db import get_engine
+from server.edits import files
+from server.models import AuditEvent
+from tests.factories import make_token
+from tests.support.coding import coder_with_item, signed_in
+
+DATA = Path(__file__).parent / "data"
+
+
+def _load(*names: tuple[str, str, str]) -> None:
+    with Session(get_engine()) as s:
+        for kind, setting, name in names:
+            files.load(s, kind=kind, setting=setting, path=DATA / name)
+        s.commit()
+
+
+def load_cms_slices() -> None:
+    """The hand-written slices of the CMS practitioner PTP and MUE files (tests/data)."""
+    _load(
+        ("ncci-ptp", "practitioner", "ccipra-v320r0-f1.txt"),
+        ("mue", "practitioner", "MCR_MUE_PractitionerServices_Eff_10-01-2026.csv"),
+    )
+
+
+def _line(code: str, units: int = 1, modifiers: list[str] | None = None, dx: int = 1) -> Any:
+    return {
+        "code": code,
+        "system": "CPT",
+        "units": units,
+        "modifiers": modifiers or [],
+        "dx_pointers": [dx],
+    }
+
+
+def _put(held: Any, *lines: Any, dx: list[str] | None = None) -> dict[str, Any]:
+    body = {
+        "diagnoses": [{"code": c} for c in (dx or ["E11.9", "I10"])],
+        "procedures": list(lines),
+    }
+    r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _ids(problems: list[dict[str, Any]]) -> list[str]:
+    return [p["code"] for p in problems]
+
+
+def test_the_issue_examples_bundled_pair_and_units_over_the_mue(make_client):
+    load_cms_slices()
+    held = coder_with_item(make_client)
+    got = _put(held, _line("80053"), _line("80048"), _line("99213", units=40))
+    assert _ids(got["errors"]) == ["ncci-ptp", "mue"], got
+    ptp, mue = got["errors"]
+    assert ptp["loc"] == ["procedures", 1, "code"]
+    for words in (
+        "80048 (line 2) is not paid with 80053 (line 1)",
+        "Misuse of column two code with column one code",
+        "modifier indicator 0",
+        "NCCI PTP practitioner edit, 2026Q1 file",
+    ):
+        assert words in ptp["msg"], ptp["msg"]
+    assert mue["loc"] == ["procedures", 2, "units"]
+    assert "99213 × 40 units" in mue["msg"]
+    assert "(1; Code Descriptor / CPT Instruction)" in mue["msg"]
+    assert "MUE practitioner table, 2026Q4" in mue["msg"]
+    # A modifier never opens an indicator-0 pair.
+    again = _put(held, _line("80053"), _line("80048", modifiers=["59"]))
+    assert _ids(again["errors"]) == ["ncci-ptp"]
+    # Submit refuses the saved codes with the same edit ids.
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.status_code == 422
+    assert _ids(r.json()["error"]["details"]) == ["ncci-ptp"]
+
+
+def test_indicator_1_opens_with_an_ncci_modifier_and_dates_matter(make_client):
+    load_cms_slices()
+    held = coder_with_item(make_client)
+    plain = _put(held, _line("20610"), _line("99213"))
+    assert _ids(plain["errors"]) == ["ncci-ptp"]
+    assert "modifier indicator 1" in plain["errors"][0]["msg"]
+    assert "Standards of medical / surgical practice" in plain["errors"][0]["msg"]
+    for modifiers in (["25"], ["XS"]):
+        assert _put(held, _line("20610"), _line("99213", modifiers=modifiers))["errors"] == []
+    assert _put(held, _line("20610", modifiers=["RT"]), _line("99213"))["errors"] == []
+    # Indicator 9, an edit deleted in 2025 and one effective in 2027: none applies in 2026.
+    quiet = _put(
+        held,
+        _line("93000"),
+        _line("93010"),
+        _line("97140"),
+        _line("97530"),
+        _line("11042"),
+        _line("97597"),
+    )
+    assert quiet["errors"] == [], quiet
+
+
+def test_mue_per_line_and_per_date_of_service(make_client):
+    load_cms_slices()
+    held = coder_with_item(make_client)
+    # 97110: MUE 6 per line (adjudication 1): two lines of 5 pass, one line of 7 does not.
+    assert _put(held, _line("97110", 5), _line("97110", 5, dx=2))["errors"] == []
+    over = _put(held, _line("97110", 7))["errors"]
+    assert _ids(over) == ["mue"]
+    assert "on one line (6; Clinical: Data)" in over[0]["msg"]
+    # 96372: MUE 4 per date of service (adjudication 3): 3 + 2 on two lines is 5.
+    per_day = _put(held, _line("96372", 3), _line("96372", 2, dx=2))["errors"]
+    assert _ids(per_day) == ["mue"]
+    assert per_day[0]["loc"] == ["procedures", 1, "units"]
+    assert "96372 × 5 units on the date of service" in per_day[0]["msg"]
+    assert "adjudication 3 per date of service (clinical)" in per_day[0]["msg"]
+
+
+def test_no_ptp_or_mue_on_an_inpatient_claim(make_client):
+    load_cms_slices()
+    held = coder_with_item(make_client, **{"class": "inpatient"})
+    body = {
+        "diagnoses": [{"code": "E11.9", "poa": "Y"}],
+        "procedures": [_line("80053"), _line("80048"), _line("99213", units=40)],
+    }
+    got = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body).json()
+    assert "ncci-ptp" not in _ids(got["errors"])
+    assert "mue" not in _ids(got["errors"])
+
+
+def test_supervisors_set_levels_per_payer_class(make_client):
+    load_cms_slices()
+    held = coder_with_item(make_client)  # a commercial payer
+    boss = signed_in(make_client, "boss", "supervisor")
+
+    def set_level(payer: str, edit: str, level: str) -> Any:
+        r = boss.put(
+            "/api/v1/edits/levels",
+            json={"payer_class": payer, "edit": edit, "level": level},
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    lines = (_line("80053"), _line("80048"), _line("99213", units=40))
+    set_level("*", "mue", "warning")
+    got = _put(held, *lines)
+    assert (_ids(got["errors"]), _ids(got["warnings"])) == (["ncci-ptp"], ["mue"])
+    body = set_level("commercial", "mue", "off")
+    assert {"payer_class": "commercial", "edit": "mue", "level": "off"} in body["items"]
+    assert {"id": "ncci-ptp", "default": "error"}.items() <= body["edits"][0].items()
+    got = _put(held, *lines)
+    assert (_ids(got["errors"]), _ids(got["warnings"])) == (["ncci-ptp"], [])
+    set_level("medicare", "ncci-ptp", "off")  # another payer class: no effect here
+    set_level("commercial", "mue", "default")  # back to every payer's level
+    got = _put(held, *lines)
+    assert (_ids(got["errors"]), _ids(got["warnings"])) == (["ncci-ptp"], ["mue"])
+    bad = boss.put(
+        "/api/v1/edits/levels",
+        json={"payer_class": "medicare", "edit": "no-such-edit", "level": "off"},
+    )
+    assert bad.status_code == 422
+    page = boss.get("/edits")
+    assert page.status_code == 200
+    assert "ncci-ptp" in page.text
+    assert "medicare" in page.text
+    coder = held.client.get("/api/v1/edits/levels")
+    assert coder.status_code == 403
+
+
+def test_export_with_unresolved_edit_errors_answers_422(make_client):
+    held = coder_with_item(make_client)
+    clean = _put(held, _line("80053"), _line("80048"))
+    assert clean["errors"] == []  # no edit tables yet
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
+    load_cms_slices()  # the quarter's files arrive before the claim goes out
+    system = make_client()
+    system.headers["Authorization"] = f"Bearer {make_token('billing-system', 'billing')}"
+    r = system.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "x12"})
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "claim_edits"
+    assert _ids(error["details"]) == ["ncci-ptp"]
+    assert "80048" in error["details"][0]["msg"]
+    with Session(get_engine()) as s:
+        failed = s.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "claim-export",
+                AuditEvent.outcome == "failed",
+                AuditEvent.work_item_id == held.item_id,
+            )
+        ).all()
+        assert len(failed) == 1
+    biller = signed_in(make_client, "biller1", "biller")
+    page = biller.get(f"/billing/{held.item_id}")
+    assert page.status_code == 200
+    assert "A payer would deny this claim" in page.text

@@ -44,7 +44,7 @@ def _line(code: str, units: int = 1, modifiers: list[str] | None = None, dx: int
 
 def _put(held: Any, *lines: Any, dx: list[str] | None = None) -> dict[str, Any]:
     body = {
-        "diagnoses": [{"code": c} for c in (dx or ["E11.9", "I10"])],
+        "diagnoses": [{"code": c} for c in (dx or ["M17.11", "M25.561"])],
         "procedures": list(lines),
     }
     r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body)
@@ -200,3 +200,68 @@ def test_export_with_unresolved_edit_errors_answers_422(make_client):
     page = biller.get(f"/billing/{held.item_id}")
     assert page.status_code == 200
     assert "A payer would deny this claim" in page.text
+
+
+def test_only_real_modifiers(make_client):
+    held = coder_with_item(make_client)
+    got = _put(held, _line("99213", modifiers=["ZZ"]), _line("20610", modifiers=["RT", "59"]))
+    assert _ids(got["errors"]) == ["modifier"]
+    problem = got["errors"][0]
+    assert problem["loc"] == ["procedures", 0, "modifiers", 0]
+    assert "'ZZ' on line 1 is not a CPT or HCPCS Level II modifier" in problem["msg"]
+    assert "Chartdesk modifier table" in problem["msg"]
+    from server.edits import modifiers
+
+    assert modifiers.describe("xs") == "separate structure or organ"
+    assert modifiers.describe("25") is not None
+    assert modifiers.describe("ZZ") is None
+
+
+def test_excludes1_pair_and_the_unrelated_acknowledgement(make_client):
+    held = coder_with_item(make_client)
+    url = f"/api/v1/work/{held.item_id}/codes"
+    body: dict[str, Any] = {"diagnoses": [{"code": "E11.9"}, {"code": "E10.9"}]}
+    got = held.client.put(url, json=body).json()
+    assert _ids(got["errors"]) == ["excludes1"]
+    problem = got["errors"][0]
+    assert problem["loc"] == ["diagnoses", 1, "code"]
+    assert set(problem) == {"loc", "code", "msg"}
+    assert (
+        "E10.9 (Type 1 diabetes mellitus without complications) is not coded with E11.9"
+        in (problem["msg"])
+    )
+    assert "type 1 diabetes mellitus (E10.-)" in problem["msg"]
+    assert "ICD-10-CM tabular list, CMS April 2026 release" in problem["msg"]
+    # The coder records the two conditions as unrelated: a warning, stored with the codes.
+    body["unrelated"] = [["e109", "E11.9"]]
+    got = held.client.put(url, json=body).json()
+    assert got["errors"] == []
+    assert "excludes1-unrelated" in _ids(got["warnings"])
+    saved = held.client.get(f"/api/v1/work/{held.item_id}").json()["codes"]
+    assert saved["unrelated"] == [["E10.9", "E11.9"]]
+    with Session(get_engine()) as s:
+        details = s.exec(
+            select(AuditEvent.detail).where(
+                AuditEvent.action == "code-save", AuditEvent.work_item_id == held.item_id
+            )
+        ).all()
+    assert any(d and "unrelated=1" in d for d in details), details
+    # The workbench offers the acknowledgement beside the problem, and takes it from the form.
+    page = held.client.get(f"/work/{held.item_id}/codes").text
+    assert 'name="unrelated" value="E10.9|E11.9" checked' in page
+
+
+def test_tabular_reminders_are_warnings(make_client):
+    held = coder_with_item(make_client)
+    url = f"/api/v1/work/{held.item_id}/codes"
+    got = held.client.put(url, json={"diagnoses": [{"code": "E11.9"}]}).json()
+    assert got["errors"] == []
+    assert _ids(got["warnings"]) == ["use-additional-code"]
+    assert "insulin (Z79.4)" in got["warnings"][0]["msg"]
+    with_control = {"diagnoses": [{"code": "E11.9"}, {"code": "Z79.4"}]}
+    warned = held.client.put(url, json=with_control).json()["warnings"]
+    assert [w for w in warned if w["loc"][1] == 0] == []  # E11.9's note is followed
+    # G63 is a manifestation: "code first" the underlying disease, which is not on the claim.
+    second = {"diagnoses": [{"code": "E11.9"}, {"code": "Z79.4"}, {"code": "G63"}]}
+    got = held.client.put(url, json=second).json()
+    assert "code-first" in _ids(got["warnings"])

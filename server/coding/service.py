@@ -181,17 +181,22 @@ def _check_procedure(
 
 
 def claim_context(
-    session: Session, *, item: WorkItem, record: RecordView | None = None
+    session: Session,
+    *,
+    item: WorkItem,
+    record: RecordView | None = None,
+    key: ItemKey | None = None,
 ) -> edits_service.ClaimContext:
     """The claim context the checks run in: from the encounter's metadata, and the patient's
-    age and sex when the audited record (`record`) is in hand."""
-    patient = record.patient if record is not None else None
-    return edits_service.context_for(
-        session,
-        item=item,
-        birth_date=patient.birth_date if patient else None,
-        sex=patient.sex if patient else None,
-    )
+    age and sex when an audited view (`record`) or audited use (`key`) is in hand; without
+    either, the age and sex edits are not run."""
+    birth_date = sex = None
+    if record is not None:
+        birth_date, sex = record.patient.birth_date, record.patient.sex
+    elif key is not None:
+        found = records_service.demographics(session, key=key)
+        birth_date, sex = found.birth_date, found.sex
+    return edits_service.context_for(session, item=item, birth_date=birth_date, sex=sex)
 
 
 def validate(session: Session, *, codes: Codes, context: edits_service.ClaimContext) -> Validation:
@@ -312,16 +317,19 @@ def save_codes(
 ) -> Validation:
     """Save the draft (even with errors) of an item leased to the caller; answer the checks."""
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
-    result = validate(session, codes=codes, context=claim_context(session, item=item))
-    _store(session, work_item_id=work_item_id, codes=codes)
-    audit_service.record(
+    # The save is an audited use of the item (its audit row is written first): its key
+    # opens the patient's age and sex for the claim edits, and nothing else.
+    key = records_service.open_for_use(
         session,
         actor=actor,
-        action=audit_service.Action.code_save,
         work_item_id=work_item_id,
-        detail=f"dx={len(codes.diagnoses)} px={len(codes.procedures)} errors={len(result.errors)}"
+        action=audit_service.Action.code_save,
+        purpose="TREAT",
+        detail=f"dx={len(codes.diagnoses)} px={len(codes.procedures)}"
         + (f" unrelated={len(codes.unrelated)}" if codes.unrelated else ""),
     )
+    result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
+    _store(session, work_item_id=work_item_id, codes=codes)
     return result
 
 
@@ -357,7 +365,7 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         detail=f"to {to_status}",
     )
     codes = get_codes(session, key=key)
-    result = validate(session, codes=codes, context=claim_context(session, item=item))
+    result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
     if result.errors:
         audit_service.record_denied(
             session,

@@ -22,7 +22,7 @@ from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.coding.codesets import dotted, normalise
 from server.coding.schemas import Codes, Problem
-from server.edits import modifiers, tabular
+from server.edits import mce, modifiers, tabular
 from server.errors import ValidationFailed
 from server.models import EditLevel, Encounter, MueEdit, NcciPtpEdit, WorkItem
 from server.models.base import utcnow
@@ -42,6 +42,14 @@ EDITS: dict[str, tuple[Level, str]] = {
     "use-additional-code": ("warning", "ICD-10-CM 'use additional code' note not followed"),
     "code-also": ("warning", "ICD-10-CM 'code also' note not followed"),
     "code-first": ("warning", "ICD-10-CM 'code first' note: underlying condition not first"),
+    "code-not-valid-on-date": ("error", "code not valid on the date of service (MCE data)"),
+    **{
+        mce.edit_id(name): (
+            "error" if default == "error" else "warning",
+            f"Medicare Code Editor: {mce.WORDS[name].split(' (')[0]}",
+        )
+        for name, default in mce.EDIT_DEFAULTS.items()
+    },
 }
 
 # Modifiers that let an NCCI PTP pair with indicator 1 be reported (NCCI Policy Manual,
@@ -280,11 +288,24 @@ def _tabular(codes: Codes) -> list[Finding]:
     ]
 
 
+def _mce(codes: Codes, ctx: ClaimContext) -> list[Finding]:
+    found = mce.check(
+        dx=[d.code for d in codes.diagnoses if d.code.strip()],
+        pcs=[(n, normalise(p.code)) for n, p in enumerate(codes.procedures) if p.system == "PCS"],
+        inpatient=ctx.inpatient,
+        date_of_service=ctx.date_of_service,
+        age=ctx.age,
+        sex=ctx.sex,
+    )
+    return [Finding(f.edit, [f.kind, f.line, "code"], f.msg) for f in found]
+
+
 def check(session: Session, *, codes: Codes, context: ClaimContext) -> list[Finding]:
     """Every claim edit over the claim's lines (the caller applies the levels)."""
     lines = _billed_lines(codes)
     return [
         *_tabular(codes),
+        *_mce(codes, context),
         *_modifiers(codes),
         *_ptp(session, lines, context),
         *_mue(session, lines, context),
@@ -317,7 +338,7 @@ def apply_levels(
     errors: list[Problem] = []
     warnings: list[Problem] = []
     for f in findings:
-        level = chosen.get(f.edit, EDITS.get(f.edit, ("error", ""))[0])
+        level = chosen.get(f.edit, "warning")  # an edit not registered only informs
         if level == "off":
             continue
         pair = "|".join(f.pair) if f.pair else None

@@ -314,3 +314,14 @@ def _patient() -> dict[str, Any]:
     from tests.factories import encounter_data
 
     return encounter_data().patient.model_dump()
+
+
+def test_seventh_character_requirements(make_client):
+    held = coder_with_item(make_client)
+    got = _put(held, dx=["T50.901", "V43.52A"])
+    assert _ids(got["errors"])[:2] == ["seventh-character", "seventh-character"], got
+    first, second = got["errors"][:2]
+    assert first["msg"].startswith("T50.901 needs a 7th character (e.g. T50.901A)")
+    assert "A initial encounter; D subsequent encounter; S sequela" in first["msg"]
+    assert second["msg"].startswith("V43.52A needs the placeholder X before its 7th character")
+    assert "V43.52XA" in second["msg"]

@@ -25,6 +25,7 @@ from server.coding import codesets
 from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, Problem, ProcedureLine
 from server.edits import service as edits_service
+from server.edits import tabular
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
@@ -68,6 +69,37 @@ def is_inpatient(session: Session, item: WorkItem) -> bool:
 # ---------------------------------------------------------------- validation
 
 
+def _seventh_character(code: str) -> str | None:
+    """What to tell a coder whose code lacks the 7th character (or the placeholder X) its
+    category requires; None if that is not what is wrong."""
+    seventh = tabular.seventh_characters(code[:3])
+    if not seventh or len(code) >= 8:
+        return None
+    index = codesets.icd10cm()
+    entry = index.get(code)
+    if entry is None and len(code) >= 4:  # 7th character typed without the placeholder X
+        fixed = index.get(code[:-1].ljust(6, "X") + code[-1])
+        if fixed is not None and fixed.billable:
+            return (
+                f"{codesets.dotted(code)} needs the placeholder X before its 7th character: "
+                f"{fixed.display} ({fixed.description}). {tabular.SOURCE}."
+            )
+        return None
+    if entry is None or entry.billable or len(code) >= 7:
+        return None
+    example = next(
+        (e for c in seventh if (e := index.get(code.ljust(6, "X") + c)) is not None), None
+    )
+    if example is None:
+        return None  # a header with more specific codes under it
+    options = "; ".join(f"{c} {' '.join(m.split())}" for c, m in list(seventh.items())[:8])
+    more = " ..." if len(seventh) > 8 else ""
+    return (
+        f"{entry.display} needs a 7th character (e.g. {example.display}): {options}{more}. "
+        f"{tabular.SOURCE}."
+    )
+
+
 def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool) -> None:
     loc: list[str | int] = ["diagnoses", n]
     raw = line.code.strip()
@@ -76,7 +108,10 @@ def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool
         v.error([*loc, "code"], f"Diagnosis {n + 1} has no code.", "code-unknown")
         return
     entry = codesets.icd10cm().get(code)
-    if entry is None:
+    seventh = _seventh_character(code) if entry is None or not entry.billable else None
+    if seventh:
+        v.error([*loc, "code"], seventh, "seventh-character")
+    elif entry is None:
         v.error(
             [*loc, "code"],
             f"{raw} is not an ICD-10-CM code ({codesets.ICD10CM_RELEASE}): check the code, "

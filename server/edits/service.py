@@ -166,13 +166,14 @@ def _ptp(
             or_(col(NcciPtpEdit.deleted).is_(None), col(NcciPtpEdit.deleted) > dos),
         )
     ).all()
+    by_code: dict[str, list[tuple[int, str, set[str], int]]] = defaultdict(list)
+    for line in lines:
+        by_code[line[1]].append(line)
     found: list[Finding] = []
     for edit in sorted(edits, key=lambda e: (e.column1, e.column2)):
-        for n1, c1, mods1, _ in lines:
-            if c1 != edit.column1:
-                continue
-            for n2, c2, mods2, _ in lines:
-                if c2 != edit.column2 or n2 == n1:
+        for n1, c1, mods1, _ in by_code[edit.column1]:
+            for n2, c2, mods2, _ in by_code[edit.column2]:
+                if n2 == n1:
                     continue
                 source = (
                     f"NCCI PTP {edit.setting} edit, {edit.quarter} file, in force since "

@@ -128,6 +128,20 @@ def check(dx: list[str], *, unrelated: set[tuple[str, str]]) -> list[TabularFind
     index = codesets.icd10cm()
     entries = [index.get(c) for c in dx]
     codes = [normalise(c) for c in dx]
+    by_prefix: dict[str, list[int]] = {}  # every prefix of every code -> its lines
+    for m, code in enumerate(codes):
+        for k in range(3, len(code) + 1):
+            by_prefix.setdefault(code[:k], []).append(m)
+
+    def lines_named(named: tuple[Ref, ...]) -> set[int]:
+        hit: set[int] = set()
+        for r in named:
+            if r.low == r.high:
+                hit.update(by_prefix.get(r.low, ()))
+            else:
+                hit.update(m for m, c in enumerate(codes) if r.matches(c))
+        return hit
+
     found: list[TabularFinding] = []
     seen_pairs: set[tuple[str, str]] = set()
     for n, entry in enumerate(entries):
@@ -135,8 +149,9 @@ def check(dx: list[str], *, unrelated: set[tuple[str, str]]) -> list[TabularFind
             continue
         applied = notes(entry.display)
         for note, named in applied.excludes1:
-            for m, other in enumerate(entries):
-                if m == n or other is None or not any(r.matches(codes[m]) for r in named):
+            for m in sorted(lines_named(named)):
+                other = entries[m]
+                if m == n or other is None:
                     continue
                 a, b = sorted((entry.display, other.display))
                 if (a, b) in seen_pairs:
@@ -166,8 +181,8 @@ def check(dx: list[str], *, unrelated: set[tuple[str, str]]) -> list[TabularFind
             for note, named in items:
                 if not named:
                     continue
-                pool = codes[:n] if before_only else codes[:n] + codes[n + 1 :]
-                if any(r.matches(c) for r in named for c in pool):
+                hits = lines_named(named) - {n}
+                if any(m < n for m in hits) if before_only else hits:
                     continue
                 found.append(
                     TabularFinding(

@@ -148,3 +148,32 @@ def _engine():  # type: ignore[no-untyped-def]
     from server.db import get_engine
 
     return get_engine()
+
+
+def test_hospital_outpatient_edits_apply_to_hospital_claims(session: Session):
+    from server.coding.schemas import Codes, ProcedureLine
+    from server.edits import service as edits_service
+
+    files.load(session, kind="ncci-ptp", setting="hospital", path=DATA / "ccioph-v320r0-f1.txt")
+    files.load(session, kind="ncci-ptp", setting="practitioner", path=PTP_Q1)
+    codes = Codes(
+        procedures=[
+            ProcedureLine(code="96372", dx_pointers=[1]),
+            ProcedureLine(code="99211", dx_pointers=[1]),
+        ]
+    )
+
+    def edits(setting: str | None) -> list[str]:
+        ctx = edits_service.ClaimContext(
+            inpatient=False,
+            setting=setting,
+            date_of_service=date(2026, 10, 1),
+            payer_class="medicare",
+        )
+        return [f.edit for f in edits_service.check(session, codes=codes, context=ctx)]
+
+    assert edits("hospital") == ["ncci-ptp"]
+    assert edits("practitioner") == []
+    assert edits(None) == []  # inpatient: no PTP
+    assert edits_service.claim_setting("inpatient") is None
+    assert edits_service.claim_setting("professional") == "practitioner"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+DxCode = Annotated[str, StringConstraints(max_length=10)]
 
 
 class DiagnosisLine(BaseModel):
@@ -39,7 +41,7 @@ class Codes(BaseModel):
     procedures: list[ProcedureLine] = Field(default_factory=list, max_length=50)
     # Excludes1 pairs the coder recorded as unrelated conditions (the guideline's exception),
     # e.g. [["E10.9", "E11.9"]]: stored sealed with the lines, and audited with the save.
-    unrelated: list[tuple[str, str]] = Field(default_factory=list, max_length=25)
+    unrelated: list[tuple[DxCode, DxCode]] = Field(default_factory=list, max_length=25)
 
 
 class Problem(BaseModel):

@@ -131,7 +131,7 @@ def context_for(
         inpatient=inpatient,
         setting=claim_setting(klass),
         date_of_service=dos,
-        payer_class=(encounter.payer_class if encounter else None) or "unknown",
+        payer_class=((encounter.payer_class if encounter else None) or "unknown").lower(),
         age=_age(birth, dos),
         sex=sex,
     )

@@ -325,3 +325,20 @@ def test_seventh_character_requirements(make_client):
     assert "A initial encounter; D subsequent encounter; S sequela" in first["msg"]
     assert second["msg"].startswith("V43.52A needs the placeholder X before its 7th character")
     assert "V43.52XA" in second["msg"]
+
+
+def test_codes_checked_by_the_date_of_service(make_client):
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
+    held = coder_with_item(make_client, start=start, end=start + timedelta(minutes=30))
+    # B88.0 was split into B88.01/B88.09 on 2025-10-01: valid in June 2025 (an older
+    # release than the one shipped), E11.A only exists from 2025-10-01.
+    got = _put(held, dx=["B88.0", "E11.A"])
+    assert _ids(got["errors"]) == ["code-not-valid-on-date"], got
+    assert got["errors"][0]["loc"] == ["diagnoses", 1, "code"]
+    assert "E11.A is not valid for a date of service of 2025-06-02" in got["errors"][0]["msg"]
+    assert "code-older-release" in _ids(got["warnings"])
+    later = coder_with_item(make_client, "coder-later")  # October 2026
+    got = _put(later, dx=["B88.0", "E11.A"])
+    assert _ids(got["errors"]) == ["code-not-billable"], got  # a header since 2025-10-01

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -24,8 +25,8 @@ from server.auth.principal import Principal
 from server.coding import codesets
 from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, Problem, ProcedureLine
+from server.edits import mce, tabular
 from server.edits import service as edits_service
-from server.edits import tabular
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
@@ -100,7 +101,9 @@ def _seventh_character(code: str) -> str | None:
     )
 
 
-def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool) -> None:
+def _check_diagnosis(
+    v: Validation, n: int, line: DiagnosisLine, inpatient: bool, dos: date
+) -> None:
     loc: list[str | int] = ["diagnoses", n]
     raw = line.code.strip()
     code = normalise(raw)
@@ -108,8 +111,20 @@ def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool
         v.error([*loc, "code"], f"Diagnosis {n + 1} has no code.", "code-unknown")
         return
     entry = codesets.icd10cm().get(code)
-    seventh = _seventh_character(code) if entry is None or not entry.billable else None
-    if seventh:
+    # A code of an older release (absent, or a header, in the shipped one), billable then.
+    older = (entry is None or not entry.billable) and bool(mce.valid_on(code, dos))
+    seventh = (
+        _seventh_character(code) if not older and (entry is None or not entry.billable) else None
+    )
+    if older:
+        v.warn(
+            [*loc, "code"],
+            f"{raw} is not a billable code in {codesets.ICD10CM_RELEASE} but is valid for a "
+            f"date of service of {dos.isoformat()} ({mce.CODE_MASTER}); its tabular notes "
+            "were not checked.",
+            "code-older-release",
+        )
+    elif seventh:
         v.error([*loc, "code"], seventh, "seventh-character")
     elif entry is None:
         v.error(
@@ -241,7 +256,7 @@ def validate(session: Session, *, codes: Codes, context: edits_service.ClaimCont
     if not codes.diagnoses:
         v.error(["diagnoses"], "Add at least one diagnosis.", "no-diagnosis")
     for n, dx in enumerate(codes.diagnoses):
-        _check_diagnosis(v, n, dx, inpatient)
+        _check_diagnosis(v, n, dx, inpatient, context.date_of_service)
     seen = Counter(normalise(d.code) for d in codes.diagnoses if d.code.strip())
     for n, dx in enumerate(codes.diagnoses):
         if seen[normalise(dx.code)] > 1 and normalise(dx.code) in [

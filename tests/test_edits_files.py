@@ -177,3 +177,28 @@ def test_hospital_outpatient_edits_apply_to_hospital_claims(session: Session):
     assert edits(None) == []  # inpatient: no PTP
     assert edits_service.claim_setting("inpatient") is None
     assert edits_service.claim_setting("professional") == "practitioner"
+
+
+def test_the_newest_mue_table_in_force_applies_whole(session: Session):
+    from server.coding.schemas import Codes, ProcedureLine
+    from server.edits import service as edits_service
+
+    files.load(session, kind="mue", setting="practitioner", path=MUE_Q4)
+    files.load(session, kind="mue", setting="practitioner", path=MUE_NEXT)
+    codes = Codes(
+        procedures=[
+            ProcedureLine(code="80053", units=2, dx_pointers=[1]),
+            ProcedureLine(code="99213", units=2, dx_pointers=[1]),
+        ]
+    )
+
+    def over(day: date) -> list[str]:
+        ctx = edits_service.ClaimContext(
+            inpatient=False, setting="practitioner", date_of_service=day, payer_class="x"
+        )
+        return [str(f.code) for f in edits_service.check(session, codes=codes, context=ctx)]
+
+    assert over(date(2026, 9, 30)) == []  # before any table
+    assert over(date(2026, 12, 1)) == ["80053", "99213"]  # 2026Q4: both at most 1
+    # 2027Q1: 99213 may be 2, and 80053 is no longer in the table.
+    assert over(date(2027, 2, 1)) == []

@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("setting", "code", "effective"),
     )
     op.create_index("ix_mue_edit_lookup", "mue_edit", ["setting", "code"])
+    op.create_index("ix_mue_edit_table", "mue_edit", ["setting", "effective"])
     op.create_table(
         "edit_file_load",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -74,6 +75,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("edit_level")
     op.drop_table("edit_file_load")
+    op.drop_index("ix_mue_edit_table", table_name="mue_edit")
     op.drop_index("ix_mue_edit_lookup", table_name="mue_edit")
     op.drop_table("mue_edit")
     op.drop_index("ix_ncci_ptp_edit_lookup", table_name="ncci_ptp_edit")

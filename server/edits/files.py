@@ -263,7 +263,7 @@ def load(
 
     `quarter` labels the edits in messages (default: from the file name, else from the
     newest effective date). MUE rows take `effective` (default: the date in the file name,
-    `..._Eff_01-01-2026...`) and are in force until a later quarter's row for the code.
+    `..._Eff_01-01-2026...`): the table is in force until a newer table is.
     """
     _check_setting(kind, setting)
     sha, total = _line_count(path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
@@ -205,17 +205,21 @@ def _mue(
     codes = sorted({code for _, code, _, _ in lines})
     if ctx.setting is None or not codes:
         return []
-    rows = session.exec(  # every quarter up to the date of service; the newest wins
+    # The newest table in force on the date of service replaces the older ones whole: a
+    # code it leaves out has no MUE from then on.
+    in_force = (
+        select(func.max(MueEdit.effective))
+        .where(MueEdit.setting == ctx.setting, col(MueEdit.effective) <= ctx.date_of_service)
+        .scalar_subquery()
+    )
+    rows = session.exec(
         select(MueEdit).where(
             MueEdit.setting == ctx.setting,
             col(MueEdit.code).in_(codes),
-            col(MueEdit.effective) <= ctx.date_of_service,
+            col(MueEdit.effective) == in_force,
         )
     ).all()
-    current: dict[str, MueEdit] = {}
-    for row in rows:
-        if row.code not in current or row.effective > current[row.code].effective:
-            current[row.code] = row
+    current = {row.code: row for row in rows}
     found: list[Finding] = []
     per_day: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for n, code, _, units in lines:

@@ -45,12 +45,13 @@ class MueEdit(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("setting", "code", "effective"),
         Index("ix_mue_edit_lookup", "setting", "code"),
+        Index("ix_mue_edit_table", "setting", "effective"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     setting: str = Field(max_length=20)  # practitioner | hospital | dme
     code: str = Field(max_length=5)
-    effective: date  # the quarter's first day; in force until a later quarter's row
+    effective: date  # the table's first day; the newest table loaded replaces older ones
     value: int
     adjudication: int  # 1 per line; 2 per date of service (policy); 3 per date (clinical)
     rationale: str = Field(default="", max_length=200)

@@ -294,7 +294,7 @@ def _load_edits(
     try:
         with bar, session_scope() as session:
             task = bar.add_task("lines", total=None)
-            result = files.load(
+            result = files.load_any(
                 session,
                 kind=kind,
                 setting=setting,

@@ -202,3 +202,24 @@ def test_the_newest_mue_table_in_force_applies_whole(session: Session):
     assert over(date(2026, 12, 1)) == ["80053", "99213"]  # 2026Q4: both at most 1
     # 2027Q1: 99213 may be 2, and 80053 is no longer in the table.
     assert over(date(2027, 2, 1)) == []
+
+
+def test_a_zip_as_cms_ships_the_quarter(session: Session, tmp_path: Path):
+    import zipfile
+
+    archive = tmp_path / "ccipra-v320r0.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("ccipra-v320r0-f1.txt", PTP_Q1.read_bytes())
+        z.writestr("ccipra-v320r0-f2.txt", (DATA / "ccioph-v320r0-f1.txt").read_bytes())
+        z.writestr("readme.txt", "Quarterly NCCI PTP edits, practitioner.\n")
+    done = files.load_any(session, kind="ncci-ptp", setting="practitioner", path=archive)
+    assert (done.rows, done.quarter, done.already_loaded) == (6, "2026Q1", False)
+    assert len(_ptp(session)) == 6
+    again = files.load_any(session, kind="ncci-ptp", setting="practitioner", path=archive)
+    assert again.already_loaded
+    bad = tmp_path / "ccipra-v321r0.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("ccipra-v321r0-f1.txt", PTP_NEXT.read_bytes())
+        z.writestr("ccipra-v321r0-f2.txt", "20610\t99214\t\t2011")
+    with pytest.raises(files.FileRejected, match="ccipra-v321r0-f2.txt: line 1:"):
+        files.load_any(session, kind="ncci-ptp", setting="practitioner", path=bad)

@@ -14,6 +14,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -347,6 +350,69 @@ def load(
     if progress:
         progress(total, total)
     return LoadResult(kind, setting, label, count, already_loaded=False)
+
+
+def load_any(
+    session: Session,
+    *,
+    kind: str,
+    setting: str,
+    path: Path,
+    quarter: str | None = None,
+    effective: date | None = None,
+    progress: Progress | None = None,
+) -> LoadResult:
+    """`load` for a file, or for every `.txt`/`.csv` part of a zip as CMS ships them (one
+    transaction: a bad part stops them all). Parts without edits (a read-me) are skipped."""
+    if path.suffix.lower() != ".zip":
+        return load(
+            session,
+            kind=kind,
+            setting=setting,
+            path=path,
+            quarter=quarter,
+            effective=effective,
+            progress=progress,
+        )
+    _check_setting(kind, setting)
+    results: list[LoadResult] = []
+    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
+        names = sorted(
+            n
+            for n in archive.namelist()
+            if n.lower().endswith((".txt", ".csv")) and not n.endswith("/")
+        )
+        for name in names:
+            part = Path(tmp) / Path(name).name
+            with archive.open(name) as src, part.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            try:
+                results.append(
+                    load(
+                        session,
+                        kind=kind,
+                        setting=setting,
+                        path=part,
+                        quarter=quarter or quarter_from_name(path.name),
+                        effective=effective or effective_from_name(path.name),
+                        progress=progress,
+                    )
+                )
+            except FileRejected as exc:
+                if exc.details:  # a bad line: the whole archive stops
+                    raise FileRejected(
+                        f"{Path(name).name}: {exc.message}", details=exc.details
+                    ) from None
+                continue  # no edits at all in this part
+    if not results:
+        raise FileRejected(f"No {kind} edits found in {path.name}; nothing was loaded.")
+    return LoadResult(
+        kind,
+        setting,
+        results[0].quarter,
+        sum(r.rows for r in results),
+        already_loaded=all(r.already_loaded for r in results),
+    )
 
 
 def _dedupe(batch: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

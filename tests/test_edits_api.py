@@ -342,3 +342,18 @@ def test_codes_checked_by_the_date_of_service(make_client):
     later = coder_with_item(make_client, "coder-later")  # October 2026
     got = _put(later, dx=["B88.0", "E11.A"])
     assert _ids(got["errors"]) == ["code-not-billable"], got  # a header since 2025-10-01
+
+
+def test_the_unsaved_check_says_age_and_sex_wait_for_the_save(make_client):
+    held = coder_with_item(make_client)
+    page = held.client.post(
+        f"/work/{held.item_id}/codes/check",
+        data={"csrf_token": held.client.headers["X-CSRF-Token"], "dx_code": ["O80"]},
+    )
+    assert page.status_code == 200
+    assert "Age and sex edits run when the draft is saved." in page.text
+    saved = held.client.post(
+        f"/work/{held.item_id}/codes",
+        data={"csrf_token": held.client.headers["X-CSRF-Token"], "dx_code": ["O80"]},
+    )
+    assert "Age and sex edits run when the draft is saved." not in saved.text

@@ -47,6 +47,9 @@ class Validation:
 
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # Checked without the patient's age and sex (no audited view or use in hand): the age
+    # and sex edits did not run.
+    without_demographics: bool = False
 
     def error(self, loc: list[str | int], msg: str, code: str | None = None) -> None:
         """Add an error."""
@@ -246,12 +249,18 @@ def claim_context(
     elif key is not None:
         found = records_service.demographics(session, key=key)
         birth_date, sex = found.birth_date, found.sex
-    return edits_service.context_for(session, item=item, birth_date=birth_date, sex=sex)
+    return edits_service.context_for(
+        session,
+        item=item,
+        birth_date=birth_date,
+        sex=sex,
+        audited=record is not None or key is not None,
+    )
 
 
 def validate(session: Session, *, codes: Codes, context: edits_service.ClaimContext) -> Validation:
     """Check every line against the code sets, the claim rules and the claim edits."""
-    v = Validation()
+    v = Validation(without_demographics=not context.audited)
     inpatient = context.inpatient
     if not codes.diagnoses:
         v.error(["diagnoses"], "Add at least one diagnosis.", "no-diagnosis")

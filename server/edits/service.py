@@ -76,6 +76,7 @@ class ClaimContext:
     payer_class: str
     age: int | None = None  # at the date of service; only from an audited view of the chart
     sex: str | None = None  # "male" | "female" | other; likewise
+    audited: bool = False  # age and sex were looked for in an audited view or use
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def context_for(
     item: WorkItem,
     birth_date: str | date | None = None,
     sex: str | None = None,
+    audited: bool = False,
 ) -> ClaimContext:
     """The claim context of a work item, from its encounter's metadata (kept in clear).
 
@@ -134,6 +136,7 @@ def context_for(
         payer_class=((encounter.payer_class if encounter else None) or "unknown").lower(),
         age=_age(birth, dos),
         sex=sex,
+        audited=audited,
     )
 
 

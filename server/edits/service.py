@@ -128,7 +128,12 @@ def context_for(
     if encounter is not None:
         when = (encounter.end_at or encounter.start_at) if inpatient else encounter.start_at
     dos = (when or utcnow()).date()
-    birth = date.fromisoformat(birth_date) if isinstance(birth_date, str) else birth_date
+    birth = birth_date if isinstance(birth_date, date) else None
+    if isinstance(birth_date, str):
+        try:
+            birth = date.fromisoformat(birth_date[:10])
+        except ValueError:
+            birth = None  # a partial or odd birth date: the age edits do not run
     return ClaimContext(
         inpatient=inpatient,
         setting=claim_setting(klass),
@@ -173,11 +178,14 @@ def _ptp(
     for line in lines:
         by_code[line[1]].append(line)
     found: list[Finding] = []
-    for edit in sorted(edits, key=lambda e: (e.column1, e.column2)):
+    seen: set[tuple[int, int]] = set()  # two rows of one pair in force: the newest speaks
+    newest_first = sorted(edits, key=lambda e: (e.column1, e.column2, -e.effective.toordinal()))
+    for edit in newest_first:
         for n1, c1, mods1, _ in by_code[edit.column1]:
             for n2, c2, mods2, _ in by_code[edit.column2]:
-                if n2 == n1:
+                if n2 == n1 or (n1, n2) in seen:
                     continue
+                seen.add((n1, n2))
                 source = (
                     f"NCCI PTP {edit.setting} edit, {edit.quarter} file, in force since "
                     f"{edit.effective.isoformat()}"

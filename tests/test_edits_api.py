@@ -357,3 +357,23 @@ def test_the_unsaved_check_says_age_and_sex_wait_for_the_save(make_client):
         data={"csrf_token": held.client.headers["X-CSRF-Token"], "dx_code": ["O80"]},
     )
     assert "Age and sex edits run when the draft is saved." not in saved.text
+
+
+def test_levels_page_saves_and_shows_a_refusal_in_place(make_client):
+    boss = signed_in(make_client, "boss", "supervisor")
+    csrf = boss.headers["X-CSRF-Token"]
+    ok = boss.post(
+        "/edits/levels",
+        data={"csrf_token": csrf, "payer_class": "Medicare", "edit": "mue", "level": "warning"},
+        follow_redirects=True,
+    )
+    assert ok.status_code == 200
+    assert "Saved." in ok.text
+    assert "<td>medicare</td><td><code>mue</code></td><td>warning</td>" in ok.text
+    bad = boss.post(
+        "/edits/levels",
+        data={"csrf_token": csrf, "payer_class": "medicare", "edit": "mue", "level": "loud"},
+    )
+    assert bad.status_code == 422
+    assert "The level is error, warning, off or default." in bad.text
+    assert 'id="edit-level-form"' in bad.text

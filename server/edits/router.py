@@ -7,9 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
 from server.auth.deps import SessionDep, SupervisorDep
 from server.edits import service
+from server.web import forms
 from server.web.templates import render
 
 router = APIRouter()
@@ -27,7 +29,7 @@ class LevelIn(BaseModel):
     level: str = Field(pattern=r"^(error|warning|off|default)$")
 
 
-def _levels(session: SessionDep) -> dict[str, Any]:
+def _levels(session: Session) -> dict[str, Any]:
     return {
         "edits": [
             {"id": edit, "default": default, "description": what}
@@ -55,6 +57,17 @@ def api_set_level(session: SessionDep, actor: SupervisorDep, body: LevelIn) -> d
     return _levels(session)
 
 
+def _page(
+    request: Request, session: Session, *, message: str | None = None, error: str | None = None
+) -> Response:
+    return render(
+        request,
+        "edits/levels.html",
+        {**_levels(session), "message": message, "error": error},
+        status_code=422 if error else 200,
+    )
+
+
 @router.get("/edits", response_class=HTMLResponse)
 def levels_page(
     request: Request,
@@ -63,21 +76,19 @@ def levels_page(
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     """Claim edits: each edit's default level and the levels set per payer class."""
-    return render(
-        request,
-        "edits/levels.html",
-        {**_levels(session), "message": {"saved": "Saved."}.get(done or "")},
-    )
+    return _page(request, session, message={"saved": "Saved."}.get(done or ""))
 
 
 @router.post("/edits/levels", response_class=HTMLResponse)
 def set_level_page(
+    request: Request,
     session: SessionDep,
     actor: SupervisorDep,
     payer_class: Annotated[str, Form(min_length=1, max_length=100)],
     edit: Annotated[str, Form(min_length=1, max_length=60)],
     level: Annotated[str, Form(max_length=10)],
 ) -> Response:
-    """Set a level from the page."""
+    """Set a level from the page (a refused value shows the page again with the reason)."""
+    forms.on_error(request, lambda req, own, exc: _page(req, own, error=forms.message(exc)))
     service.set_level(session, actor=actor, payer_class=payer_class, edit=edit, level=level)
     return RedirectResponse("/edits?done=saved", status_code=303)

@@ -352,16 +352,23 @@ def _stored_form(codes: Codes) -> Codes:
     return Codes(diagnoses=dx, procedures=px, unrelated=unrelated)
 
 
-def _store(session: Session, *, work_item_id: int, codes: Codes) -> None:
-    """Seal the item's lines under its encounter's data key (replacing earlier ones)."""
-    sealed = records_service.seal_for_item(
-        session,
-        work_item_id=work_item_id,
-        table=ItemCodes.__tablename__,
-        row_id=work_item_id,
-        field="lines",
-        value=_stored_form(codes).model_dump(mode="json"),
-    )
+def _store(
+    session: Session, *, work_item_id: int, codes: Codes, key: ItemKey | None = None
+) -> None:
+    """Seal the item's lines under its encounter's data key (replacing earlier ones); with
+    the `key` of an audited use in hand, without unwrapping the data key again."""
+    table, value = ItemCodes.__tablename__, _stored_form(codes).model_dump(mode="json")
+    if key is not None:
+        sealed = key.seal(table=table, row_id=work_item_id, field="lines", value=value)
+    else:
+        sealed = records_service.seal_for_item(
+            session,
+            work_item_id=work_item_id,
+            table=table,
+            row_id=work_item_id,
+            field="lines",
+            value=value,
+        )
     row = session.get(ItemCodes, work_item_id)
     if row is None:
         row = ItemCodes(work_item_id=work_item_id, sealed_lines=sealed)
@@ -388,7 +395,7 @@ def save_codes(
         + (f" unrelated={len(codes.unrelated)}" if codes.unrelated else ""),
     )
     result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
-    _store(session, work_item_id=work_item_id, codes=codes)
+    _store(session, work_item_id=work_item_id, codes=codes, key=key)
     return result
 
 

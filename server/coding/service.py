@@ -510,10 +510,20 @@ def qa_decide(
             raise ValidationFailed(
                 "Give the corrected codes.", details=[{"loc": ["codes"], "msg": "required"}]
             )
-        result = validate(session, codes=codes, context=claim_context(session, item=item))
+        # The correction is an audited use of the item (its qa-decision row, written
+        # first): its key opens the patient's age and sex for the claim edits.
+        key = records_service.open_for_use(
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            action=audit_service.Action.qa_decision,
+            purpose="HOPERAT",
+            detail="corrected",
+        )
+        result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
         if result.errors:
             raise ValidationFailed("The corrected codes have errors.", details=result.details())
-        _store(session, work_item_id=work_item_id, codes=codes)
+        _store(session, work_item_id=work_item_id, codes=codes, key=key)
     assert item.coded_by_id is not None  # noqa: S101
     assert actor.user_id is not None  # noqa: S101
     outcome = "accepted" if decision == "accept" else "corrected"
@@ -538,14 +548,15 @@ def qa_decide(
     queue_service.transition(
         session, item=item, to_status=Status.ready_for_billing, actor=actor, action=f"qa-{outcome}"
     )
-    audit_service.record(
-        session,
-        actor=actor,
-        action=audit_service.Action.qa_decision,
-        work_item_id=work_item_id,
-        purpose="HOPERAT",
-        detail=outcome,
-    )
+    if decision == "accept":  # a correction was audited above, as its use of the item
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.qa_decision,
+            work_item_id=work_item_id,
+            purpose="HOPERAT",
+            detail=outcome,
+        )
     return item
 
 

@@ -269,6 +269,11 @@ def load(
     `..._Eff_01-01-2026...`): the table is in force until a newer table is.
     """
     _check_setting(kind, setting)
+    if quarter is not None and not re.fullmatch(r"[\w .:/-]{1,40}", quarter):
+        raise ValidationFailed(
+            "The quarter label is 1-40 letters, digits, spaces or . : / - (e.g. 2026Q1).",
+            details=[{"loc": ["quarter"], "msg": "1-40 characters"}],
+        )
     sha, total = _line_count(path)
     loaded = session.exec(
         select(EditFileLoad).where(
@@ -335,7 +340,11 @@ def load(
         write(session, _dedupe(batch, kind))
     if not label:  # a PTP file whose name tells no quarter: its newest edit's
         label = quarter_of(newest)
-        session.execute(_PTP.update().where(_PTP.c.quarter == "?").values(quarter=label))
+        session.execute(
+            _PTP.update()
+            .where(_PTP.c.setting == setting, _PTP.c.quarter == "?")
+            .values(quarter=label)
+        )
     session.add(
         EditFileLoad(
             kind=kind,

@@ -20,8 +20,11 @@ user_app = typer.Typer(help="Manage people.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage service tokens.", no_args_is_help=True)
 queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keyring.", no_args_is_help=True)
-codesets_app = typer.Typer(help="Load code set files (CPT, HCPCS, PCS).", no_args_is_help=True)
 queries_app = typer.Typer(help="Physician queries.", no_args_is_help=True)
+codesets_app = typer.Typer(
+    help="Load code set files (CPT, HCPCS, PCS) and CMS edit files (NCCI PTP, MUE).",
+    no_args_is_help=True,
+)
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
@@ -243,17 +246,38 @@ def queue_sweep() -> None:
     typer.echo(f"returned {total} expired leases")
 
 
+EDIT_FILES = ("ncci-ptp", "mue")
+
+
 @codesets_app.command("load")
 def codesets_load(
-    system: Annotated[str, typer.Argument(help="cpt, hcpcs or pcs")],
-    file: Annotated[Path, typer.Argument(help="The code file (CSV/TSV, or the CMS file)")],
+    system: Annotated[str, typer.Argument(help="cpt, hcpcs, pcs, ncci-ptp or mue")],
+    file: Annotated[Path, typer.Argument(help="The code or edit file (CSV/TSV, or the CMS file)")],
+    setting: Annotated[
+        str | None,
+        typer.Option(help="ncci-ptp: practitioner|hospital; mue: practitioner|hospital|dme"),
+    ] = None,
+    quarter: Annotated[
+        str | None, typer.Option(help="Label of the edits' quarter (default: from the file name)")
+    ] = None,
+    effective: Annotated[
+        str | None,
+        typer.Option(help="MUE: the table's effective date YYYY-MM-DD (default: file name)"),
+    ] = None,
 ) -> None:
-    """Replace a code set with the codes in FILE; codes not in it are then refused."""
-    from server.coding import codesets
+    """Load a code set (replaces it) or a CMS claim-edit file (merged, effective-dated)."""
     from server.db import session_scope
 
     if not file.is_file():
         fail(f"no such file: {file}")
+    kind = system.lower()
+    if kind in EDIT_FILES:
+        _load_edits(kind, file, setting=setting, quarter=quarter, effective=effective)
+        return
+    if setting is not None:
+        fail("--setting is for ncci-ptp and mue files only")
+    from server.coding import codesets
+
     try:
         with session_scope() as session:
             count = codesets.load(session, system=system.upper(), path=file)
@@ -275,6 +299,53 @@ def queries_escalate() -> None:
         reminders = mail.reminders(session, query_ids=escalated)
     sent = mail.send(reminders)  # after the commit: a mail server down never undoes it
     typer.echo(f"escalated {len(escalated)} open queries; sent {sent} reminder(s)")
+
+
+def _load_edits(
+    kind: str, file: Path, *, setting: str | None, quarter: str | None, effective: str | None
+) -> None:
+    """`codesets load ncci-ptp|mue FILE --setting S`: one transaction, with a progress bar."""
+    from datetime import date
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from server.db import session_scope
+    from server.edits import files
+
+    if setting is None:
+        fail(f"{kind} needs --setting ({'|'.join(files.KINDS[kind])})")
+        return
+    day = None
+    if effective is not None:
+        try:
+            day = date.fromisoformat(effective)
+        except ValueError:
+            fail(f"--effective {effective!r} is not a date YYYY-MM-DD")
+    bar = Progress(
+        TextColumn(f"loading {kind} {setting}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+    )
+    try:
+        with bar, session_scope() as session:
+            task = bar.add_task("lines", total=None)
+            result = files.load_any(
+                session,
+                kind=kind,
+                setting=setting,
+                path=file,
+                quarter=quarter,
+                effective=day,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except AppError as exc:
+        fail(f"{file.name}: {exc.message}")
+        return
+    if result.already_loaded:
+        typer.echo(f"{file.name} was already loaded ({result.rows} {kind} edits, {result.quarter})")
+    else:
+        typer.echo(f"loaded {result.rows} {kind} {setting} edits ({result.quarter})")
 
 
 @keys_app.command("init")

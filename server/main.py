@@ -20,6 +20,7 @@ from server.coding import codesets
 from server.coding import router as coding_router
 from server.config import PROJECT_ROOT, get_settings
 from server.db import get_engine
+from server.edits import router as edits_router
 from server.keyring import load_keyring
 from server.migrate import check_current
 from server.queries import router as queries_router
@@ -87,6 +88,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     app.include_router(coding_router.router)
     app.include_router(billing_router.router)
     app.include_router(queries_router.router)
+    app.include_router(edits_router.router)
     app.include_router(audit_router.router)
     app.include_router(reports_router.router)
     return app

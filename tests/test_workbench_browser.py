@@ -127,11 +127,11 @@ def test_a_bad_audit_search_replaces_the_old_results_with_the_reason(
     _sign_in(page, url, auditor)
     page.goto(f"{url}/compliance")
     page.click("#search")
-    expect(page.locator("#results table")).to_be_visible()
+    expect(page.locator("#results table#events")).to_be_visible()
     page.fill("input[name=work_item]", "abc")
     page.click("#search")
     expect(page.locator("#search-error")).to_contain_text("A work item is a number")
-    expect(page.locator("#results table")).to_have_count(0)
+    expect(page.locator("#results table#events")).to_have_count(0)
 
 
 def test_the_chart_and_the_code_field_fit_one_screen_and_the_notes_can_be_searched(

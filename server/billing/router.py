@@ -142,12 +142,12 @@ def claim_page(
     work_item_id: RowId,
 ) -> Response:
     """Claim preview (the 837 as it will be sent), export links, mark billed, return."""
-    claim = service.claim_data(session, actor=actor, work_item_id=work_item_id)
+    claim, checks = service.checked_claim(session, actor=actor, work_item_id=work_item_id)
     preview = service.render_claim(claim, "x12")
     return render(
         request,
         "billing/claim.html",
-        {"item_id": work_item_id, "claim": claim, "preview": preview},
+        {"item_id": work_item_id, "claim": claim, "preview": preview, "checks": checks},
     )
 
 

@@ -78,6 +78,14 @@ def _split_name(name: str) -> tuple[str, str]:
 
 def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.ClaimData:
     """Everything a claim needs, from the record (audited view) and the code lines."""
+    return checked_claim(session, actor=actor, work_item_id=work_item_id)[0]
+
+
+def checked_claim(
+    session: Session, *, actor: Principal, work_item_id: int
+) -> tuple[x12.ClaimData, coding_service.Validation]:
+    """The claim and its checks now (code sets and claim edits as loaded today, the levels
+    set for its payer class), from one audited view of the record."""
     item = session.get(WorkItem, work_item_id)
     if item is None or item.status not in (Status.ready_for_billing, Status.billed):
         audit_service.record_denied(
@@ -94,11 +102,16 @@ def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.
     )
     record = opened.record
     codes = coding_service.get_codes(session, key=opened.key)
+    checks = coding_service.validate(
+        session,
+        codes=codes,
+        context=coding_service.claim_context(session, item=item, record=record),
+    )
     patient: Any = record.patient
     address = getattr(patient, "address", None)
     last, first = _split_name(patient.name or "")
     payer = record.payer
-    return x12.ClaimData(
+    claim = x12.ClaimData(
         work_item_id=work_item_id,
         inpatient=record.encounter.encounter_class.lower() == "inpatient",
         patient_last=last,
@@ -126,6 +139,7 @@ def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.
             for p in codes.procedures
         ],
     )
+    return claim, checks
 
 
 def _check_npis(settings: Settings, *, inpatient: bool) -> None:
@@ -163,7 +177,23 @@ def export(session: Session, *, actor: Principal, work_item_id: int, fmt: str) -
         raise ValidationFailed(
             "Unknown claim format.", details=[{"loc": ["format"], "msg": "x12, fhir or csv"}]
         )
-    claim = claim_data(session, actor=actor, work_item_id=work_item_id)
+    claim, checks = checked_claim(session, actor=actor, work_item_id=work_item_id)
+    if checks.errors:  # a payer would deny it: no claim leaves with unresolved errors
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=audit_service.Action.claim_export,
+            outcome=audit_service.Outcome.failed,
+            work_item_id=work_item_id,
+            purpose=PURPOSE,
+            detail=f"claim edits: errors={len(checks.errors)}",
+        )
+        raise ValidationFailed(
+            f"The claim has {len(checks.errors)} unresolved error(s) a payer would deny it "
+            "for; return it to the coder with the reason.",
+            code="claim_edits",
+            details=checks.details(),
+        )
     event = audit_service.record(
         session,
         actor=actor,

@@ -64,8 +64,13 @@ def codes_from_form(form: FormData) -> Codes:
                 "numbers, and the system CPT, HCPCS or PCS.",
                 details=[{"loc": ["procedures", len(procedures)], "msg": "not a number"}],
             ) from exc
+    unrelated = [
+        (a.strip()[:10], b.strip()[:10])
+        for a, _, b in (v.partition("|") for v in values("unrelated")[:25])
+        if a.strip() and b.strip()
+    ]
     try:
-        return Codes(diagnoses=diagnoses, procedures=procedures)
+        return Codes(diagnoses=diagnoses, procedures=procedures, unrelated=unrelated)
     except PydanticValidationError as exc:
         raise ValidationFailed(
             "Too many lines (50 diagnoses and 50 procedures at most).",

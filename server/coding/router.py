@@ -217,7 +217,9 @@ def check_codes_page(
 ) -> Response:
     """Validation as you type: check what is on screen without saving (nothing is audited)."""
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
-    result = service.validate(session, codes=codes, inpatient=service.is_inpatient(session, item))
+    result = service.validate(
+        session, codes=codes, context=service.claim_context(session, item=item)
+    )
     return _workbench(
         request,
         session,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+DxCode = Annotated[str, StringConstraints(max_length=10)]
 
 
 class DiagnosisLine(BaseModel):
@@ -37,14 +39,19 @@ class Codes(BaseModel):
 
     diagnoses: list[DiagnosisLine] = Field(default_factory=list, max_length=50)
     procedures: list[ProcedureLine] = Field(default_factory=list, max_length=50)
+    # Excludes1 pairs the coder recorded as unrelated conditions (the guideline's exception),
+    # e.g. [["E10.9", "E11.9"]]: stored sealed with the lines, and audited with the save.
+    unrelated: list[tuple[DxCode, DxCode]] = Field(default_factory=list, max_length=25)
 
 
 class Problem(BaseModel):
     """A validation error or warning, pointing at the line and field it is about."""
 
     loc: list[str | int]
-    code: str | None = None
+    code: str | None = None  # the edit id (ncci-ptp, mue, excludes1, code-unknown, ...)
     msg: str
+    # An Excludes1 pair ("E10.9|E11.9") the workbench offers to record as unrelated; not in JSON.
+    pair: str | None = Field(default=None, exclude=True)
 
 
 class ValidationView(BaseModel):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -24,11 +25,14 @@ from server.auth.principal import Principal
 from server.coding import codesets
 from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, Problem, ProcedureLine
+from server.edits import mce, tabular
+from server.edits import service as edits_service
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
 from server.queue import service as queue_service
 from server.records import service as records_service
+from server.records.schemas import RecordView
 from server.records.service import ItemKey
 
 POA_VALUES = ("Y", "N", "U", "W", "1")
@@ -43,6 +47,9 @@ class Validation:
 
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # Checked without the patient's age and sex (no audited view or use in hand): the age
+    # and sex edits did not run.
+    without_demographics: bool = False
 
     def error(self, loc: list[str | int], msg: str, code: str | None = None) -> None:
         """Add an error."""
@@ -66,20 +73,68 @@ def is_inpatient(session: Session, item: WorkItem) -> bool:
 # ---------------------------------------------------------------- validation
 
 
-def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool) -> None:
+def _seventh_character(code: str) -> str | None:
+    """What to tell a coder whose code lacks the 7th character (or the placeholder X) its
+    category requires; None if that is not what is wrong."""
+    seventh = tabular.seventh_characters(code[:3])
+    if not seventh or len(code) >= 8:
+        return None
+    index = codesets.icd10cm()
+    entry = index.get(code)
+    if entry is None and len(code) >= 4:  # 7th character typed without the placeholder X
+        fixed = index.get(code[:-1].ljust(6, "X") + code[-1])
+        if fixed is not None and fixed.billable:
+            return (
+                f"{codesets.dotted(code)} needs the placeholder X before its 7th character: "
+                f"{fixed.display} ({fixed.description}). {tabular.SOURCE}."
+            )
+        return None
+    if entry is None or entry.billable or len(code) >= 7:
+        return None
+    example = next(
+        (e for c in seventh if (e := index.get(code.ljust(6, "X") + c)) is not None), None
+    )
+    if example is None:
+        return None  # a header with more specific codes under it
+    options = "; ".join(f"{c} {' '.join(m.split())}" for c, m in list(seventh.items())[:8])
+    more = " ..." if len(seventh) > 8 else ""
+    return (
+        f"{entry.display} needs a 7th character (e.g. {example.display}): {options}{more}. "
+        f"{tabular.SOURCE}."
+    )
+
+
+def _check_diagnosis(
+    v: Validation, n: int, line: DiagnosisLine, inpatient: bool, dos: date
+) -> None:
     loc: list[str | int] = ["diagnoses", n]
     raw = line.code.strip()
     code = normalise(raw)
     if not code:
-        v.error([*loc, "code"], f"Diagnosis {n + 1} has no code.")
+        v.error([*loc, "code"], f"Diagnosis {n + 1} has no code.", "code-unknown")
         return
     entry = codesets.icd10cm().get(code)
-    if entry is None:
+    # A code of an older release (absent, or a header, in the shipped one), billable then.
+    older = (entry is None or not entry.billable) and bool(mce.valid_on(code, dos))
+    seventh = (
+        _seventh_character(code) if not older and (entry is None or not entry.billable) else None
+    )
+    if older:
+        v.warn(
+            [*loc, "code"],
+            f"{raw} is not a billable code in {codesets.ICD10CM_RELEASE} but is valid for a "
+            f"date of service of {dos.isoformat()} ({mce.CODE_MASTER}); its tabular notes "
+            "were not checked.",
+            "code-older-release",
+        )
+    elif seventh:
+        v.error([*loc, "code"], seventh, "seventh-character")
+    elif entry is None:
         v.error(
             [*loc, "code"],
             f"{raw} is not an ICD-10-CM code ({codesets.ICD10CM_RELEASE}): check the code, "
             "or type words and pick one from the suggestions.",
-            raw,
+            "code-unknown",
         )
     elif not entry.billable:
         example = next((e.display for e in codesets.icd10cm().prefix(code, 50) if e.billable), None)
@@ -88,34 +143,31 @@ def _check_diagnosis(v: Validation, n: int, line: DiagnosisLine, inpatient: bool
             [*loc, "code"],
             f"{entry.display} ({entry.description}) is a category header, not a billable code: "
             f"pick a more specific code{hint}.",
-            entry.display,
+            "code-not-billable",
         )
     elif n == 0 and entry.manifestation:
         v.error(
             [*loc, "code"],
             f"{entry.display} ({entry.description}) is a manifestation code and cannot be the "
             "principal diagnosis: code the underlying condition first.",
-            entry.display,
-        )
-    elif n == 0 and entry.code_first:
-        v.warn(
-            [*loc, "code"],
-            f"{entry.display} has a 'code first' note: check whether the underlying condition "
-            "should be sequenced first.",
-            entry.display,
+            "manifestation-as-principal",
         )
     poa = (line.poa or "").strip().upper()
     if poa and poa not in POA_VALUES:
-        v.error([*loc, "poa"], f"POA '{line.poa}' is not valid: use {POA_WORDS}.", raw)
+        v.error([*loc, "poa"], f"POA '{line.poa}' is not valid: use {POA_WORDS}.", "poa")
     elif inpatient and not poa:
         v.error(
             [*loc, "poa"],
             f"Diagnosis {n + 1} ({raw}) needs a present-on-admission indicator on an inpatient "
             f"stay: {POA_WORDS}.",
-            raw,
+            "poa",
         )
     elif poa and not inpatient:
-        v.warn([*loc, "poa"], "POA indicators are only reported on inpatient claims; ignored.", raw)
+        v.warn(
+            [*loc, "poa"],
+            "POA indicators are only reported on inpatient claims; ignored.",
+            "poa",
+        )
 
 
 def _check_procedure(
@@ -141,7 +193,7 @@ def _check_procedure(
         v.error(
             [*loc, "code"],
             f"{raw or '(empty)'} is not a valid {names[system]} code: expected {shapes[system]}.",
-            raw,
+            "code-format",
         )
     else:
         count, present = loaded.get(system, (0, set()))
@@ -150,18 +202,19 @@ def _check_procedure(
                 [*loc, "code"],
                 f"{raw} is not in the {names[system]} code set loaded on this server "
                 f"({count} codes): check the code.",
-                raw,
+                "code-unknown",
             )
-    for m, modifier in enumerate(line.modifiers):
-        if not codesets.MODIFIER_RE.match(modifier.strip().upper()):
-            v.error([*loc, "modifiers", m], f"Modifier '{modifier}' must be 2 letters or digits.")
     if system == "PCS" and not inpatient:
-        v.warn([*loc, "system"], "ICD-10-PCS codes are reported on inpatient hospital claims.")
+        v.warn(
+            [*loc, "system"],
+            "ICD-10-PCS codes are reported on inpatient hospital claims.",
+            "pcs-outpatient",
+        )
     if system != "PCS" and not line.dx_pointers:
         v.error(
             [*loc, "dx_pointers"],
             f"Procedure {n + 1} ({raw}) must point at the diagnosis it treats (e.g. 1).",
-            raw,
+            "dx-pointer",
         )
     for p, pointer in enumerate(line.dx_pointers):
         if pointer < 1 or pointer > dx_count:
@@ -170,25 +223,55 @@ def _check_procedure(
                 f"Procedure {n + 1} points at diagnosis {pointer}, but there "
                 f"{'is' if dx_count == 1 else 'are'} {dx_count} diagnosis line"
                 f"{'' if dx_count == 1 else 's'}.",
-                raw,
+                "dx-pointer",
             )
     if len(set(line.dx_pointers)) != len(line.dx_pointers):
-        v.error([*loc, "dx_pointers"], f"Procedure {n + 1} lists the same diagnosis twice.")
+        v.error(
+            [*loc, "dx_pointers"],
+            f"Procedure {n + 1} lists the same diagnosis twice.",
+            "dx-pointer",
+        )
 
 
-def validate(session: Session, *, codes: Codes, inpatient: bool) -> Validation:
-    """Check every line against the code sets and the claim rules."""
-    v = Validation()
+def claim_context(
+    session: Session,
+    *,
+    item: WorkItem,
+    record: RecordView | None = None,
+    key: ItemKey | None = None,
+) -> edits_service.ClaimContext:
+    """The claim context the checks run in: from the encounter's metadata, and the patient's
+    age and sex when an audited view (`record`) or audited use (`key`) is in hand; without
+    either, the age and sex edits are not run."""
+    birth_date = sex = None
+    if record is not None:
+        birth_date, sex = record.patient.birth_date, record.patient.sex
+    elif key is not None:
+        found = records_service.demographics(session, key=key)
+        birth_date, sex = found.birth_date, found.sex
+    return edits_service.context_for(
+        session,
+        item=item,
+        birth_date=birth_date,
+        sex=sex,
+        audited=record is not None or key is not None,
+    )
+
+
+def validate(session: Session, *, codes: Codes, context: edits_service.ClaimContext) -> Validation:
+    """Check every line against the code sets, the claim rules and the claim edits."""
+    v = Validation(without_demographics=not context.audited)
+    inpatient = context.inpatient
     if not codes.diagnoses:
-        v.error(["diagnoses"], "Add at least one diagnosis.")
+        v.error(["diagnoses"], "Add at least one diagnosis.", "no-diagnosis")
     for n, dx in enumerate(codes.diagnoses):
-        _check_diagnosis(v, n, dx, inpatient)
+        _check_diagnosis(v, n, dx, inpatient, context.date_of_service)
     seen = Counter(normalise(d.code) for d in codes.diagnoses if d.code.strip())
     for n, dx in enumerate(codes.diagnoses):
         if seen[normalise(dx.code)] > 1 and normalise(dx.code) in [
             normalise(d.code) for d in codes.diagnoses[:n]
         ]:
-            v.error(["diagnoses", n, "code"], f"{dx.code} is listed twice.", dx.code)
+            v.error(["diagnoses", n, "code"], f"{dx.code} is listed twice.", "duplicate")
     loaded: dict[str, tuple[int, set[str]]] = {}
     for system in codesets.LOADABLE:
         wanted = [p.code for p in codes.procedures if p.system == system]
@@ -212,8 +295,14 @@ def validate(session: Session, *, codes: Codes, inpatient: bool) -> Validation:
                 ["procedures", n],
                 f"Procedure {n + 1} ({codes.procedures[n].code}) repeats an earlier line: "
                 "raise the units on that line instead.",
-                codes.procedures[n].code,
+                "duplicate",
             )
+    findings = edits_service.check(session, codes=codes, context=context)
+    errors, warnings = edits_service.apply_levels(
+        session, findings=findings, payer_class=context.payer_class
+    )
+    v.errors.extend(errors)
+    v.warnings.extend(warnings)
     return v
 
 
@@ -259,19 +348,27 @@ def _stored_form(codes: Codes) -> Codes:
         )
         for line in codes.procedures
     ]
-    return Codes(diagnoses=dx, procedures=px)
+    unrelated = sorted(edits_service.unrelated_pairs(codes))
+    return Codes(diagnoses=dx, procedures=px, unrelated=unrelated)
 
 
-def _store(session: Session, *, work_item_id: int, codes: Codes) -> None:
-    """Seal the item's lines under its encounter's data key (replacing earlier ones)."""
-    sealed = records_service.seal_for_item(
-        session,
-        work_item_id=work_item_id,
-        table=ItemCodes.__tablename__,
-        row_id=work_item_id,
-        field="lines",
-        value=_stored_form(codes).model_dump(mode="json"),
-    )
+def _store(
+    session: Session, *, work_item_id: int, codes: Codes, key: ItemKey | None = None
+) -> None:
+    """Seal the item's lines under its encounter's data key (replacing earlier ones); with
+    the `key` of an audited use in hand, without unwrapping the data key again."""
+    table, value = ItemCodes.__tablename__, _stored_form(codes).model_dump(mode="json")
+    if key is not None:
+        sealed = key.seal(table=table, row_id=work_item_id, field="lines", value=value)
+    else:
+        sealed = records_service.seal_for_item(
+            session,
+            work_item_id=work_item_id,
+            table=table,
+            row_id=work_item_id,
+            field="lines",
+            value=value,
+        )
     row = session.get(ItemCodes, work_item_id)
     if row is None:
         row = ItemCodes(work_item_id=work_item_id, sealed_lines=sealed)
@@ -286,15 +383,19 @@ def save_codes(
 ) -> Validation:
     """Save the draft (even with errors) of an item leased to the caller; answer the checks."""
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
-    result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
-    _store(session, work_item_id=work_item_id, codes=codes)
-    audit_service.record(
+    # The save is an audited use of the item (its audit row is written first): its key
+    # opens the patient's age and sex for the claim edits, and nothing else.
+    key = records_service.open_for_use(
         session,
         actor=actor,
-        action=audit_service.Action.code_save,
         work_item_id=work_item_id,
-        detail=f"dx={len(codes.diagnoses)} px={len(codes.procedures)} errors={len(result.errors)}",
+        action=audit_service.Action.code_save,
+        purpose="TREAT",
+        detail=f"dx={len(codes.diagnoses)} px={len(codes.procedures)}"
+        + (f" unrelated={len(codes.unrelated)}" if codes.unrelated else ""),
     )
+    result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
+    _store(session, work_item_id=work_item_id, codes=codes, key=key)
     return result
 
 
@@ -330,7 +431,7 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         detail=f"to {to_status}",
     )
     codes = get_codes(session, key=key)
-    result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
+    result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
     if result.errors:
         audit_service.record_denied(
             session,
@@ -409,10 +510,20 @@ def qa_decide(
             raise ValidationFailed(
                 "Give the corrected codes.", details=[{"loc": ["codes"], "msg": "required"}]
             )
-        result = validate(session, codes=codes, inpatient=is_inpatient(session, item))
+        # The correction is an audited use of the item (its qa-decision row, written
+        # first): its key opens the patient's age and sex for the claim edits.
+        key = records_service.open_for_use(
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            action=audit_service.Action.qa_decision,
+            purpose="HOPERAT",
+            detail="corrected",
+        )
+        result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
         if result.errors:
             raise ValidationFailed("The corrected codes have errors.", details=result.details())
-        _store(session, work_item_id=work_item_id, codes=codes)
+        _store(session, work_item_id=work_item_id, codes=codes, key=key)
     assert item.coded_by_id is not None  # noqa: S101
     assert actor.user_id is not None  # noqa: S101
     outcome = "accepted" if decision == "accept" else "corrected"
@@ -437,14 +548,15 @@ def qa_decide(
     queue_service.transition(
         session, item=item, to_status=Status.ready_for_billing, actor=actor, action=f"qa-{outcome}"
     )
-    audit_service.record(
-        session,
-        actor=actor,
-        action=audit_service.Action.qa_decision,
-        work_item_id=work_item_id,
-        purpose="HOPERAT",
-        detail=outcome,
-    )
+    if decision == "accept":  # a correction was audited above, as its use of the item
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.qa_decision,
+            work_item_id=work_item_id,
+            purpose="HOPERAT",
+            detail=outcome,
+        )
     return item
 
 

@@ -3,6 +3,7 @@
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
 from server.models.coding import ClaimRecord, ClaimReturn, CodeSetEntry, ItemCodes, QaReview
+from server.models.edits import EditFileLoad, EditLevel, MueEdit, NcciPtpEdit
 from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
@@ -18,12 +19,16 @@ __all__ = [
     "CodeSetEntry",
     "DataKey",
     "Document",
+    "EditFileLoad",
+    "EditLevel",
     "Encounter",
     "EncounterProvider",
     "Hl7Message",
     "FlagCase",
     "FlagCaseStep",
     "ItemCodes",
+    "MueEdit",
+    "NcciPtpEdit",
     "OidcTransaction",
     "QaReview",
     "Patient",

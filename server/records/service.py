@@ -703,6 +703,30 @@ def open_for_use(
     return ItemKey(mint=_MINT, work_item_id=work_item_id, key=_unwrap(dk), data_key_id=dk.id)
 
 
+@dataclass(frozen=True)
+class Demographics:
+    """The patient's birth date and sex: what the claim edits' age and sex checks need."""
+
+    birth_date: str | None
+    sex: str | None
+
+
+def demographics(session: Session, *, key: ItemKey) -> Demographics:
+    """The patient's birth date and sex, opened with the key of an audited view or use.
+
+    For checks run under an audited use that shows no record (saving codes, submit): only
+    these two fields leave the sealed patient value, and only into the caller's memory.
+    """
+    row = session.execute(
+        select(Encounter.id, Encounter.sealed_patient)
+        .join(WorkItem, col(WorkItem.encounter_id) == col(Encounter.id))
+        .where(col(WorkItem.id) == key.work_item_id)
+    ).one()
+    sealed = key.open(table="encounter", row_id=row[0], field="patient", sealed=row[1])
+    patient = sealed.get("patient") or {}
+    return Demographics(birth_date=patient.get("birth_date"), sex=patient.get("sex"))
+
+
 # ---------------------------------------------------------------- ingest
 
 

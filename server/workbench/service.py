@@ -104,7 +104,11 @@ def open_chart(
         row=queue_service.item_row(session, item=item),
         record=opened.record,
         codes=codes,
-        problems=coding_service.validate(session, codes=codes, inpatient=inpatient)
+        problems=coding_service.validate(
+            session,
+            codes=codes,
+            context=coding_service.claim_context(session, item=item, record=opened.record),
+        )
         if checks
         else None,
         inpatient=inpatient,

@@ -83,7 +83,9 @@ def facts(bundle: dict[str, Any]) -> Facts:
             f.service_dates.add(res["period"]["start"][:10])
             f.service_dates.add(res["period"]["end"][:10])
             for who in res.get("participant", []):
-                f.practitioner_words.update((who.get("individual") or {}).get("display", "").split())
+                f.practitioner_words.update(
+                    (who.get("individual") or {}).get("display", "").split()
+                )
     for entry in bundle["entry"]:
         res = entry["resource"]
         if res["resourceType"] == "DocumentReference":

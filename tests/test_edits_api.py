@@ -11,8 +11,8 @@ from sqlmodel import Session, select
 from server.db import get_engine
 from server.edits import files
 from server.models import AuditEvent
-from tests.factories import make_token
 from tests.support.coding import coder_with_item, signed_in
+from tests.support.factories import make_token
 
 DATA = Path(__file__).parent / "data"
 
@@ -311,7 +311,7 @@ def test_mce_on_inpatient_stays_and_levels(make_client):
 
 
 def _patient() -> dict[str, Any]:
-    from tests.factories import encounter_data
+    from tests.support.factories import encounter_data
 
     return encounter_data().patient.model_dump()
 

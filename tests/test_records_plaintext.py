@@ -13,8 +13,8 @@ takes (US and compact spellings).
 
 Practitioners' names are public directory data and are stored in clear (a physician query
 is addressed by NPI and name). Synthea draws them from the same name lists as patients, so
-a patient's single given or family name that is also a word of a practitioner's name on the
-same bundle is searched only as part of the patient's full name.
+a patient's single given or family name that is also a word of a practitioner's name in any
+fixture is searched only as part of the patient's full name.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def _needles(all_facts) -> tuple[list[str], list[str]]:
     """(values exactly as the fixtures hold them, other spellings of them)."""
     exact: list[str] = []
     variants: list[str] = []
+    practitioners = set().union(*(f.practitioner_words for f in all_facts))
     for f in all_facts:
-        exact += [n for n in f.names if n not in f.practitioner_words]
+        exact += [n for n in f.names if n not in practitioners]
         exact += f.ssns + f.mrns + f.sentences()
         variants += f.full_names + [n.replace("-", "") for n in f.ssns]
         for born in f.birth_dates:

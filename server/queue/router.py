@@ -246,7 +246,10 @@ def heartbeat_page(
     """Sent by the open item page every minute: extend the lease, show the new end."""
     item = service.heartbeat(session, actor=actor, work_item_id=work_item_id)
     return render(
-        request, "queue/item.html", {"row": service.item_row(session, item=item)}, block="lease"
+        request,
+        "queue/item.html",
+        {"row": service.item_row(session, item=item), "now": utcnow()},
+        block="lease",
     )
 
 

@@ -50,3 +50,12 @@ def test_a_qa_review_view_raises_no_outside_lease_flag(make_client):
             until=utcnow() + timedelta(minutes=1),
         )
     assert [f for f in flags if f.kind == "outside-lease" and f.actor == "sup1"] == []
+
+
+def test_each_saved_code_line_shows_its_description(make_client):
+    held = coder_with_item(make_client, "ana")
+    held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    page = held.client.get(f"/work/{held.item_id}")
+    assert page.status_code == 200
+    # E11.9 from the ICD-10-CM release the app ships, beside the code.
+    assert "Type 2 diabetes mellitus without complications" in page.text

@@ -52,6 +52,8 @@ def test_code_with_autocomplete_submit_then_bill(page: Page, browser, live_serve
     dx.type("type 2 diabetes without", delay=20)
     expect(page.locator("#dx-options option[value='E11.9']")).to_have_count(1)
     dx.fill("E11.9")
+    # The picked code's description shows beside it.
+    expect(page.locator("#dx-lines .code-title").first).to_contain_text("Type 2 diabetes")
     page.keyboard.press("Alt+p")  # add a procedure line
     page.locator("#px-lines input[name=px_code]").first.fill("99213")
     page.locator("#px-lines input[name=px_charge]").first.fill("125")

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from server.coding.schemas import Codes
 from server.errors import ValidationFailed
 from server.models import CodeSetEntry
 
@@ -318,3 +319,24 @@ def load(session: Session, *, system: str, path: Path) -> int:
     )
     session.flush()
     return len(unique)
+
+
+def titles(session: Session, *, codes: Codes) -> dict[str, str]:
+    """The description of every code on the lines, keyed 'SYSTEM:CODE' as typed (one query
+    for the loaded procedure code sets; ICD-10-CM from the in-memory index)."""
+    out: dict[str, str] = {}
+    index = icd10cm()
+    for line in codes.diagnoses:
+        found = index.get(normalise(line.code))
+        if found is not None:
+            out[f"{System.icd10cm}:{line.code}"] = found.description
+    wanted = {(p.system.upper(), normalise(p.code)): p.code for p in codes.procedures}
+    if wanted:
+        rows = session.exec(
+            select(CodeSetEntry).where(col(CodeSetEntry.code).in_([code for _, code in wanted]))
+        ).all()
+        for entry in rows:
+            typed = wanted.get((entry.system.upper(), entry.code))
+            if typed is not None:
+                out[f"{entry.system.upper()}:{typed}"] = entry.description
+    return out

@@ -162,5 +162,29 @@
     }, { passive: true });
     setInterval(function () { if (Date.now() - lastTouch > 60000) hide(); }, 5000);
   }
+
+  // The description beside each code: from the autocomplete option that matches what is in
+  // the field (the server puts the saved lines' descriptions there when the chart opens).
+  function describe(input) {
+    var cell = input.closest("tr") ? input.closest("tr").querySelector(".code-title") : null;
+    var list = input.getAttribute("list") ? document.getElementById(input.getAttribute("list")) : null;
+    if (!cell || !list) return;
+    var value = input.value.trim().toUpperCase();
+    var match = Array.prototype.find.call(list.options, function (o) {
+      return o.value.toUpperCase() === value;
+    });
+    if (match) cell.textContent = match.textContent.replace(match.value, "").trim();
+    else if (!value) cell.textContent = "";
+  }
+  document.addEventListener("input", function (e) {
+    if (e.target.matches && e.target.matches("input.code-input")) {
+      var input = e.target;
+      describe(input);
+      setTimeout(function () { describe(input); }, 600); // after the options arrive
+    }
+  });
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("input.code-input")) describe(e.target);
+  });
 })();
 

@@ -53,6 +53,7 @@ def _code_entry(chart: ChartView) -> dict[str, Any]:
         "problems": chart.problems,
         "queries": chart.queries,
         "providers": chart.providers,
+        "titles": chart.titles,
     }
 
 

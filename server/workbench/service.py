@@ -21,6 +21,7 @@ from sqlmodel import Session
 from server.auth.principal import Principal
 from server.billing import service as billing_service
 from server.billing.service import ReturnNote
+from server.coding import codesets
 from server.coding import service as coding_service
 from server.coding.schemas import Codes
 from server.models import Status, WorkItem
@@ -46,6 +47,7 @@ class ChartView:
     returned: ReturnNote | None
     queries: list[QueryView]  # the item's physician queries and their answers
     providers: list[ProviderView]  # the encounter's practitioners, who may be queried
+    titles: dict[str, str]  # each code's description, 'SYSTEM:CODE' as on the lines
 
     @property
     def item(self) -> WorkItem:
@@ -115,6 +117,7 @@ def open_chart(
         returned=billing_service.last_return(session, key=opened.key),
         queries=queries_service.item_queries(session, key=opened.key),
         providers=queries_service.encounter_providers(session, encounter_id=item.encounter_id),
+        titles=codesets.titles(session, codes=codes),
     )
 
 

@@ -123,3 +123,11 @@ def test_chartdesk_codesets_load_command(db_url: str, tmp_path: Path):
     with Session(get_engine()) as s:
         assert codesets.loaded_count(s, system="HCPCS") == 2
         assert codesets.loaded_count(s, system="CPT") == 0
+
+
+def test_word_search_ranks_the_words_as_typed_first():
+    hits = codesets.icd10cm().words_search("type 2 diabetes", 10)
+    assert hits
+    assert all(h.display.startswith("E11") for h in hits)  # not "type 1 ... stage 2"
+    pneumonia = codesets.icd10cm().words_search("pneumonia", 5)
+    assert all(h.description.lower().startswith("pneumonia") for h in pneumonia)

@@ -143,9 +143,13 @@ class Icd10cmIndex:
     def words_search(self, query: str, limit: int) -> list[IcdCode]:
         """Codes whose description has every word of `query` (as a word prefix).
 
-        Billable codes first, then shorter descriptions, then code order.
+        Billable codes first; then those that hold the words as typed, in order ("type 2
+        diabetes" before "type 1 ... stage 2"); then those that begin with them; then
+        shorter descriptions, then code order.
         """
-        words = sorted(set(WORD_RE.findall(query.lower())), key=len, reverse=True)
+        typed = WORD_RE.findall(query.lower())
+        phrase = " ".join(typed)
+        words = sorted(set(typed), key=len, reverse=True)
         if not words:
             return []
         matched: frozenset[int] | None = None
@@ -155,14 +159,18 @@ class Icd10cmIndex:
             if not matched:
                 return []
         assert matched is not None  # noqa: S101
-        ranked = sorted(
-            matched,
-            key=lambda i: (
-                not self.entries[i].billable,
-                len(self.entries[i].description),
+        def rank(i: int) -> tuple[bool, bool, bool, int, int]:
+            entry = self.entries[i]
+            text = " ".join(WORD_RE.findall(entry.description.lower()))
+            return (
+                not entry.billable,
+                phrase not in text,
+                not text.startswith(phrase),
+                len(entry.description),
                 i,
-            ),
-        )
+            )
+
+        ranked = sorted(matched, key=rank)
         return [self.entries[i] for i in ranked[:limit]]
 
 

@@ -51,6 +51,13 @@ def test_code_with_autocomplete_submit_then_bill(page: Page, browser, live_serve
     dx.fill("")
     dx.type("type 2 diabetes without", delay=20)
     expect(page.locator("#dx-options option[value='E11.9']")).to_have_count(1)
+    # Picked from the suggestions by keyboard: the first is the best match for the words.
+    expect(page.locator("#code-suggestions [role=option]").first).to_be_visible()
+    expect(dx).to_have_attribute("aria-expanded", "true")
+    dx.press("ArrowDown")
+    expect(page.locator("#code-suggestions [aria-selected=true]")).to_have_count(1)
+    dx.press("Escape")
+    expect(page.locator("#code-suggestions")).to_be_hidden()
     dx.fill("E11.9")
     # The picked code's description shows beside it.
     expect(page.locator("#dx-lines .code-title").first).to_contain_text("Type 2 diabetes")

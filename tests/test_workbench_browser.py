@@ -203,3 +203,38 @@ def test_a_coder_in_no_queue_is_told_so(page: Page, live_server, backend) -> Non
     _sign_in(page, live_server.url, coder)
     page.goto(f"{live_server.url}/work")
     expect(page.locator("#no-queues")).to_contain_text("not a member of any queue")
+
+
+def test_a_coders_day_by_keyboard_alone(page: Page, live_server, backend) -> None:
+    """Sign in, Next, find a code by words and pick it with the keyboard, add a procedure,
+    submit, and land on the next chart; no mouse."""
+    items = {make_encounter(queue="default"), make_encounter(queue="default")}
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    page.goto(f"{url}/login")
+    page.focus("#username")
+    page.keyboard.type(coder.username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(coder.password)
+    page.keyboard.press("Tab")
+    page.keyboard.type(fresh_totp(coder))
+    page.keyboard.press("Enter")
+    expect(page.locator("#home-title")).to_be_visible()
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(re.compile(r"/work/\d+$"))
+    first = int(page.url.rsplit("/", 1)[1])
+    dx = page.locator("#dx-lines input[name=dx_code]").first
+    expect(dx).to_be_focused()
+    page.keyboard.type("type 2 diabetes without complications", delay=10)
+    expect(page.locator("#code-suggestions [role=option]").first).to_contain_text("E11.9")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(dx).to_have_value("E11.9")
+    page.keyboard.press("Alt+p")
+    expect(page.locator("#px-lines input[name=px_code]").first).to_be_focused()
+    page.keyboard.type("99213")
+    expect(page.locator("#codes-ok")).to_be_visible(timeout=15000)
+    page.keyboard.press("Control+Enter")
+    (second,) = items - {first}
+    expect(page).to_have_url(f"{url}/work/{second}")

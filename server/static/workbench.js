@@ -37,7 +37,7 @@
   var timer = null;
   document.addEventListener("input", function (e) {
     var input = e.target;
-    if (!input.matches || !input.matches("[data-autocomplete]")) return;
+    if (!e.isTrusted || !input.matches || !input.matches("[data-autocomplete]")) return;
     var system = input.getAttribute("data-autocomplete");
     if (system === "px") {
       var sel = input.closest("tr").querySelector("[data-system-select]");
@@ -51,11 +51,83 @@
       fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
         .then(function (r) { return r.ok ? r.text() : ""; })
         .then(function (html) {
-          var list = document.getElementById(input.getAttribute("list"));
+          var list = document.getElementById(input.getAttribute("data-list"));
           if (list) list.innerHTML = html;
+          if (document.activeElement === input) openSuggestions(input);
         });
     }, 150);
   });
+  // Suggestions as an accessible combobox (ARIA 1.2): the server's escaped <option>s are read
+  // into one listbox under the field; arrow keys move, Enter picks, Escape closes.
+  var box = document.createElement("ul");
+  box.id = "code-suggestions";
+  box.setAttribute("role", "listbox");
+  box.setAttribute("aria-label", "Code suggestions");
+  box.className = "suggestions";
+  box.hidden = true;
+  document.body.appendChild(box);
+  var owner = null, active = -1;
+  function closeSuggestions() {
+    box.hidden = true;
+    active = -1;
+    if (owner) { owner.setAttribute("aria-expanded", "false"); owner.removeAttribute("aria-activedescendant"); }
+    owner = null;
+  }
+  function highlight(n) {
+    var items = box.querySelectorAll("li");
+    if (!items.length || !owner) return;
+    active = (n + items.length) % items.length;
+    items.forEach(function (li, i) { li.setAttribute("aria-selected", i === active ? "true" : "false"); });
+    owner.setAttribute("aria-activedescendant", items[active].id);
+    items[active].scrollIntoView({ block: "nearest" });
+  }
+  function pick(li) {
+    if (!owner || !li) return;
+    var input = owner;
+    input.value = li.getAttribute("data-value");
+    closeSuggestions();
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+  function openSuggestions(input) {
+    var list = document.getElementById(input.getAttribute("data-list"));
+    box.replaceChildren();
+    if (!list || !list.options.length) { closeSuggestions(); return; }
+    Array.prototype.forEach.call(list.options, function (o, i) {
+      var li = document.createElement("li");
+      li.id = "code-suggestion-" + i;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", "false");
+      li.setAttribute("data-value", o.value);
+      li.textContent = o.textContent;
+      box.appendChild(li);
+    });
+    var r = input.getBoundingClientRect();
+    box.style.left = (r.left + window.scrollX) + "px";
+    box.style.top = (r.bottom + window.scrollY) + "px";
+    box.hidden = false;
+    owner = input;
+    input.setAttribute("aria-expanded", "true");
+    active = -1;
+  }
+  box.addEventListener("mousedown", function (e) {
+    var li = e.target.closest("li");
+    if (li) { e.preventDefault(); pick(li); }
+  });
+  document.addEventListener("focusout", function (e) {
+    if (owner && e.target === owner) setTimeout(closeSuggestions, 100);
+  });
+  document.addEventListener("keydown", function (e) {
+    if (!owner || e.target !== owner || box.hidden) return;
+    if (e.key === "ArrowDown") { e.preventDefault(); e.stopImmediatePropagation(); highlight(active + 1); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); e.stopImmediatePropagation(); highlight(active - 1); }
+    else if (e.key === "Escape") { e.preventDefault(); e.stopImmediatePropagation(); closeSuggestions(); }
+    else if (e.key === "Enter" && active >= 0) {
+      e.preventDefault(); e.stopImmediatePropagation();
+      pick(box.querySelectorAll("li")[active]);
+    }
+  }, true);
+
   // Keyboard: Alt+D / Alt+P add a line, Ctrl+Enter submits, Enter moves to the next field.
   document.addEventListener("keydown", function (e) {
     var f = form();
@@ -167,7 +239,7 @@
   // the field (the server puts the saved lines' descriptions there when the chart opens).
   function describe(input) {
     var cell = input.closest("tr") ? input.closest("tr").querySelector(".code-title") : null;
-    var list = input.getAttribute("list") ? document.getElementById(input.getAttribute("list")) : null;
+    var list = input.getAttribute("data-list") ? document.getElementById(input.getAttribute("data-list")) : null;
     if (!cell || !list) return;
     var value = input.value.trim().toUpperCase();
     var match = Array.prototype.find.call(list.options, function (o) {

@@ -150,6 +150,7 @@ def user_create(
     if password is None:
         typer.echo(f"password: {created.password}")
     typer.echo(f"created {created.user.username} with roles {', '.join(sorted(set(role)))}")
+    _qr_to_terminal(created.totp_uri)
     typer.echo(created.totp_uri)
 
 
@@ -166,7 +167,17 @@ def user_reset_totp(username: str) -> None:
             uri = auth_service.reset_totp(session, actor=None, user_id=user.id)
     except AppError as exc:
         fail(exc.message)
+    _qr_to_terminal(uri)
     typer.echo(uri)
+
+
+def _qr_to_terminal(uri: str) -> None:
+    """The authenticator QR code on stderr when a person is at the terminal (stdout keeps
+    the contract: the otpauth:// URI on its own line)."""
+    if sys.stderr.isatty():
+        from server.auth.passwords import totp_qr_terminal
+
+        typer.echo(totp_qr_terminal(uri), err=True)
 
 
 @token_app.command("create")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import secrets
 import time
 
 import pyotp
+import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -42,6 +44,18 @@ def new_totp_secret() -> str:
 def totp_uri(secret: str, username: str) -> str:
     """The otpauth:// URI an authenticator app scans."""
     return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+
+
+def totp_qr(uri: str) -> str:
+    """The otpauth:// URI as a QR code, an SVG data URI for an <img> (CSP allows data: images)."""
+    return str(segno.make(uri, error="m").svg_data_uri(scale=4, border=2))
+
+
+def totp_qr_terminal(uri: str) -> str:
+    """The otpauth:// URI as a QR code drawn with block characters, for a terminal."""
+    out = io.StringIO()
+    segno.make(uri, error="m").terminal(out=out, compact=True, border=2)
+    return out.getvalue()
 
 
 def current_totp(secret: str) -> str:

@@ -159,6 +159,7 @@ class Icd10cmIndex:
             if not matched:
                 return []
         assert matched is not None  # noqa: S101
+
         def rank(i: int) -> tuple[bool, bool, bool, int, int]:
             entry = self.entries[i]
             text = " ".join(WORD_RE.findall(entry.description.lower()))

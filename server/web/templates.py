@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from server.auth import passwords
 from server.config import PROJECT_ROOT, get_settings
 from server.web import display
 
@@ -18,6 +19,7 @@ templates.env.filters.update(
     age=display.age,
     stay_days=display.stay_days,
     note=display.note,
+    totp_qr=passwords.totp_qr,
 )
 
 

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     hl7_allowed_senders: list[str] = []
     hl7_tls_cert_file: Path | None = None  # both set: the listener speaks TLS only
     hl7_tls_key_file: Path | None = None
+    # Who may connect at all (the MSH sender fields are the sender's own words): addresses or
+    # networks, and/or client certificates signed by this CA. Off loopback, one is required.
+    hl7_allowed_peers: list[str] = []
+    hl7_tls_client_ca_file: Path | None = None
     hl7_read_timeout_seconds: float = Field(default=60, gt=0)  # silent connections dropped
     hl7_max_message_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     hl7_timezone: str = "UTC"  # zone of HL7 times that carry no offset
@@ -133,6 +137,7 @@ class Settings(BaseSettings):
         "audit_checkpoint_file",
         "hl7_tls_cert_file",
         "hl7_tls_key_file",
+        "hl7_tls_client_ca_file",
         mode="before",
     )
     @classmethod
@@ -142,7 +147,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "hl7_allowed_peers")
     @classmethod
     def _proxy_addresses(cls, value: list[str]) -> list[str]:
         """Each trusted proxy is an IP address or network (CIDR); "*" is refused."""
@@ -150,9 +155,7 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(entry)
             except ValueError:
-                raise ValueError(
-                    f"CHARTDESK_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
-                ) from None
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @model_validator(mode="after")

@@ -611,3 +611,73 @@ def test_hl7_visits_are_routed_and_audited_with_ids_only(listener, make_client, 
     assert "hl7 ADT^A01" in events[0].detail
     assert "hl7 MDM^T02" in events[1].detail
     assert "documents+1" in events[1].detail
+
+
+# ---------------------------------------------------------------- review findings
+
+
+def test_two_feeds_of_one_facility_numbering_alike_do_not_collide(listener, session):
+    """Control ids are unique per sending system (application + facility), not per facility."""
+    (adt,) = deliver(listener, message("conchita_a01"))
+    # The transcription feed's message carries the ADT feed's control id.
+    note = message("conchita_t02", **{"SYNTHEA-EHR": "TRANSCRIPTION", "MSG-0002": "MSG-0001"})
+    (mdm,) = deliver(listener, note)
+    assert adt["MSA"][1] == mdm["MSA"][1] == "AA"
+    assert len(session.exec(select(Hl7Message)).all()) == 2
+
+
+def test_an_update_naming_another_mrn_is_refused_and_changes_nothing(listener):
+    deliver(listener, message("conchita_a01"))
+    before = row_counts()
+    other_mrn = {
+        "ADT^A01^ADT_A01": "ADT^A08^ADT_A01",
+        "MSG-0001": "MSG-0008",
+        "0580b365-60f4-faeb-30d1-7107ebd06450": "11111111-2222-3333-4444-555555555555",
+    }
+    (ack,) = deliver(listener, message("conchita_a01", **other_mrn))
+    assert ack["MSA"][1] == "AE"
+    assert "another MRN" in ack["ERR"][8]
+    assert row_counts() == before
+
+
+def test_an_update_of_a_coded_chart_is_refused(listener, session):
+    deliver(listener, message("conchita_a01"))
+    item = session.exec(select(WorkItem)).one()
+    item.status = Status.ready_for_billing
+    item.coded_at = item.created_at
+    session.add(item)
+    session.commit()
+    before = row_counts()
+    update = {"ADT^A01^ADT_A01": "ADT^A08^ADT_A01", "MSG-0001": "MSG-0018"}
+    (ack,) = deliver(listener, message("conchita_a01", **update))
+    assert ack["MSA"][1] == "AE"
+    assert "already coded" in ack["ERR"][8]
+    assert row_counts() == before
+
+
+def test_peers_outside_the_allowed_addresses_are_closed_before_a_byte(db_url, monkeypatch):
+    monkeypatch.setenv("CHARTDESK_HL7_ALLOWED_PEERS", '["10.9.8.0/24"]')
+    get_settings.cache_clear()
+    before = row_counts()
+    with Listener() as listener, listener.connect() as sock:
+        try:
+            sock.sendall(START + message("conchita_a01") + END)
+            answer = sock.recv(1024)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b""  # closed, nothing answered
+    assert row_counts() == before
+    monkeypatch.setenv("CHARTDESK_HL7_ALLOWED_PEERS", '["127.0.0.0/8"]')
+    get_settings.cache_clear()
+    with Listener() as listener:
+        (ack,) = deliver(listener, message("conchita_a01"))
+        assert ack["MSA"][1] == "AA"
+
+
+def test_listening_beyond_loopback_needs_peers_or_client_certificates(monkeypatch):
+    with pytest.raises(ValueError, match="CHARTDESK_HL7_ALLOWED_PEERS"):
+        mllp.check_exposure("0.0.0.0", None)  # noqa: S104 - what is being refused
+    mllp.check_exposure("127.0.0.1", None)
+    monkeypatch.setenv("CHARTDESK_HL7_ALLOWED_PEERS", '["10.0.0.5"]')
+    get_settings.cache_clear()
+    mllp.check_exposure("0.0.0.0", None)  # noqa: S104

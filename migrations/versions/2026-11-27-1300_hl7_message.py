@@ -23,6 +23,9 @@ def upgrade() -> None:
     op.create_table(
         "hl7_message",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "sending_application", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False
+        ),
         sa.Column("sending_facility", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("control_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("message_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
@@ -30,7 +33,7 @@ def upgrade() -> None:
         sa.Column("received_at", server.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["work_item_id"], ["work_item.id"]),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("sending_facility", "control_id"),
+        sa.UniqueConstraint("sending_application", "sending_facility", "control_id"),
     )
     op.create_index(
         op.f("ix_hl7_message_work_item_id"), "hl7_message", ["work_item_id"], unique=False

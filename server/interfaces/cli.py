@@ -25,6 +25,7 @@ async def _listen(host: str, port: int, metrics_port: int | None) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="hl7"))
     context = mllp.tls_context()
+    mllp.check_exposure(host, context)
     server = await mllp.start(host, port, context=context)
     servers = [server]
     out.print(f"HL7 MLLP listener on {host}:{port} ({'TLS' if context else 'plain TCP'})")

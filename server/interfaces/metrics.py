@@ -21,6 +21,7 @@ ACCEPTED: Counter[str] = Counter()  # message type
 REJECTED: Counter[tuple[str, str]] = Counter()  # (ACK code, reason)
 ACK_BUCKETS: Counter[float] = Counter()
 ACK_TOTAL = {"count": 0, "sum": 0.0}
+REFUSED_PEERS = {"count": 0}  # connections closed: address not in CHARTDESK_HL7_ALLOWED_PEERS
 
 
 def message_label(message_type: str, event: str) -> str:
@@ -45,13 +46,23 @@ def observe(*, label: str, code: str, reason: str | None, seconds: float) -> Non
                 ACK_BUCKETS[bound] += 1
 
 
+def count_refused_peer() -> None:
+    """Count one connection closed because its address is not an allowed peer."""
+    with _lock:
+        REFUSED_PEERS["count"] += 1
+
+
 def metrics_text() -> str:
     """The HL7 counters in Prometheus text format (empty series are left out)."""
     with _lock:
         received, accepted = sorted(RECEIVED.items()), sorted(ACCEPTED.items())
         rejected, buckets = sorted(REJECTED.items()), dict(ACK_BUCKETS)
         count, total = int(ACK_TOTAL["count"]), float(ACK_TOTAL["sum"])
+        refused_peers = REFUSED_PEERS["count"]
     lines = [
+        "# HELP chartdesk_hl7_connections_refused_total Connections from addresses not allowed.",
+        "# TYPE chartdesk_hl7_connections_refused_total counter",
+        f"chartdesk_hl7_connections_refused_total {refused_peers}",
         "# HELP chartdesk_hl7_messages_received_total HL7 messages answered, by type.",
         "# TYPE chartdesk_hl7_messages_received_total counter",
         *(f'chartdesk_hl7_messages_received_total{{type="{t}"}} {n}' for t, n in received),

@@ -15,13 +15,14 @@ up only its own connection. Per connection:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 
 from server.config import get_settings
-from server.interfaces import service
+from server.interfaces import metrics, service
 
 log = logging.getLogger("chartdesk.hl7")
 
@@ -47,7 +48,41 @@ def tls_context() -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(settings.hl7_tls_cert_file, settings.hl7_tls_key_file)
+    if settings.hl7_tls_client_ca_file is not None:  # mutual TLS: the engine proves who it is
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=str(settings.hl7_tls_client_ca_file))
     return context
+
+
+def check_exposure(host: str, context: ssl.SSLContext | None) -> None:
+    """Refuse to listen beyond loopback with nothing to tell the interface engine from
+    anyone else: CHARTDESK_HL7_ALLOWED_PEERS or client certificates are required there."""
+    settings = get_settings()
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    mutual = context is not None and context.verify_mode == ssl.CERT_REQUIRED
+    if not loopback and not settings.hl7_allowed_peers and not mutual:
+        raise ValueError(
+            f"listening on {host} would take HL7 from anyone who reaches the port: set "
+            "CHARTDESK_HL7_ALLOWED_PEERS (the interface engine's addresses) or "
+            "CHARTDESK_HL7_TLS_CLIENT_CA_FILE (client certificates)"
+        )
+
+
+def peer_allowed(peer: str | None) -> bool:
+    """Whether CHARTDESK_HL7_ALLOWED_PEERS (empty: any) lets this address connect."""
+    allowed = get_settings().hl7_allowed_peers
+    if not allowed:
+        return True
+    if peer is None:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in allowed)
 
 
 def _apply(raw: bytes, peer: str | None, started: float) -> bytes:
@@ -104,6 +139,11 @@ class Connection:
 
     async def run(self) -> None:
         """Serve this connection until the client leaves, stalls or breaks the framing."""
+        if not peer_allowed(self.peer):  # closed before a byte is read or answered
+            log.warning("hl7 connection refused: peer not in CHARTDESK_HL7_ALLOWED_PEERS")
+            metrics.count_refused_peer()
+            self.writer.close()
+            return
         try:
             await self._serve()
         except (TimeoutError, ConnectionError, ssl.SSLError):

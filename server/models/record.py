@@ -74,7 +74,9 @@ class Document(SQLModel, table=True):
 
 
 class Hl7Message(SQLModel, table=True):
-    """An HL7 v2 message already applied: (sending facility, MSH-10) answers a resend AA.
+    """An HL7 v2 message already applied: (sending application, facility, MSH-10) answers a
+    resend AA. Control ids are unique per sending system, so two feeds of one facility (ADT
+    and transcription) numbering from 1 do not collide.
 
     Ids only: the sender's namespace and control id, the message type and the work item it
     touched. Written in the transaction that applied the message, so a message answered
@@ -82,9 +84,10 @@ class Hl7Message(SQLModel, table=True):
     """
 
     __tablename__ = "hl7_message"
-    __table_args__ = (UniqueConstraint("sending_facility", "control_id"),)
+    __table_args__ = (UniqueConstraint("sending_application", "sending_facility", "control_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
+    sending_application: str = Field(default="", max_length=200)
     sending_facility: str = Field(max_length=200)
     control_id: str = Field(max_length=200)
     message_type: str = Field(max_length=20)  # ADT^A01, MDM^T02, ...

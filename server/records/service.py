@@ -825,7 +825,8 @@ def update_encounter(
     values, the class through the routing rules' `set_class`; a start or end the update
     leaves empty keeps the stored one, unless `undo_discharge` clears the end. Patient,
     payer and visit are sealed again under the encounter's own data key. The queue, status
-    and notes stay. `undo_discharge` refuses (Conflict) a chart that is already coded.
+    and notes stay. Refused (Conflict: the caller answers AE) once the chart is coded, and
+    when the message names another MRN than the visit's patient.
     """
     try:
         encounter, item, dk, queue = _visit(
@@ -833,8 +834,17 @@ def update_encounter(
         )
     except NotFound:
         return create_encounter(session, actor=actor, data=data, visit=visit, detail=detail)
-    if undo_discharge:
-        _not_coded(item, "undoing its discharge")
+    # A coded (or billed) chart is not rewritten under the coder and the claim: its dates,
+    # class and payer decide the codes and the claim. A supervisor reopens it first.
+    _not_coded(item, "undoing its discharge" if undo_discharge else "changing it")
+    patient = session.get(Patient, encounter.patient_id)
+    if patient is not None and patient.mrn_index != mrn_index(data.patient.mrn):
+        # The audit log finds a patient's accesses by the MRN's blind index: a changed MRN
+        # is a patient merge or correction (A34/A40), never a silent rewrite of the chart.
+        raise Conflict(
+            "The message names another MRN than this visit's patient; correct or merge the "
+            "patient in the EHR (A34/A40), not through an update."
+        )
     key = _live_key(dk)
     assert encounter.id is not None  # noqa: S101
     assert dk.id is not None  # noqa: S101
@@ -938,7 +948,8 @@ def _hl7_duplicate(session: Session, message: hl7.Hl7Parsed) -> IngestedItem:
 def ingest_hl7(session: Session, *, actor: Principal, message: hl7.Hl7Parsed) -> IngestedItem:
     """Apply one HL7 v2 message (from `hl7.parse`) once: a resend answers `duplicate`.
 
-    (sending facility, MSH-10) is unique in `hl7_message`, written in this transaction, so
+    (sending application, facility, MSH-10) is unique in `hl7_message`, written in this
+    transaction, so
     a message applied by one listener is a duplicate to every other, and one refused
     (AppError: the caller answers AE) leaves nothing. ADT A01/A04 create the encounter
     (a known visit: `duplicate`), A08 and A03 update it (A03 with its discharge), A13 undoes
@@ -946,11 +957,18 @@ def ingest_hl7(session: Session, *, actor: Principal, message: hl7.Hl7Parsed) ->
     """
     h = message.header
     seen = select(Hl7Message.id).where(
-        Hl7Message.sending_facility == h.sender, Hl7Message.control_id == h.control_id
+        Hl7Message.sending_application == h.sending_application,
+        Hl7Message.sending_facility == h.sender,
+        Hl7Message.control_id == h.control_id,
     )
     if session.exec(seen).first() is not None:
         return _hl7_duplicate(session, message)
-    row = Hl7Message(sending_facility=h.sender, control_id=h.control_id, message_type=h.kind)
+    row = Hl7Message(
+        sending_application=h.sending_application,
+        sending_facility=h.sender,
+        control_id=h.control_id,
+        message_type=h.kind,
+    )
     try:
         with session.begin_nested():
             session.add(row)

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from server.db import get_engine
 from server.models import AuditEvent, PhysicianQuery, WorkItem
 from server.queries import service as queries_service
-from tests.support.coding import coder_with_item
+from tests.support.coding import coder_with_item, signed_in
 from tests.support.factories import Account, fresh_totp, make_user, sign_in
 
 NPI = "1245319599"
@@ -356,3 +356,21 @@ def test_the_escalation_command(make_client):
     r = CliRunner().invoke(cli, ["queries", "escalate"])
     assert r.exit_code == 0, r.output
     assert "escalated 1" in r.output
+
+
+def test_a_coder_reads_their_query_only_while_the_chart_is_theirs(make_client):
+    """A query quotes the chart and names the patient: no wider than the chart itself."""
+    held = coder_with_item(make_client, providers=PROVIDERS)
+    coder, item_id = held.client, held.item_id
+    chart = coder.get(f"/api/v1/work/{item_id}").json()
+    qid = coder.post(f"/api/v1/work/{item_id}/queries", json=_query(chart)).json()["id"]
+    assert coder.get(f"/api/v1/queries/{qid}").status_code == 200  # on hold, in their list
+    boss = signed_in(make_client, "boss", "supervisor")
+    assert boss.get(f"/api/v1/queries/{qid}").status_code == 200  # open: to steer it
+    # The chart goes to another coder: the first no longer reads the query.
+    make_user("other", "coder", queues=["default"])
+    r = boss.post(f"/api/v1/work/{item_id}/assign", json={"username": "other"})
+    assert r.status_code == 200, r.text
+    assert coder.get(f"/api/v1/queries/{qid}").status_code == 404
+    refused = [e for e in _events(item_id, "query-view") if e.outcome == "denied"]
+    assert refused

@@ -316,12 +316,24 @@ def item_queries(session: Session, *, key: ItemKey) -> list[QueryView]:
 
 
 def _may_read(session: Session, actor: Principal, query: PhysicianQuery) -> bool:
-    """Providers: queries to their NPI. Coders: queries they asked. Supervisors: any."""
+    """Who may read a query (it quotes the chart and names the patient), no wider than the
+    chart itself: providers, queries to their NPI; coders, queries they asked while the
+    chart is in their list (leased, on hold or returned to them); supervisors, open queries
+    (to steer and escalate them) and those of a chart in QA review."""
     if actor.has_role(Role.provider):
         return query.provider_npi == auth_service.provider_npi(session, user_id=actor.user_id)
-    if actor.has_role(Role.supervisor):
+    item = session.get(WorkItem, query.work_item_id)
+    if actor.has_role(Role.supervisor) and (
+        query.status == "open" or (item is not None and item.status == Status.qa_review)
+    ):
         return True
-    return actor.has_role(Role.coder) and query.coder_id == actor.user_id
+    return (
+        actor.has_role(Role.coder)
+        and actor.user_id is not None
+        and query.coder_id == actor.user_id
+        and item is not None
+        and queue_service.in_my_list(item, actor.user_id)
+    )
 
 
 _LOCK_QUERY = (

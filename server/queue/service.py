@@ -21,6 +21,7 @@ from server.queue.history import item_history as item_history
 from server.queue.items import OPEN_STATUSES as OPEN_STATUSES
 from server.queue.items import ItemRow as ItemRow
 from server.queue.items import expire_now as expire_now
+from server.queue.items import in_my_list as in_my_list
 from server.queue.items import item_row as item_row
 from server.queue.items import leased_item as leased_item
 from server.queue.items import lock_item as lock_item

@@ -119,3 +119,43 @@ def test_a_made_up_flag_or_status_is_refused(make_client: Any) -> None:
     sign_in(coder, make_user("cody", "coder"))
     r = coder.post("/compliance/flags/review", data={**base, "flag_key": "denied:x:1"})
     assert r.status_code == 403
+
+
+def test_the_case_names_whom_the_log_names_and_nobody_reviews_their_own_flag(
+    make_client: Any,
+) -> None:
+    _write("night", "emergency-access", work_item=9, detail="patient coded in ED")
+    comp = _officer(make_client)
+    page = comp.get("/compliance/flags")
+    # A forged form names someone else and another chart: the log's facts are kept.
+    form = _form(comp, page.text, "emergency-access", work_item="77", subject="somebody")
+    done = comp.post(
+        "/compliance/flags/review",
+        data={**form, "status": "dismissed"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    with Session(get_engine()) as s:
+        case = s.exec(select(FlagCase)).one()
+        assert (case.subject, case.work_item_id) == ("night", 9)
+    # The officer the flag is about cannot close it.
+    _write("comp2", "emergency-access", work_item=10, detail="own look")
+    own = _officer(make_client, "comp2")
+    page = own.get("/compliance/flags")
+    row = re.search(r'<tr data-kind="emergency-access"[^>]*data-key="([^"]+)"', page.text)
+    keys = re.findall(r'data-kind="emergency-access"[^>]*data-key="([^"]+)"', page.text)
+    mine = [k for k in keys if k != form["flag_key"]]
+    assert row is not None
+    assert mine
+    refused = own.post(
+        "/compliance/flags/review",
+        data={
+            "csrf_token": own.headers["X-CSRF-Token"],
+            "flag_key": mine[0],
+            "kind": "emergency-access",
+            "subject": "comp2",
+            "status": "dismissed",
+            "days": "7",
+        },
+    )
+    assert refused.status_code == 403

@@ -17,8 +17,8 @@ from server.audit import service as audit_service
 from server.audit.reports import FLAG_TITLES, Flag
 from server.audit.search import PURPOSE
 from server.auth.principal import Principal
-from server.errors import ValidationFailed
-from server.models import FlagCase, FlagCaseStep
+from server.errors import Forbidden, ValidationFailed
+from server.models import AuditEvent, FlagCase, FlagCaseStep
 from server.models.base import utcnow
 
 CASE_STATUSES = ("open", "reviewed", "dismissed", "escalated")
@@ -57,6 +57,21 @@ def with_cases(session: Session, flags: list[Flag]) -> list[FlagWithCase]:
     return [FlagWithCase(f, k, cases.get(k)) for f, k in zip(flags, keys, strict=True)]
 
 
+def _flag_subject(session: Session, *, key: str, kind: str) -> tuple[str, int | None]:
+    """(user, work item) a flag key names: its first event's, or the user of a per-day key."""
+    rest = key[len(kind) + 1 :]
+    if kind in PER_DAY or ":" in rest:
+        user, _, _day = rest.rpartition(":")
+        if user:
+            return user[:100], None
+    event = session.get(AuditEvent, int(rest)) if rest.isdigit() else None
+    if event is None:
+        raise ValidationFailed(
+            "The review was not saved.", details=[{"loc": ["flag_key"], "msg": "not a flag"}]
+        )
+    return (event.actor or "?")[:100], event.work_item_id
+
+
 def review_flag(
     session: Session,
     *,
@@ -79,13 +94,17 @@ def review_flag(
         problems.append({"loc": ["note"], "msg": f"a note is needed to mark a flag {status}"})
     if problems:
         raise ValidationFailed("The review was not saved.", details=problems)
+    # Who and which chart a flag is about come from the log itself, never from the form.
+    subject, work_item_id = _flag_subject(session, key=key, kind=kind)
+    if subject == actor.name:
+        raise Forbidden("A flag about you is reviewed by another compliance officer.")
     case = session.exec(select(FlagCase).where(FlagCase.flag_key == key)).first()
     now = utcnow()
     if case is None:
         case = FlagCase(
             flag_key=key,
             kind=kind,
-            subject=subject[:100],
+            subject=subject,
             work_item_id=work_item_id,
             updated_by=actor.name,
         )

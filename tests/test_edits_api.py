@@ -12,7 +12,7 @@ from server.db import get_engine
 from server.edits import files
 from server.models import AuditEvent
 from tests.support.coding import coder_with_item, signed_in
-from tests.support.factories import make_token
+from tests.support.factories import make_encounter, make_token
 
 DATA = Path(__file__).parent / "data"
 
@@ -377,3 +377,21 @@ def test_levels_page_saves_and_shows_a_refusal_in_place(make_client):
     assert bad.status_code == 422
     assert "The level is error, warning, off or default." in bad.text
     assert 'id="edit-level-form"' in bad.text
+
+
+def test_the_date_of_service_is_the_hospitals_day_not_utcs(session, monkeypatch):
+    """A discharge at 22:00 New York time on 30 September is a FY2026 date of service."""
+    from datetime import date
+
+    from server.config import get_settings
+    from server.edits import service as edits_service
+    from server.models import WorkItem
+
+    item_id = make_encounter(
+        **{"class": "inpatient", "start": "2026-09-28T10:00:00Z", "end": "2026-10-01T02:00:00Z"}
+    )
+    monkeypatch.setenv("CHARTDESK_AUDIT_TIMEZONE", "America/New_York")
+    get_settings.cache_clear()
+    item = session.get(WorkItem, item_id)
+    context = edits_service.context_for(session, item=item)
+    assert context.date_of_service == date(2026, 9, 30)

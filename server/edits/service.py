@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
@@ -22,6 +23,7 @@ from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.coding.codesets import dotted, normalise
 from server.coding.schemas import Codes, Problem
+from server.config import get_settings
 from server.edits import mce, modifiers, tabular
 from server.errors import ValidationFailed
 from server.models import EditLevel, Encounter, MueEdit, NcciPtpEdit, WorkItem
@@ -127,7 +129,12 @@ def context_for(
     when: datetime | None = None
     if encounter is not None:
         when = (encounter.end_at or encounter.start_at) if inpatient else encounter.start_at
-    dos = (when or utcnow()).date()
+    # The day in the hospital's zone: a discharge at 22:00 on 30 September is FY2026's, not
+    # FY2027's, although it is 1 October in UTC (releases, quarters and ages turn on the day).
+    moment = when or utcnow()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    dos = moment.astimezone(ZoneInfo(get_settings().audit_timezone)).date()
     birth = birth_date if isinstance(birth_date, date) else None
     if isinstance(birth_date, str):
         try:

@@ -187,11 +187,14 @@ def token_create(
 ) -> None:
     """Create a service token; it is printed once, alone on the last line."""
     from server.auth import service as auth_service
+    from server.auth.principal import system_principal
     from server.db import session_scope
 
     try:
         with session_scope() as session:
-            token, plaintext = auth_service.create_token(session, name=name, scopes=scope)
+            token, plaintext = auth_service.create_token(
+                session, name=name, scopes=scope, actor=system_principal("cli:token-create")
+            )
             scopes = token.scopes
     except AppError as exc:
         fail(exc.message)
@@ -203,11 +206,14 @@ def token_create(
 def token_revoke(name: str) -> None:
     """Revoke a service token."""
     from server.auth import service as auth_service
+    from server.auth.principal import system_principal
     from server.db import session_scope
 
     try:
         with session_scope() as session:
-            auth_service.revoke_token(session, name=name)
+            auth_service.revoke_token(
+                session, name=name, actor=system_principal("cli:token-revoke")
+            )
     except AppError as exc:
         fail(exc.message)
     typer.echo(f"revoked {name}")

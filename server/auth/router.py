@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 from starlette.datastructures import FormData
@@ -23,7 +24,7 @@ from server.auth.deps import (
 from server.auth.schemas import MeView, SignInRequest
 from server.config import get_settings
 from server.errors import AppError
-from server.models import Role, User
+from server.models import Role, Scope, User
 from server.web import forms
 from server.web.templates import render
 
@@ -230,6 +231,72 @@ def admin_reset_totp(
             "reset": (user.username if user else "", uri),
         },
     )
+
+
+# ---------------------------------------------------------------- service tokens
+
+
+def _tokens_page(
+    request: Request,
+    session: Session,
+    *,
+    created: tuple[str, str] | None = None,
+    message: str | None = None,
+    error: AppError | None = None,
+    form: FormData | None = None,
+) -> Response:
+    return render(
+        request,
+        "admin/tokens.html",
+        {
+            "tokens": auth_service.list_tokens(session),
+            "all_scopes": [s.value for s in Scope],
+            "created": created,
+            "message": message,
+            "error": forms.message(error) if error else None,
+            "errors": forms.field_errors(error),
+            "form_name": str(form.get("name") or "") if form else "",
+            "form_scopes": [str(v) for v in form.getlist("scopes")] if form else [],
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+def _token_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    return _tokens_page(request, session, error=exc, form=form)
+
+
+@router.get("/admin/tokens", response_class=HTMLResponse)
+def admin_tokens(request: Request, session: SessionDep, _: AdminDep) -> Response:
+    """Service tokens (interface engine, billing system, SIEM): list, create, revoke."""
+    return _tokens_page(request, session)
+
+
+@router.post("/admin/tokens", response_class=HTMLResponse)
+def admin_create_token(
+    request: Request,
+    session: SessionDep,
+    principal: AdminDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_token_failed))],
+    name: Annotated[str, Form(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")],
+    scopes: Annotated[list[str], Form()],
+) -> Response:
+    """Create a token; its secret is shown once, here, and never again."""
+    token, plaintext = auth_service.create_token(session, name=name, scopes=scopes, actor=principal)
+    return _tokens_page(request, session, created=(token.name, plaintext))
+
+
+@router.post("/admin/tokens/{name}/revoke", response_class=HTMLResponse)
+def admin_revoke_token(
+    request: Request,
+    session: SessionDep,
+    principal: AdminDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_token_failed))],
+    name: Annotated[str, PathParam(max_length=100)],
+) -> Response:
+    """Revoke a token: every system using it is refused from now on."""
+    auth_service.revoke_token(session, name=name, actor=principal)
+    return _tokens_page(request, session, message=f"Token {name} revoked.")
 
 
 # ---------------------------------------------------------------- JSON session API

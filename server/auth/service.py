@@ -521,7 +521,25 @@ def session_deadlines(record: UserSession) -> tuple[datetime, datetime]:
 # ---------------------------------------------------------------- tokens
 
 
-def create_token(session: Session, *, name: str, scopes: list[str]) -> tuple[ServiceToken, str]:
+def list_tokens(session: Session) -> list[ServiceToken]:
+    """Every service token (hashes only are stored), by name."""
+    return list(session.exec(select(ServiceToken).order_by(col(ServiceToken.name))).all())
+
+
+def _token_event(session: Session, *, actor: Principal | None, detail: str) -> None:
+    if actor is not None:
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.token_admin,
+            purpose="HOPERAT",
+            detail=detail,
+        )
+
+
+def create_token(
+    session: Session, *, name: str, scopes: list[str], actor: Principal | None = None
+) -> tuple[ServiceToken, str]:
     """Create a scoped service token; the plaintext is returned once and never stored."""
     bad = [s for s in scopes if s not in Scope.__members__]
     if bad or not scopes:
@@ -537,10 +555,11 @@ def create_token(session: Session, *, name: str, scopes: list[str]) -> tuple[Ser
     )
     session.add(token)
     session.flush()
+    _token_event(session, actor=actor, detail=f"token={name} created scopes={token.scopes}")
     return token, plaintext
 
 
-def revoke_token(session: Session, *, name: str) -> None:
+def revoke_token(session: Session, *, name: str, actor: Principal | None = None) -> None:
     """Stop a token from working."""
     token = session.exec(select(ServiceToken).where(ServiceToken.name == name)).first()
     if token is None:
@@ -548,6 +567,7 @@ def revoke_token(session: Session, *, name: str) -> None:
     token.revoked_at = utcnow()
     session.add(token)
     session.flush()
+    _token_event(session, actor=actor, detail=f"token={name} revoked")
 
 
 def token_principal(

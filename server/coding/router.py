@@ -33,7 +33,7 @@ API = "/api/v1"
 
 
 def _view(result: service.Validation) -> ValidationView:
-    return ValidationView(errors=result.errors, warnings=result.warnings)
+    return ValidationView(errors=result.errors, warnings=result.warnings, drg=result.drg)
 
 
 # ---------------------------------------------------------------- coder API

@@ -24,8 +24,8 @@ from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.coding import codesets
 from server.coding.codesets import normalise
-from server.coding.schemas import Codes, DiagnosisLine, Problem, ProcedureLine
-from server.edits import mce, tabular
+from server.coding.schemas import Codes, DiagnosisLine, DrgView, Problem, ProcedureLine
+from server.edits import drg, mce, tabular
 from server.edits import service as edits_service
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
@@ -50,6 +50,8 @@ class Validation:
     # Checked without the patient's age and sex (no audited view or use in hand): the age
     # and sex edits did not run.
     without_demographics: bool = False
+    # The working MS-DRG of an inpatient stay (None: outpatient, or no diagnosis yet).
+    drg: DrgView | None = None
 
     def error(self, loc: list[str | int], msg: str, code: str | None = None) -> None:
         """Add an error."""
@@ -303,7 +305,21 @@ def validate(session: Session, *, codes: Codes, context: edits_service.ClaimCont
     )
     v.errors.extend(errors)
     v.warnings.extend(warnings)
+    v.drg = working_drg(codes, context)
+    if v.drg is not None and v.drg.problem:
+        v.warn(["diagnoses", 0, "code"], v.drg.problem, drg.PROBLEM)
     return v
+
+
+def working_drg(codes: Codes, context: edits_service.ClaimContext) -> DrgView | None:
+    """The working MS-DRG of the codes in this claim context (None for outpatient)."""
+    return drg.group(
+        codes,
+        inpatient=context.inpatient,
+        discharge=context.date_of_service,
+        age=context.age,
+        sex=context.sex,
+    )
 
 
 # ---------------------------------------------------------------- storing lines

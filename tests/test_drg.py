@@ -156,3 +156,20 @@ def test_the_code_panel_says_what_one_more_cc_would_do(make_client):
     page = held.client.post(f"/work/{held.item_id}/codes/check", data=form)
     assert "A CC would move this stay to DRG 292 (Heart Failure and Shock with CC)." in page.text
     assert "An MCC would move this stay to DRG 291" in page.text
+
+
+def test_the_final_drg_is_recorded_at_submit(make_client):
+    from sqlmodel import Session
+
+    from server.db import get_engine
+    from server.models import WorkItem
+
+    held = coder_with_item(make_client, **STAY)
+    _put(held, "I50.23", "N17.9")
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.status_code == 200, r.text
+    assert r.json()["drg"]["drg"] == "292"
+    with Session(get_engine()) as s:
+        item = s.get(WorkItem, held.item_id)
+        assert item is not None
+        assert (item.final_drg, item.final_drg_version) == ("292", "43.0")

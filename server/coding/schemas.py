@@ -102,6 +102,7 @@ class SubmitView(BaseModel):
     status: str
     coded_at: datetime | None
     warnings: list[Problem]
+    drg: DrgView | None = None  # the final DRG of an inpatient stay (recorded on the item)
 
 
 class QaDecision(BaseModel):

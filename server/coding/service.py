@@ -463,6 +463,9 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         )
     item.coded_by_id = actor.user_id
     item.coded_at = utcnow()
+    # The final DRG (None for outpatient, or a stay that does not group).
+    item.final_drg = result.drg.drg if result.drg else None
+    item.final_drg_version = result.drg.version if result.drg and result.drg.drg else None
     queue_service.transition(session, item=item, to_status=to_status, actor=actor, action="submit")
     return item, result
 

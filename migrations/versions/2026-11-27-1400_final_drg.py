@@ -1,0 +1,36 @@
+"""The final MS-DRG of an inpatient stay, recorded at submit: work_item.final_drg and
+work_item.final_drg_version.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision: str = "0012"
+down_revision: str | Sequence[str] | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("work_item", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("final_drg", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column(
+                "final_drg_version", sqlmodel.sql.sqltypes.AutoString(length=5), nullable=True
+            )
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("work_item", schema=None) as batch_op:
+        batch_op.drop_column("final_drg_version")
+        batch_op.drop_column("final_drg")

@@ -173,3 +173,17 @@ def test_the_final_drg_is_recorded_at_submit(make_client):
         item = s.get(WorkItem, held.item_id)
         assert item is not None
         assert (item.final_drg, item.final_drg_version) == ("292", "43.0")
+
+
+def test_a_pcs_procedure_moves_the_stay_to_a_surgical_drg():
+    stay = Codes.model_validate(
+        {
+            "diagnoses": [{"code": "I50.23", "poa": "Y"}],
+            "procedures": [{"code": "02703DZ", "system": "PCS"}],
+        }
+    )
+    surgical = drg.group(stay, inpatient=True, discharge=date(2026, 1, 14))
+    assert surgical is not None
+    assert surgical.drg not in ("291", "292", "293")
+    assert surgical.mdc == "05"
+    assert (surgical.title or "").startswith("Percutaneous Cardiovascular Procedures")

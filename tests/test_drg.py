@@ -158,13 +158,15 @@ def test_the_code_panel_says_what_one_more_cc_would_do(make_client):
     assert "An MCC would move this stay to DRG 291" in page.text
 
 
-def test_the_final_drg_is_recorded_at_submit(make_client):
+def test_the_baseline_and_final_drg_are_recorded(make_client):
     from sqlmodel import Session
 
     from server.db import get_engine
     from server.models import WorkItem
 
     held = coder_with_item(make_client, **STAY)
+    _put(held, "I50")  # does not group: no baseline yet
+    _put(held, "I50.23")  # the baseline
     _put(held, "I50.23", "N17.9")
     r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
     assert r.status_code == 200, r.text
@@ -173,6 +175,7 @@ def test_the_final_drg_is_recorded_at_submit(make_client):
         item = s.get(WorkItem, held.item_id)
         assert item is not None
         assert (item.final_drg, item.final_drg_version) == ("292", "43.0")
+        assert (item.baseline_drg, item.baseline_drg_version) == ("293", "43.0")
 
 
 def test_a_pcs_procedure_moves_the_stay_to_a_surgical_drg():

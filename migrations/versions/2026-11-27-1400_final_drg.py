@@ -1,5 +1,5 @@
-"""The final MS-DRG of an inpatient stay, recorded at submit: work_item.final_drg and
-work_item.final_drg_version.
+"""The MS-DRG of an inpatient stay on its work item: the baseline (first saved draft that
+groups) and the final (at submit), each with its grouper version.
 
 Revision ID: 0012
 Revises: 0011
@@ -21,6 +21,14 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("work_item", schema=None) as batch_op:
         batch_op.add_column(
+            sa.Column("baseline_drg", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column(
+                "baseline_drg_version", sqlmodel.sql.sqltypes.AutoString(length=5), nullable=True
+            )
+        )
+        batch_op.add_column(
             sa.Column("final_drg", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=True)
         )
         batch_op.add_column(
@@ -34,3 +42,5 @@ def downgrade() -> None:
     with op.batch_alter_table("work_item", schema=None) as batch_op:
         batch_op.drop_column("final_drg_version")
         batch_op.drop_column("final_drg")
+        batch_op.drop_column("baseline_drg_version")
+        batch_op.drop_column("baseline_drg")

@@ -412,6 +412,9 @@ def save_codes(
     )
     result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
     _store(session, work_item_id=work_item_id, codes=codes, key=key)
+    if item.baseline_drg is None and result.drg is not None and result.drg.drg:
+        item.baseline_drg, item.baseline_drg_version = result.drg.drg, result.drg.version
+        session.add(item)
     return result
 
 

@@ -190,3 +190,30 @@ def test_a_pcs_procedure_moves_the_stay_to_a_surgical_drg():
     assert surgical.drg not in ("291", "292", "293")
     assert surgical.mdc == "05"
     assert (surgical.title or "").startswith("Percutaneous Cardiovascular Procedures")
+
+
+def test_a_qa_correction_records_the_drg_shift(make_client):
+    from sqlmodel import Session, select
+
+    from server.db import get_engine
+    from server.models import QaReview
+    from tests.support.coding import signed_in
+
+    held = coder_with_item(make_client, "drg-trainee", in_training=True, **STAY)
+    _put(held, "I50.23", "N17.9")
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.json()["status"] == "qa_review"
+    sup = signed_in(make_client, "drg-sup", "supervisor")
+    corrected = {"diagnoses": [{"code": c, "poa": "Y"} for c in ("I50.23", "N17.9", "J96.01")]}
+    r = sup.post(
+        f"/api/v1/qa/{held.item_id}",
+        json={
+            "decision": "correct",
+            "reason": "respiratory failure documented",
+            "codes": corrected,
+        },
+    )
+    assert r.status_code == 200, r.text
+    with Session(get_engine()) as s:
+        review = s.exec(select(QaReview).where(QaReview.work_item_id == held.item_id)).one()
+        assert (review.coder_drg, review.qa_drg) == ("292", "291")

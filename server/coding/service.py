@@ -546,6 +546,9 @@ def qa_decide(
         if result.errors:
             raise ValidationFailed("The corrected codes have errors.", details=result.details())
         _store(session, work_item_id=work_item_id, codes=codes, key=key)
+        qa_drg = result.drg.drg if result.drg else None
+    else:
+        qa_drg = item.final_drg
     assert item.coded_by_id is not None  # noqa: S101
     assert actor.user_id is not None  # noqa: S101
     outcome = "accepted" if decision == "accept" else "corrected"
@@ -554,6 +557,8 @@ def qa_decide(
         coder_id=item.coded_by_id,
         reviewer_id=actor.user_id,
         outcome=outcome,
+        coder_drg=item.final_drg,  # a DRG shift when it differs from qa_drg
+        qa_drg=qa_drg,
     )
     session.add(review)
     if reason.strip():  # free text that may name the patient: sealed, never in clear

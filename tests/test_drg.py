@@ -52,8 +52,8 @@ def test_heart_failure_with_a_cc_and_an_mcc():
     assert (alone.version, alone.drg, alone.mdc) == ("43.0", "293", "05")
     assert alone.title == "Heart Failure and Shock without CC/MCC"
     assert alone.cc_mcc == []
-    assert alone.weight is None
-    assert alone.gmlos is None
+    # CMS Table 5, FY2026 (the `drg` package's file): weight after the cap, GMLOS.
+    assert (alone.weight, alone.gmlos) == (0.566, 2.1)
     cc = drg.group(_codes("I50.23", "N17.9"), inpatient=True, discharge=day)
     assert cc is not None
     assert cc.drg == "292"
@@ -90,8 +90,8 @@ def test_the_working_drg_in_the_codes_answer_and_the_work_item(make_client):
         "version": "43.0",
         "drg": "291",
         "mdc": "05",
-        "weight": None,
-        "gmlos": None,
+        "weight": 1.2838,
+        "gmlos": 3.8,
     }
 
 
@@ -217,3 +217,11 @@ def test_a_qa_correction_records_the_drg_shift(make_client):
     with Session(get_engine()) as s:
         review = s.exec(select(QaReview).where(QaReview.work_item_id == held.item_id)).one()
         assert (review.coder_drg, review.qa_drg) == ("292", "291")
+
+
+def test_weights_only_for_the_versions_of_the_table_shipped():
+    later = drg.group(_codes("I50.23"), inpatient=True, discharge=date(2026, 10, 2))
+    assert later is not None
+    assert (later.version, later.drg) == ("44.0", "293")
+    assert later.weight is None
+    assert later.gmlos is None

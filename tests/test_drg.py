@@ -134,6 +134,7 @@ def test_the_as_you_type_check_shows_the_working_drg(make_client):
     page = held.client.post(f"/work/{held.item_id}/codes/check", data=form)
     assert 'data-drg="292"' in page.text
     assert 'data-code="N17.9" data-level="CC"' in page.text
+    assert "weight 0.8490, GMLOS 2.9 days" in page.text
 
 
 def test_one_more_cc_only_when_that_is_what_separates_the_stay():

@@ -33,7 +33,7 @@ API = "/api/v1"
 
 
 def _view(result: service.Validation) -> ValidationView:
-    return ValidationView(errors=result.errors, warnings=result.warnings)
+    return ValidationView(errors=result.errors, warnings=result.warnings, drg=result.drg)
 
 
 # ---------------------------------------------------------------- coder API
@@ -58,7 +58,11 @@ def api_submit(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> Sub
     item, result = service.submit(session, actor=actor, work_item_id=work_item_id)
     assert item.id is not None  # noqa: S101
     return SubmitView(
-        id=item.id, status=item.status, coded_at=item.coded_at, warnings=result.warnings
+        id=item.id,
+        status=item.status,
+        coded_at=item.coded_at,
+        warnings=result.warnings,
+        drg=result.drg,
     )
 
 

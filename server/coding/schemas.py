@@ -54,11 +54,45 @@ class Problem(BaseModel):
     pair: str | None = Field(default=None, exclude=True)
 
 
+class CcMcc(BaseModel):
+    """A secondary diagnosis that is a CC or an MCC, and whether the principal excludes it."""
+
+    code: str  # as the coder wrote it
+    level: Literal["CC", "MCC"]
+    excluded: bool = False  # excluded as CC/MCC by the principal diagnosis (CC exclusion)
+
+
+class DrgStep(BaseModel):
+    """The DRG one more CC or MCC would move the stay to (which code is never suggested)."""
+
+    level: Literal["CC", "MCC"]
+    drg: str
+    title: str | None
+
+
+class DrgView(BaseModel):
+    """The working MS-DRG of an inpatient stay (`drg` in the work item and codes answers)."""
+
+    version: str  # MS-DRG grouper version, e.g. "43.0"
+    drg: str | None  # three digits ("292"); None when the stay does not group
+    title: str | None
+    mdc: str | None  # two digits ("05")
+    mdc_title: str | None = None
+    weight: float | None = None  # CMS Table 5 relative weight (null: no table for the version)
+    gmlos: float | None = None  # geometric mean length of stay, Table 5 likewise
+    cc_mcc: list[CcMcc] = Field(default_factory=list)
+    # With one more CC / MCC the stay would group to (when that is what separates it).
+    one_more: list[DrgStep] = Field(default_factory=list)
+    problem: str | None = None  # why the stay does not group (coder-readable)
+
+
 class ValidationView(BaseModel):
-    """What `PUT .../codes` answers: errors block Submit, warnings do not."""
+    """What `PUT .../codes` answers: errors block Submit, warnings do not; `drg` is the
+    working MS-DRG of an inpatient stay (null for outpatient)."""
 
     errors: list[Problem]
     warnings: list[Problem]
+    drg: DrgView | None = None
 
 
 class SubmitView(BaseModel):
@@ -68,6 +102,7 @@ class SubmitView(BaseModel):
     status: str
     coded_at: datetime | None
     warnings: list[Problem]
+    drg: DrgView | None = None  # the final DRG of an inpatient stay (recorded on the item)
 
 
 class QaDecision(BaseModel):

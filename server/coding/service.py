@@ -24,8 +24,8 @@ from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.coding import codesets
 from server.coding.codesets import normalise
-from server.coding.schemas import Codes, DiagnosisLine, Problem, ProcedureLine
-from server.edits import mce, tabular
+from server.coding.schemas import Codes, DiagnosisLine, DrgView, Problem, ProcedureLine
+from server.edits import drg, mce, tabular
 from server.edits import service as edits_service
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
@@ -50,6 +50,8 @@ class Validation:
     # Checked without the patient's age and sex (no audited view or use in hand): the age
     # and sex edits did not run.
     without_demographics: bool = False
+    # The working MS-DRG of an inpatient stay (None: outpatient, or no diagnosis yet).
+    drg: DrgView | None = None
 
     def error(self, loc: list[str | int], msg: str, code: str | None = None) -> None:
         """Add an error."""
@@ -303,7 +305,21 @@ def validate(session: Session, *, codes: Codes, context: edits_service.ClaimCont
     )
     v.errors.extend(errors)
     v.warnings.extend(warnings)
+    v.drg = working_drg(codes, context)
+    if v.drg is not None and v.drg.problem:
+        v.warn(["diagnoses", 0, "code"], v.drg.problem, drg.PROBLEM)
     return v
+
+
+def working_drg(codes: Codes, context: edits_service.ClaimContext) -> DrgView | None:
+    """The working MS-DRG of the codes in this claim context (None for outpatient)."""
+    return drg.group(
+        codes,
+        inpatient=context.inpatient,
+        discharge=context.date_of_service,
+        age=context.age,
+        sex=context.sex,
+    )
 
 
 # ---------------------------------------------------------------- storing lines
@@ -396,6 +412,9 @@ def save_codes(
     )
     result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
     _store(session, work_item_id=work_item_id, codes=codes, key=key)
+    if item.baseline_drg is None and result.drg is not None and result.drg.drg:
+        item.baseline_drg, item.baseline_drg_version = result.drg.drg, result.drg.version
+        session.add(item)
     return result
 
 
@@ -447,6 +466,9 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         )
     item.coded_by_id = actor.user_id
     item.coded_at = utcnow()
+    # The final DRG (None for outpatient, or a stay that does not group).
+    item.final_drg = result.drg.drg if result.drg else None
+    item.final_drg_version = result.drg.version if result.drg and result.drg.drg else None
     queue_service.transition(session, item=item, to_status=to_status, actor=actor, action="submit")
     return item, result
 
@@ -524,6 +546,9 @@ def qa_decide(
         if result.errors:
             raise ValidationFailed("The corrected codes have errors.", details=result.details())
         _store(session, work_item_id=work_item_id, codes=codes, key=key)
+        qa_drg = result.drg.drg if result.drg else None
+    else:
+        qa_drg = item.final_drg
     assert item.coded_by_id is not None  # noqa: S101
     assert actor.user_id is not None  # noqa: S101
     outcome = "accepted" if decision == "accept" else "corrected"
@@ -532,6 +557,8 @@ def qa_decide(
         coder_id=item.coded_by_id,
         reviewer_id=actor.user_id,
         outcome=outcome,
+        coder_drg=item.final_drg,  # a DRG shift when it differs from qa_drg
+        qa_drg=qa_drg,
     )
     session.add(review)
     if reason.strip():  # free text that may name the patient: sealed, never in clear

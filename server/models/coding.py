@@ -45,6 +45,10 @@ class QaReview(SQLModel, table=True):
     coder_id: int = Field(foreign_key="app_user.id", index=True)
     reviewer_id: int = Field(foreign_key="app_user.id")
     outcome: str = Field(max_length=10)  # accepted | corrected
+    # An inpatient stay's MS-DRG as the coder submitted it and after QA (a correction may
+    # shift it: who is reviewer_id, why the sealed reason). None for outpatient claims.
+    coder_drg: str | None = Field(default=None, max_length=3)
+    qa_drg: str | None = Field(default=None, max_length=3)
     # The reviewer's free text (may name the patient): sealed under the encounter's data key.
     sealed_reason: bytes | None = Field(default=None, sa_type=LargeBinary)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

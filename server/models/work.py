@@ -53,6 +53,13 @@ class WorkItem(SQLModel, table=True):
     hold_reason: str | None = Field(default=None, max_length=100)
     coded_by_id: int | None = Field(default=None, foreign_key="app_user.id")
     coded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The MS-DRG of an inpatient stay (in clear: case-mix reports need it, and a DRG names no
+    # patient): the baseline (the first saved draft that grouped) and the final (at submit),
+    # each with its grouper version ("43.0").
+    baseline_drg: str | None = Field(default=None, max_length=3)
+    baseline_drg_version: str | None = Field(default=None, max_length=5)
+    final_drg: str | None = Field(default=None, max_length=3)
+    final_drg_version: str | None = Field(default=None, max_length=5)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

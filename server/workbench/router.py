@@ -74,6 +74,9 @@ def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[
         "id": chart.item.id,
         "status": chart.item.status,
         "queue": view["queue"],
+        # The abstract is not built yet (issue 16): an empty object until it is.
+        "abstract": {},
+        "drg": chart.drg.model_dump(mode="json") if chart.drg else None,
     }
 
 

@@ -23,7 +23,7 @@ from server.billing import service as billing_service
 from server.billing.service import ReturnNote
 from server.coding import codesets
 from server.coding import service as coding_service
-from server.coding.schemas import Codes
+from server.coding.schemas import Codes, DrgView
 from server.models import Status, WorkItem
 from server.queries import service as queries_service
 from server.queries.schemas import ProviderView, QueryView
@@ -48,6 +48,7 @@ class ChartView:
     queries: list[QueryView]  # the item's physician queries and their answers
     providers: list[ProviderView]  # the encounter's practitioners, who may be queried
     titles: dict[str, str]  # each code's description, 'SYSTEM:CODE' as on the lines
+    drg: DrgView | None  # the working MS-DRG of the saved codes (None: outpatient)
 
     @property
     def item(self) -> WorkItem:
@@ -102,22 +103,19 @@ def open_chart(
         assert item is not None  # noqa: S101 - open_record found it
     inpatient = coding_service.is_inpatient(session, item)
     codes = coding_service.get_codes(session, key=opened.key)
+    context = coding_service.claim_context(session, item=item, record=opened.record)
+    problems = coding_service.validate(session, codes=codes, context=context) if checks else None
     return ChartView(
         row=queue_service.item_row(session, item=item),
         record=opened.record,
         codes=codes,
-        problems=coding_service.validate(
-            session,
-            codes=codes,
-            context=coding_service.claim_context(session, item=item, record=opened.record),
-        )
-        if checks
-        else None,
+        problems=problems,
         inpatient=inpatient,
         returned=billing_service.last_return(session, key=opened.key),
         queries=queries_service.item_queries(session, key=opened.key),
         providers=queries_service.encounter_providers(session, encounter_id=item.encounter_id),
         titles=codesets.titles(session, codes=codes),
+        drg=problems.drg if problems else coding_service.working_drg(codes, context),
     )
 
 

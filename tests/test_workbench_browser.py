@@ -238,3 +238,32 @@ def test_a_coders_day_by_keyboard_alone(page: Page, live_server, backend) -> Non
     page.keyboard.press("Control+Enter")
     (second,) = items - {first}
     expect(page).to_have_url(f"{url}/work/{second}")
+
+
+def test_the_working_drg_moves_as_the_coder_adds_a_cc(page: Page, live_server, backend) -> None:
+    from datetime import UTC, datetime
+
+    item = make_encounter(
+        queue="default",
+        **{
+            "class": "inpatient",
+            "start": datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+            "end": datetime(2026, 1, 14, 11, 0, tzinfo=UTC),
+        },
+    )
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(f"{url}/work/{item}")
+    first = page.locator("#dx-lines input[name=dx_code]").first
+    first.fill("I50.23")
+    page.locator("#dx-lines select[name=dx_poa]").first.select_option("Y")
+    expect(page.locator("#working-drg")).to_have_attribute("data-drg", "293", timeout=15000)
+    page.keyboard.press("Alt+d")
+    second = page.locator("#dx-lines input[name=dx_code]").nth(1)
+    second.fill("N17.9")
+    page.locator("#dx-lines select[name=dx_poa]").nth(1).select_option("Y")
+    expect(page.locator("#working-drg")).to_have_attribute("data-drg", "292", timeout=15000)
+    expect(page.locator("#working-drg")).to_contain_text("N17.9")

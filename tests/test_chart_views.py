@@ -59,3 +59,19 @@ def test_each_saved_code_line_shows_its_description(make_client):
     assert page.status_code == 200
     # E11.9 from the ICD-10-CM release the app ships, beside the code.
     assert "Type 2 diabetes mellitus without complications" in page.text
+
+
+def test_the_service_type_shows_by_its_name_not_a_bare_snomed_number(make_client):
+    import json
+
+    from server.records import fhir
+    from server.records.demo import SAMPLES
+
+    bundle = json.loads((SAMPLES / "rodney_7e869f79.json").read_text())
+    encounters = fhir.parse_bundle(bundle)
+    named = [e for e in encounters if e.hints.service_type_display]
+    assert len(named) == len(encounters)
+    first = named[0]
+    assert first.service_type is not None
+    assert first.service_type.isdigit()  # the clear column keeps the code for routing
+    assert not first.hints.service_type_display.isdigit()  # the coder reads its name

@@ -474,9 +474,12 @@ def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
         b.problems.add(_entry_loc(enc.index, "identifier"), "the encounter has no identifier or id")
         return None
     period: dict[str, Any] = res["period"] if isinstance(res.get("period"), dict) else {}
-    service = _first_coding(res.get("serviceType")).get("code") or _first_coding(
-        (res.get("type") or [None])[0] if isinstance(res.get("type"), list) else None
-    ).get("code")
+    first_type = (res.get("type") or [None])[0] if isinstance(res.get("type"), list) else None
+    service_coding = _first_coding(res.get("serviceType")) or _first_coding(first_type)
+    service = service_coding.get("code")
+    service_display = service_coding.get("display") or _concept_text(
+        res.get("serviceType") or first_type
+    )
     facility = (
         (res.get("serviceProvider") or {}).get("display")
         if isinstance(res.get("serviceProvider"), dict)
@@ -503,6 +506,7 @@ def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
             "conditions": enc.conditions,
             "procedures": enc.procedures,
             "claim_lines": enc.claim_lines,
+            "service_type_display": str(service_display)[:300] if service_display else None,
         },
         "providers": enc.providers,
     }

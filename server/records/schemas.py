@@ -138,6 +138,8 @@ class HintsIn(_In):
     conditions: list[CodeHint] = Field(default_factory=list, max_length=1000)
     procedures: list[CodeHint] = Field(default_factory=list, max_length=1000)
     claim_lines: list[CodeHint] = Field(default_factory=list, max_length=1000)
+    # The source's own name for the encounter's service type (the clear column holds its code).
+    service_type_display: str | None = Field(default=None, max_length=300)
 
 
 Npi = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{10}$")]
@@ -283,6 +285,7 @@ class HintsView(_View):
     conditions: list[HintView] = Field(default_factory=list)
     procedures: list[HintView] = Field(default_factory=list)
     claim_lines: list[HintView] = Field(default_factory=list)
+    service_type_display: str | None = None
 
 
 class RecordView(_View):

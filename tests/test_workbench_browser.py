@@ -267,3 +267,24 @@ def test_the_working_drg_moves_as_the_coder_adds_a_cc(page: Page, live_server, b
     page.locator("#dx-lines select[name=dx_poa]").nth(1).select_option("Y")
     expect(page.locator("#working-drg")).to_have_attribute("data-drg", "292", timeout=15000)
     expect(page.locator("#working-drg")).to_contain_text("N17.9")
+
+
+def test_a_source_hint_looks_for_its_icd10_codes_in_the_code_field(
+    page: Page, live_server, backend
+) -> None:
+    item = make_encounter(queue="default")  # the source sent "Acute bronchitis (disorder)"
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(f"{url}/work/{item}")
+    page.click("#source-hints summary")
+    page.get_by_role("button", name="Find ICD-10-CM codes for Acute bronchitis (disorder)").click()
+    dx = page.locator("#dx-lines input[name=dx_code]").first
+    expect(dx).to_have_value("Acute bronchitis")
+    expect(dx).to_be_focused()
+    expect(page.locator("#code-suggestions [role=option]").first).to_contain_text("J20")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(dx).to_have_value(re.compile(r"^J20\."))

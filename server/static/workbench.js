@@ -35,9 +35,7 @@
   });
   // Autocomplete: fill the field's datalist with server-rendered (escaped) <option>s.
   var timer = null;
-  document.addEventListener("input", function (e) {
-    var input = e.target;
-    if (!e.isTrusted || !input.matches || !input.matches("[data-autocomplete]")) return;
+  function suggest(input) {
     var system = input.getAttribute("data-autocomplete");
     if (system === "px") {
       var sel = input.closest("tr").querySelector("[data-system-select]");
@@ -56,6 +54,24 @@
           if (document.activeElement === input) openSuggestions(input);
         });
     }, 150);
+  }
+  document.addEventListener("input", function (e) {
+    var input = e.target;
+    if (!e.isTrusted || !input.matches || !input.matches("[data-autocomplete]")) return;
+    suggest(input);
+  });
+  // A hint from the source (a SNOMED condition, say) looks for its ICD-10-CM codes: its words
+  // go into the first empty diagnosis field and the suggestions open there.
+  document.addEventListener("click", function (e) {
+    var hint = e.target.closest ? e.target.closest("[data-hint-search]") : null;
+    if (!hint) return;
+    var empty = Array.prototype.find.call(
+      document.querySelectorAll("#codes-form input[name=dx_code]"), function (i) { return !i.value; });
+    if (!empty) { addLine("dx"); empty = document.querySelector("#dx-lines tbody tr:last-child input[name=dx_code]"); }
+    if (!empty) return;
+    empty.value = hint.getAttribute("data-hint-search").replace(/\([^)]*\)/g, "").trim();
+    empty.focus();
+    suggest(empty);
   });
   // Suggestions as an accessible combobox (ARIA 1.2): the server's escaped <option>s are read
   // into one listbox under the field; arrow keys move, Enter picks, Escape closes.

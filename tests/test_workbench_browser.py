@@ -288,3 +288,49 @@ def test_a_source_hint_looks_for_its_icd10_codes_in_the_code_field(
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
     expect(dx).to_have_value(re.compile(r"^J20\."))
+
+
+SELECT_PASSAGE = """(words) => {
+  const doc = document.querySelector('#documents .document');
+  const walker = document.createTreeWalker(doc, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, at = node.nodeValue.indexOf(words);
+    if (at >= 0) {
+      const range = document.createRange();
+      range.setStart(node, at);
+      range.setEnd(node, at + words.length);
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      return true;
+    }
+  }
+  return false;
+}"""
+
+
+def test_a_passage_is_linked_to_a_code_line_and_shown_again(page: Page, live_server, backend):
+    item = make_encounter(queue="default")
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(f"{url}/work/{item}")
+    dx = page.locator("#dx-lines input[name=dx_code]").first
+    dx.fill("J20.9")
+    dx.press("Tab")
+    dx.focus()
+    assert page.evaluate(SELECT_PASSAGE, "productive cough")
+    page.keyboard.press("Alt+e")
+    chip = page.locator("#dx-lines [data-evidence]").first
+    expect(chip).to_be_visible()
+    expect(page.locator("#codes-ok")).to_be_visible(timeout=15000)
+    # Saved with the codes (sealed), so it is there when the chart opens again.
+    page.wait_for_timeout(500)
+    page.reload()
+    chip = page.locator("#dx-lines [data-evidence]").first
+    expect(chip).to_be_visible()
+    page.evaluate("window.getSelection().removeAllRanges()")
+    chip.click()
+    assert page.evaluate("window.getSelection().toString()") == "productive cough"

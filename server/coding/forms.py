@@ -8,13 +8,28 @@ from fastapi import Depends, Request
 from pydantic import ValidationError as PydanticValidationError
 from starlette.datastructures import FormData
 
-from server.coding.schemas import Codes, DiagnosisLine, ProcedureLine
+from server.coding.schemas import Codes, DiagnosisLine, Evidence, ProcedureLine
 from server.errors import ValidationFailed
 
 
 async def codes_form(request: Request) -> Codes:
     """Codes from the workbench form's parallel field lists (blank lines dropped)."""
     return codes_from_form(await request.form())
+
+
+def _evidence(text: str) -> list[Evidence]:
+    """'DOC:START-END DOC:START-END' (the row's hidden field) as links; malformed parts and
+    more than ten are dropped (the field is written by the page, not typed)."""
+    out: list[Evidence] = []
+    for part in text.split()[:10]:
+        doc, _, span = part.partition(":")
+        start, _, end = span.partition("-")
+        if doc.isdigit() and start.isdigit() and end.isdigit() and int(start) < int(end):
+            try:
+                out.append(Evidence(document=int(doc), start=int(start), end=int(end)))
+            except PydanticValidationError:
+                continue
+    return out
 
 
 def codes_from_form(form: FormData) -> Codes:
@@ -30,19 +45,22 @@ def codes_from_form(form: FormData) -> Codes:
         return got + [""] * (n - len(got))
 
     diagnoses = [
-        DiagnosisLine(code=c.strip()[:10], poa=p.strip()[:1] or None)
-        for c, p in zip(dx_code, pad("dx_poa", len(dx_code)), strict=False)
+        DiagnosisLine(code=c.strip()[:10], poa=p.strip()[:1] or None, evidence=_evidence(ev))
+        for c, p, ev in zip(
+            dx_code, pad("dx_poa", len(dx_code)), pad("dx_evidence", len(dx_code)), strict=False
+        )
         if c.strip()
     ]
     n = len(px_code)
     procedures = []
-    for system, code, mods, units, pointers, charge in zip(
+    for system, code, mods, units, pointers, charge, evidence in zip(
         pad("px_system", n),
         px_code,
         pad("px_modifiers", n),
         pad("px_units", n),
         pad("px_pointers", n),
         pad("px_charge", n),
+        pad("px_evidence", n),
         strict=False,
     ):
         if not code.strip():
@@ -56,6 +74,7 @@ def codes_from_form(form: FormData) -> Codes:
                     units=int(units or 1),
                     dx_pointers=[int(p) for p in pointers.replace(",", " ").split()][:4],
                     charge=float(charge or 0),
+                    evidence=_evidence(evidence),
                 )
             )
         except (ValueError, PydanticValidationError) as exc:

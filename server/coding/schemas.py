@@ -10,6 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 DxCode = Annotated[str, StringConstraints(max_length=10)]
 
 
+class Evidence(BaseModel):
+    """A passage of the chart that supports a code line: a document and a character range of
+    its text as the chart shows it (a link, never a copy of the words)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document: int = Field(ge=1, le=2**31 - 1)
+    start: int = Field(ge=0, le=10_000_000)
+    end: int = Field(ge=0, le=10_000_000)
+
+
 class DiagnosisLine(BaseModel):
     """One diagnosis; the first is the principal (first-listed) diagnosis."""
 
@@ -17,6 +28,7 @@ class DiagnosisLine(BaseModel):
 
     code: str = Field(max_length=10)
     poa: str | None = Field(default=None, max_length=1)
+    evidence: list[Evidence] = Field(default_factory=list, max_length=10)
 
 
 class ProcedureLine(BaseModel):
@@ -30,6 +42,7 @@ class ProcedureLine(BaseModel):
     units: int = Field(default=1, ge=1, le=999)
     dx_pointers: list[int] = Field(default_factory=list, max_length=4)
     charge: float = Field(default=0.0, ge=0, le=10_000_000)
+    evidence: list[Evidence] = Field(default_factory=list, max_length=10)
 
 
 class Codes(BaseModel):

@@ -351,6 +351,7 @@ def _stored_form(codes: Codes) -> Codes:
                 if codesets.icd10cm().get(code)
                 else line.code.strip()[:10],
                 poa=(line.poa or "").strip().upper()[:1] or None,
+                evidence=line.evidence,
             )
         )
     px = [
@@ -361,6 +362,7 @@ def _stored_form(codes: Codes) -> Codes:
             units=line.units,
             dx_pointers=line.dx_pointers,
             charge=round(line.charge * 100) / 100,
+            evidence=line.evidence,
         )
         for line in codes.procedures
     ]

@@ -274,5 +274,79 @@
   document.addEventListener("change", function (e) {
     if (e.target.matches && e.target.matches("input.code-input")) describe(e.target);
   });
+
+  // Evidence: select a passage in a note and press Alt+E to link it to the current code
+  // line. The link is the document and the character range of its text (not a copy of the
+  // words); it is saved with the codes and shown to QA, where a click shows the passage.
+  var currentRow = null;
+  document.addEventListener("focusin", function (e) {
+    if (e.target.matches && e.target.matches("#codes-form input.code-input")) {
+      currentRow = e.target.closest("tr");
+    }
+  });
+  function offsetIn(doc, node, offset) {
+    var range = document.createRange();
+    range.selectNodeContents(doc);
+    range.setEnd(node, offset);
+    return range.toString().length;
+  }
+  function chip(cell, value, docId) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "link evidence";
+    b.setAttribute("data-evidence", value);
+    b.title = "Show the passage";
+    b.textContent = "\uD83D\uDCCE note " + docId;
+    cell.appendChild(b);
+  }
+  document.addEventListener("keydown", function (e) {
+    if (!(e.altKey && (e.key === "e" || e.key === "E"))) return;
+    var sel = window.getSelection();
+    if (!sel || sel.isCollapsed || !currentRow) return;
+    var anchor = sel.anchorNode && (sel.anchorNode.nodeType === 1 ? sel.anchorNode : sel.anchorNode.parentNode);
+    var doc = anchor ? anchor.closest("#documents .document") : null;
+    var article = doc ? doc.closest("article[id^=document-]") : null;
+    if (!doc || !article) return;
+    e.preventDefault();
+    var range = sel.getRangeAt(0);
+    var start = offsetIn(doc, range.startContainer, range.startOffset);
+    var end = offsetIn(doc, range.endContainer, range.endOffset);
+    if (end <= start) return;
+    var docId = article.id.replace("document-", "");
+    var value = docId + ":" + start + "-" + end;
+    var field = currentRow.querySelector("input[name$=_evidence]");
+    var links = currentRow.querySelector(".evidence-links");
+    if (!field || !links || field.value.split(" ").indexOf(value) >= 0) return;
+    field.value = (field.value.trim() + " " + value).trim();
+    chip(links, value, docId);
+    var input = currentRow.querySelector("input.code-input");
+    if (input) {
+      input.focus();
+      var f = form();
+      if (f) f.dispatchEvent(new Event("change", { bubbles: true })); // saved (and audited)
+    }
+  });
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest ? e.target.closest("[data-evidence]") : null;
+    if (!b) return;
+    var parts = b.getAttribute("data-evidence").split(/[:-]/);
+    var doc = document.querySelector("#document-" + parts[0] + " .document");
+    if (!doc) return;
+    var start = parseInt(parts[1], 10), end = parseInt(parts[2], 10);
+    var walker = document.createTreeWalker(doc, NodeFilter.SHOW_TEXT);
+    var seen = 0, range = document.createRange(), begun = false;
+    while (walker.nextNode()) {
+      var node = walker.currentNode, len = node.nodeValue.length;
+      if (!begun && start <= seen + len) { range.setStart(node, start - seen); begun = true; }
+      if (begun && end <= seen + len) { range.setEnd(node, end - seen); break; }
+      seen += len;
+    }
+    if (!begun) return;
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    var el = range.startContainer.parentNode;
+    if (el && el.scrollIntoView) el.scrollIntoView({ block: "center" });
+  });
 })();
 

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-sqlite test-pg lint audit bench bench-hl7 clean
+.PHONY: install run test test-sqlite test-pg lint audit bench bench-hl7 bench-pages screenshots clean
 
 install: $(STAMP) server/static/vendor/htmx.min.js
 
@@ -55,6 +55,10 @@ bench: install
 	$(PY) bench/run.py
 
 # HL7 v2 over MLLP beside the FHIR endpoint on the same encounters (a few minutes).
+# Server time of every page on the demo data (bench/results/pages-latest.md).
+bench-pages: install
+	$(PY) -m bench.pages
+
 bench-hl7: install
 	$(PY) -m bench.hl7
 

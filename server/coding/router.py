@@ -11,7 +11,9 @@ from sqlmodel import Session
 
 from server.auth.deps import CoderDep, CoderOrSupervisorDep, RowId, SessionDep, SupervisorDep
 from server.auth.principal import Principal
+from server.coding import abstract as abstract_service
 from server.coding import codesets, service
+from server.coding.abstract import Abstract
 from server.coding.forms import CodesForm
 from server.coding.schemas import (
     AccuracyView,
@@ -45,6 +47,16 @@ def api_save_codes(
 ) -> ValidationView:
     """Save the draft codes (even with errors) and answer the errors and warnings."""
     return _view(service.save_codes(session, actor=actor, work_item_id=work_item_id, codes=body))
+
+
+@router.put(f"{API}/work/{{work_item_id}}/abstract", tags=["work"], response_model=Abstract)
+def api_save_abstract(
+    session: SessionDep, actor: CoderDep, work_item_id: RowId, body: Abstract
+) -> Abstract:
+    """Set the inpatient abstract (NUBC codes; 422 naming the field of a code not listed)."""
+    return abstract_service.save_abstract(
+        session, actor=actor, work_item_id=work_item_id, abstract=body
+    )
 
 
 @router.post(

@@ -74,8 +74,7 @@ def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[
         "id": chart.item.id,
         "status": chart.item.status,
         "queue": view["queue"],
-        # The abstract is not built yet (issue 16): an empty object until it is.
-        "abstract": {},
+        "abstract": chart.abstract.model_dump(mode="json"),
         "drg": chart.drg.model_dump(mode="json") if chart.drg else None,
     }
 

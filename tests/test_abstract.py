@@ -1,0 +1,74 @@
+"""The inpatient abstract (issue 16): NUBC admission type, point of origin and discharge
+status, set by the coder holding the item, sealed, required at submit for inpatient stays,
+and the discharge status given to the grouper (died vs alive)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests.support.coding import coder_with_item
+
+STAY = {
+    "class": "inpatient",
+    "start": datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+    "end": datetime(2026, 1, 14, 11, 0, tzinfo=UTC),
+}
+
+ABSTRACT = {
+    "admission_type": "1",
+    "admission_source": "7",
+    "discharge_status": "01",
+    "admission_hour": 8,
+    "attending_npi": "1234567893",
+    "admitting_diagnosis": "I21.4",
+}
+
+
+def test_set_and_read_the_abstract(make_client):
+    held = coder_with_item(make_client, **STAY)
+    item = held.client.get(f"/api/v1/work/{held.item_id}").json()
+    assert item["abstract"]["discharge_status"] is None
+    r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json=ABSTRACT)
+    assert r.status_code == 200, r.text
+    assert r.json() == ABSTRACT
+    item = held.client.get(f"/api/v1/work/{held.item_id}").json()
+    assert item["abstract"] == ABSTRACT
+
+
+def test_a_code_outside_its_nubc_list_is_422_at_the_field(make_client):
+    held = coder_with_item(make_client, **STAY)
+    for field, bad in (
+        ("admission_type", "7"),
+        ("admission_source", "3"),
+        ("discharge_status", "08"),
+        ("discharge_status", "99"),
+    ):
+        r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json={field: bad})
+        assert r.status_code == 422, (field, bad)
+        locs = [d["loc"] for d in r.json()["error"]["details"]]
+        assert ["body", field] in locs, r.text
+    item = held.client.get(f"/api/v1/work/{held.item_id}").json()
+    assert item["abstract"]["discharge_status"] is None
+
+
+def test_another_coder_cannot_set_it(make_client):
+    held = coder_with_item(make_client, **STAY)
+    other = coder_with_item(make_client, "coder2")
+    r = other.client.put(f"/api/v1/work/{held.item_id}/abstract", json=ABSTRACT)
+    assert r.status_code == 404
+
+
+def test_the_abstract_is_stored_sealed(make_client):
+    from sqlmodel import Session
+
+    from server.db import get_engine
+    from server.models import ItemAbstract
+
+    held = coder_with_item(make_client, **STAY)
+    r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json=ABSTRACT)
+    assert r.status_code == 200
+    with Session(get_engine()) as s:
+        row = s.get(ItemAbstract, held.item_id)
+        assert row is not None
+        assert b"1234567893" not in row.sealed_abstract
+        assert b"I21.4" not in row.sealed_abstract

@@ -5,8 +5,9 @@ and the discharge status given to the grouper (died vs alive)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from tests.support.coding import coder_with_item
+from tests.support.coding import GOOD_CODES, coder_with_item
 
 STAY = {
     "class": "inpatient",
@@ -22,6 +23,13 @@ ABSTRACT = {
     "attending_npi": "1234567893",
     "admitting_diagnosis": "I21.4",
 }
+
+
+def _codes(held: Any, *dx: str) -> dict[str, Any]:
+    body = {"diagnoses": [{"code": c, "poa": "Y"} for c in dx], "procedures": []}
+    r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
 
 
 def test_set_and_read_the_abstract(make_client):
@@ -56,6 +64,38 @@ def test_another_coder_cannot_set_it(make_client):
     other = coder_with_item(make_client, "coder2")
     r = other.client.put(f"/api/v1/work/{held.item_id}/abstract", json=ABSTRACT)
     assert r.status_code == 404
+
+
+def test_inpatient_submit_needs_a_discharge_status(make_client):
+    held = coder_with_item(make_client, **STAY)
+    _codes(held, "I50.23")
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.status_code == 422, r.text
+    problems = [d for d in r.json()["error"]["details"] if d.get("code") == "abstract-required"]
+    assert problems
+    assert problems[0]["loc"] == ["abstract", "discharge_status"]
+    r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json={"discharge_status": "01"})
+    assert r.status_code == 200
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.status_code == 200, r.text
+
+
+def test_outpatient_submit_needs_no_abstract(make_client):
+    held = coder_with_item(make_client)
+    r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    assert r.status_code == 200
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.status_code == 200, r.text
+
+
+def test_the_grouper_uses_the_discharge_status(make_client):
+    """AMI: MS-DRG 282 discharged alive without CC/MCC, 285 expired (v43)."""
+    held = coder_with_item(make_client, **STAY)
+    assert _codes(held, "I21.4")["drg"]["drg"] == "282"
+    r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json={"discharge_status": "20"})
+    assert r.status_code == 200
+    assert _codes(held, "I21.4")["drg"]["drg"] == "285"
+    assert held.client.get(f"/api/v1/work/{held.item_id}").json()["drg"]["drg"] == "285"
 
 
 def test_the_abstract_is_stored_sealed(make_client):

@@ -25,6 +25,9 @@ def _coded(make_client, username="coder1", **encounter):
             "diagnoses": [{"code": "E11.9", "poa": "Y"}, {"code": "I10", "poa": "Y"}],
             "procedures": [{"code": "0DTJ4ZZ", "system": "PCS"}],
         }
+        abstract = {"admission_type": "3", "admission_source": "1", "discharge_status": "01"}
+        r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json=abstract)
+        assert r.status_code == 200, r.text
     r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=codes)
     assert r.json()["errors"] == [], r.text
     assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200

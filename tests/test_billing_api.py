@@ -106,6 +106,8 @@ def test_inpatient_claim_is_an_837i(make_client):
     assert ok, log
     assert "005010X223A2" in x.text
     assert "HI*ABK:E119:::::::Y~" in x.text
+    assert "CL1*3*1*01~" in x.text  # from the abstract
+    assert "HI*DR:" in x.text  # the MS-DRG of the billed codes
 
 
 def test_coder_and_other_callers_cannot_export(make_client):

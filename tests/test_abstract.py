@@ -112,3 +112,36 @@ def test_the_abstract_is_stored_sealed(make_client):
         assert row is not None
         assert b"1234567893" not in row.sealed_abstract
         assert b"I21.4" not in row.sealed_abstract
+
+
+def test_fhir_hospitalization_codes_become_nubc_codes():
+    from server.records import fhir
+    from tests.support.records import fixture_files, load
+
+    bundle = load(fixture_files()[0])
+    encounters = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    ]
+    hl7 = "http://terminology.hl7.org/CodeSystem/"
+    encounters[0]["hospitalization"] = {
+        "admitSource": {"coding": [{"system": hl7 + "admit-source", "code": "emd"}]},
+        "dischargeDisposition": {
+            "coding": [{"system": hl7 + "discharge-disposition", "code": "exp"}]
+        },
+    }
+    encounters[1]["hospitalization"] = {
+        "admitSource": {"coding": [{"system": hl7 + "admit-source", "code": "born"}]},
+    }
+    parsed = fhir.parse_bundle(bundle)
+    admissions = [e.admission for e in parsed if e.admission is not None]
+    assert [(a.admission_source, a.discharge_status) for a in admissions] == [("7", "20")]
+
+
+def test_the_source_admission_prefills_the_abstract(make_client):
+    held = coder_with_item(
+        make_client, **STAY, admission={"admission_source": "7", "discharge_status": "20"}
+    )
+    item = held.client.get(f"/api/v1/work/{held.item_id}").json()
+    assert item["abstract"]["admission_source"] == "7"
+    assert item["abstract"]["discharge_status"] == "20"
+    assert item["abstract"]["admission_type"] is None

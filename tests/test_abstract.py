@@ -145,3 +145,50 @@ def test_the_source_admission_prefills_the_abstract(make_client):
     assert item["abstract"]["admission_source"] == "7"
     assert item["abstract"]["discharge_status"] == "20"
     assert item["abstract"]["admission_type"] is None
+
+
+def test_the_workbench_abstract_form(make_client):
+    held = coder_with_item(make_client, **STAY)
+    page = held.client.get(f"/work/{held.item_id}")
+    assert 'id="abstract-form"' in page.text
+    assert "20 Expired" in page.text
+    r = held.client.put(
+        f"/api/v1/work/{held.item_id}/abstract", json={"attending_npi": "1234567893"}
+    )
+    assert r.status_code == 200
+    r = held.client.post(
+        f"/work/{held.item_id}/abstract",
+        data={
+            "csrf_token": held.client.headers["X-CSRF-Token"],
+            "admission_type": "3",
+            "admission_source": "1",
+            "discharge_status": "20",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    item = held.client.get(f"/api/v1/work/{held.item_id}").json()
+    assert item["abstract"]["discharge_status"] == "20"
+    assert item["abstract"]["attending_npi"] == "1234567893"  # kept
+    page = held.client.get(f"/work/{held.item_id}")
+    assert '<option value="20" selected>' in page.text
+
+
+def test_outpatient_workbench_has_no_abstract_form(make_client):
+    held = coder_with_item(make_client)
+    assert 'id="abstract-form"' not in held.client.get(f"/work/{held.item_id}").text
+
+
+def test_the_workbench_submit_shows_the_missing_discharge_status(make_client):
+    held = coder_with_item(make_client, **STAY)
+    r = held.client.post(
+        f"/work/{held.item_id}/submit",
+        data={
+            "csrf_token": held.client.headers["X-CSRF-Token"],
+            "dx_code": ["I50.23"],
+            "dx_poa": ["Y"],
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert r.status_code == 200, r.text
+    assert "discharge status" in r.text

@@ -79,9 +79,15 @@ def get_abstract(session: Session, *, key: ItemKey) -> Abstract:
 
 
 def save_abstract(
-    session: Session, *, actor: Principal, work_item_id: int, abstract: Abstract
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    abstract: Abstract,
+    only: set[str] | None = None,
 ) -> Abstract:
-    """Set the abstract of an item leased to the caller (audited as a code save)."""
+    """Set the abstract of an item leased to the caller (audited as a code save); with
+    `only`, just those fields (the workbench form's), the others kept as they were."""
     queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
     key = records_service.open_for_use(
         session,
@@ -91,6 +97,10 @@ def save_abstract(
         purpose="TREAT",
         detail="abstract",
     )
+    if only is not None:
+        kept = get_abstract(session, key=key).model_dump()
+        kept.update({name: getattr(abstract, name) for name in only})
+        abstract = Abstract.model_validate(kept)
     sealed = key.seal(
         table=ItemAbstract.__tablename__,
         row_id=work_item_id,

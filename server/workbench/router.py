@@ -23,6 +23,7 @@ from server.auth.deps import (
     SupervisorDep,
 )
 from server.auth.principal import Principal
+from server.coding import nubc
 from server.coding import service as coding_service
 from server.coding.forms import CodesForm, codes_from_form
 from server.coding.schemas import Codes
@@ -54,6 +55,8 @@ def _code_entry(chart: ChartView) -> dict[str, Any]:
         "queries": chart.queries,
         "providers": chart.providers,
         "titles": chart.titles,
+        "abstract": chart.abstract,
+        "nubc": nubc,
     }
 
 

@@ -50,6 +50,9 @@ def test_a_code_outside_its_nubc_list_is_422_at_the_field(make_client):
         ("admission_source", "3"),
         ("discharge_status", "08"),
         ("discharge_status", "99"),
+        ("admitting_diagnosis", "I21~ISA*"),
+        ("attending_npi", "12345"),
+        ("admission_hour", 24),
     ):
         r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json={field: bad})
         assert r.status_code == 422, (field, bad)

@@ -38,7 +38,10 @@ class Abstract(BaseModel):
     discharge_status: str | None = Field(default=None, max_length=2)
     admission_hour: int | None = Field(default=None, ge=0, le=23)
     attending_npi: str | None = Field(default=None, pattern=r"^\d{10}$")
-    admitting_diagnosis: str | None = Field(default=None, max_length=10)
+    # An ICD-10-CM code's shape (it goes on the 837I as is: no X12 delimiters get through).
+    admitting_diagnosis: str | None = Field(
+        default=None, max_length=8, pattern=r"^\s*[A-Za-z][0-9A-Za-z]{2}(\.?[0-9A-Za-z]{1,4})?\s*$"
+    )
 
     @field_validator("admission_type")
     @classmethod

@@ -25,6 +25,9 @@ def _coded(make_client, username="coder1", **encounter):
             "diagnoses": [{"code": "E11.9", "poa": "Y"}, {"code": "I10", "poa": "Y"}],
             "procedures": [{"code": "0DTJ4ZZ", "system": "PCS"}],
         }
+        abstract = {"admission_type": "3", "admission_source": "1", "discharge_status": "01"}
+        r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json=abstract)
+        assert r.status_code == 200, r.text
     r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=codes)
     assert r.json()["errors"] == [], r.text
     assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
@@ -103,6 +106,8 @@ def test_inpatient_claim_is_an_837i(make_client):
     assert ok, log
     assert "005010X223A2" in x.text
     assert "HI*ABK:E119:::::::Y~" in x.text
+    assert "CL1*3*1*01~" in x.text  # from the abstract
+    assert "HI*DR:" in x.text  # the MS-DRG of the billed codes
 
 
 def test_coder_and_other_callers_cannot_export(make_client):

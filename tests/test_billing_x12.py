@@ -60,7 +60,27 @@ def test_837i_passes_pyx12():
     assert "005010X223A2" in text
     assert "HI*ABK:E119:::::::Y~" in text  # principal diagnosis with POA
     assert "HI*BBR:0DTJ4ZZ:D8:20261101~" in text  # principal procedure (PCS)
-    assert "CL1*1*1*01~" in text
+    assert "CL1*9*9*01~" in text  # not abstracted: type and source unknown
+    assert "*ABJ:" not in text
+    assert "*DR:" not in text
+
+
+def test_837i_carries_the_abstract_and_the_drg():
+    import dataclasses
+
+    claim = dataclasses.replace(
+        _claim(True),
+        admission_type="1",
+        admission_source="7",
+        discharge_status="20",
+        admitting_diagnosis="R07.9",
+        drg="637",
+    )
+    text = x12.build_837(claim, Settings())
+    ok, log = pyx12_accepts(text)
+    assert ok, log
+    assert "CL1*1*7*20~" in text
+    assert "HI*ABK:E119:::::::Y~\nHI*ABJ:R079~\nHI*DR:637~\nHI*ABF:" in text
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,11 @@ def _codes(*dx: str) -> Codes:
     return Codes.model_validate({"diagnoses": [{"code": c, "poa": "Y"} for c in dx]})
 
 
+def _discharged(held: Any) -> None:
+    r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json={"discharge_status": "01"})
+    assert r.status_code == 200, r.text
+
+
 def _put(held: Any, *dx: str) -> dict[str, Any]:
     body = {"diagnoses": [{"code": c, "poa": "Y"} for c in dx], "procedures": []}
     r = held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body)
@@ -85,7 +90,7 @@ def test_the_working_drg_in_the_codes_answer_and_the_work_item(make_client):
     assert got["drg"]["drg"] == "291"
     assert got["drg"]["title"] == "Heart Failure and Shock with MCC"
     item = held.client.get(f"/api/v1/work/{held.item_id}").json()
-    assert item["abstract"] == {}
+    assert item["abstract"]["discharge_status"] is None
     assert {k: item["drg"][k] for k in ("version", "drg", "mdc", "weight", "gmlos")} == {
         "version": "43.0",
         "drg": "291",
@@ -169,6 +174,7 @@ def test_the_baseline_and_final_drg_are_recorded(make_client):
     _put(held, "I50")  # does not group: no baseline yet
     _put(held, "I50.23")  # the baseline
     _put(held, "I50.23", "N17.9")
+    _discharged(held)
     r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
     assert r.status_code == 200, r.text
     assert r.json()["drg"]["drg"] == "292"
@@ -202,6 +208,7 @@ def test_a_qa_correction_records_the_drg_shift(make_client):
 
     held = coder_with_item(make_client, "drg-trainee", in_training=True, **STAY)
     _put(held, "I50.23", "N17.9")
+    _discharged(held)
     r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
     assert r.json()["status"] == "qa_review"
     sup = signed_in(make_client, "drg-sup", "supervisor")

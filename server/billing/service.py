@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.billing import x12
+from server.coding import abstract as abstract_service
 from server.coding import service as coding_service
 from server.config import Settings, get_settings
 from server.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
@@ -105,8 +106,9 @@ def checked_claim(
     checks = coding_service.validate(
         session,
         codes=codes,
-        context=coding_service.claim_context(session, item=item, record=record),
+        context=coding_service.claim_context(session, item=item, record=record, key=opened.key),
     )
+    abstract = abstract_service.get_abstract(session, key=opened.key)
     patient: Any = record.patient
     address = getattr(patient, "address", None)
     last, first = _split_name(patient.name or "")
@@ -138,6 +140,11 @@ def checked_claim(
             )
             for p in codes.procedures
         ],
+        admission_type=abstract.admission_type,
+        admission_source=abstract.admission_source,
+        discharge_status=abstract.discharge_status,
+        admitting_diagnosis=abstract.admitting_diagnosis,
+        drg=checks.drg.drg if checks.drg else None,  # of the codes billed (after any QA)
     )
     return claim, checks
 

@@ -55,6 +55,12 @@ class ClaimData:
     end: datetime | None
     diagnoses: list[tuple[str, str | None]]  # (ICD-10-CM code with dot, POA)
     lines: list[Line] = field(default_factory=list)
+    # The inpatient abstract (NUBC codes; None: not abstracted) and the MS-DRG billed.
+    admission_type: str | None = None  # FL14
+    admission_source: str | None = None  # FL15 point of origin
+    discharge_status: str | None = None  # FL17
+    admitting_diagnosis: str | None = None  # ICD-10-CM, with or without the dot
+    drg: str | None = None  # the three-digit MS-DRG of the billed codes
 
     @property
     def claim_id(self) -> str:
@@ -266,9 +272,21 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
         ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:A:1", "", "A", "Y", "Y"],
         ["DTP", "434", "RD8", f"{_date(start, now)}-{_date(end, now)}"],
         ["DTP", "435", "DT", start.astimezone(UTC).strftime("%Y%m%d%H%M")],
-        ["CL1", "1", "1", "01"],
+        # Institutional claim codes (2300 CL1): admission type, point of origin, discharge
+        # status from the abstract; 9 ("information not available") where not abstracted.
+        [
+            "CL1",
+            claim.admission_type or "9",
+            claim.admission_source or "9",
+            claim.discharge_status or "01",
+        ],
         ["HI", f"ABK:{dx[0]}"],
     ]
+    # The 837I's HI order: principal, admitting diagnosis, DRG, other diagnoses, procedures.
+    if claim.admitting_diagnosis:
+        segs.append(["HI", f"ABJ:{_nodot(claim.admitting_diagnosis)}"])
+    if claim.drg:
+        segs.append(["HI", f"DR:{claim.drg}"])
     if len(dx) > 1:
         segs += _hi("ABF", "ABF", dx[1:])
     pcs = [line for line in claim.lines if line.system == "PCS"]

@@ -6,16 +6,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
 from server.auth.deps import CoderDep, CoderOrSupervisorDep, RowId, SessionDep, SupervisorDep
 from server.auth.principal import Principal
+from server.coding import abstract as abstract_service
 from server.coding import codesets, service
+from server.coding.abstract import Abstract
 from server.coding.forms import CodesForm
 from server.coding.schemas import (
     AccuracyView,
     Codes,
+    Problem,
     QaDecision,
     QaItemView,
     SearchHit,
@@ -23,8 +26,10 @@ from server.coding.schemas import (
     SubmitView,
     ValidationView,
 )
-from server.errors import AppError
+from server.errors import AppError, ValidationFailed
 from server.queue import service as queue_service
+from server.records.schemas import safe_errors
+from server.web import forms
 from server.web.templates import is_htmx, render
 
 router = APIRouter()
@@ -45,6 +50,16 @@ def api_save_codes(
 ) -> ValidationView:
     """Save the draft codes (even with errors) and answer the errors and warnings."""
     return _view(service.save_codes(session, actor=actor, work_item_id=work_item_id, codes=body))
+
+
+@router.put(f"{API}/work/{{work_item_id}}/abstract", tags=["work"], response_model=Abstract)
+def api_save_abstract(
+    session: SessionDep, actor: CoderDep, work_item_id: RowId, body: Abstract
+) -> Abstract:
+    """Set the inpatient abstract (NUBC codes; 422 naming the field of a code not listed)."""
+    return abstract_service.save_abstract(
+        session, actor=actor, work_item_id=work_item_id, abstract=body
+    )
 
 
 @router.post(
@@ -258,12 +273,77 @@ def submit_page(
         )
     if result.errors:  # a plain form post: back to the item page, which shows the errors
         return RedirectResponse(f"/work/{work_item_id}", status_code=303)
+    forms.on_error(
+        request,
+        lambda req, s, exc, _form: _submit_refused(
+            req,
+            s,
+            actor=actor,
+            work_item_id=work_item_id,
+            codes=codes,
+            warnings=result.warnings,
+            exc=exc,
+        ),
+    )
     item, _ = service.submit(session, actor=actor, work_item_id=work_item_id)
     # My work says where the chart went, with the warnings it left with, then opens the next.
     done = f"/work?submitted={work_item_id}&to={item.status}&warnings={len(result.warnings)}"
     if htmx:
         return Response(status_code=204, headers={"HX-Redirect": done})
     return RedirectResponse(done, status_code=303)
+
+
+@router.post("/work/{work_item_id}/abstract", response_class=HTMLResponse)
+def abstract_page(
+    session: SessionDep,
+    actor: CoderDep,
+    work_item_id: RowId,
+    admission_type: Annotated[str, Form(max_length=2)] = "",
+    admission_source: Annotated[str, Form(max_length=2)] = "",
+    discharge_status: Annotated[str, Form(max_length=2)] = "",
+) -> Response:
+    """The workbench's abstract form (the three NUBC selects); back to the item page."""
+    fields = {
+        "admission_type": admission_type,
+        "admission_source": admission_source,
+        "discharge_status": discharge_status,
+    }
+    try:
+        abstract = Abstract.model_validate(fields)
+    except ValidationError as exc:
+        raise ValidationFailed("The abstract is not valid.", details=safe_errors(exc)) from None
+    abstract_service.save_abstract(
+        session, actor=actor, work_item_id=work_item_id, abstract=abstract, only=set(fields)
+    )
+    return RedirectResponse(f"/work/{work_item_id}", status_code=303)
+
+
+def _submit_refused(
+    request: Request,
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int,
+    codes: Codes,
+    warnings: list[Problem],
+    exc: AppError,
+) -> Response:
+    """A submit refused after the save (the abstract's discharge status): the problems in
+    place on the workbench, or the item page for a plain form post."""
+    if not is_htmx(request):
+        return RedirectResponse(f"/work/{work_item_id}", status_code=303)
+    problems = service.Validation()
+    problems.errors = [Problem.model_validate(d) for d in exc.details if isinstance(d, dict)]
+    problems.warnings = warnings
+    return _workbench(
+        request,
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        codes=codes,
+        problems=problems,
+        block="code_problems",
+    )
 
 
 @router.get("/codes/search", response_class=HTMLResponse)

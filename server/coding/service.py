@@ -11,6 +11,7 @@ item of a coder marked in training), the rest straight to billing. Every step go
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from sqlmodel import Session, col, select
 from server.audit import service as audit_service
 from server.auth import service as auth_service
 from server.auth.principal import Principal
+from server.coding import abstract as abstract_service
 from server.coding import codesets
 from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, DrgView, Problem, ProcedureLine
@@ -251,13 +253,17 @@ def claim_context(
     elif key is not None:
         found = records_service.demographics(session, key=key)
         birth_date, sex = found.birth_date, found.sex
-    return edits_service.context_for(
+    context = edits_service.context_for(
         session,
         item=item,
         birth_date=birth_date,
         sex=sex,
         audited=record is not None or key is not None,
     )
+    if key is not None and context.inpatient:
+        status = abstract_service.get_abstract(session, key=key).discharge_status
+        context = dataclasses.replace(context, discharge_status=status)
+    return context
 
 
 def validate(session: Session, *, codes: Codes, context: edits_service.ClaimContext) -> Validation:
@@ -319,6 +325,7 @@ def working_drg(codes: Codes, context: edits_service.ClaimContext) -> DrgView | 
         discharge=context.date_of_service,
         age=context.age,
         sex=context.sex,
+        discharge_status=int(context.discharge_status or "01"),
     )
 
 
@@ -452,7 +459,14 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         detail=f"to {to_status}",
     )
     codes = get_codes(session, key=key)
-    result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
+    context = claim_context(session, item=item, key=key)
+    result = validate(session, codes=codes, context=context)
+    if context.inpatient and context.discharge_status is None:
+        result.error(
+            ["abstract", "discharge_status"],
+            "An inpatient stay needs its discharge status (NUBC FL17) in the abstract.",
+            "abstract-required",
+        )
     if result.errors:
         audit_service.record_denied(
             session,

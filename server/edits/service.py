@@ -79,6 +79,7 @@ class ClaimContext:
     age: int | None = None  # at the date of service; only from an audited view of the chart
     sex: str | None = None  # "male" | "female" | other; likewise
     audited: bool = False  # age and sex were looked for in an audited view or use
+    discharge_status: str | None = None  # the abstract's NUBC FL17 code, when abstracted
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,14 @@
 
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
-from server.models.coding import ClaimRecord, ClaimReturn, CodeSetEntry, ItemCodes, QaReview
+from server.models.coding import (
+    ClaimRecord,
+    ClaimReturn,
+    CodeSetEntry,
+    ItemAbstract,
+    ItemCodes,
+    QaReview,
+)
 from server.models.edits import EditFileLoad, EditLevel, MueEdit, NcciPtpEdit
 from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
@@ -26,6 +33,7 @@ __all__ = [
     "Hl7Message",
     "FlagCase",
     "FlagCaseStep",
+    "ItemAbstract",
     "ItemCodes",
     "MueEdit",
     "NcciPtpEdit",

@@ -25,6 +25,18 @@ class ItemCodes(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class ItemAbstract(SQLModel, table=True):
+    """The inpatient abstract of a work item (NUBC admission and discharge codes, attending
+    NPI, admitting diagnosis): patient data, one sealed JSON value under the encounter's data
+    key (field "abstract" of this row), never in clear."""
+
+    __tablename__ = "item_abstract"
+
+    work_item_id: int = Field(foreign_key="work_item.id", primary_key=True)
+    sealed_abstract: bytes = Field(sa_type=LargeBinary)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class CodeSetEntry(SQLModel, table=True):
     """A code of a loaded code set (CPT from the customer's licensed file, HCPCS, PCS)."""
 

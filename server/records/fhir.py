@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from server.coding import nubc
 from server.errors import ValidationFailed
 from server.records.schemas import EncounterIn
 
@@ -453,6 +454,53 @@ PASSES: tuple[dict[str, _Handler], ...] = (
 )
 
 
+# FHIR R4 admit-source and discharge-disposition codes (terminology.hl7.org) with one
+# NUBC UB-04 equivalent (FL15 point of origin, FL17 discharge status); others left empty.
+ADMIT_SOURCE_NUBC = {"emd": "7", "gp": "2", "hosp-trans": "4", "nursing": "5", "other": "9"}
+DISCHARGE_NUBC = {
+    "home": "01",
+    "hosp": "02",
+    "snf": "03",
+    "aadvice": "07",
+    "exp": "20",
+    "rehab": "62",
+    "long": "63",
+    "psy": "65",
+    "oth": "70",
+    "other-hcf": "70",
+}
+
+
+def _nubc(concept: Any, mapped: dict[str, str], listed: dict[str, str]) -> str | None:
+    """The NUBC code of a FHIR concept: a NUBC coding as sent, else the FHIR code mapped."""
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    for coding in codings if isinstance(codings, list) else []:
+        if not isinstance(coding, dict):
+            continue
+        code, system = str(coding.get("code") or ""), str(coding.get("system") or "").lower()
+        if "nubc" in system and code.upper() in listed:
+            return code.upper()
+        if code in mapped:
+            return mapped[code]
+    return None
+
+
+def _admission(res: dict[str, Any]) -> dict[str, str | None] | None:
+    """Encounter.hospitalization's admitSource and dischargeDisposition as NUBC codes."""
+    stay = res.get("hospitalization")
+    if not isinstance(stay, dict):
+        return None
+    found = {
+        "admission_source": _nubc(
+            stay.get("admitSource"), ADMIT_SOURCE_NUBC, nubc.ADMISSION_SOURCE
+        ),
+        "discharge_status": _nubc(
+            stay.get("dischargeDisposition"), DISCHARGE_NUBC, nubc.DISCHARGE_STATUS
+        ),
+    }
+    return found if any(found.values()) else None
+
+
 def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
     """One encounter of the bundle in our form (None if it has problems, now listed)."""
     patient_entry = b.resolve(enc.patient_ref, "Patient")
@@ -509,6 +557,7 @@ def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
             "service_type_display": str(service_display)[:300] if service_display else None,
         },
         "providers": enc.providers,
+        "admission": _admission(res),
     }
     try:
         return EncounterIn.model_validate(raw)

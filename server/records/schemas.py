@@ -142,6 +142,14 @@ class HintsIn(_In):
     service_type_display: str | None = Field(default=None, max_length=300)
 
 
+class AdmissionIn(_In):
+    """The admission and discharge the source sends (NUBC UB-04 codes, sealed into the item's
+    abstract): point of origin (FL15) and discharge status (FL17); codes not listed dropped."""
+
+    admission_source: str | None = Field(default=None, max_length=2)
+    discharge_status: str | None = Field(default=None, max_length=2)
+
+
 Npi = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{10}$")]
 
 
@@ -178,6 +186,7 @@ class EncounterIn(_In):
     documents: list[DocumentIn] = Field(default_factory=list, max_length=500)
     hints: HintsIn = Field(default_factory=HintsIn)
     providers: list[ProviderIn] = Field(default_factory=list, max_length=100)
+    admission: AdmissionIn | None = None  # prefills the item's abstract
 
     @field_validator("start", "end")
     @classmethod

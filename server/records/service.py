@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
+from server.coding import nubc
 from server.config import get_settings
 from server.errors import AppError, Conflict, NotFound, ValidationFailed
 from server.keyring import load_keyring, mrn_index
@@ -31,6 +32,7 @@ from server.models import (
     Encounter,
     EncounterProvider,
     Hl7Message,
+    ItemAbstract,
     Patient,
     Queue,
     Role,
@@ -45,6 +47,7 @@ from server.records import crypto, fhir, hl7
 from server.records.routing import route
 from server.records.schemas import (
     AddressView,
+    AdmissionIn,
     BillingPatientView,
     DocumentIn,
     DocumentView,
@@ -254,6 +257,17 @@ def _insert(
     session.add(item)
     session.flush()
     assert item.id is not None  # noqa: S101
+    if data.admission is not None:  # the source's admission prefills the abstract (sealed)
+        session.add(
+            ItemAbstract(
+                work_item_id=item.id,
+                sealed_abstract=crypto.seal(
+                    data_key,
+                    _dumps(_prefill(data.admission)),
+                    aad=crypto.field_aad("item_abstract", item.id, "abstract", data_key_id=dk.id),
+                ),
+            )
+        )
     session.add(
         WorkItemEvent(
             work_item_id=item.id, actor_id=actor.user_id, action="ingest", to_status=Status.ready
@@ -419,6 +433,16 @@ def _address(raw: dict[str, Any] | None) -> AddressView | None:
         state=raw.get("state"),
         postal_code=raw.get("postal_code"),
     )
+
+
+def _prefill(admission: AdmissionIn) -> dict[str, str | None]:
+    """The abstract's fields the source sent, each kept only when it is on its NUBC list."""
+    source = (admission.admission_source or "").upper()
+    status = admission.discharge_status or ""
+    return {
+        "admission_source": source if source in nubc.ADMISSION_SOURCE else None,
+        "discharge_status": status if status in nubc.DISCHARGE_STATUS else None,
+    }
 
 
 _MINT = object()  # only this module holds it: an ItemKey cannot be made elsewhere

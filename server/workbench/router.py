@@ -23,6 +23,7 @@ from server.auth.deps import (
     SupervisorDep,
 )
 from server.auth.principal import Principal
+from server.coding import nubc
 from server.coding import service as coding_service
 from server.coding.forms import CodesForm, codes_from_form
 from server.coding.schemas import Codes
@@ -54,6 +55,8 @@ def _code_entry(chart: ChartView) -> dict[str, Any]:
         "queries": chart.queries,
         "providers": chart.providers,
         "titles": chart.titles,
+        "abstract": chart.abstract,
+        "nubc": nubc,
     }
 
 
@@ -74,8 +77,7 @@ def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[
         "id": chart.item.id,
         "status": chart.item.status,
         "queue": view["queue"],
-        # The abstract is not built yet (issue 16): an empty object until it is.
-        "abstract": {},
+        "abstract": chart.abstract.model_dump(mode="json"),
         "drg": chart.drg.model_dump(mode="json") if chart.drg else None,
     }
 

@@ -21,8 +21,10 @@ from sqlmodel import Session
 from server.auth.principal import Principal
 from server.billing import service as billing_service
 from server.billing.service import ReturnNote
+from server.coding import abstract as abstract_service
 from server.coding import codesets
 from server.coding import service as coding_service
+from server.coding.abstract import Abstract
 from server.coding.schemas import Codes, DrgView
 from server.models import Status, WorkItem
 from server.queries import service as queries_service
@@ -49,6 +51,7 @@ class ChartView:
     providers: list[ProviderView]  # the encounter's practitioners, who may be queried
     titles: dict[str, str]  # each code's description, 'SYSTEM:CODE' as on the lines
     drg: DrgView | None  # the working MS-DRG of the saved codes (None: outpatient)
+    abstract: Abstract  # the inpatient abstract (NUBC admission and discharge codes)
 
     @property
     def item(self) -> WorkItem:
@@ -103,7 +106,7 @@ def open_chart(
         assert item is not None  # noqa: S101 - open_record found it
     inpatient = coding_service.is_inpatient(session, item)
     codes = coding_service.get_codes(session, key=opened.key)
-    context = coding_service.claim_context(session, item=item, record=opened.record)
+    context = coding_service.claim_context(session, item=item, record=opened.record, key=opened.key)
     problems = coding_service.validate(session, codes=codes, context=context) if checks else None
     return ChartView(
         row=queue_service.item_row(session, item=item),
@@ -116,6 +119,7 @@ def open_chart(
         providers=queries_service.encounter_providers(session, encounter_id=item.encounter_id),
         titles=codesets.titles(session, codes=codes),
         drg=problems.drg if problems else coding_service.working_drg(codes, context),
+        abstract=abstract_service.get_abstract(session, key=opened.key),
     )
 
 

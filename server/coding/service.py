@@ -243,10 +243,12 @@ def claim_context(
     item: WorkItem,
     record: RecordView | None = None,
     key: ItemKey | None = None,
+    abstract: abstract_service.Abstract | None = None,
 ) -> edits_service.ClaimContext:
     """The claim context the checks run in: from the encounter's metadata, and the patient's
     age and sex when an audited view (`record`) or audited use (`key`) is in hand; without
-    either, the age and sex edits are not run."""
+    either, the age and sex edits are not run. An inpatient stay's discharge status comes
+    from its `abstract` (opened with `key` when the caller has not opened it already)."""
     birth_date = sex = None
     if record is not None:
         birth_date, sex = record.patient.birth_date, record.patient.sex
@@ -260,9 +262,10 @@ def claim_context(
         sex=sex,
         audited=record is not None or key is not None,
     )
-    if key is not None and context.inpatient:
-        status = abstract_service.get_abstract(session, key=key).discharge_status
-        context = dataclasses.replace(context, discharge_status=status)
+    if context.inpatient and abstract is None and key is not None:
+        abstract = abstract_service.get_abstract(session, key=key)
+    if context.inpatient and abstract is not None:
+        context = dataclasses.replace(context, discharge_status=abstract.discharge_status)
     return context
 
 

@@ -104,22 +104,25 @@ def open_chart(
     if item is None:
         item = session.get(WorkItem, work_item_id)
         assert item is not None  # noqa: S101 - open_record found it
-    inpatient = coding_service.is_inpatient(session, item)
     codes = coding_service.get_codes(session, key=opened.key)
-    context = coding_service.claim_context(session, item=item, record=opened.record, key=opened.key)
+    abstract = abstract_service.get_abstract(session, key=opened.key)  # opened once
+    context = coding_service.claim_context(
+        session, item=item, record=opened.record, abstract=abstract
+    )
     problems = coding_service.validate(session, codes=codes, context=context) if checks else None
     return ChartView(
         row=queue_service.item_row(session, item=item),
         record=opened.record,
         codes=codes,
         problems=problems,
-        inpatient=inpatient,
+        inpatient=context.inpatient,
         returned=billing_service.last_return(session, key=opened.key),
         queries=queries_service.item_queries(session, key=opened.key),
         providers=queries_service.encounter_providers(session, encounter_id=item.encounter_id),
-        titles=codesets.titles(session, codes=codes),
+        # The code panel's descriptions: only where it is shown (not the API's answer).
+        titles=codesets.titles(session, codes=codes) if checks else {},
         drg=problems.drg if problems else coding_service.working_drg(codes, context),
-        abstract=abstract_service.get_abstract(session, key=opened.key),
+        abstract=abstract,
     )
 
 

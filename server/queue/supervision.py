@@ -245,7 +245,7 @@ def bulk_change(
     if action not in BULK_ACTIONS:
         problems.append({"loc": ["action"], "msg": f"one of: {', '.join(BULK_ACTIONS)}"})
     elif action == "assign" and not username:
-        problems.append({"loc": ["username"], "msg": "pick a coder"})
+        problems.append({"loc": ["username"], "msg": "Pick a coder."})
     elif action == "move" and not queue:
         problems.append({"loc": ["queue"], "msg": "pick a queue"})
     elif action == "priority" and (priority is None or not -1000 <= priority <= 1000):

@@ -103,6 +103,11 @@
       problems.replaceChildren(p);
     }
   });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var elt = e.detail.elt;
+    var inPanel = elt && elt.closest && elt.closest("#codes-form");
+    if (inPanel && e.detail.xhr.status === 422) e.detail.shouldSwap = false;
+  });
   document.addEventListener("htmx:sendError", function () {
     show("Chartdesk could not be reached: your last change was not saved. " +
       "Check your connection; what you typed is still on screen.");

@@ -126,6 +126,13 @@
     input.setAttribute("aria-expanded", "true");
     active = -1;
   }
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var path = (e.detail.requestConfig && e.detail.requestConfig.path) || "";
+    // Words being looked up (not a code: codes start with a digit or a letter and a digit)
+    // are not checked as a code while their suggestions are open.
+    var words = owner && !/^[A-Za-z]?[0-9]/.test(owner.value.trim());
+    if (!box.hidden && words && /\/codes\/check$/.test(path)) e.preventDefault();
+  });
   box.addEventListener("mousedown", function (e) {
     var li = e.target.closest("li");
     if (li) { e.preventDefault(); pick(li); }

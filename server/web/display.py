@@ -44,6 +44,15 @@ def when(value: object) -> str:
     return f"{local:%d %b %Y %H:%M} {local.tzname() or ''}".strip()
 
 
+def countdown(value: object) -> str:
+    """Minutes and seconds from now until a moment, as the page's countdown shows them."""
+    moment = _as_datetime(value)
+    if moment is None:
+        return ""
+    left = int((moment - datetime.now(UTC)).total_seconds())
+    return f"{left // 60}:{left % 60:02d}" if left > 0 else "expired"
+
+
 def day(value: object) -> str:
     """A date (or the day of a moment, in the hospital's zone) as '16 Apr 2010'."""
     if isinstance(value, date) and not isinstance(value, datetime):

@@ -15,6 +15,7 @@ from server.web import display
 templates = Jinja2Blocks(directory=str(PROJECT_ROOT / "templates"))
 templates.env.filters.update(
     when=display.when,
+    countdown=display.countdown,
     day=display.day,
     age=display.age,
     stay_days=display.stay_days,

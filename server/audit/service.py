@@ -55,6 +55,8 @@ class Action(StrEnum):
     query_view = "query-view"  # a query's sealed fields opened (the provider, its coder)
     query_answer = "query-answer"  # the provider answered (signed)
     query_escalate = "query-escalate"  # unanswered after N business days: to a supervisor
+    qa_finding_view = "qa-finding-view"  # a QA finding's sealed codes and comments opened
+    qa_response = "qa-response"  # a coder agreed with or rebutted a QA finding
     flag_review = "flag-review"  # a compliance officer's decision on a flag (issue 20)
     access = "access"  # a request refused before any specific action was known
 

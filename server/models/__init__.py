@@ -11,6 +11,7 @@ from server.models.coding import (
     QaReview,
 )
 from server.models.edits import EditFileLoad, EditLevel, MueEdit, NcciPtpEdit
+from server.models.qa import QaFinding
 from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
@@ -38,6 +39,7 @@ __all__ = [
     "MueEdit",
     "NcciPtpEdit",
     "OidcTransaction",
+    "QaFinding",
     "QaReview",
     "Patient",
     "PhysicianQuery",

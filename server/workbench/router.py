@@ -24,12 +24,15 @@ from server.auth.deps import (
 )
 from server.auth.principal import Principal
 from server.coding import nubc
-from server.coding import service as coding_service
 from server.coding.forms import CodesForm, codes_from_form
 from server.coding.schemas import Codes
 from server.config import get_settings
 from server.errors import AppError, ValidationFailed
 from server.models.base import utcnow
+from server.qa import diff as qa_diff
+from server.qa import service as qa_service
+from server.qa.schemas import FindingIn
+from server.qa.taxonomy import taxonomy
 from server.queries import service as queries_service
 from server.queries.schemas import QueryIn
 from server.queue.schemas import WorkItemView
@@ -176,6 +179,25 @@ def codes_fragment(
     return render(request, "coding/workbench.html", _code_entry(chart), block="code_entry")
 
 
+def _findings_from_form(form: FormData) -> dict[str, FindingIn]:
+    """The worksheet's category and comment per difference, by the difference's key."""
+
+    def values(name: str) -> list[str]:
+        return [v for v in form.getlist(name) if isinstance(v, str)]
+
+    keys, categories, comments = (
+        values("finding_key"),
+        values("finding_category"),
+        values("finding_comment"),
+    )
+    out: dict[str, FindingIn] = {}
+    for n, key in enumerate(keys[:150]):
+        category = categories[n].strip()[:40] if n < len(categories) else ""
+        comment = comments[n].strip()[:500] if n < len(comments) else ""
+        out[key[:100]] = FindingIn(category=category or None, comment=comment)
+    return out
+
+
 def _qa_page(
     request: Request,
     session: Session,
@@ -184,12 +206,27 @@ def _qa_page(
     work_item_id: int,
     codes: Codes | None = None,
     reason: str = "",
+    kept: dict[str, FindingIn] | None = None,
     error: AppError | None = None,
 ) -> Response:
-    """The QA review page: the chart (audited view) and the codes to accept or correct."""
+    """The QA worksheet: the chart (audited view), the coder's codes to accept or edit, and
+    the differences the edits make, each to file under an error category."""
     chart = service.open_chart(
         session, actor=actor, work_item_id=work_item_id, purpose="HOPERAT", view="qa"
     )
+    differences = qa_diff.differences(chart.codes, codes) if codes is not None else []
+    kept = kept or {}
+    # The message of a difference without a category, at its row (details are by position).
+    row_errors = {
+        differences[d["loc"][1]].key: str(d.get("msg", ""))
+        for d in (error.details if error else [])
+        if isinstance(d, dict)
+        and isinstance(d.get("loc"), list)
+        and len(d["loc"]) == 3
+        and d["loc"][0] == "findings"
+        and isinstance(d["loc"][1], int)
+        and d["loc"][1] < len(differences)
+    }
     return render(
         request,
         "coding/qa_item.html",
@@ -197,8 +234,14 @@ def _qa_page(
             "item": chart.item,
             "record": chart.record,
             "codes": codes if codes is not None else chart.codes,
+            "coder_codes": chart.codes,
             "inpatient": chart.inpatient,
+            "drg": chart.drg,
             "reason": reason,
+            "differences": differences,
+            "kept": kept,
+            "row_errors": row_errors,
+            "taxonomy": taxonomy(),
             "error": forms.message(error) if error else None,
             "errors": forms.field_errors(error),
         },
@@ -207,7 +250,7 @@ def _qa_page(
 
 
 def _qa_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
-    """The QA page again with the reviewer's codes and reason as typed, and why it failed."""
+    """The worksheet again with the reviewer's codes, categories and comments as typed."""
     try:
         codes: Codes | None = codes_from_form(form)
     except AppError:
@@ -219,6 +262,7 @@ def _qa_failed(request: Request, session: Session, exc: AppError, form: FormData
         work_item_id=int(request.path_params["work_item_id"]),
         codes=codes,
         reason=str(form.get("reason") or ""),
+        kept=_findings_from_form(form),
         error=exc,
     )
 
@@ -233,6 +277,7 @@ def qa_item_page(
 
 @router.post("/qa/{work_item_id}", response_class=HTMLResponse)
 def qa_decide_page(
+    request: Request,
     session: SessionDep,
     actor: SupervisorDep,
     _form: Annotated[None, Depends(forms.ErrorPage(_qa_failed))],
@@ -241,18 +286,31 @@ def qa_decide_page(
     codes: CodesForm,
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    """Accept or correct from the QA page; a refusal shows the page again, input kept."""
-    if decision not in ("accept", "correct"):
+    """Accept, show the differences of the edits (preview), or save the corrections with a
+    category per difference; a refusal shows the worksheet again, every input kept."""
+    if decision not in ("accept", "correct", "preview"):
         raise ValidationFailed(
             "Accept or correct.", details=[{"loc": ["decision"], "msg": "accept|correct"}]
         )
-    coding_service.qa_decide(
+    keyed = _findings_from_form(request.state.form_data)  # parsed once, by ErrorPage
+    if decision == "preview":
+        return _qa_page(
+            request,
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            codes=codes,
+            reason=reason,
+            kept=keyed,
+        )
+    qa_service.decide(
         session,
         actor=actor,
         work_item_id=work_item_id,
         decision=decision,
         reason=reason,
         codes=codes if decision == "correct" else None,
+        keyed=keyed,
     )
     return RedirectResponse("/qa", status_code=303)
 

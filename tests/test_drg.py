@@ -227,7 +227,8 @@ def test_a_qa_correction_records_the_drg_shift(make_client):
         review = s.exec(select(QaReview).where(QaReview.work_item_id == held.item_id)).one()
         assert (review.coder_drg, review.qa_drg) == ("292", "291")
         # The payment difference: the Table 5 weight change times the base rate in settings.
-        assert review.coder_weight is not None and review.qa_weight is not None
+        assert review.coder_weight is not None
+        assert review.qa_weight is not None
         assert review.qa_weight > review.coder_weight
         assert review.payment_difference == round(
             (review.qa_weight - review.coder_weight) * 6500.0, 2

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -86,8 +86,8 @@ def _day_range(since: date | None, until: date | None) -> tuple[datetime | None,
             "The start date is after the end date.",
             details=[{"loc": ["query", "since"], "msg": "after until"}],
         )
-    start = datetime.combine(since, time.min) if since else None
-    end = datetime.combine(until + timedelta(days=1), time.min) if until else None
+    start = datetime.combine(since, time.min, tzinfo=UTC) if since else None
+    end = datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC) if until else None
     return start, end
 
 

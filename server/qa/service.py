@@ -427,6 +427,29 @@ class OpenedReview:
     findings: list[OpenedFinding]
 
 
+def _open_field(key: ItemKey, *, finding_id: int, field: str, sealed: bytes | None) -> Any:
+    if sealed is None:
+        return None
+    return key.open(table=QaFinding.__tablename__, row_id=finding_id, field=field, sealed=sealed)
+
+
+def open_finding(*, key: ItemKey, row: FindingRow) -> OpenedFinding:
+    """A finding's sealed codes, comment and reasons, with the key of an audited use."""
+    f = row.finding
+    assert f.id is not None  # noqa: S101
+    detail = _open_field(key, finding_id=f.id, field="detail", sealed=f.sealed_detail) or {}
+    return OpenedFinding(
+        row=row,
+        before=detail.get("before"),
+        after=detail.get("after"),
+        comment=detail.get("comment") or "",
+        response=_open_field(key, finding_id=f.id, field="response", sealed=f.sealed_response),
+        decision_reason=_open_field(
+            key, finding_id=f.id, field="decision", sealed=f.sealed_decision
+        ),
+    )
+
+
 def open_review(session: Session, *, actor: Principal, review_id: int) -> OpenedReview:
     """A review's findings with their codes and comments, for its coder or a supervisor;
     the use is audited (`qa-finding-view`) before anything is opened."""
@@ -454,27 +477,7 @@ def open_review(session: Session, *, actor: Principal, review_id: int) -> Opened
         purpose=PURPOSE,
         detail=f"review={review_id} findings={len(rows)}",
     )
-    opened = []
-    for row in rows:
-        f = row.finding
-        assert f.id is not None  # noqa: S101
-
-        def _open(field: str, sealed: bytes | None, fid: int = f.id) -> Any:
-            if sealed is None:
-                return None
-            return key.open(table=QaFinding.__tablename__, row_id=fid, field=field, sealed=sealed)
-
-        detail = _open("detail", f.sealed_detail) or {}
-        opened.append(
-            OpenedFinding(
-                row=row,
-                before=detail.get("before"),
-                after=detail.get("after"),
-                comment=detail.get("comment") or "",
-                response=_open("response", f.sealed_response),
-                decision_reason=_open("decision", f.sealed_decision),
-            )
-        )
+    opened = [open_finding(key=key, row=row) for row in rows]
     coder = session.get(User, review.coder_id)
     reviewer = session.get(User, review.reviewer_id)
     return OpenedReview(

@@ -241,3 +241,48 @@ def test_weights_only_for_the_versions_of_the_table_shipped():
     assert (later.version, later.drg) == ("44.0", "293")
     assert later.weight is None
     assert later.gmlos is None
+
+
+def test_the_qa_worksheet_shows_the_drg_change_and_files_abstract_findings(make_client):
+    from sqlmodel import Session, select
+
+    from server.db import get_engine
+    from server.models import QaFinding
+    from tests.support.coding import signed_in
+
+    held = coder_with_item(make_client, "drg-trainee", in_training=True, **STAY)
+    _put(held, "I50.23", "N17.9")
+    _discharged(held)
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").json()["status"] == "qa_review"
+    sup = signed_in(make_client, "drg-sup", "supervisor")
+    page = sup.post(
+        f"/qa/{held.item_id}",
+        data={
+            "csrf_token": sup.headers["X-CSRF-Token"],
+            "decision": "preview",
+            "dx_code": ["I50.23", "N17.9", "J96.01"],
+            "dx_poa": ["Y", "Y", "Y"],
+        },
+    )
+    assert page.status_code == 200
+    assert "MS-DRG 292" in page.text
+    assert "→ 291" in page.text
+    assert "payment difference <strong>+" in page.text
+    # Through the API, the abstract too: the discharge status is a finding of its own.
+    corrected = {"diagnoses": [{"code": c, "poa": "Y"} for c in ("I50.23", "N17.9", "J96.01")]}
+    r = sup.post(
+        f"/api/v1/qa/{held.item_id}",
+        json={
+            "decision": "correct",
+            "codes": corrected,
+            "abstract": {"discharge_status": "06"},
+            "findings": [{"category": "missed_cc_mcc"}, {"category": "abstract_error"}],
+        },
+    )
+    assert r.status_code == 200, r.text
+    with Session(get_engine()) as s:
+        rows = s.exec(select(QaFinding).order_by(QaFinding.id)).all()  # type: ignore[arg-type]
+        assert [(f.kind, f.abstract_field, f.category) for f in rows] == [
+            ("added", None, "missed_cc_mcc"),
+            ("abstract_changed", "discharge_status", "abstract_error"),
+        ]

@@ -24,6 +24,7 @@ from server.auth.deps import (
 )
 from server.auth.principal import Principal
 from server.coding import nubc
+from server.coding import service as coding_service
 from server.coding.forms import CodesForm, codes_from_form
 from server.coding.schemas import Codes
 from server.config import get_settings
@@ -215,6 +216,18 @@ def _qa_page(
         session, actor=actor, work_item_id=work_item_id, purpose="HOPERAT", view="qa"
     )
     differences = qa_diff.differences(chart.codes, codes) if codes is not None else []
+    # The DRG before and after the edits, and what the change is worth (weight × base rate).
+    drg_after = None
+    if differences and chart.inpatient:
+        context = coding_service.claim_context(
+            session, item=chart.item, record=chart.record, abstract=chart.abstract
+        )
+        drg_after = coding_service.working_drg(codes or chart.codes, context)
+    payment = (
+        round((drg_after.weight - chart.drg.weight) * get_settings().qa_base_rate, 2)
+        if drg_after and chart.drg and drg_after.weight is not None and chart.drg.weight is not None
+        else None
+    )
     kept = kept or {}
     # The message of a difference without a category, at its row (details are by position).
     row_errors = {
@@ -237,6 +250,8 @@ def _qa_page(
             "coder_codes": chart.codes,
             "inpatient": chart.inpatient,
             "drg": chart.drg,
+            "drg_after": drg_after,
+            "payment": payment,
             "reason": reason,
             "differences": differences,
             "kept": kept,

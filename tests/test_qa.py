@@ -386,3 +386,17 @@ def test_the_worksheet_page_preview_then_save(make_client):
     assert [(f["kind"], f["position"], f["category"]) for f in listed] == [
         ("revised", 3, "specificity")
     ]
+
+
+def test_the_coder_sees_the_findings_on_their_own_chart(make_client):
+    held, _, item_id, findings = _reviewed(make_client)
+    biller = signed_in(make_client, "bill", "biller")
+    r = biller.post(f"/api/v1/billing/{item_id}/return", json={"reason": "check the modifier"})
+    assert r.status_code == 200, r.text
+    assert held.client.post(f"/api/v1/work/{item_id}/resume").status_code == 200
+    page = held.client.get(f"/work/{item_id}")
+    assert page.status_code == 200
+    assert 'id="item-qa-findings"' in page.text
+    assert f'id="item-finding-{findings[1]["id"]}"' in page.text
+    assert "A1c 9.8 with hyperglycemia in the H&amp;P" in page.text
+    assert f'href="/qa/reviews/{findings[0]["review_id"]}"' in page.text

@@ -295,6 +295,20 @@ def list_findings(
     ]
 
 
+def item_findings(session: Session, *, work_item_id: int) -> list[FindingRow]:
+    """The QA findings of one item, oldest first (no access check: callers hold a view)."""
+    reviewer = User.__table__.alias("reviewer")  # type: ignore[attr-defined]
+    rows = session.exec(
+        select(QaFinding, User.username, reviewer.c.username, QaReview)
+        .join(User, col(User.id) == col(QaFinding.coder_id))
+        .join(reviewer, reviewer.c.id == col(QaFinding.reviewer_id))
+        .join(QaReview, col(QaReview.id) == col(QaFinding.review_id))
+        .where(QaFinding.work_item_id == work_item_id)
+        .order_by(col(QaFinding.id))
+    )
+    return [FindingRow(finding=f, coder=c, reviewer=r, review=rv) for f, c, r, rv in rows]
+
+
 def _finding(session: Session, *, finding_id: int) -> QaFinding:
     finding = session.exec(
         select(QaFinding).where(QaFinding.id == finding_id).with_for_update()

@@ -107,6 +107,7 @@ def _item_page(
             "now": utcnow(),
             "query_error": forms.message(query_error) if query_error else None,
             "query_form": query_form or {},
+            "qa_findings": chart.qa_findings if chart else [],
             **(_code_entry(chart) if chart else {}),
         },
         status_code=query_error.status_code if query_error else 200,

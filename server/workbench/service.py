@@ -27,6 +27,7 @@ from server.coding import service as coding_service
 from server.coding.abstract import Abstract
 from server.coding.schemas import Codes, DrgView
 from server.models import Status, WorkItem
+from server.qa import service as qa_service
 from server.queries import service as queries_service
 from server.queries.schemas import ProviderView, QueryView
 from server.queue import service as queue_service
@@ -52,6 +53,8 @@ class ChartView:
     titles: dict[str, str]  # each code's description, 'SYSTEM:CODE' as on the lines
     drg: DrgView | None  # the working MS-DRG of the saved codes (None: outpatient)
     abstract: Abstract  # the inpatient abstract (NUBC admission and discharge codes)
+    # QA findings on this chart, opened under the same view (the coder answers them).
+    qa_findings: list[qa_service.OpenedFinding]
 
     @property
     def item(self) -> WorkItem:
@@ -123,6 +126,10 @@ def open_chart(
         titles=codesets.titles(session, codes=codes) if checks else {},
         drg=problems.drg if problems else coding_service.working_drg(codes, context),
         abstract=abstract,
+        qa_findings=[
+            qa_service.open_finding(key=opened.key, row=row)
+            for row in qa_service.item_findings(session, work_item_id=work_item_id)
+        ],
     )
 
 

@@ -262,12 +262,29 @@ def test_the_qa_worksheet_shows_the_drg_change_and_files_abstract_findings(make_
             "decision": "preview",
             "dx_code": ["I50.23", "N17.9", "J96.01"],
             "dx_poa": ["Y", "Y", "Y"],
+            "discharge_status": "06",
         },
     )
     assert page.status_code == 200
     assert "MS-DRG 292" in page.text
     assert "→ 291" in page.text
     assert "payment difference <strong>+" in page.text
+    assert 'name="finding_key" value="added:dx:3:"' in page.text
+    assert 'name="finding_key" value="abstract_changed:abstract::discharge_status"' in page.text
+    assert '<option value="06" selected>' in page.text  # the reviewer's pick kept
+    bad = sup.post(
+        f"/qa/{held.item_id}",
+        data={
+            "csrf_token": sup.headers["X-CSRF-Token"],
+            "decision": "correct",
+            "dx_code": ["I50.23", "N17.9", "J96.01"],
+            "dx_poa": ["Y", "Y", "Y"],
+            "discharge_status": "99",
+        },
+    )
+    assert bad.status_code == 422
+    assert 'id="abstract-discharge_status" aria-invalid="true"' in bad.text
+    assert 'value="J96.01"' in bad.text
     # Through the API, the abstract too: the discharge status is a finding of its own.
     corrected = {"diagnoses": [{"code": c, "poa": "Y"} for c in ("I50.23", "N17.9", "J96.01")]}
     r = sup.post(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
@@ -31,6 +32,7 @@ from server.qa.schemas import FindingIn
 from server.qa.taxonomy import taxonomy
 from server.queue import service as queue_service
 from server.records import service as records_service
+from server.records.schemas import safe_errors
 from server.records.service import ItemKey
 
 PURPOSE = "HOPERAT"
@@ -73,6 +75,14 @@ def check_findings(
     return errors
 
 
+def merged_abstract(abstract: Abstract, fields: dict[str, str | None]) -> Abstract:
+    """`abstract` with some fields replaced (422 naming a field whose code is not listed)."""
+    try:
+        return Abstract.model_validate({**abstract.model_dump(), **fields})
+    except PydanticValidationError as exc:
+        raise ValidationFailed("The abstract is not valid.", details=safe_errors(exc)) from None
+
+
 def _weight_and_drg(
     session: Session, *, item: WorkItem, key: ItemKey, codes: Codes, abstract: Abstract
 ) -> tuple[str | None, float | None, str | None]:
@@ -95,12 +105,14 @@ def decide(
     abstract: Abstract | None = None,
     findings: list[FindingIn] | None = None,
     keyed: dict[str, FindingIn] | None = None,
+    abstract_fields: dict[str, str | None] | None = None,
 ) -> WorkItem:
     """Accept the coder's codes, or correct them: every difference needs a category (422 at
     `findings.N.category`); the corrected codes become the item's; on to billing.
 
     `findings` go with the differences in the order they are derived; a worksheet form
-    gives them `keyed` by each difference's `key` instead."""
+    gives them `keyed` by each difference's `key` instead, and `abstract_fields` (the
+    abstract fields it shows) rather than a whole `abstract`."""
     item = queue_service.lock_item(session, work_item_id)
     if item is None:
         raise NotFound("No such work item.")
@@ -144,6 +156,8 @@ def decide(
         assert codes is not None  # noqa: S101 - checked above
         after = codes
         abstract_after = abstract if abstract is not None else abstract_before
+        if abstract_fields is not None:
+            abstract_after = merged_abstract(abstract_after, abstract_fields)
         differences = diff.differences(
             before, after, abstract_before=abstract_before, abstract_after=abstract_after
         )

@@ -200,6 +200,20 @@ def _findings_from_form(form: FormData) -> dict[str, FindingIn]:
     return out
 
 
+ABSTRACT_FIELDS = ("admission_type", "admission_source", "discharge_status")
+
+
+def _abstract_from_form(form: FormData) -> dict[str, str | None] | None:
+    """The worksheet's abstract selects (an inpatient stay's), None where the form has none."""
+    if not any(name in form for name in ABSTRACT_FIELDS):
+        return None
+    return {
+        name: (str(form.get(name) or "").strip()[:2] or None)
+        for name in ABSTRACT_FIELDS
+        if name in form
+    }
+
+
 def _qa_page(
     request: Request,
     session: Session,
@@ -209,6 +223,7 @@ def _qa_page(
     codes: Codes | None = None,
     reason: str = "",
     kept: dict[str, FindingIn] | None = None,
+    abstract_fields: dict[str, str | None] | None = None,
     error: AppError | None = None,
 ) -> Response:
     """The QA worksheet: the chart (audited view), the coder's codes to accept or edit, and
@@ -216,12 +231,27 @@ def _qa_page(
     chart = service.open_chart(
         session, actor=actor, work_item_id=work_item_id, purpose="HOPERAT", view="qa"
     )
-    differences = qa_diff.differences(chart.codes, codes) if codes is not None else []
+    abstract_after = chart.abstract
+    if abstract_fields is not None:
+        try:
+            abstract_after = qa_service.merged_abstract(chart.abstract, abstract_fields)
+        except AppError:
+            abstract_after = chart.abstract  # the message says which field; shown as typed
+    differences = (
+        qa_diff.differences(
+            chart.codes,
+            codes or chart.codes,
+            abstract_before=chart.abstract,
+            abstract_after=abstract_after,
+        )
+        if codes is not None or abstract_fields is not None
+        else []
+    )
     # The DRG before and after the edits, and what the change is worth (weight × base rate).
     drg_after = None
     if differences and chart.inpatient:
         context = coding_service.claim_context(
-            session, item=chart.item, record=chart.record, abstract=chart.abstract
+            session, item=chart.item, record=chart.record, abstract=abstract_after
         )
         drg_after = coding_service.working_drg(codes or chart.codes, context)
     payment = (
@@ -252,6 +282,8 @@ def _qa_page(
             "inpatient": chart.inpatient,
             "drg": chart.drg,
             "drg_after": drg_after,
+            "abstract": {**chart.abstract.model_dump(), **(abstract_fields or {})},
+            "nubc": nubc,
             "payment": payment,
             "reason": reason,
             "differences": differences,
@@ -279,6 +311,7 @@ def _qa_failed(request: Request, session: Session, exc: AppError, form: FormData
         codes=codes,
         reason=str(form.get("reason") or ""),
         kept=_findings_from_form(form),
+        abstract_fields=_abstract_from_form(form),
         error=exc,
     )
 
@@ -308,7 +341,8 @@ def qa_decide_page(
         raise ValidationFailed(
             "Accept or correct.", details=[{"loc": ["decision"], "msg": "accept|correct"}]
         )
-    keyed = _findings_from_form(request.state.form_data)  # parsed once, by ErrorPage
+    form = request.state.form_data  # parsed once, by ErrorPage
+    keyed, abstract_fields = _findings_from_form(form), _abstract_from_form(form)
     if decision == "preview":
         return _qa_page(
             request,
@@ -318,6 +352,7 @@ def qa_decide_page(
             codes=codes,
             reason=reason,
             kept=keyed,
+            abstract_fields=abstract_fields,
         )
     qa_service.decide(
         session,
@@ -327,6 +362,7 @@ def qa_decide_page(
         reason=reason,
         codes=codes if decision == "correct" else None,
         keyed=keyed,
+        abstract_fields=abstract_fields if decision == "correct" else None,
     )
     return RedirectResponse("/qa", status_code=303)
 

@@ -234,6 +234,13 @@ def test_corrected_codes_become_the_items_and_findings_keep_codes_sealed(make_cl
             assert b"H&P" not in row.sealed_detail
         review = s.exec(select(QaReview).where(QaReview.work_item_id == item_id)).one()
         assert review.codes_reviewed == 4  # 3 diagnoses + 1 procedure, nothing added
+        # Each refused correction opened the coder's codes: audited as a failed attempt.
+        decisions = s.exec(
+            select(AuditEvent).where(
+                AuditEvent.work_item_id == item_id, AuditEvent.action == "qa-decision"
+            )
+        ).all()
+        assert sorted(e.outcome for e in decisions) == ["failed", "failed", "success"]
 
 
 def test_the_coder_agrees_or_rebuts_and_a_second_supervisor_decides(make_client):

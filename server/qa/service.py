@@ -94,6 +94,48 @@ def _weight_and_drg(
     return found.drg, found.weight, found.version
 
 
+def _corrected(
+    session: Session,
+    *,
+    item: WorkItem,
+    key: ItemKey,
+    before: tuple[Codes, Abstract],
+    codes: Codes,
+    abstract: Abstract | None,
+    abstract_fields: dict[str, str | None] | None,
+    findings: list[FindingIn] | None,
+    keyed: dict[str, FindingIn] | None,
+) -> tuple[Codes, Abstract, list[diff.Difference]]:
+    """Check a correction (differences, a category each, the claim checks) and store the
+    corrected codes and abstract as the item's; ValidationFailed with every problem."""
+    codes_before, abstract_before = before
+    abstract_after = abstract if abstract is not None else abstract_before
+    if abstract_fields is not None:
+        abstract_after = merged_abstract(abstract_after, abstract_fields)
+    differences = diff.differences(
+        codes_before, codes, abstract_before=abstract_before, abstract_after=abstract_after
+    )
+    if not differences:
+        raise ValidationFailed(
+            "The codes are the coder's as submitted: accept them instead.",
+            details=[{"loc": ["codes"], "msg": "no difference from the coder's codes"}],
+        )
+    if keyed is not None:
+        findings = [keyed.get(d.key, FindingIn()) for d in differences]
+    problems = check_findings(differences, findings or [])
+    if problems:
+        raise ValidationFailed("Give each difference an error category.", details=problems)
+    context = coding_service.claim_context(session, item=item, key=key, abstract=abstract_after)
+    result = coding_service.validate(session, codes=codes, context=context)
+    if result.errors:
+        raise ValidationFailed("The corrected codes have errors.", details=result.details())
+    assert item.id is not None  # noqa: S101
+    coding_service.store_codes(session, work_item_id=item.id, codes=codes, key=key)
+    if abstract_after != abstract_before:
+        abstract_service.store_abstract(session, key=key, abstract=abstract_after)
+    return codes, abstract_after, differences
+
+
 def decide(
     session: Session,
     *,
@@ -154,30 +196,30 @@ def decide(
     differences: list[diff.Difference] = []
     if decision == "correct":
         assert codes is not None  # noqa: S101 - checked above
-        after = codes
-        abstract_after = abstract if abstract is not None else abstract_before
-        if abstract_fields is not None:
-            abstract_after = merged_abstract(abstract_after, abstract_fields)
-        differences = diff.differences(
-            before, after, abstract_before=abstract_before, abstract_after=abstract_after
-        )
-        if not differences:
-            raise ValidationFailed(
-                "The codes are the coder's as submitted: accept them instead.",
-                details=[{"loc": ["codes"], "msg": "no difference from the coder's codes"}],
+        try:
+            after, abstract_after, differences = _corrected(
+                session,
+                item=item,
+                key=key,
+                before=(before, abstract_before),
+                codes=codes,
+                abstract=abstract,
+                abstract_fields=abstract_fields,
+                findings=findings,
+                keyed=keyed,
             )
-        if keyed is not None:
-            findings = [keyed.get(d.key, FindingIn()) for d in differences]
-        problems = check_findings(differences, findings or [])
-        if problems:
-            raise ValidationFailed("Give each difference an error category.", details=problems)
-        context = coding_service.claim_context(session, item=item, key=key, abstract=abstract_after)
-        result = coding_service.validate(session, codes=after, context=context)
-        if result.errors:
-            raise ValidationFailed("The corrected codes have errors.", details=result.details())
-        coding_service.store_codes(session, work_item_id=work_item_id, codes=after, key=key)
-        if abstract_after != abstract_before:
-            abstract_service.store_abstract(session, key=key, abstract=abstract_after)
+        except ValidationFailed as exc:
+            # The coder's codes were opened and the request rolls back: audit the attempt.
+            audit_service.record_denied(
+                session,
+                actor=actor,
+                action=audit_service.Action.qa_decision,
+                outcome=audit_service.Outcome.failed,
+                work_item_id=work_item_id,
+                purpose=PURPOSE,
+                detail=f"errors={len(exc.details)}",
+            )
+            raise
     qa_drg, qa_weight, qa_version = (
         _weight_and_drg(session, item=item, key=key, codes=after, abstract=abstract_after)
         if differences
@@ -209,6 +251,8 @@ def decide(
             table=QaReview.__tablename__, row_id=review.id, field="reason", value=reason[:500]
         )
     version = taxonomy().version
+    if keyed is not None:
+        findings = [keyed.get(d.key, FindingIn()) for d in differences]
     for n, d in enumerate(differences):
         given = (findings or [])[n]
         finding = QaFinding(

@@ -352,6 +352,9 @@ def test_a_reviewer_reviewing_their_own_chart_is_refused(make_client):
     r = client.post(f"/api/v1/qa/{item_id}", json={"decision": "accept"})
     assert r.status_code == 403
     assert "another reviewer" in r.json()["error"]["message"]
+    page = client.get(f"/qa/{item_id}")  # the worksheet is refused too, with the reason
+    assert page.status_code == 403
+    assert "another reviewer" in page.text
     with Session(get_engine()) as s:
         item = s.get(WorkItem, item_id)
         assert item is not None

@@ -29,7 +29,7 @@ from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, DrgView, Problem, ProcedureLine
 from server.edits import drg, mce, tabular
 from server.edits import service as edits_service
-from server.errors import NotFound, ValidationFailed
+from server.errors import Forbidden, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
 from server.queue import service as queue_service
@@ -509,7 +509,8 @@ def qa_items(session: Session) -> list[tuple[WorkItem, str, str | None]]:
 
 
 def qa_item(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
-    """An item in QA review (404 otherwise, audited as a refused view)."""
+    """An item in QA review (404 otherwise; 403 to the person who coded it), refusals
+    audited as refused views."""
     item = session.get(WorkItem, work_item_id)
     if item is None or item.status != Status.qa_review:
         audit_service.record_denied(
@@ -521,6 +522,16 @@ def qa_item(session: Session, *, actor: Principal, work_item_id: int) -> WorkIte
             detail="not waiting for QA review",
         )
         raise NotFound("No such item waiting for QA review.")
+    if item.coded_by_id is not None and item.coded_by_id == actor.user_id:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=audit_service.Action.view_record,
+            work_item_id=work_item_id,
+            purpose="HOPERAT",
+            detail="own chart",
+        )
+        raise Forbidden("You coded this chart: another reviewer must review it.")
     return item
 
 

@@ -25,6 +25,7 @@ from server.qa import scores as scores_service
 from server.qa import service
 from server.qa.schemas import FindingView, QaDecision, ResponseIn, ScoreView
 from server.qa.service import FindingRow
+from server.qa.taxonomy import taxonomy
 from server.web import forms
 from server.web.templates import render
 
@@ -278,6 +279,7 @@ def _scores_page(
             "rows": rows,
             "by": by,
             "groups": GROUP_NAMES,
+            "taxonomy": taxonomy(),
             "since": since.isoformat() if since else "",
             "until": until.isoformat() if until else "",
             "rebuttals": service.list_findings(

@@ -278,6 +278,7 @@ def test_the_coder_agrees_or_rebuts_and_a_second_supervisor_decides(make_client)
     boss = signed_in(make_client, "boss", "supervisor")
     waiting = boss.get("/qa/scores").text
     assert f'id="rebuttal-{principal["id"]}"' in waiting
+    assert f'href="/qa/reviews/{review_id}"' in waiting.split('id="recent-findings"')[1]
     r = boss.post(
         f"/qa/findings/{principal['id']}/decision",
         data={

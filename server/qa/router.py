@@ -285,6 +285,7 @@ def _scores_page(
             "rebuttals": service.list_findings(
                 session, actor=request.state.principal, status="rebutted"
             ),
+            "recent": service.list_findings(session, actor=request.state.principal)[:50],
             "error": forms.message(error) if error else None,
         },
         status_code=error.status_code if error else 200,

@@ -53,7 +53,7 @@ class ChartView:
     titles: dict[str, str]  # each code's description, 'SYSTEM:CODE' as on the lines
     drg: DrgView | None  # the working MS-DRG of the saved codes (None: outpatient)
     abstract: Abstract  # the inpatient abstract (NUBC admission and discharge codes)
-    # QA findings on this chart, opened under the same view (the coder answers them).
+    # QA findings on this chart, opened under the same view (the item page; else empty).
     qa_findings: list[qa_service.OpenedFinding]
 
     @property
@@ -90,10 +90,12 @@ def open_chart(
     view: ChartKind,
     emergency_reason: str | None = None,
     checks: bool = False,
+    findings: bool = False,
 ) -> ChartView:
     """The chart of a work item, if `actor` may open it in `view`; the view audited first.
 
     `checks`: also run the code checks on the saved codes (what the code panel shows).
+    `findings`: also open the item's QA findings (what the coder's item page shows).
     """
     item = _checked_item(session, actor=actor, work_item_id=work_item_id, view=view)
     opened = records_service.open_record(
@@ -129,7 +131,9 @@ def open_chart(
         qa_findings=[
             qa_service.open_finding(key=opened.key, row=row)
             for row in qa_service.item_findings(session, work_item_id=work_item_id)
-        ],
+        ]
+        if findings
+        else [],
     )
 
 
@@ -139,6 +143,12 @@ def item_page(session: Session, *, actor: Principal, work_item_id: int) -> ItemP
     if item.status != Status.in_progress:
         return ItemPage(row=queue_service.item_row(session, item=item), chart=None)
     chart = open_chart(
-        session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding", checks=True
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        purpose="TREAT",
+        view="coding",
+        checks=True,
+        findings=True,
     )
     return ItemPage(row=chart.row, chart=chart)

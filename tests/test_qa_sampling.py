@@ -295,6 +295,32 @@ def test_submit_records_which_rule_sent_the_chart_to_qa(make_client, session: Se
     assert f"targeted rule #{rule_id}" in history.text
 
 
+def test_submit_checks_the_stays_drg_and_mdc(make_client) -> None:
+    from datetime import UTC, datetime
+
+    sup = signed_in(make_client, "sup1", "supervisor")
+    body = {
+        "random_percent": 0,
+        "rules": [{"kind": "drg", "value": "291"}, {"kind": "mdc", "value": "05"}],
+    }
+    assert sup.put("/api/v1/queues/default/qa-sampling", json=body).status_code == 200
+    stay = {
+        "class": "inpatient",
+        "start": datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+        "end": datetime(2026, 1, 14, 11, 0, tzinfo=UTC),
+    }
+    held = coder_with_item(make_client, **stay)
+    codes = {"diagnoses": [{"code": "I50.23", "poa": "Y"}, {"code": "N17.9", "poa": "Y"}]}
+    assert held.client.put(f"/api/v1/work/{held.item_id}/codes", json=codes).status_code == 200
+    r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json={"discharge_status": "01"})
+    assert r.status_code == 200, r.text
+    r = held.client.post(f"/api/v1/work/{held.item_id}/submit")
+    assert r.json()["status"] == "qa_review"  # DRG 292, MDC 05: the second rule
+    page = sup.get(f"/supervise/items/{held.item_id}").text
+    assert "(MDC 05)" in page
+    assert "(MS-DRG 291)" not in page
+
+
 def test_submit_goes_to_billing_when_no_rule_matches(make_client, session: Session) -> None:
     sup = signed_in(make_client, "sup1", "supervisor")
     body = {"random_percent": 0, "rules": [{"kind": "payer_class", "value": "medicare"}]}

@@ -532,6 +532,24 @@ def replace_rules(
     return rows
 
 
+def save_all(
+    session: Session,
+    *,
+    actor: Principal,
+    queue_name: str,
+    given: SettingsIn,
+    rules: list[RuleIn],
+) -> None:
+    """Set the settings and replace the targeted rules at once: every problem of both is
+    answered in one 422 (each at its field) and then nothing changes; audited."""
+    problems = check_settings(given)
+    problems += [p for n, r in enumerate(rules) for p in check_rule(session, r, ["rules", n])[1]]
+    if problems:
+        raise ValidationFailed("The sampling settings were not saved.", details=problems)
+    save_settings(session, actor=actor, queue_name=queue_name, given=given)
+    replace_rules(session, actor=actor, queue_name=queue_name, rules=rules)
+
+
 def delete_rule(session: Session, *, actor: Principal, queue_name: str, rule_id: int) -> None:
     """Remove a targeted rule of the queue (404 if it has no such rule); audited."""
     queue = queue_service.get_queue(session, name=queue_name)

@@ -97,15 +97,8 @@ def api_set_sampling(
 ) -> dict[str, Any]:
     """Replace a queue's sampling settings and targeted rules (422 naming each bad field)."""
     given = sampling.SettingsIn(**body.model_dump(exclude={"rules"}))
-    problems = sampling.check_settings(given)
     rules = [sampling.RuleIn(kind=r.kind, value=r.value, percent=r.percent) for r in body.rules]
-    problems += [
-        p for n, r in enumerate(rules) for p in sampling.check_rule(session, r, ["rules", n])[1]
-    ]
-    if problems:
-        raise ValidationFailed("The sampling settings were not saved.", details=problems)
-    sampling.save_settings(session, actor=actor, queue_name=name, given=given)
-    sampling.replace_rules(session, actor=actor, queue_name=name, rules=rules)
+    sampling.save_all(session, actor=actor, queue_name=name, given=given, rules=rules)
     return _answer(session, name=name)
 
 

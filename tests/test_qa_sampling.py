@@ -437,6 +437,24 @@ def test_settings_page_saves_and_audits(make_client, session: Session) -> None:
     ).all()
     assert any(d and d.startswith("qa-sampling queue=1 random=10") for d in details)
     assert any(d and "rule=" in d and "added kind=drg" in d for d in details)
+    session.commit()
+    r = sup.post(
+        "/qa/queues/default/sampling/rules",
+        data={"kind": "payer_class", "value": "medicare", "percent": "50", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    second = session.exec(select(QaSampleRule).where(QaSampleRule.kind == "payer_class")).one()
+    session.commit()
+    r = sup.post(
+        f"/qa/queues/default/sampling/rules/{second.id}/up",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    session.expire_all()
+    assert [x.kind for x in sampling.rules_for(session, queue_id=1)] == ["payer_class", "drg"]
+    session.delete(second)
     rule = session.exec(select(QaSampleRule)).one()
     session.commit()
     r = sup.post(

@@ -550,6 +550,24 @@ def save_all(
     replace_rules(session, actor=actor, queue_name=queue_name, rules=rules)
 
 
+def move_rule_up(session: Session, *, actor: Principal, queue_name: str, rule_id: int) -> None:
+    """Move a targeted rule one place earlier in the queue's order (404 if no such rule);
+    audited. The first rule stays first."""
+    queue = queue_service.get_queue(session, name=queue_name)
+    assert queue.id is not None  # noqa: S101
+    rules = rules_for(session, queue_id=queue.id)
+    at = next((n for n, r in enumerate(rules) if r.id == rule_id), None)
+    if at is None:
+        raise NotFound("This queue has no such sampling rule.")
+    if at > 0:
+        rules[at - 1], rules[at] = rules[at], rules[at - 1]
+    for n, rule in enumerate(rules):
+        rule.position = n
+        session.add(rule)
+    session.flush()
+    _audit(session, actor=actor, detail=f"qa-sampling queue={queue.id} rule={rule_id} moved up")
+
+
 def delete_rule(session: Session, *, actor: Principal, queue_name: str, rule_id: int) -> None:
     """Remove a targeted rule of the queue (404 if it has no such rule); audited."""
     queue = queue_service.get_queue(session, name=queue_name)

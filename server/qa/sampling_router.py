@@ -254,6 +254,15 @@ def add_rule_page(
     return RedirectResponse(f"/qa/queues/{name}/sampling?done=saved", status_code=303)
 
 
+@router.post("/qa/queues/{name}/sampling/rules/{rule_id}/up", response_class=HTMLResponse)
+def move_rule_up_page(
+    session: SessionDep, actor: SupervisorDep, name: str, rule_id: RowId
+) -> Response:
+    """Move a targeted rule one place earlier (it is checked before the one above it)."""
+    sampling.move_rule_up(session, actor=actor, queue_name=name, rule_id=rule_id)
+    return RedirectResponse(f"/qa/queues/{name}/sampling?done=saved", status_code=303)
+
+
 @router.post("/qa/queues/{name}/sampling/rules/{rule_id}/delete", response_class=HTMLResponse)
 def delete_rule_page(
     session: SessionDep, actor: SupervisorDep, name: str, rule_id: RowId

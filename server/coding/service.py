@@ -4,15 +4,14 @@ Code lines are clinical patient data: they are stored sealed under the encounter
 key (one value per item) and opened only where shown or used, after an audited view or
 use; QA reasons are sealed too. Validation answers errors (they block
 Submit) and warnings (they do not), each pointing at a line and field, in words a coder
-understands. Submit sends a sample of items to QA review (the queue's percentage, every
-item of a coder marked in training), the rest straight to billing. Every step goes through
+understands. Submit sends a sample of items to QA review (the queue's sampling rules, in
+order: `server.qa.sampling`), the rest straight to billing. Every step goes through
 `queue_service.transition` (work item events) and the audit log.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -32,6 +31,7 @@ from server.edits import service as edits_service
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
+from server.qa import sampling
 from server.queue import service as queue_service
 from server.records import service as records_service
 from server.records.schemas import RecordView
@@ -430,13 +430,25 @@ def save_codes(
     return result
 
 
-def _sampled(session: Session, *, item: WorkItem, coder_id: int) -> bool:
-    coder = session.get(User, coder_id)
-    if coder is not None and coder.in_training:
-        return True
-    queue = session.get(Queue, item.queue_id)
-    percent = queue.qa_sample_percent if queue is not None else 0
-    return percent > 0 and secrets.randbelow(100) < percent
+def _sample(
+    session: Session,
+    *,
+    item: WorkItem,
+    coder_id: int,
+    codes: Codes,
+    context: edits_service.ClaimContext,
+    result: Validation,
+) -> sampling.Decision:
+    """The queue's sampling rules on the chart as submitted (its codes already opened)."""
+    facts = sampling.Facts(
+        drg=result.drg.drg if result.drg else None,
+        mdc=result.drg.mdc if result.drg else None,
+        diagnoses=tuple(d.code for d in codes.diagnoses),
+        procedures=tuple(p.code for p in codes.procedures),
+        payer_class=context.payer_class,
+        charge=sum(p.charge for p in codes.procedures if p.system != "PCS"),
+    )
+    return sampling.decide(session, queue_id=item.queue_id, coder_id=coder_id, facts=facts)
 
 
 def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[WorkItem, Validation]:
@@ -448,18 +460,15 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
     """
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
     assert actor.user_id is not None  # noqa: S101 - leased_item refuses non-people
-    to_status = (
-        Status.qa_review
-        if _sampled(session, item=item, coder_id=actor.user_id)
-        else (Status.ready_for_billing)
-    )
+    # Where the chart goes is decided after its codes are checked (the sampling rules look
+    # at them): the item's history says where, and which rule sent it to QA.
     key = records_service.open_for_use(
         session,
         actor=actor,
         work_item_id=work_item_id,
         action=audit_service.Action.submit,
         purpose="TREAT",
-        detail=f"to {to_status}",
+        detail="submit",
     )
     codes = get_codes(session, key=key)
     context = claim_context(session, item=item, key=key)
@@ -483,12 +492,23 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         raise ValidationFailed(
             "The codes have errors; fix them before submitting.", details=result.details()
         )
+    decision = _sample(
+        session, item=item, coder_id=actor.user_id, codes=codes, context=context, result=result
+    )
+    to_status = Status.qa_review if decision.sampled else Status.ready_for_billing
     item.coded_by_id = actor.user_id
     item.coded_at = utcnow()
     # The final DRG (None for outpatient, or a stay that does not group).
     item.final_drg = result.drg.drg if result.drg else None
     item.final_drg_version = result.drg.version if result.drg and result.drg.drg else None
-    queue_service.transition(session, item=item, to_status=to_status, actor=actor, action="submit")
+    queue_service.transition(
+        session,
+        item=item,
+        to_status=to_status,
+        actor=actor,
+        action="submit",
+        reason=decision.reason,
+    )
     return item, result
 
 

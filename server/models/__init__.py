@@ -15,6 +15,7 @@ from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccou
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
 from server.models.review import FlagCase, FlagCaseStep
+from server.models.sampling import QaSampleRule, QaSampling
 from server.models.security import OidcTransaction, RateLimitCounter
 from server.models.user import Role, Scope, ServiceToken, User, UserRole, UserSession
 from server.models.work import Status, WorkItem, WorkItemEvent
@@ -39,6 +40,8 @@ __all__ = [
     "NcciPtpEdit",
     "OidcTransaction",
     "QaReview",
+    "QaSampleRule",
+    "QaSampling",
     "Patient",
     "PhysicianQuery",
     "ProviderAccount",

@@ -234,6 +234,15 @@ def check(
             if name == "INVALID_CODE":
                 if kind == "diagnoses" and (entry is None or not entry.billable):
                     continue  # Chartdesk's own check already names it
+                if kind == "diagnoses":
+                    from server.coding import releases  # it builds on this module
+
+                    dated = releases.check(code, date_of_service)
+                    if dated.valid is False:
+                        role = "The principal diagnosis " if n == 0 else ""
+                        msg = f"{role}{dated.why_not()} ({name}). {releases.source()}."
+                        found.append(MceFinding(edit_id(name), kind, n, msg[0].upper() + msg[1:]))
+                        continue
                 what = f"is not valid for a date of service of {date_of_service.isoformat()}"
             else:
                 what = WORDS.get(name, f"fails the MCE edit {name}").format(

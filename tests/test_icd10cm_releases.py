@@ -92,3 +92,28 @@ def test_the_workbench_edits_name_the_release(make_client):
     assert "R10.2 is not valid for a date of service of 2025-10-01 (ICD-10-CM FY2026" in msg
     assert "maps it to R10.20 in ICD-10-CM FY2026" in msg
     assert "CMS ICD-10-CM code master by release" in msg
+
+
+def test_the_mce_does_not_run_on_a_date_outside_the_releases():
+    from server.edits import mce
+
+    first = releases.releases()[0].start
+    before = mce.check(
+        dx=["R10.2"],
+        pcs=[],
+        inpatient=True,
+        date_of_service=first - timedelta(days=1),
+        age=None,
+        sex=None,
+    )
+    assert [f.edit for f in before] == [mce.NOT_RUN]
+    on = mce.check(
+        dx=["E11.9", "E11.A"],
+        pcs=[],
+        inpatient=False,
+        date_of_service=date(2025, 9, 30),
+        age=None,
+        sex=None,
+    )
+    assert [(f.edit, f.line) for f in on] == [("code-not-valid-on-date", 1)]
+    assert "new in ICD-10-CM FY2026, valid from 2025-10-01" in on[0].msg

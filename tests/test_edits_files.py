@@ -358,3 +358,26 @@ def test_a_file_that_is_not_a_workbook_is_refused(db_url: str, tmp_path: Path):
     assert "loaded 3 ncci-ptp practitioner edits (2026Q1)" in ok.output
     with Session(_engine()) as s:
         assert s.exec(select(func.count()).select_from(MueEdit)).one() == 0
+
+
+def test_workbooks_are_parsed_with_xml_bomb_protection():
+    import openpyxl.xml
+
+    assert openpyxl.xml.DEFUSEDXML  # defusedxml is a dependency: openpyxl uses it
+
+
+def test_a_workbook_broken_part_way_names_the_row(session: Session, tmp_path: Path):
+    import zipfile
+
+    whole = _xlsx(tmp_path / "whole.xlsx", PTP_XLSX_ROWS)
+    broken = tmp_path / "ccipra-v320r0-f1.xlsx"
+    with zipfile.ZipFile(whole) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data[: data.index(b'<row r="5"')] + b'<row r="5"><c r="A5" t="n"><v>1'
+            dst.writestr(info, data)
+    with pytest.raises(files.FileRejected) as caught:
+        files.load(session, kind="ncci-ptp", setting="practitioner", path=broken)
+    assert caught.value.message.startswith("row 5: the workbook cannot be read here")
+    assert _ptp(session) == {}

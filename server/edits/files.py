@@ -131,9 +131,23 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             f"not a readable XLSX workbook ({type(exc).__name__}); nothing was loaded.",
             details=[{"loc": ["file"], "msg": "not a readable XLSX workbook"}],
         ) from None
+    number = 0
     try:
         for sheet in book.worksheets:
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            number = 0
+            rows = sheet.iter_rows(values_only=True)
+            while True:
+                try:
+                    values = next(rows)
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001 - a sheet's XML broken part way
+                    raise _reject(
+                        number + 1,
+                        f"the workbook cannot be read here ({type(exc).__name__})",
+                        "row",
+                    ) from None
+                number += 1
                 cells = [_cell_text(v) for v in values]
                 for i in (0, 1):
                     if i < len(cells) and cells[i].isdigit() and len(cells[i]) < 5:

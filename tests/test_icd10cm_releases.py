@@ -117,3 +117,27 @@ def test_the_mce_does_not_run_on_a_date_outside_the_releases():
     )
     assert [(f.edit, f.line) for f in on] == [("code-not-valid-on-date", 1)]
     assert "new in ICD-10-CM FY2026, valid from 2025-10-01" in on[0].msg
+
+
+def test_a_billable_code_of_the_shipped_release_deleted_in_fy2027():
+    from server.edits import mce
+
+    # D69.1 is billable in the April 2026 tabular list simple-icd-10-cm ships; FY2027 split it.
+    entry = codesets.icd10cm().get("D69.1")
+    assert entry is not None
+    assert entry.billable
+    assert releases.check("D69.1", date(2026, 9, 30)).valid is True
+    found = mce.check(
+        dx=["D69.1"],
+        pcs=[],
+        inpatient=False,
+        date_of_service=date(2026, 10, 1),
+        age=None,
+        sex=None,
+    )
+    assert [(f.edit, f.line) for f in found] == [("code-not-valid-on-date", 0)]
+    assert found[0].msg.startswith(
+        "The principal diagnosis D69.1 is not valid for a date of service of 2026-10-01 "
+        "(ICD-10-CM FY2027"
+    )
+    assert "valid in FY2023 to FY2026 April update (2022-10-01 to 2026-09-30)" in found[0].msg

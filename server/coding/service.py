@@ -23,10 +23,10 @@ from server.audit import service as audit_service
 from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.coding import abstract as abstract_service
-from server.coding import codesets
+from server.coding import codesets, releases
 from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, DrgView, Problem, ProcedureLine
-from server.edits import drg, mce, tabular
+from server.edits import drg, tabular
 from server.edits import service as edits_service
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
@@ -118,19 +118,28 @@ def _check_diagnosis(
         v.error([*loc, "code"], f"Diagnosis {n + 1} has no code.", "code-unknown")
         return
     entry = codesets.icd10cm().get(code)
-    # A code of an older release (absent, or a header, in the shipped one), billable then.
-    older = (entry is None or not entry.billable) and bool(mce.valid_on(code, dos))
+    # Absent from (or a header in) the shipped tabular list: another release may have it,
+    # billable on this date of service (older) or only in releases not in force (gone).
+    dated = releases.check(code, dos) if entry is None or not entry.billable else None
+    older = dated is not None and dated.valid is True
+    gone = dated is not None and dated.valid is False and dated.ever_valid
     seventh = (
-        _seventh_character(code) if not older and (entry is None or not entry.billable) else None
+        _seventh_character(code)
+        if not older and not gone and (entry is None or not entry.billable)
+        else None
     )
-    if older:
+    if dated is not None and older:
+        assert dated.release is not None  # noqa: S101 - valid means a release is in force
         v.warn(
             [*loc, "code"],
-            f"{raw} is not a billable code in {codesets.ICD10CM_RELEASE} but is valid for a "
-            f"date of service of {dos.isoformat()} ({mce.CODE_MASTER}); its tabular notes "
-            "were not checked.",
+            f"{raw} is not a billable code in the shipped tabular list "
+            f"({codesets.ICD10CM_RELEASE}) but is valid for a date of service of "
+            f"{dos.isoformat()} in {dated.release.name}; its tabular notes were not checked. "
+            f"{releases.source()}.",
             "code-older-release",
         )
+    elif dated is not None and gone:
+        v.error([*loc, "code"], f"{dated.why_not()} {releases.source()}.", "code-not-valid-on-date")
     elif seventh:
         v.error([*loc, "code"], seventh, "seventh-character")
     elif entry is None:

@@ -15,7 +15,10 @@ from tests.support.coding import pyx12_accepts
 
 def _claim(inpatient: bool) -> x12.ClaimData:
     lines = (
-        [x12.Line("PCS", "0DTJ4ZZ", [], 1, [], 0), x12.Line("HCPCS", "J1100", [], 2, [1], 5000)]
+        [
+            x12.Line("PCS", "0DTJ4ZZ", [], 1, [], 120000, revenue_code="0360"),
+            x12.Line("HCPCS", "J1100", [], 2, [1], 5000, revenue_code="0636"),
+        ]
         if inpatient
         else [
             x12.Line("CPT", "99213", ["25"], 1, [1, 2], 12500),
@@ -35,6 +38,7 @@ def _claim(inpatient: bool) -> x12.ClaimData:
         postal_code="01002",
         payer_name="Blue Cross Blue Shield",
         member_id="XBC1234",
+        payer_id="BCBSMA",
         start=datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
         end=datetime(2026, 11, 4, 12, 0, tzinfo=UTC),
         diagnoses=[("E11.9", "Y"), ("I10", "N"), ("J45.909", "U")],

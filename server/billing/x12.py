@@ -607,6 +607,7 @@ def build_fhir(claim: ClaimData, settings: Settings) -> dict[str, Any]:
         "CPT": "http://www.ama-assn.org/go/cpt",
         "HCPCS": "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
         "PCS": "http://www.cms.gov/Medicare/Coding/ICD10",
+        "REV": "https://www.nubc.org/CodeSystem/RevenueCodes",  # room and board per day
     }
     procedures = [
         {

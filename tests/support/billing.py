@@ -12,7 +12,7 @@ from server.db import get_engine
 
 
 def load_demo_cdm() -> None:
-    """Load the chargemaster `chartdesk demo` ships (effective 2015-01-01)."""
+    """Load the chargemaster `chartdesk demo` ships (effective 1980-01-01)."""
     with Session(get_engine()) as s:
         cdm.load(s, path=cdm.DEMO_FILE)
         s.commit()
@@ -45,14 +45,20 @@ PAYER_IDS = {
 }
 
 
-def with_coverage(bundle: dict[str, Any]) -> dict[str, Any]:
+def with_coverage(bundle: dict[str, Any], *, self_pay_to: str | None = None) -> dict[str, Any]:
     """The Synthea bundle plus one Coverage per payer its Claims name (Synthea leaves the
-    subscriber id and payer id out), as a hospital EHR sends them; self-pay gets none."""
+    subscriber id and payer id out), as a hospital EHR sends them; self-pay gets none, or
+    with `self_pay_to` the patient was since enrolled with that payer (Claims say so)."""
     import copy
     import hashlib
 
     out = copy.deepcopy(bundle)
     entries = out["entry"]
+    if self_pay_to:
+        for e in entries:
+            for ins in e["resource"].get("insurance") or []:
+                if ins.get("coverage", {}).get("display") == "NO_INSURANCE":
+                    ins["coverage"]["display"] = self_pay_to
     patient = next(e for e in entries if e["resource"]["resourceType"] == "Patient")
     names = {
         ins["coverage"]["display"]

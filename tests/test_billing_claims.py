@@ -153,7 +153,9 @@ def test_claims_match_the_chart_for_every_synthea_fixture(make_client, name):
             revenue = [s[1] for s in segments(text, "SV2")]
             assert revenue == ["0360", "0120"], revenue  # OR (PCS rule) + room and board
             assert amounts[0] == 120000  # the charge the coder entered on the PCS line
-            assert amounts[1] % 285000 == 0
+            room = segments(text, "SV2")[1]
+            assert room[4] == "DA"
+            assert amounts[1] == 285000 * int(room[5])  # per day of the stay
             assert all(len(s[2].split(":")) < 2 for s in segments(text, "SV2"))
         else:
             assert amounts == EXPECTED_LINES[klass]

@@ -444,7 +444,14 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
         proc = ":".join(["HC", hcpcs, *line.modifiers]) if hcpcs else ""
         segs += [
             ["LX", str(n)],
-            ["SV2", line.revenue_code, proc, _money(line.charge_cents), "UN", str(line.units)],
+            [
+                "SV2",
+                line.revenue_code,
+                proc,
+                _money(line.charge_cents),
+                "DA" if line.system == "REV" else "UN",  # room and board: days
+                str(line.units),
+            ],
         ]
     return segs
 

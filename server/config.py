@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # Place of service of outpatient professional claims: "office" (11) or "hospital" (22,
     # on-campus outpatient hospital). Emergency is 23, inpatient 21.
     billing_facility_setting: Literal["office", "hospital"] = "hospital"
+    # Per facility (the encounter's facility name, compared case-insensitively), JSON:
+    # {"Hilltown Community Health Centers Inc": "office"}; others take the setting above.
+    billing_facility_settings: dict[str, Literal["office", "hospital"]] = {}
     billing_usage: Literal["P", "T"] = "T"  # ISA15: T test, P production
     warm_code_index: bool = True  # build the ICD-10-CM search index at startup
     # Audit chain (issue 5). The sealer runs in a thread of every app process (0: off).

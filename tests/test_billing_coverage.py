@@ -99,6 +99,18 @@ def test_place_of_service_from_the_class_and_the_facility(klass, setting, pos):
     assert service.place_of_service(Settings(billing_facility_setting=setting), klass) == pos
 
 
+def test_place_of_service_per_facility():
+    settings = Settings(
+        billing_facility_settings={"Hilltown Community Health Centers Inc": "office"}
+    )
+    assert (
+        service.place_of_service(settings, "outpatient", "HILLTOWN COMMUNITY HEALTH CENTERS INC")
+        == "11"
+    )
+    assert service.place_of_service(settings, "outpatient", "WINCHESTER HOSPITAL") == "22"
+    assert service.place_of_service(settings, "outpatient", None) == "22"
+
+
 def test_payer_id_from_coverage_then_by_name_then_the_catch_all():
     named = Settings(billing_payer_ids={"Blue Cross Blue Shield": "BCBSMA"})
     assert service.payer_id(named, "Aetna", "60054") == "60054"

@@ -143,7 +143,9 @@ def checked_claim(
         payer_id=payer_id(
             settings, payer.name if payer else None, payer.payer_id if payer else None
         ),
-        place_of_service=place_of_service(settings, record.encounter.encounter_class),
+        place_of_service=place_of_service(
+            settings, record.encounter.encounter_class, record.encounter.facility
+        ),
         start=record.encounter.start,
         end=record.encounter.end,
         diagnoses=[(d.code, d.poa) for d in codes.diagnoses],
@@ -176,14 +178,24 @@ def checked_claim(
     return claim, checks
 
 
-def place_of_service(settings: Settings, encounter_class: str) -> str:
-    """The CMS place of service of a claim from the encounter class and the facility setting."""
+def place_of_service(settings: Settings, encounter_class: str, facility: str | None = None) -> str:
+    """The CMS place of service of a claim from the encounter class and the facility's
+    setting: inpatient 21, emergency 23, outpatient 22 at a hospital or 11 at an office."""
     kind = encounter_class.lower()
     if kind == "inpatient":
         return "21"
     if kind == "emergency":
         return "23"
-    return "22" if settings.billing_facility_setting == "hospital" else "11"
+    wanted = (facility or "").strip().casefold()
+    setting = next(
+        (
+            v
+            for k, v in settings.billing_facility_settings.items()
+            if k.strip().casefold() == wanted
+        ),
+        settings.billing_facility_setting,
+    )
+    return "22" if setting == "hospital" else "11"
 
 
 def payer_id(settings: Settings, name: str | None, from_coverage: str | None) -> str | None:

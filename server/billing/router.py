@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from server.auth.deps import BillerDep, BillingDep, RowId, SessionDep
 from server.billing import service
 from server.billing.schemas import (
+    BatchRequest,
+    BilledItem,
+    BilledList,
     BilledRequest,
     ReadyEncounter,
     ReadyItem,
     ReadyList,
     ReturnRequest,
 )
-from server.errors import ValidationFailed
+from server.errors import AppError, ValidationFailed
+from server.web import forms
 from server.web.templates import render
 
 router = APIRouter()
@@ -92,6 +99,64 @@ def api_claim(
     )
 
 
+def _batch_response(batch: service.Batch) -> Response:
+    return Response(
+        content=batch.text,
+        media_type=service.FORMATS["x12"],
+        headers={
+            "Content-Disposition": f'attachment; filename="interchange-{batch.interchange}.x12"',
+            "X-Interchange-Control": str(batch.interchange),
+            "X-Claims": ",".join(f"{i}={n}" for i, n in batch.claims),
+            "X-Skipped-Items": ",".join(str(i) for i in batch.skipped),
+        },
+    )
+
+
+@router.post(
+    f"{API}/batch",
+    tags=["billing"],
+    responses={200: {"content": {service.FORMATS["x12"]: {}}}},
+)
+def api_batch(session: SessionDep, actor: BillingDep, body: BatchRequest) -> Response:
+    """Selected claims (or every claim coded on a day) as one X12 interchange; each is
+    marked billed under its patient control number (audited as claim-export and billed)."""
+    batch = service.batch_export(session, actor=actor, work_item_ids=body.items, day=body.date)
+    return _batch_response(batch)
+
+
+def _billed_item(row: service.BilledRow) -> BilledItem:
+    r, e = row.record, row.encounter
+    assert r.id is not None  # noqa: S101
+    return BilledItem(
+        id=r.work_item_id,
+        claim_number=r.claim_number,
+        interchange=r.interchange,
+        billed_by=r.billed_by,
+        billed_at=r.billed_at,
+        class_=e.encounter_class,
+        facility=e.facility,
+        start=e.start_at,
+    )
+
+
+@router.get(
+    f"{API}/history", tags=["billing"], response_model=BilledList, response_model_by_alias=True
+)
+def api_history(
+    session: SessionDep,
+    _: BillingDep,
+    q: Annotated[str | None, Query(max_length=50)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> BilledList:
+    """Billed claims, newest first; `q` finds a claim number, item id or interchange."""
+    rows, next_cursor = service.billed_history(session, q=q, cursor=_cursor(cursor), limit=limit)
+    return BilledList(
+        items=[_billed_item(r) for r in rows],
+        next_cursor=str(next_cursor) if next_cursor is not None else None,
+    )
+
+
 @router.post(f"{API}/{{work_item_id}}/billed", tags=["billing"])
 def api_billed(
     session: SessionDep, actor: BillingDep, work_item_id: RowId, body: BilledRequest
@@ -125,12 +190,78 @@ def billing_page(
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     """The biller's list of items ready to bill."""
-    rows, _next = service.ready(session, limit=200)
-    messages = {"billed": "Marked billed.", "returned": "Returned to the coder."}
+    return _ready_page(request, session, message=_MESSAGES.get(done or ""))
+
+
+_MESSAGES = {"billed": "Marked billed.", "returned": "Returned to the coder."}
+
+
+def _ready_page(
+    request: Request,
+    session: Session,
+    *,
+    message: str | None = None,
+    error: AppError | None = None,
+    form: FormData | None = None,
+) -> Response:
+    rows, _next = service.ready(session, limit=service.MAX_BATCH)
+    picked = [str(v) for v in (form.getlist("items") if form else [])]
+    selected = {int(v) for v in picked if v.isdigit()}
     return render(
         request,
         "billing/ready.html",
-        {"rows": rows, "message": messages.get(done or "")},
+        {
+            "rows": rows,
+            "message": message,
+            "error": forms.message(error) if error else None,
+            "selected": selected,
+            "day": (form.get("date") if form else None) or "",
+            "today": date.today().isoformat(),  # noqa: DTZ011 - a default for the field
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+def _batch_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    return _ready_page(request, session, error=exc, form=form)
+
+
+@router.post("/billing/batch", response_class=HTMLResponse)
+def batch_page(
+    session: SessionDep,
+    actor: BillerDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_batch_failed))],
+    items: Annotated[list[int] | None, Form()] = None,
+    day: Annotated[date | None, Form(alias="date")] = None,
+    scope: Annotated[str, Form(max_length=10, pattern="^(selected|day)$")] = "selected",
+) -> Response:
+    """The biller's batch export: the checked claims, or every claim coded on a day."""
+    if scope == "day":
+        if day is None:
+            raise ValidationFailed(
+                "Give the day the claims were coded.",
+                details=[{"loc": ["date"], "msg": "required"}],
+            )
+        batch = service.batch_export(session, actor=actor, day=day)
+    else:
+        batch = service.batch_export(session, actor=actor, work_item_ids=items or [])
+    return _batch_response(batch)
+
+
+@router.get("/billing/history", response_class=HTMLResponse)
+def history_page(
+    request: Request,
+    session: SessionDep,
+    _: BillerDep,
+    q: Annotated[str | None, Query(max_length=50)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """Billed claims with their claim numbers and interchanges; search by claim number."""
+    rows, next_cursor = service.billed_history(session, q=q, cursor=_cursor(cursor), limit=50)
+    return render(
+        request,
+        "billing/history.html",
+        {"rows": rows, "q": q or "", "next_cursor": next_cursor},
     )
 
 
@@ -141,14 +272,10 @@ def claim_page(
     actor: BillerDep,
     work_item_id: RowId,
 ) -> Response:
-    """Claim preview (the 837 as it will be sent), export links, mark billed, return."""
-    claim, checks = service.checked_claim(session, actor=actor, work_item_id=work_item_id)
-    preview = service.render_claim(claim, "x12")
-    return render(
-        request,
-        "billing/claim.html",
-        {"item_id": work_item_id, "claim": claim, "preview": preview, "checks": checks},
-    )
+    """The claim for the biller: patient, payer, dates, lines and total, edit status, and the
+    837 as it will be sent beside it (an audited view of the record)."""
+    page = service.claim_page(session, actor=actor, work_item_id=work_item_id)
+    return render(request, "billing/claim.html", {"item_id": work_item_id, "page": page})
 
 
 @router.post("/billing/{work_item_id}/billed", response_class=HTMLResponse)

@@ -2,6 +2,7 @@
 
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
+from server.models.billing import ChargeItem, ControlCounter
 from server.models.coding import (
     ClaimRecord,
     ClaimReturn,
@@ -22,8 +23,10 @@ from server.models.work import Status, WorkItem, WorkItemEvent
 
 __all__ = [
     "AuditEvent",
+    "ChargeItem",
     "ClaimRecord",
     "ClaimReturn",
+    "ControlCounter",
     "CodeSetEntry",
     "DataKey",
     "Document",

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
-from server.billing import x12
+from server.billing import remittance, x12
 from server.coding import abstract as abstract_service
 from server.coding import service as coding_service
 from server.config import Settings, get_settings
@@ -146,6 +146,9 @@ def checked_claim(
         admitting_diagnosis=abstract.admitting_diagnosis,
         drg=checks.drg.drg if checks.drg else None,  # of the codes billed (after any QA)
     )
+    original = remittance.replacement_of(session, work_item_id=work_item_id)
+    if original:  # corrected after a payer's denial: a replacement of the payer's claim
+        claim.frequency_code, claim.original_claim_number = "7", original
     return claim, checks
 
 
@@ -310,6 +313,7 @@ class ReturnNote:
 
     at: datetime
     reason: str
+    denial: remittance.ClaimView | None = None  # the payer's coded reasons, if a denial
 
 
 def _seal_reason(session: Session, *, back: ClaimReturn, reason: str) -> bytes:
@@ -341,7 +345,11 @@ def last_return(session: Session, *, key: ItemKey) -> ReturnNote | None:
         field="reason",
         sealed=back.sealed_reason,
     )
-    return ReturnNote(at=back.at, reason=str(reason))
+    return ReturnNote(
+        at=back.at,
+        reason=str(reason),
+        denial=remittance.denial_of(session, claim_return_id=back.id),
+    )
 
 
 def claim_number(session: Session, *, work_item_id: int) -> tuple[str, datetime] | None:

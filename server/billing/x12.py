@@ -61,6 +61,9 @@ class ClaimData:
     discharge_status: str | None = None  # FL17
     admitting_diagnosis: str | None = None  # ICD-10-CM, with or without the dot
     drg: str | None = None  # the three-digit MS-DRG of the billed codes
+    # A corrected claim after a payer's denial: frequency 7 (replacement) and REF*F8.
+    frequency_code: str = "1"  # CLM05-3: 1 original, 7 replacement of a prior claim
+    original_claim_number: str | None = None  # the payer's claim control number (CLP07)
 
     @property
     def claim_id(self) -> str:
@@ -232,11 +235,30 @@ def _hi(qualifier_first: str, qualifier_rest: str, codes: list[str]) -> list[lis
     return [["HI", *composites[i : i + 12]] for i in range(0, len(composites), 12)]
 
 
+def _ref_f8(claim: ClaimData) -> list[list[str]]:
+    """2300 REF*F8, the payer's claim control number a replacement claim corrects."""
+    if claim.frequency_code == "1" or not claim.original_claim_number:
+        return []
+    return [["REF", "F8", _clean(claim.original_claim_number, 50)]]
+
+
 def _claim_837p(claim: ClaimData, now: datetime, settings: Settings) -> list[list[str]]:
     start = _date(claim.start, now)
     last, _, first = settings.billing_attending_name.partition(",")
     segs = [
-        ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:B:1", "Y", "A", "Y", "Y"],
+        [
+            "CLM",
+            claim.claim_id,
+            _money(claim.total_cents),
+            "",
+            "",
+            f"11:B:{claim.frequency_code}",
+            "Y",
+            "A",
+            "Y",
+            "Y",
+        ],
+        *_ref_f8(claim),
         *_hi("ABK", "ABF", [_nodot(c) for c, _ in claim.diagnoses]),
         # 2310B rendering provider: the billing provider is an organisation.
         [
@@ -269,7 +291,18 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
     end = claim.end or start
     dx = [f"{_nodot(code)}:::::::{(poa or 'U').upper()}" for code, poa in claim.diagnoses]
     segs = [
-        ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:A:1", "", "A", "Y", "Y"],
+        [
+            "CLM",
+            claim.claim_id,
+            _money(claim.total_cents),
+            "",
+            "",
+            f"11:A:{claim.frequency_code}",
+            "",
+            "A",
+            "Y",
+            "Y",
+        ],
         ["DTP", "434", "RD8", f"{_date(start, now)}-{_date(end, now)}"],
         ["DTP", "435", "DT", start.astimezone(UTC).strftime("%Y%m%d%H%M")],
         # Institutional claim codes (2300 CL1): admission type, point of origin, discharge
@@ -280,6 +313,7 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
             claim.admission_source or "9",
             claim.discharge_status or "01",
         ],
+        *_ref_f8(claim),
         ["HI", f"ABK:{dx[0]}"],
     ]
     # The 837I's HI order: principal, admitting diagnosis, DRG, other diagnoses, procedures.

@@ -14,6 +14,7 @@ from server.models.edits import EditFileLoad, EditLevel, MueEdit, NcciPtpEdit
 from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
+from server.models.remit import RemitAdjustment, RemitClaim, RemitLine, RemitRemark, Remittance
 from server.models.review import FlagCase, FlagCaseStep
 from server.models.security import OidcTransaction, RateLimitCounter
 from server.models.user import Role, Scope, ServiceToken, User, UserRole, UserSession
@@ -45,6 +46,11 @@ __all__ = [
     "Queue",
     "QueueMember",
     "RateLimitCounter",
+    "RemitAdjustment",
+    "RemitClaim",
+    "RemitLine",
+    "RemitRemark",
+    "Remittance",
     "Role",
     "RoutingRule",
     "Scope",

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from server.auth.deps import CoderDep, SessionDep, SupervisorDep
+from server.auth.deps import CoderDep, SessionDep, SupervisorDep, SupervisorOrBillerDep
 from server.errors import AppError
-from server.reports import export, service, work
+from server.reports import denials, export, service, work
 from server.reports.schemas import DnfbView, ProductivityView
 from server.reports.svg import Bar, bar_chart
 from server.web import forms
@@ -222,3 +222,59 @@ def my_figures_page(request: Request, session: SessionDep, actor: CoderDep) -> R
         "reports/mine.html",
         {"report": report, "mine": mine, "events": service.my_activity(session, actor=actor)},
     )
+
+
+# ---------------------------------------------------------------- denials (835 remittances)
+
+DenialsBy = Annotated[str, Query(max_length=10, description="carc, payer, queue or coder")]
+
+
+@router.get(f"{API}/denials", tags=["reports"])
+def api_denials(
+    session: SessionDep, _: SupervisorOrBillerDep, by: DenialsBy = "carc"
+) -> dict[str, object]:
+    """Denial rate and dollars by CARC, payer, queue or coder, and the top denied codes."""
+    return denials.as_json(denials.report(session, by=by))
+
+
+def _denials_page(
+    request: Request, session: Session, *, by: str, error: AppError | None = None
+) -> Response:
+    if by not in denials.GROUPINGS:
+        by = "carc"
+    report = denials.report(session, by=by)
+    chart = bar_chart(
+        [Bar(g.key, g.dollars) for g in report.groups[:12]],
+        title=f"Dollars denied by {denials.GROUPINGS[by].lower()}",
+        x_label=denials.GROUPINGS[by],
+        y_label="Dollars denied",
+        chart_id="denials-chart",
+    )
+    return render(
+        request,
+        "reports/denials.html",
+        {
+            "report": report,
+            "chart": chart,
+            "groupings": denials.GROUPINGS,
+            "error": forms.message(error) if error else None,
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+@router.get("/reports/denials", response_class=HTMLResponse)
+def denials_page(
+    request: Request, session: SessionDep, _: SupervisorOrBillerDep, by: DenialsBy = "carc"
+) -> Response:
+    """Denials: a chart of dollars denied, the table beside it, top codes and a CSV link."""
+    forms.on_error(request, lambda req, own, exc, _f: _denials_page(req, own, by="carc", error=exc))
+    denials.check_grouping(by)
+    return _denials_page(request, session, by=by)
+
+
+@router.get("/reports/denials.csv")
+def denials_csv(session: SessionDep, _: SupervisorOrBillerDep, by: DenialsBy = "carc") -> Response:
+    """Denials as CSV: one row per group, the total, then the top denied codes."""
+    report = denials.report(session, by=by)
+    return _csv(denials.as_csv(report), f"denials-by-{report.by}.csv")

@@ -239,13 +239,16 @@ def test_unknown_carc_is_kept_and_flagged(make_client):
                 100,
                 "P7",
                 [RL("99213", 125, 100, [("CO", "Z98", 25)])],
-            )
+            ),
+            RC("ACCT12345678", "1", 50, 50, "P8", [RL("99212", 50, 50)]),
         ],
         trace="TRACE-Z",
     )
     r = system.post("/api/v1/billing/remittance", content=text, headers=X12)
     assert r.status_code == 200, r.text
-    (claim,) = r.json()["claims"]
+    claim, foreign = r.json()["claims"]
+    # Another system's patient control number may be an account number: only its tail kept.
+    assert (foreign["claim_number"], foreign["status"]) == ("********5678", "unmatched")
     assert claim["adjustments"] == [
         {"group": "CO", "reason": "Z98", "amount": 25, "line": 1, "known": False}
     ]

@@ -219,6 +219,14 @@ def _match(session: Session, claim_number: str) -> WorkItem | None:
     return item if billed is not None else None
 
 
+def _shown_number(claim_number: str) -> str:
+    """CLP01 as stored: ours (`CD<id>`) in clear; another system's patient control number
+    may be a patient account number, so only its last four characters are kept."""
+    if CLAIM_ID.match(claim_number):
+        return claim_number
+    return "*" * max(len(claim_number) - 4, 0) + claim_number[-4:]
+
+
 def _store_claim(
     session: Session, *, actor: Principal, remittance: Remittance, clp: x835.ClaimPayment
 ) -> None:
@@ -227,7 +235,7 @@ def _store_claim(
     status = clp.status if item is not None else "unmatched"
     row = RemitClaim(
         remittance_id=remittance.id,
-        claim_number=clp.claim_number,
+        claim_number=_shown_number(clp.claim_number),
         work_item_id=item.id if item else None,
         status=status,
         status_code=clp.status_code,

@@ -167,6 +167,8 @@ def _check_envelope(segs: list[list[str]]) -> None:
             raise X12Invalid(
                 f"Implementation guide {found[:20]!r}, not an 835 {IMPL_835}.", segment=n
             )
+        if seg[0] == "GS" and seg[1] != "HP":
+            raise X12Invalid(f"Functional group {seg[1][:4]!r}, not HP (835).", segment=n)
         if seg[0] == "ST" and (len(seg) < 2 or seg[1] != "835"):
             raise X12Invalid(
                 f"Transaction set {seg[1][:6] if len(seg) > 1 else ''!r}, not 835.", segment=n
@@ -215,15 +217,26 @@ def _validate(text: str) -> None:
         )
     except pyx12.errors.X12Error as exc:
         raise X12Invalid(f"X12 error: {str(exc)[:200]}", segment=1) from None
+    except Exception as exc:  # noqa: BLE001 - pyx12 trips on some damaged files: still a 422
+        found = _first_error(collect.lines)
+        segment = found[0] if found else 1
+        raise X12Invalid(
+            f"pyx12 could not read the file ({type(exc).__name__}).", segment=segment
+        ) from None
     finally:
         logger.removeHandler(collect)
     if ok:
         return
-    found = [(int(m.group(1)), m.group(2)) for m in map(_LINE.search, collect.lines) if m]
-    if found:
-        segment, message = min(found, key=lambda f: f[0])
-        raise X12Invalid(f"pyx12: {message[:300]}", segment=segment)
+    first = _first_error(collect.lines)
+    if first:
+        raise X12Invalid(f"pyx12: {first[1][:300]}", segment=first[0])
     raise X12Invalid("pyx12 refused the file.", segment=1)
+
+
+def _first_error(lines: list[str]) -> tuple[int, str] | None:
+    """The lowest segment number pyx12 logged an error at, and its message."""
+    found = [(int(m.group(1)), m.group(2)) for m in map(_LINE.search, lines) if m]
+    return min(found, key=lambda f: f[0]) if found else None
 
 
 def _el(seg: list[str], n: int) -> str:

@@ -76,8 +76,8 @@ def test_every_page_passes_axe_for_each_role(audit_pages, make_client, backend) 
     ana = held.account
     run(ana, ["/home", "/work", f"/work/{held.item_id}", "/emergency-access"])
     boss = make_user("boss", "supervisor", queues=["default"])
-    run(boss, ["/supervise", "/routing", "/qa"])
-    run(make_user("bill", "biller"), ["/billing"])
+    run(boss, ["/supervise", "/routing", "/qa", "/reports/denials"])
+    run(make_user("bill", "biller"), ["/billing", "/billing/remittance", "/reports/denials"])
     run(make_user("cora", "compliance"), ["/compliance", "/compliance/flags", "/compliance/verify"])
     run(make_user("root", "admin"), ["/admin/users", "/admin/tokens"])
     assert other

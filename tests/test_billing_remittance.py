@@ -316,6 +316,14 @@ def test_denial_report_by_carc_payer_queue_coder_with_csv(make_client):
     queues = boss.get("/api/v1/reports/denials?by=queue").json()["groups"]
     assert [(g["key"], g["denied_amount"]) for g in queues] == [("default", 175)]
     assert boss.get("/api/v1/reports/denials?by=nope").status_code == 422
+    later = boss.get("/api/v1/reports/denials", params={"since": "2999-01-01"}).json()
+    assert (later["claims"], later["groups"], later["top_codes"]) == (0, [], [])
+    today = boss.get("/api/v1/reports/denials", params={"until": "2999-01-01"}).json()
+    assert today["denied"] == 2
+    typo = boss.get("/reports/denials", params={"by": "payer", "since": "27/11/2026"})
+    assert typo.status_code == 422
+    assert 'id="err-since"' in typo.text  # at the field, the date as typed kept
+    assert 'value="27/11/2026"' in typo.text
     page = boss.get("/reports/denials", params={"by": "payer"})
     assert page.status_code == 200
     assert 'id="denials-chart"' in page.text

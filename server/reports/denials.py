@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -84,10 +85,23 @@ def _is_denial(a: RemitAdjustment) -> bool:
     return a.group not in ("PR", "CR") and a.reason not in x835.NOT_DENIAL
 
 
-def report(session: Session, *, by: str = "carc", top: int = 10) -> DenialReport:
-    """Denial rate and dollars grouped `by` carc|payer|queue|coder, and the top codes."""
+def report(
+    session: Session,
+    *,
+    by: str = "carc",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    top: int = 10,
+) -> DenialReport:
+    """Denial rate and dollars grouped `by` carc|payer|queue|coder, and the top codes, over
+    the remittances received in [since, until)."""
     check_grouping(by)
-    claims = session.exec(select(RemitClaim).where(col(RemitClaim.work_item_id).is_not(None))).all()
+    stmt = select(RemitClaim).where(col(RemitClaim.work_item_id).is_not(None))
+    if since is not None:
+        stmt = stmt.where(col(RemitClaim.received_at) >= since)
+    if until is not None:
+        stmt = stmt.where(col(RemitClaim.received_at) < until)
+    claims = session.exec(stmt).all()
     ids = [c.id for c in claims]
     adjs = (
         session.exec(

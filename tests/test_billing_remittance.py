@@ -153,6 +153,12 @@ def test_835_posts_amounts_statuses_and_sends_denials_back_as_replacements(make_
     assert [i["id"] for i in mine] == [denied.item_id]
     assert paid.client.get("/api/v1/work/mine").json()["items"] == []
     assert coder.post(f"/api/v1/work/{denied.item_id}/resume").status_code == 200
+    back = coder.get(f"/api/v1/work/{denied.item_id}").json()["returned"]
+    assert back["denial"]["payer_claim_number"] == "PAYER-2"
+    (line,) = back["denial"]["lines"]
+    assert [(a["reason"], a["amount"]) for a in line["adjustments"]] == [("97", 100), ("16", 25)]
+    assert [r["code"] for r in line["remarks"]] == ["N130", "M51"]
+    assert "CO-97" in back["reason"]
     page = coder.get(f"/work/{denied.item_id}")
     assert page.status_code == 200
     assert 'id="denial"' in page.text  # the payer's coded reasons, line by line

@@ -142,3 +142,23 @@ def test_fhir_claim_and_csv():
     assert rows[0]["patient_last"] == "'=HYPERLINK(1)"
     assert rows[0]["patient_first"] == "'\tcmd"
     assert rows[0]["member_id"] == "'\r+1"
+
+
+@pytest.mark.parametrize("inpatient", [False, True])
+def test_a_corrected_claim_is_a_replacement_of_the_payers_claim(inpatient):
+    import dataclasses
+
+    claim = dataclasses.replace(
+        _claim(inpatient), frequency_code="7", original_claim_number="2026112700001"
+    )
+    text = x12.build_837(claim, Settings())
+    ok, log = pyx12_accepts(text)
+    assert ok, log
+    segments = text.split("~\n")
+    clm = next(s for s in segments if s.startswith("CLM*"))
+    assert clm.split("*")[5] == ("11:A:7" if inpatient else "11:B:7")
+    ref = segments.index("REF*F8*2026112700001")
+    assert segments[ref + 1].startswith("HI*ABK:")  # in loop 2300, before the diagnoses
+    original = x12.build_837(_claim(inpatient), Settings())
+    assert "REF*F8" not in original
+    assert ":1*" in next(s for s in original.split("~\n") if s.startswith("CLM*"))

@@ -309,8 +309,10 @@ def _return_denial(
     assert item.id is not None  # noqa: S101
     assert claim.id is not None  # noqa: S101
     locked = queue_service.lock_item(session, item.id)
-    if locked is None or locked.status != Status.billed:
-        return  # already back with the coder, or rebilled: the answer is stored and listed
+    if locked is None or locked.status != Status.billed or locked.coded_by_id is None:
+        # Already back with the coder, rebilled, or no coder on record: the answer is
+        # stored and listed for the biller, who may return it by hand.
+        return
     view = claims_of(session, remit_claim_id=claim.id)[0]
     back = ClaimReturn(
         work_item_id=item.id,

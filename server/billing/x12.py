@@ -235,30 +235,11 @@ def _hi(qualifier_first: str, qualifier_rest: str, codes: list[str]) -> list[lis
     return [["HI", *composites[i : i + 12]] for i in range(0, len(composites), 12)]
 
 
-def _ref_f8(claim: ClaimData) -> list[list[str]]:
-    """2300 REF*F8, the payer's claim control number a replacement claim corrects."""
-    if claim.frequency_code == "1" or not claim.original_claim_number:
-        return []
-    return [["REF", "F8", _clean(claim.original_claim_number, 50)]]
-
-
 def _claim_837p(claim: ClaimData, now: datetime, settings: Settings) -> list[list[str]]:
     start = _date(claim.start, now)
     last, _, first = settings.billing_attending_name.partition(",")
     segs = [
-        [
-            "CLM",
-            claim.claim_id,
-            _money(claim.total_cents),
-            "",
-            "",
-            f"11:B:{claim.frequency_code}",
-            "Y",
-            "A",
-            "Y",
-            "Y",
-        ],
-        *_ref_f8(claim),
+        ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:B:1", "Y", "A", "Y", "Y"],
         *_hi("ABK", "ABF", [_nodot(c) for c, _ in claim.diagnoses]),
         # 2310B rendering provider: the billing provider is an organisation.
         [
@@ -291,18 +272,7 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
     end = claim.end or start
     dx = [f"{_nodot(code)}:::::::{(poa or 'U').upper()}" for code, poa in claim.diagnoses]
     segs = [
-        [
-            "CLM",
-            claim.claim_id,
-            _money(claim.total_cents),
-            "",
-            "",
-            f"11:A:{claim.frequency_code}",
-            "",
-            "A",
-            "Y",
-            "Y",
-        ],
+        ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:A:1", "", "A", "Y", "Y"],
         ["DTP", "434", "RD8", f"{_date(start, now)}-{_date(end, now)}"],
         ["DTP", "435", "DT", start.astimezone(UTC).strftime("%Y%m%d%H%M")],
         # Institutional claim codes (2300 CL1): admission type, point of origin, discharge
@@ -313,7 +283,6 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
             claim.admission_source or "9",
             claim.discharge_status or "01",
         ],
-        *_ref_f8(claim),
         ["HI", f"ABK:{dx[0]}"],
     ]
     # The 837I's HI order: principal, admitting diagnosis, DRG, other diagnoses, procedures.
@@ -354,6 +323,20 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
     return segs
 
 
+def _as_replacement(claim: ClaimData, segs: list[list[str]]) -> list[list[str]]:
+    """Loop 2300 of a corrected claim: CLM05-3 (claim frequency) = 7 and REF*F8 with the
+    payer's claim control number, placed before the first HI as the guides order them."""
+    if claim.frequency_code == "1" or not claim.original_claim_number:
+        return segs
+    out = [list(s) for s in segs]
+    clm = next(s for s in out if s[0] == "CLM")
+    place, qualifier, _ = clm[5].split(":")
+    clm[5] = f"{place}:{qualifier}:{claim.frequency_code}"
+    first_hi = next(i for i, s in enumerate(out) if s[0] == "HI")
+    out.insert(first_hi, ["REF", "F8", _clean(claim.original_claim_number, 50)])
+    return out
+
+
 def build_837(
     claim: ClaimData, settings: Settings, *, control: int = 1, now: datetime | None = None
 ) -> str:
@@ -361,8 +344,9 @@ def build_837(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     impl = IMPL_837I if claim.inpatient else IMPL_837P
     body = _segments_header(claim, settings, impl=impl, control=control, now=now)
-    body += (
-        _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now, settings)
+    body += _as_replacement(
+        claim,
+        _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now, settings),
     )
     body.append(["SE", str(len(body) + 1), "0001"])
     sender = _clean(settings.billing_submitter_id, 15)

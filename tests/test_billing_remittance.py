@@ -146,6 +146,13 @@ def test_835_posts_amounts_statuses_and_sends_denials_back_as_replacements(make_
 
     unmatched = system.get("/api/v1/billing/remittance/claims", params={"status": "unmatched"})
     assert [c["claim_number"] for c in unmatched.json()["items"]] == ["CD999999"]
+    first = system.get("/api/v1/billing/remittance/claims", params={"limit": 3}).json()
+    assert len(first["items"]) == 3
+    rest = system.get(
+        "/api/v1/billing/remittance/claims", params={"limit": 3, "cursor": first["next_cursor"]}
+    ).json()
+    assert [c["claim_number"] for c in rest["items"]] == ["CD999999"]
+    assert rest["next_cursor"] is None
 
     # The denied claim is back with the coder who coded it, with the payer's coded reasons.
     coder = denied.client

@@ -389,10 +389,14 @@ def claims_of(
     remit_claim_id: int | None = None,
     work_item_id: int | None = None,
     status: str | None = None,
+    after: int | None = None,
     limit: int = 200,
 ) -> list[ClaimView]:
-    """Stored remittance claims with their lines, adjustments and remarks, newest last."""
+    """Stored remittance claims with their lines, adjustments and remarks, oldest first:
+    the latest `limit`, or with `after` (keyset pagination) the next `limit` after that id."""
     stmt = select(RemitClaim)
+    if after is not None:
+        stmt = stmt.where(col(RemitClaim.id) > after)
     if remittance_id is not None:
         stmt = stmt.where(RemitClaim.remittance_id == remittance_id)
     if remit_claim_id is not None:
@@ -401,8 +405,11 @@ def claims_of(
         stmt = stmt.where(RemitClaim.work_item_id == work_item_id)
     if status is not None:
         stmt = stmt.where(RemitClaim.status == status)
-    rows = session.exec(stmt.order_by(col(RemitClaim.id).desc()).limit(limit)).all()
-    rows = list(reversed(rows))
+    if after is not None:
+        rows = list(session.exec(stmt.order_by(col(RemitClaim.id)).limit(limit)).all())
+    else:
+        rows = list(session.exec(stmt.order_by(col(RemitClaim.id).desc()).limit(limit)).all())
+        rows.reverse()
     ids = [r.id for r in rows]
     if not ids:
         return []

@@ -164,15 +164,21 @@ def api_remittance_claims(
     session: SessionDep,
     _: BillingDep,
     status: Annotated[str | None, Query(max_length=10)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """Stored remittance claims, newest last (`status=unmatched` for those to follow up)."""
+    """Stored remittance claims, oldest first (`status=unmatched` for those to follow up)."""
     if status is not None and status not in REMIT_STATUSES:
         raise ValidationFailed(
             "Unknown status.", details=[{"loc": ["status"], "msg": "|".join(REMIT_STATUSES)}]
         )
+    after = _cursor(cursor) or 0
+    found = remittance.claims_of(session, status=status, after=after, limit=limit + 1)
+    more = len(found) > limit
+    found = found[:limit]
     return {
-        "items": [c.as_json() for c in remittance.claims_of(session, status=status)],
-        "next_cursor": None,
+        "items": [c.as_json() for c in found],
+        "next_cursor": str(found[-1].id) if more else None,
     }
 
 

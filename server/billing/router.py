@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 from starlette.datastructures import FormData
@@ -122,18 +122,28 @@ def api_return(
 REMIT_STATUSES = ("paid", "denied", "partial", "unmatched")
 
 
+X12_TYPES = ("application/edi-x12", "text/plain")
+
+
+async def x12_body(request: Request) -> bytes:
+    """The raw request body of an X12 post (over CHARTDESK_MAX_BODY_BYTES: 413 already)."""
+    return await request.body()
+
+
+X12Body = Annotated[bytes, Depends(x12_body)]
+
+
 @router.post(
     f"{API}/remittance",
     tags=["billing"],
     openapi_extra={
-        "requestBody": {"content": {"application/edi-x12": {"schema": {"type": "string"}}}}
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string"}} for t in X12_TYPES},
+        }
     },
 )
-def api_remittance(
-    session: SessionDep,
-    actor: BillingDep,
-    body: Annotated[bytes, Body(media_type="application/edi-x12")] = b"",
-) -> dict[str, Any]:
+def api_remittance(session: SessionDep, actor: BillingDep, body: X12Body) -> dict[str, Any]:
     """Post an X12 835 (005010X221A1); the same trace number again changes nothing."""
     results = remittance.post(session, actor=actor, text=_text(body))
     return {

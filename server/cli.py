@@ -46,6 +46,11 @@ from server.interfaces.cli import hl7_app  # noqa: E402
 
 app.add_typer(hl7_app, name="hl7")
 
+# Billing: `billing remit`, X12 835 remittances in.
+from server.billing.cli import billing_app  # noqa: E402
+
+app.add_typer(billing_app, name="billing")
+
 err = Console(stderr=True)
 
 

@@ -186,3 +186,23 @@ def test_a_state_by_name_is_sent_as_its_code():
     claim = _claim(False)
     claim.state = "Massachusetts"
     assert "N4*AMHERST*MA*01002~" in x12.build_837(claim, Settings())
+
+
+@pytest.mark.parametrize("inpatient", [False, True])
+def test_a_corrected_claim_is_a_replacement_of_the_payers_claim(inpatient):
+    import dataclasses
+
+    claim = dataclasses.replace(
+        _claim(inpatient), frequency_code="7", original_claim_number="2026112700001"
+    )
+    text = x12.build_837(claim, Settings())
+    ok, log = pyx12_accepts(text)
+    assert ok, log
+    segments = text.split("~\n")
+    clm = next(s for s in segments if s.startswith("CLM*"))
+    assert clm.split("*")[5] == ("11:A:7" if inpatient else "11:B:7")
+    ref = segments.index("REF*F8*2026112700001")
+    assert segments[ref + 1].startswith("HI*ABK:")  # in loop 2300, before the diagnoses
+    original = x12.build_837(_claim(inpatient), Settings())
+    assert "REF*F8" not in original
+    assert ":1*" in next(s for s in original.split("~\n") if s.startswith("CLM*"))

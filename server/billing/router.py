@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
 from server.auth.deps import BillerDep, BillingDep, RowId, SessionDep
-from server.billing import service
+from server.billing import remittance, service, x835
 from server.billing.schemas import (
     BatchRequest,
     BilledItem,
@@ -177,6 +177,141 @@ def api_return(
         session, actor=actor, work_item_id=work_item_id, reason=body.reason
     )
     return {"id": item.id, "status": item.status}
+
+
+# ---------------------------------------------------------------- remittances (X12 835)
+
+REMIT_STATUSES = ("paid", "denied", "partial", "unmatched")
+
+
+X12_TYPES = ("application/edi-x12", "text/plain")
+
+
+async def x12_body(request: Request) -> bytes:
+    """The raw request body of an X12 post (over CHARTDESK_MAX_BODY_BYTES: 413 already)."""
+    return await request.body()
+
+
+X12Body = Annotated[bytes, Depends(x12_body)]
+
+
+@router.post(
+    f"{API}/remittance",
+    tags=["billing"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string"}} for t in X12_TYPES},
+        }
+    },
+)
+def api_remittance(session: SessionDep, actor: BillingDep, body: X12Body) -> dict[str, Any]:
+    """Post an X12 835 (005010X221A1); the same trace number again changes nothing."""
+    results = remittance.post(session, actor=actor, text=_text(body))
+    return {
+        "claims": [c.as_json() for r in results for c in r.claims],
+        "duplicate": all(r.duplicate for r in results),
+        "message": " ".join(r.message for r in results),
+        "remittances": [
+            {"trace_number": r.trace_number, "duplicate": r.duplicate} for r in results
+        ],
+    }
+
+
+def _text(body: bytes) -> str:
+    if not body.strip():
+        raise ValidationFailed(
+            "Send the 835 as the request body.", details=[{"loc": ["body"], "msg": "empty"}]
+        )
+    try:
+        return body.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValidationFailed(
+            "An 835 is ASCII text.", details=[{"loc": ["body"], "msg": "not ASCII"}]
+        ) from None
+
+
+@router.get(f"{API}/remittance/claims", tags=["billing"])
+def api_remittance_claims(
+    session: SessionDep,
+    _: BillingDep,
+    status: Annotated[str | None, Query(max_length=10)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Stored remittance claims, oldest first (`status=unmatched` for those to follow up)."""
+    if status is not None and status not in REMIT_STATUSES:
+        raise ValidationFailed(
+            "Unknown status.", details=[{"loc": ["status"], "msg": "|".join(REMIT_STATUSES)}]
+        )
+    after = _cursor(cursor) or 0
+    found = remittance.claims_of(session, status=status, after=after, limit=limit + 1)
+    more = len(found) > limit
+    found = found[:limit]
+    return {
+        "items": [c.as_json() for c in found],
+        "next_cursor": str(found[-1].id) if more else None,
+    }
+
+
+def _remit_page(
+    request: Request,
+    session: Session,
+    *,
+    status: str | None = None,
+    results: list[remittance.PostResult] | None = None,
+    error: AppError | None = None,
+    text: str = "",
+) -> Response:
+    return render(
+        request,
+        "billing/remittance.html",
+        {
+            "claims": remittance.claims_of(session, status=status),
+            "status": status,
+            "statuses": REMIT_STATUSES,
+            "results": results or [],
+            "error": forms.message(error) if error else None,
+            "errors": forms.field_errors(error),
+            "text": text,
+            "carc": x835.carc(),
+            "rarc": x835.rarc(),
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+def _remit_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    """The upload page again with the message at the field and the pasted text kept."""
+    text = form.get("text")
+    return _remit_page(request, session, error=exc, text=text if isinstance(text, str) else "")
+
+
+@router.get("/billing/remittance", response_class=HTMLResponse)
+def remittance_page(
+    request: Request,
+    session: SessionDep,
+    _: BillerDep,
+    status: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """Upload an 835; the payers' answers, unmatched ones to follow up."""
+    return _remit_page(request, session, status=status if status in REMIT_STATUSES else None)
+
+
+@router.post("/billing/remittance", response_class=HTMLResponse)
+def remittance_upload(
+    request: Request,
+    session: SessionDep,
+    actor: BillerDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_remit_failed))],
+    file: Annotated[UploadFile | None, File()] = None,
+    text: Annotated[str, Form(max_length=remittance.MAX_BYTES)] = "",
+) -> Response:
+    """Post an uploaded (or pasted) 835 and show what it did."""
+    raw = file.file.read(remittance.MAX_BYTES + 1) if file is not None and file.filename else b""
+    body = raw or text.encode("utf-8", "replace")
+    results = remittance.post(session, actor=actor, text=_text(body))
+    return _remit_page(request, session, results=results)
 
 
 # ---------------------------------------------------------------- biller pages

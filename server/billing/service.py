@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
-from server.billing import cdm, x12
+from server.billing import cdm, remittance, x12
 from server.coding import abstract as abstract_service
 from server.coding import codesets
 from server.coding import service as coding_service
@@ -175,6 +175,9 @@ def checked_claim(
                     "entered.",
                     "claim-line-price",
                 )
+    original = remittance.replacement_of(session, work_item_id=work_item_id)
+    if original:  # corrected after a payer's denial: a replacement of the payer's claim
+        claim.frequency_code, claim.original_claim_number = "7", original
     return claim, checks
 
 
@@ -461,6 +464,7 @@ class ReturnNote:
 
     at: datetime
     reason: str
+    denial: remittance.ClaimView | None = None  # the payer's coded reasons, if a denial
 
 
 def _seal_reason(session: Session, *, back: ClaimReturn, reason: str) -> bytes:
@@ -492,7 +496,11 @@ def last_return(session: Session, *, key: ItemKey) -> ReturnNote | None:
         field="reason",
         sealed=back.sealed_reason,
     )
-    return ReturnNote(at=back.at, reason=str(reason))
+    return ReturnNote(
+        at=back.at,
+        reason=str(reason),
+        denial=remittance.denial_of(session, claim_return_id=back.id),
+    )
 
 
 def claim_number(session: Session, *, work_item_id: int) -> tuple[str, datetime] | None:

@@ -65,6 +65,9 @@ class ClaimData:
     drg: str | None = None  # the three-digit MS-DRG of the billed codes
     place_of_service: str = "11"  # CMS place of service (837P CLM05-1), from the class
     payer_id: str | None = None  # the payer's id at the clearinghouse (2010BB NM109)
+    # A corrected claim after a payer's denial: frequency 7 (replacement) and REF*F8.
+    frequency_code: str = "1"  # CLM05-3: 1 original, 7 replacement of a prior claim
+    original_claim_number: str | None = None  # the payer's claim control number (CLP07)
 
     @property
     def claim_id(self) -> str:
@@ -456,6 +459,20 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
     return segs
 
 
+def _as_replacement(claim: ClaimData, segs: list[list[str]]) -> list[list[str]]:
+    """Loop 2300 of a corrected claim: CLM05-3 (claim frequency) = 7 and REF*F8 with the
+    payer's claim control number, placed before the first HI as the guides order them."""
+    if claim.frequency_code == "1" or not claim.original_claim_number:
+        return segs
+    out = [list(s) for s in segs]
+    clm = next(s for s in out if s[0] == "CLM")
+    place, qualifier, _ = clm[5].split(":")
+    clm[5] = f"{place}:{qualifier}:{claim.frequency_code}"
+    first_hi = next(i for i, s in enumerate(out) if s[0] == "HI")
+    out.insert(first_hi, ["REF", "F8", _clean(claim.original_claim_number, 50)])
+    return out
+
+
 def _transaction(
     claim: ClaimData, settings: Settings, *, st_control: int, now: datetime
 ) -> list[list[str]]:
@@ -467,8 +484,9 @@ def _transaction(
     st = f"{st_control:04d}"
     body = _segments_header(claim, settings, impl=impl, control=st_control, now=now)
     body[0] = ["ST", "837", st, impl]
-    body += (
-        _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now, settings)
+    body += _as_replacement(
+        claim,
+        _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now, settings),
     )
     body.append(["SE", str(len(body) + 1), st])
     return body

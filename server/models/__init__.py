@@ -15,6 +15,7 @@ from server.models.edits import EditFileLoad, EditLevel, MueEdit, NcciPtpEdit
 from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
+from server.models.remit import RemitAdjustment, RemitClaim, RemitLine, RemitRemark, Remittance
 from server.models.review import FlagCase, FlagCaseStep
 from server.models.sampling import QaSampleRule, QaSampling
 from server.models.security import OidcTransaction, RateLimitCounter
@@ -51,6 +52,11 @@ __all__ = [
     "Queue",
     "QueueMember",
     "RateLimitCounter",
+    "RemitAdjustment",
+    "RemitClaim",
+    "RemitLine",
+    "RemitRemark",
+    "Remittance",
     "Role",
     "RoutingRule",
     "Scope",

@@ -41,6 +41,7 @@ class Action(StrEnum):
     claim_export = "claim-export"
     billed = "billed"
     returned = "returned"
+    remittance = "remittance"  # an 835 posted (or refused), and each claim it answered
     ingest = "ingest"
     key_rotate = "key-rotate"
     purge = "purge"

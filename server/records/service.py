@@ -614,7 +614,11 @@ def open_record(
     if view == "billing":
         person = BillingPatientView(**fields, address=_address(raw.get("address")))
         raw_payer = sealed.get("payer") or {}
-        payer = PayerView(name=raw_payer.get("name"), member_id=raw_payer.get("member_id"))
+        payer = PayerView(
+            name=raw_payer.get("name"),
+            member_id=raw_payer.get("member_id"),
+            payer_id=raw_payer.get("payer_id"),
+        )
     else:
         person = PatientView(**fields)
     assert patient.id is not None  # noqa: S101

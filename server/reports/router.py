@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from server.auth.deps import CoderDep, SessionDep, SupervisorDep
+from server.auth.deps import CoderDep, SessionDep, SupervisorDep, SupervisorOrBillerDep
 from server.errors import AppError
-from server.reports import export, service, work
+from server.reports import denials, export, service, work
 from server.reports.schemas import DnfbView, ProductivityView
 from server.reports.svg import Bar, bar_chart
 from server.web import forms
@@ -222,3 +222,98 @@ def my_figures_page(request: Request, session: SessionDep, actor: CoderDep) -> R
         "reports/mine.html",
         {"report": report, "mine": mine, "events": service.my_activity(session, actor=actor)},
     )
+
+
+# ---------------------------------------------------------------- denials (835 remittances)
+
+DenialsBy = Annotated[str, Query(max_length=10, description="carc, payer, queue or coder")]
+
+
+def _denials(
+    session: Session, *, by: str, since: str | None, until: str | None
+) -> denials.DenialReport:
+    start = service.parse_moment(since, field="since")
+    end = service.parse_moment(until, field="until", end=True)
+    return denials.report(session, by=by, since=start, until=end)
+
+
+@router.get(f"{API}/denials", tags=["reports"])
+def api_denials(
+    session: SessionDep,
+    _: SupervisorOrBillerDep,
+    by: DenialsBy = "carc",
+    since: When = None,
+    until: When = None,
+) -> dict[str, object]:
+    """Denial rate and dollars by CARC, payer, queue or coder, and the top denied codes."""
+    return denials.as_json(_denials(session, by=by, since=since, until=until))
+
+
+def _denials_page(
+    request: Request,
+    session: Session,
+    *,
+    by: str,
+    since: str | None = None,
+    until: str | None = None,
+    error: AppError | None = None,
+) -> Response:
+    if by not in denials.GROUPINGS:
+        by = "carc"
+    if error is not None:  # the whole period, with the message and the dates as typed
+        report = denials.report(session, by=by)
+    else:
+        report = _denials(session, by=by, since=since, until=until)
+    chart = bar_chart(
+        [Bar(g.key, g.dollars) for g in report.groups[:12]],
+        title=f"Dollars denied by {denials.GROUPINGS[by].lower()}",
+        x_label=denials.GROUPINGS[by],
+        y_label="Dollars denied",
+        chart_id="denials-chart",
+    )
+    return render(
+        request,
+        "reports/denials.html",
+        {
+            "report": report,
+            "chart": chart,
+            "groupings": denials.GROUPINGS,
+            "since": since or "",
+            "until": until or "",
+            "error": forms.message(error) if error else None,
+            "errors": forms.field_errors(error),
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+@router.get("/reports/denials", response_class=HTMLResponse)
+def denials_page(
+    request: Request,
+    session: SessionDep,
+    _: SupervisorOrBillerDep,
+    by: DenialsBy = "carc",
+    since: When = None,
+    until: When = None,
+) -> Response:
+    """Denials: a chart of dollars denied, the table beside it, top codes and a CSV link."""
+
+    def failed(req: Request, own: Session, exc: AppError, _f: object) -> Response:
+        return _denials_page(req, own, by=by, since=since, until=until, error=exc)
+
+    forms.on_error(request, failed)
+    denials.check_grouping(by)
+    return _denials_page(request, session, by=by, since=since, until=until)
+
+
+@router.get("/reports/denials.csv")
+def denials_csv(
+    session: SessionDep,
+    _: SupervisorOrBillerDep,
+    by: DenialsBy = "carc",
+    since: When = None,
+    until: When = None,
+) -> Response:
+    """Denials as CSV: one row per group, the total, then the top denied codes."""
+    report = _denials(session, by=by, since=since, until=until)
+    return _csv(denials.as_csv(report), f"denials-by-{report.by}.csv")

@@ -76,7 +76,17 @@ def test_every_page_passes_axe_for_each_role(audit_pages, make_client, backend) 
     ana = held.account
     run(ana, ["/home", "/work", f"/work/{held.item_id}", "/emergency-access", "/qa/mine"])
     boss = make_user("boss", "supervisor", queues=["default"])
-    run(boss, ["/supervise", "/routing", "/qa", "/qa/scores", "/qa/queues/default/sampling", "/reports/denials"])
+    run(
+        boss,
+        [
+            "/supervise",
+            "/routing",
+            "/qa",
+            "/qa/scores",
+            "/qa/queues/default/sampling",
+            "/reports/denials",
+        ],
+    )
     assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
     billing = ["/billing", f"/billing/{held.item_id}", "/billing/history", "/billing/remittance"]
     run(make_user("bill", "biller"), [*billing, "/reports/denials"])

@@ -411,3 +411,14 @@ def test_the_coder_sees_the_findings_on_their_own_chart(make_client):
     assert f'id="item-finding-{findings[1]["id"]}"' in page.text
     assert "A1c 9.8 with hyperglycemia in the H&amp;P" in page.text
     assert f'href="/qa/reviews/{findings[0]["review_id"]}"' in page.text
+
+
+def test_sampling_reads_the_coders_accuracy_from_final_reviews(make_client):
+    from server.qa import sampling
+
+    ann, bob = _scripted()
+    with Session(get_engine()) as s:
+        # R4 waits for the coder: left out; R3's overturned finding leaves it clean.
+        assert sampling.recent_accuracy(s, coder_id=ann, n=10) == sampling.Recent(4, 2)
+        assert sampling.recent_accuracy(s, coder_id=ann, n=1) == sampling.Recent(1, 1)  # R3
+        assert sampling.recent_accuracy(s, coder_id=bob, n=0) == sampling.Recent(0, 0)

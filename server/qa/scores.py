@@ -196,18 +196,38 @@ def scores(
     return [groups[k] for k in sorted(groups, key=lambda k: k or "")]
 
 
+def recent_counts(session: Session, *, coder_id: int, last: int) -> tuple[int, int]:
+    """A coder's last `last` final reviews: (how many, how many without an error)."""
+    if last <= 0:
+        return 0, 0
+    weight = get_settings().qa_principal_weight
+    score = Score(key=None)
+    batch, offset = max(last * 2, 20), 0
+    while score.records_reviewed < last:
+        stmt = (
+            select(QaReview)
+            .where(QaReview.coder_id == coder_id)
+            .order_by(col(QaReview.at).desc(), col(QaReview.id).desc())
+            .offset(offset)
+            .limit(batch)
+        )
+        reviews = session.exec(stmt).all()
+        if not reviews:
+            break
+        findings = _findings(session, (r.id for r in reviews if r.id is not None))
+        for review in reviews:
+            mine = findings.get(review.id or 0, [])
+            if _final(mine):
+                _add(score, _Reviewed(review, "", "", ""), mine, weight)
+                if score.records_reviewed >= last:
+                    break
+        offset += batch
+    return score.records_reviewed, score.record_ok
+
+
 def recent_accuracy(session: Session, *, coder_id: int, last: int = 20) -> float | None:
     """A coder's record accuracy (percent) over their `last` final reviews (None: none yet).
 
     For sampling rules: a coder whose recent accuracy falls gets more charts reviewed."""
-    weight = get_settings().qa_principal_weight
-    reviewed = _reviews(session, coder_id=coder_id, since=None, until=None)
-    findings = _findings(session, (r.review.id for r in reviewed if r.review.id is not None))
-    score = Score(key=None)
-    for r in reviewed:
-        mine = findings.get(r.review.id or 0, [])
-        if _final(mine):
-            _add(score, r, mine, weight)
-            if score.records_reviewed >= last:
-                break
-    return score.record_accuracy
+    reviewed, clean = recent_counts(session, coder_id=coder_id, last=last)
+    return round(100 * clean / reviewed, 1) if reviewed else None

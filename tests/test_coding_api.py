@@ -176,6 +176,11 @@ def test_trainee_work_always_goes_to_qa_and_accuracy_is_kept(make_client):
     )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ready_for_billing"
+    # Counted once final: the findings wait for the coder's answer.
+    assert sup.get("/api/v1/qa/accuracy").json()["items"] == []
+    for finding in held.client.get("/api/v1/qa/findings").json()["items"]:
+        r = held.client.post(f"/api/v1/qa/findings/{finding['id']}/response", json={"agree": True})
+        assert r.status_code == 200, r.text
     acc = sup.get("/api/v1/qa/accuracy").json()["items"]
     assert acc == [
         {"coder": "trainee", "reviewed": 1, "accepted": 0, "corrected": 1, "accuracy_percent": 0.0}

@@ -29,9 +29,10 @@ from server.coding.schemas import Codes, DiagnosisLine, DrgView, Problem, Proced
 from server.edits import drg, tabular
 from server.edits import service as edits_service
 from server.errors import Forbidden, NotFound, ValidationFailed
-from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
+from server.models import Encounter, ItemCodes, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
 from server.qa import sampling
+from server.qa import scores as qa_scores
 from server.queue import service as queue_service
 from server.records import service as records_service
 from server.records.schemas import RecordView
@@ -579,23 +580,17 @@ class Accuracy:
 
     @property
     def accuracy_percent(self) -> float | None:
-        """Accepted as a share of reviewed (None before the first review)."""
+        """Reviews without an error as a share of reviewed (None before the first review)."""
         return round(100 * self.accepted / self.reviewed, 1) if self.reviewed else None
 
 
 def accuracy(session: Session, *, coder_id: int | None = None) -> list[Accuracy]:
-    """QA accuracy per coder (accepted / reviewed), by username."""
-    stmt = select(User.username, QaReview.outcome).join(
-        User, col(User.id) == col(QaReview.coder_id)
-    )
-    if coder_id is not None:
-        stmt = stmt.where(QaReview.coder_id == coder_id)
-    counts: dict[str, list[int]] = {}
-    for username, outcome in session.exec(stmt).all():
-        c = counts.setdefault(username, [0, 0])
-        c[0] += 1
-        c[1] += outcome == "accepted"
-    return [Accuracy(coder=u, reviewed=r, accepted=a) for u, (r, a) in sorted(counts.items())]
+    """QA record accuracy per coder, by username, as the QA scores count it: final reviews
+    only, `accepted` those without an error against the coder (`server.qa.scores`)."""
+    return [
+        Accuracy(coder=s.key or "", reviewed=s.records_reviewed, accepted=s.record_ok)
+        for s in qa_scores.scores(session, by="coder", coder_id=coder_id)
+    ]
 
 
 def set_sample_percent(

@@ -14,6 +14,7 @@ from server.models.edits import EditFileLoad, EditLevel, MueEdit, NcciPtpEdit
 from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
+from server.models.report import ProductivityStandard
 from server.models.review import FlagCase, FlagCaseStep
 from server.models.security import OidcTransaction, RateLimitCounter
 from server.models.user import Role, Scope, ServiceToken, User, UserRole, UserSession
@@ -41,6 +42,7 @@ __all__ = [
     "QaReview",
     "Patient",
     "PhysicianQuery",
+    "ProductivityStandard",
     "ProviderAccount",
     "Queue",
     "QueueMember",

@@ -74,9 +74,11 @@ def test_every_page_passes_axe_for_each_role(audit_pages, make_client, backend) 
     held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
     other = make_encounter()
     ana = held.account
-    run(ana, ["/home", "/work", f"/work/{held.item_id}", "/emergency-access"])
+    run(ana, ["/home", "/work", f"/work/{held.item_id}", "/emergency-access", "/reports/mine"])
     boss = make_user("boss", "supervisor", queues=["default"])
     run(boss, ["/supervise", "/routing", "/qa"])
+    reports = ["productivity", "standards", "casemix", "cc-capture", "drg-shifts"]
+    run(boss, [f"/reports/{r}" for r in reports])
     run(make_user("bill", "biller"), ["/billing"])
     run(make_user("cora", "compliance"), ["/compliance", "/compliance/flags", "/compliance/verify"])
     run(make_user("root", "admin"), ["/admin/users", "/admin/tokens"])

@@ -434,3 +434,13 @@ def test_default_window_is_twelve_months():
     since, until = casemix.default_window(datetime(2026, 11, 27, 12, tzinfo=UTC))
     assert since == datetime(2025, 12, 1, tzinfo=UTC)
     assert until == datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def test_the_item_history_says_lease_for_a_coder_taking_a_chart(make_client):
+    held = coder_with_item(make_client, "ana")
+    sup = signed_in(make_client, "sue", "supervisor")
+    page = sup.get(f"/supervise/items/{held.item_id}")
+    assert page.status_code == 200
+    row = page.text.split('<tr data-action="claim">')[1].split("</tr>")[0]
+    assert "lease" in row
+    assert ">claim<" not in row

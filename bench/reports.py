@@ -35,7 +35,8 @@ INDEXES = {
     "ON work_item_event (action, at)",
     "ix_work_item_event_item_id": "CREATE INDEX ix_work_item_event_item_id "
     "ON work_item_event (work_item_id, id)",
-    "ix_work_item_coded_at": "CREATE INDEX ix_work_item_coded_at ON work_item (coded_at)",
+    "ix_work_item_coded_at": "CREATE INDEX ix_work_item_coded_at ON work_item (coded_at) "
+    "WHERE final_drg IS NOT NULL",
 }
 LOAD = [
     "INSERT INTO app_user (username, display_name, is_active, in_training, failed_logins, "

@@ -37,7 +37,13 @@ def upgrade() -> None:
     with op.batch_alter_table("work_item", schema=None) as batch_op:
         batch_op.add_column(sa.Column("final_cc_count", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("final_mcc_count", sa.Integer(), nullable=True))
-        batch_op.create_index("ix_work_item_coded_at", ["coded_at"], unique=False)
+        batch_op.create_index(
+            "ix_work_item_coded_at",
+            ["coded_at"],
+            unique=False,
+            postgresql_where=sa.text("final_drg IS NOT NULL"),
+            sqlite_where=sa.text("final_drg IS NOT NULL"),
+        )
     # Productivity reads the submits of a window, then each one's lease start.
     with op.batch_alter_table("work_item_event", schema=None) as batch_op:
         batch_op.create_index("ix_work_item_event_action_at", ["action", "at"], unique=False)

@@ -40,7 +40,13 @@ class WorkItem(SQLModel, table=True):
         ),
         Index("ix_work_item_lease_owner", "lease_owner_id", "status"),
         Index("ix_work_item_status", "status", "lease_expires_at"),
-        Index("ix_work_item_coded_at", "coded_at"),  # case-mix and capture by coding date
+        # Case-mix, capture and DRG shifts: inpatient stays by submit time.
+        Index(
+            "ix_work_item_coded_at",
+            "coded_at",
+            postgresql_where=text("final_drg IS NOT NULL"),
+            sqlite_where=text("final_drg IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -23,16 +23,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import case, func, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
+from server.db import is_sqlite
 from server.edits.drg import weight_of
 from server.errors import NotFound, ValidationFailed
-from server.models import Encounter, QaReview, Queue, User, WorkItem
+from server.models import QaReview, Queue, User, WorkItem
 from server.models.base import utcnow
 from server.records import service as records_service
 from server.records.service import ItemKey
@@ -160,17 +161,21 @@ def case_mix(
             func.count(),
         )
         .select_from(WorkItem)
-        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
-        .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
-        .outerjoin(coder, col(coder.id) == col(WorkItem.coded_by_id))
         .where(
             col(WorkItem.coded_at) >= since,
             col(WorkItem.coded_at) < until,
+            # Only an inpatient stay is grouped (outpatient never has a DRG), so the final
+            # DRG alone picks the stays: no join to the encounter for its class.
             col(WorkItem.final_drg).is_not(None),
-            col(Encounter.encounter_class) == "inpatient",
         )
         .group_by(key, col(WorkItem.final_drg), col(WorkItem.final_drg_version), counted, captured)
     )
+    if by == "queue":
+        stmt = stmt.join(Queue, col(Queue.id) == col(WorkItem.queue_id))
+    elif by == "coder":
+        stmt = stmt.outerjoin(coder, col(coder.id) == col(WorkItem.coded_by_id))
+    if not is_sqlite(session):
+        session.execute(text("SET LOCAL jit = off"))  # a grouped scan: JIT costs more than it saves
     groups: dict[str, MixFigures] = {}
     total = MixFigures(key="all")
     for group_key, drg, version, is_counted, is_captured, n in session.execute(stmt).all():

@@ -247,6 +247,10 @@ def test_submit_keeps_the_cc_mcc_counts_and_the_shifts_show_who_and_why(make_cli
     assert 'data-figure="reviewed">1<' in table
     assert 'data-figure="corrected">1<' in table
     assert 'data-figure="accuracy">0.0 %<' in table
+    findings = mine.text.split('id="my-findings"')[1].split("</table>")[0]
+    assert f'<tr data-item="{held.item_id}" data-outcome="corrected">' in findings
+    assert "<td>292</td><td>291 <strong>(DRG shift)</strong>" in findings
+    assert reason not in mine.text
 
 
 def test_productivity_shows_accuracy_and_case_mix(make_client):

@@ -9,12 +9,13 @@ function is the one place to switch the reports over.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from server.models import QaReview, User
+from server.models.base import utcnow
 
 
 @dataclass
@@ -56,3 +57,37 @@ def accuracy(
         name: Accuracy(coder=name, reviewed=int(n), accepted=int(ok or 0))
         for name, n, ok in session.execute(stmt).all()
     }
+
+
+@dataclass
+class Finding:
+    """One QA review of a coder's chart: when, the outcome, and the DRG before and after."""
+
+    work_item_id: int
+    at: datetime
+    outcome: str
+    coder_drg: str | None
+    qa_drg: str | None
+
+
+def my_findings(
+    session: Session, *, coder_id: int, days: int = 90, limit: int = 50
+) -> list[Finding]:
+    """The QA reviews of a coder's charts over the last `days`, newest first (ids, outcomes
+    and DRGs only: the reviewer's reason stays sealed)."""
+    rows = session.exec(
+        select(QaReview)
+        .where(QaReview.coder_id == coder_id, col(QaReview.at) >= utcnow() - timedelta(days=days))
+        .order_by(col(QaReview.at).desc(), col(QaReview.id).desc())
+        .limit(limit)
+    ).all()
+    return [
+        Finding(
+            work_item_id=r.work_item_id,
+            at=r.at,
+            outcome=r.outcome,
+            coder_drg=r.coder_drg,
+            qa_drg=r.qa_drg,
+        )
+        for r in rows
+    ]

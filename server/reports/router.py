@@ -318,6 +318,7 @@ def my_figures_page(request: Request, session: SessionDep, actor: CoderDep) -> R
             "report": report,
             "mine": mine,
             "qa": qa,
+            "findings": quality.my_findings(session, coder_id=actor.user_id or 0),
             "events": service.my_activity(session, actor=actor),
         },
     )

@@ -74,7 +74,17 @@ def test_every_page_passes_axe_for_each_role(audit_pages, make_client, backend) 
     held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
     other = make_encounter()
     ana = held.account
-    run(ana, ["/home", "/work", f"/work/{held.item_id}", "/emergency-access", "/qa/mine"])
+    run(
+        ana,
+        [
+            "/home",
+            "/work",
+            f"/work/{held.item_id}",
+            "/emergency-access",
+            "/reports/mine",
+            "/qa/mine",
+        ],
+    )
     boss = make_user("boss", "supervisor", queues=["default"])
     run(
         boss,
@@ -87,6 +97,8 @@ def test_every_page_passes_axe_for_each_role(audit_pages, make_client, backend) 
             "/reports/denials",
         ],
     )
+    reports = ["productivity", "standards", "casemix", "cc-capture", "drg-shifts"]
+    run(boss, [f"/reports/{r}" for r in reports])
     assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
     billing = ["/billing", f"/billing/{held.item_id}", "/billing/history", "/billing/remittance"]
     run(make_user("bill", "biller"), [*billing, "/reports/denials"])

@@ -59,6 +59,8 @@ class Action(StrEnum):
     qa_finding_view = "qa-finding-view"  # a QA finding's sealed codes and comments opened
     qa_response = "qa-response"  # a coder agreed with or rebutted a QA finding
     flag_review = "flag-review"  # a compliance officer's decision on a flag (issue 20)
+    identity_lookup = "identity-lookup"  # a patient's name and MRN shown to compliance
+    settings_admin = "settings-admin"  # a report setting changed (productivity standard)
     access = "access"  # a request refused before any specific action was known
 
 

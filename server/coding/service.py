@@ -511,6 +511,11 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
     # The final DRG (None for outpatient, or a stay that does not group).
     item.final_drg = result.drg.drg if result.drg else None
     item.final_drg_version = result.drg.version if result.drg and result.drg.drg else None
+    # How many secondaries act as CC / MCC (counts only, for the capture rate report).
+    acting = [c for c in result.drg.cc_mcc if not c.excluded] if result.drg else []
+    grouped = bool(result.drg and result.drg.drg)
+    item.final_cc_count = sum(c.level == "CC" for c in acting) if grouped else None
+    item.final_mcc_count = sum(c.level == "MCC" for c in acting) if grouped else None
     queue_service.transition(
         session,
         item=item,

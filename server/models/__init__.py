@@ -17,6 +17,7 @@ from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccou
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
 from server.models.remit import RemitAdjustment, RemitClaim, RemitLine, RemitRemark, Remittance
+from server.models.report import ProductivityStandard
 from server.models.review import FlagCase, FlagCaseStep
 from server.models.sampling import QaSampleRule, QaSampling
 from server.models.security import OidcTransaction, RateLimitCounter
@@ -50,6 +51,7 @@ __all__ = [
     "QaSampling",
     "Patient",
     "PhysicianQuery",
+    "ProductivityStandard",
     "ProviderAccount",
     "Queue",
     "QueueMember",

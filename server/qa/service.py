@@ -220,7 +220,7 @@ def decide(
                 detail=f"errors={len(exc.details)}",
             )
             raise
-    qa_drg, qa_weight, qa_version = (
+    qa_drg, qa_weight, _ = (
         _weight_and_drg(session, item=item, key=key, codes=after, abstract=abstract_after)
         if differences
         else (coder_drg, coder_weight, item.final_drg_version)
@@ -278,9 +278,8 @@ def decide(
             field="detail",
             value={"before": d.before, "after": d.after, "comment": given.comment.strip()},
         )
-    if differences and qa_drg != item.final_drg:
-        item.final_drg = qa_drg  # the corrected codes are the ones billed
-        item.final_drg_version = qa_version if qa_drg else None
+    # item.final_drg stays the DRG as submitted (the case-mix reports' "final at submit");
+    # the DRG after QA is the review's qa_drg, and the claim groups the corrected codes.
     queue_service.transition(
         session, item=item, to_status=Status.ready_for_billing, actor=actor, action=f"qa-{outcome}"
     )

@@ -218,13 +218,15 @@ def priced_lines(
     end: datetime | None,
 ) -> list[x12.Line]:
     """The claim lines with revenue code, description and charge from the chargemaster in
-    force on the date of service (a charge the coder entered on a line wins), plus room and
-    board per day for an inpatient stay."""
+    force on the date of service: the charge code the coder picked for the line, else the
+    line's HCPCS/CPT code (or PCS revenue rule); a charge the coder entered on a line wins.
+    Plus room and board per day for an inpatient stay."""
     on = (start or end or datetime.now(UTC)).astimezone(UTC).date()
     procedures = list(codes.procedures)
     by_code = cdm.by_hcpcs(
         session, codes=[p.code for p in procedures if p.system in ("CPT", "HCPCS")], on=on
     )
+    picked = cdm.by_charge_code(session, codes=[p.charge_code or "" for p in procedures], on=on)
     pcs_revenue = {p.code: cdm.pcs_revenue_code(p.code) for p in procedures if p.system == "PCS"}
     wanted = {r for r in pcs_revenue.values() if r}
     if inpatient:
@@ -233,7 +235,13 @@ def priced_lines(
     lines: list[x12.Line] = []
     for p in procedures:
         title = titles.get(f"{p.system}:{p.code}", "")
-        if p.system == "PCS":
+        chosen = picked.get((p.charge_code or "").strip())
+        found: cdm.Charge | None
+        if chosen is not None:  # the chargemaster line the coder picked for this line
+            found = chosen
+            revenue = chosen.revenue_code
+            description = chosen.description or title
+        elif p.system == "PCS":
             revenue = pcs_revenue.get(p.code) or ""
             found = by_revenue.get(revenue)
             description = title or (found.description if found else "")

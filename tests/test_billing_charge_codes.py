@@ -82,3 +82,27 @@ def test_only_charge_lines_with_a_code_are_offered(db_url):
     assert offered
     assert all(c.hcpcs for c in offered)
     assert [c.charge_code for c in offered] == sorted(c.charge_code for c in offered)
+
+
+def test_the_workbench_form_takes_a_line_by_charge_code_alone(make_client):
+    load_demo_cdm()
+    held = coder_with_item(make_client)
+    form = {
+        "dx_code": ["E11.9", "I10"],
+        "dx_poa": ["", ""],
+        "px_system": ["CPT"],
+        "px_code": [""],
+        "px_modifiers": [""],
+        "px_units": ["1"],
+        "px_pointers": ["1 2"],
+        "px_charge": ["0"],
+        "px_charge_code": ["OV99213"],
+    }
+    htmx = {"HX-Request": "true"}
+    saved = held.client.post(f"/work/{held.item_id}/codes", data=form, headers=htmx)
+    assert saved.status_code == 200, saved.text
+    assert "No errors: ready to submit." in saved.text
+    line = held.client.get(f"/api/v1/work/{held.item_id}").json()["codes"]["procedures"][0]
+    assert (line["code"], line["charge_code"]) == ("99213", "OV99213")
+    page = held.client.get(f"/work/{held.item_id}")
+    assert 'value="OV99213"' in page.text  # the picked charge code stays on the line

@@ -200,7 +200,8 @@ def test_export_with_unresolved_edit_errors_answers_422(make_client):
     biller = signed_in(make_client, "biller1", "biller")
     page = biller.get(f"/billing/{held.item_id}")
     assert page.status_code == 200
-    assert "A payer would deny this claim" in page.text
+    assert "This claim cannot go out as it is" in page.text
+    assert 'data-edit="ncci-ptp"' in page.text
 
 
 def test_only_real_modifiers(make_client):

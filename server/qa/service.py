@@ -109,6 +109,9 @@ def _corrected(
     """Check a correction (differences, a category each, the claim checks) and store the
     corrected codes and abstract as the item's; ValidationFailed with every problem."""
     codes_before, abstract_before = before
+    context = coding_service.claim_context(session, item=item, key=key, abstract=abstract_before)
+    # A line picked by chargemaster charge code gets its code, as on the workbench.
+    codes = coding_service.with_charge_codes(session, codes=codes, on=context.date_of_service)
     abstract_after = abstract if abstract is not None else abstract_before
     if abstract_fields is not None:
         abstract_after = merged_abstract(abstract_after, abstract_fields)

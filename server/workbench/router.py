@@ -23,6 +23,7 @@ from server.auth.deps import (
     SupervisorDep,
 )
 from server.auth.principal import Principal
+from server.billing import cdm
 from server.coding import nubc
 from server.coding import service as coding_service
 from server.coding.forms import CodesForm, codes_from_form
@@ -147,6 +148,8 @@ def _item_page(
             "query_form": query_form or {},
             "qa_findings": chart.qa_findings if chart else [],
             **(_code_entry(chart) if chart else {}),
+            # The chargemaster lines a coder can pick for a procedure line (charge code).
+            "chargemaster": cdm.pickable(session, on=utcnow().date()) if chart else [],
         },
         status_code=query_error.status_code if query_error else 200,
     )

@@ -353,9 +353,12 @@ def test_productivity_from_a_real_lease_release_and_submit(make_client):
             .order_by(col(WorkItemEvent.id))
         ).all()
         assert [e.action for e in events] == ["claim", "release", "claim", "submit"]
+        # The submit keeps the start of the lease it ends: the second claim, not the first.
+        assert events[3].lease_started_at == events[2].at
         for event in events:
             event.at = _at(next(times))
             s.add(event)
+        events[3].lease_started_at = events[2].at  # the history moved back in time with it
         s.commit()
     sup = make_client()
     sign_in(sup, make_user("sue", "supervisor"))

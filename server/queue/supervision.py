@@ -219,7 +219,7 @@ def stats_version(session: Session, *, now: datetime | None = None) -> str:
     """
     now = now or utcnow()
     row = session.execute(
-        select(  # type: ignore[call-overload]
+        select(
             select(func.max(WorkItemEvent.id)).scalar_subquery(),
             select(func.max(WorkItem.id)).scalar_subquery(),
             select(func.count()).select_from(Queue).scalar_subquery(),

@@ -6,7 +6,9 @@ Starts a throwaway PostgreSQL, migrates, loads synthetic rows with `generate_ser
 with a final MS-DRG and CC/MCC counts), runs ANALYZE, then times each report function
 in process (`--rounds` runs, p50/p95, the ORM and Python included) beside its compiled SQL
 run in psql with `\\timing`, and prints EXPLAIN (ANALYZE, BUFFERS) of the productivity
-query. With `--before`, the figures are taken again without migration 0019's indexes.
+query, and the dashboard's 10-second refresh (full figures against the change check).
+With `--before`, the figures are taken again with the submits' lease start cleared, so
+productivity looks each one up as before migration 0023.
 The rows are synthetic load, not coding facts. Writes bench/results/reports-latest.md.
 Usage: .venv/bin/python -m bench.reports [--items N] [--rounds N] [--before]
 """
@@ -67,9 +69,13 @@ LOAD = [
     "INSERT INTO work_item_event (work_item_id, at, actor_id, action, from_status, to_status, "
     "owner_id) SELECT w.id, w.coded_at - interval '25 minutes', w.coded_by_id, 'claim', "
     "'ready', 'in_progress', w.coded_by_id FROM work_item w ORDER BY w.coded_at",
-    "INSERT INTO work_item_event (work_item_id, at, actor_id, action, from_status, to_status) "
-    "SELECT w.id, w.coded_at, w.coded_by_id, 'submit', 'in_progress', 'ready_for_billing' "
+    "INSERT INTO work_item_event (work_item_id, at, actor_id, action, from_status, to_status, "
+    "lease_started_at) SELECT w.id, w.coded_at, w.coded_by_id, 'submit', 'in_progress', "
+    "'ready_for_billing', w.coded_at - interval '25 minutes' "
     "FROM work_item w ORDER BY w.coded_at",
+    # Queue membership, for the dashboard's refresh.
+    "INSERT INTO queue_member (queue_id, user_id) "
+    "SELECT 1 + g % 5, g FROM generate_series(1, 50) g",
 ]
 
 
@@ -187,19 +193,65 @@ def main() -> None:
         loaded = time.perf_counter() - started
         runs = {"after": measure(cluster, dsn, args.rounds)}
         plans = {"after": explain(dsn, runs["after"]["productivity, last 7 days"]["sql"])}
+        refresh = measure_refresh(dsn, args.rounds)
         if args.before:
+            # As before migration 0023: no lease start on the submits, so productivity looks
+            # each one up (the report's fallback is the old query).
             with psycopg.connect(dsn, autocommit=True) as c:
-                for name in INDEXES:
-                    c.execute(f"DROP INDEX {name}")  # type: ignore[arg-type]
-                c.execute("ANALYZE")
+                c.execute(
+                    "UPDATE work_item_event SET lease_started_at = NULL WHERE action = 'submit'"
+                )
+                c.execute("VACUUM ANALYZE work_item_event")
             runs["before"] = measure(cluster, dsn, args.rounds)
             plans["before"] = explain(dsn, runs["before"]["productivity, last 7 days"]["sql"])
-        write(args, loaded, runs, plans)
+        write(args, loaded, runs, plans, refresh)
     finally:
         cluster.stop()
 
 
-def write(args: Any, loaded: float, runs: dict[str, Any], plans: dict[str, str]) -> None:
+def measure_refresh(dsn: str, rounds: int) -> dict[str, Any]:
+    """The dashboard's 10-second poll (/supervise/stats) in process: the full figures (what
+    every poll cost before) against the change check that answers 204 while nothing
+    changed. Wall and CPU milliseconds of this process, and the check's SQL in psql."""
+    from sqlmodel import Session
+
+    from server.db import get_engine
+    from server.queue import service as queue
+
+    engine = get_engine()
+    out: dict[str, Any] = {}
+    calls = {
+        "refresh, full figures (every poll before)": lambda s: (
+            queue.sweep_expired(s),
+            queue.stats_version(s),
+            queue.queue_stats(s),
+        ),
+        "refresh, nothing changed (change check, 204)": lambda s: (
+            queue.sweep_expired(s),
+            queue.stats_version(s),
+        ),
+    }
+    for name, call in calls.items():
+        wall, cpu = [], []
+        for _ in range(rounds):
+            with Session(engine) as s:
+                s.connection()  # a pooled connection, as in a request
+                t, c = time.perf_counter(), time.process_time()
+                call(s)
+                s.commit()
+                wall.append((time.perf_counter() - t) * 1000)
+                cpu.append((time.process_time() - c) * 1000)
+        out[name] = {"wall": wall, "cpu": cpu}
+    return out
+
+
+def write(
+    args: Any,
+    loaded: float,
+    runs: dict[str, Any],
+    plans: dict[str, str],
+    refresh: dict[str, Any] | None = None,
+) -> None:
     """bench/results/reports-latest.md: a table per run, the plans, the SQL."""
     lines = [
         "# Dashboard figures at scale (bench/reports.py)",
@@ -207,11 +259,16 @@ def write(args: Any, loaded: float, runs: dict[str, Any], plans: dict[str, str])
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {args.items:,} work items, "
         f"{2 * args.items:,} work item events · loaded in {loaded:.0f} s · "
         f"{args.rounds} rounds · 2 shared cores, PostgreSQL 15 on loopback (fsync off: a "
-        "read-only benchmark). Target: each figure p95 under 200 ms.",
+        "read-only benchmark). Target: each figure p95 under 200 ms. Load average at the "
+        "end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + ".",
         "",
     ]
     for label, run in runs.items():
-        title = "with migration 0019's indexes" if label == "after" else "without them (before)"
+        title = (
+            "with migration 0023 (the lease start kept on each submit)"
+            if label == "after"
+            else "lease start looked up per submit (before 0023; case-mix and DNFB unchanged)"
+        )
         lines += [
             f"## {title}",
             "",
@@ -224,6 +281,21 @@ def write(args: Any, loaded: float, runs: dict[str, Any], plans: dict[str, str])
                 f"| {name} | {pct(m['app'], 50):.1f} ms | {p95:.1f} ms | "
                 f"{pct(m['psql'], 50):.1f} ms | {pct(m['psql'], 95):.1f} ms | "
                 f"{'met' if p95 < 200 else 'NOT met'} |"
+            )
+        lines.append("")
+    if refresh:
+        lines += [
+            "## The dashboard's 10-second refresh (/supervise/stats, in process)",
+            "",
+            "| poll | wall p50 | wall p95 | app CPU p50 | app CPU p95 | target |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, m in refresh.items():
+            cpu95 = pct(m["cpu"], 95)
+            lines.append(
+                f"| {name} | {pct(m['wall'], 50):.1f} ms | {pct(m['wall'], 95):.1f} ms | "
+                f"{pct(m['cpu'], 50):.2f} ms | {cpu95:.2f} ms | "
+                f"{'met' if 'nothing' in name and pct(m['wall'], 95) < 5 else '-'} |"
             )
         lines.append("")
     for label, plan in plans.items():

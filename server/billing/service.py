@@ -9,6 +9,7 @@ under the encounter's data key (it may name the patient).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,16 @@ from server.coding import abstract as abstract_service
 from server.coding import service as coding_service
 from server.config import Settings, get_settings
 from server.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
-from server.models import ClaimRecord, ClaimReturn, Encounter, Queue, Status, User, WorkItem
+from server.models import (
+    ClaimRecord,
+    ClaimReturn,
+    Encounter,
+    EncounterProvider,
+    Queue,
+    Status,
+    User,
+    WorkItem,
+)
 from server.queue import service as queue_service
 from server.records import service as records_service
 from server.records.service import ItemKey
@@ -75,6 +85,29 @@ def _split_name(name: str) -> tuple[str, str]:
     if len(parts) < 2:
         return name.strip(), ""
     return parts[-1], " ".join(parts[:-1])
+
+
+def _physician(session: Session, *, encounter_id: int, npi: str | None) -> x12.Physician | None:
+    """The abstract's physician with their name: as the encounter's source named them,
+    else as another encounter's did (NPIs and names are public), else the settings' if the
+    NPI is the configured attending's; the name left empty if none knows it."""
+    if npi is None:
+        return None
+    names = session.exec(
+        select(EncounterProvider.name)
+        .where(EncounterProvider.npi == npi, EncounterProvider.name != "")
+        .order_by(col(EncounterProvider.encounter_id) != encounter_id, col(EncounterProvider.id))
+        .limit(1)
+    ).all()
+    settings = get_settings()
+    if names:
+        name = re.sub(r"^(dr\.?|doctor)\s+", "", names[0].strip(), flags=re.IGNORECASE)
+        last, first = _split_name(name)
+    elif npi == settings.billing_attending_npi:
+        last, _, first = settings.billing_attending_name.partition(",")
+    else:
+        last, first = "", ""
+    return x12.Physician(npi=npi, last=last.strip(), first=first.strip())
 
 
 def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.ClaimData:
@@ -145,6 +178,12 @@ def checked_claim(
         discharge_status=abstract.discharge_status,
         admitting_diagnosis=abstract.admitting_diagnosis,
         drg=checks.drg.drg if checks.drg else None,  # of the codes billed (after any QA)
+        drg_version=checks.drg.version if checks.drg and checks.drg.drg else None,
+        admission_hour=abstract.admission_hour,
+        attending=_physician(session, encounter_id=item.encounter_id, npi=abstract.attending_npi),
+        operating=_physician(session, encounter_id=item.encounter_id, npi=abstract.operating_npi),
+        procedure_dates=dict(abstract.procedure_dates),
+        birth_weight_grams=abstract.birth_weight_grams,
     )
     return claim, checks
 

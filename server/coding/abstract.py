@@ -39,7 +39,10 @@ NEWBORN_DRGS = frozenset(str(n) for n in range(789, 796))
 
 # An ICD-10-PCS code: seven characters, digits and letters but O and I.
 PcsCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[0-9A-HJ-NP-Z]{7}$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_upper=True, pattern=r"^[0-9A-HJ-NP-Za-hj-np-z]{7}$"
+    ),
 ]
 Npi = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{10}$")]
 

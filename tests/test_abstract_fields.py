@@ -467,4 +467,5 @@ def test_a_refused_procedure_date_is_shown_at_its_code_in_place_with_htmx(make_c
     )
     assert r.status_code == 200, r.text
     assert 'id="abstract-saved"' in r.text
+    assert r.headers["HX-Trigger"] == "abstract-saved"  # the code panel regroups the DRG
     assert _abstract(held)["procedure_dates"] == {"02703ZZ": "2026-01-12"}

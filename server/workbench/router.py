@@ -199,12 +199,15 @@ def abstract_page(
     chart = service.open_chart(
         session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
     )
-    return render(
+    page = render(
         request,
         "coding/workbench.html",
         {**_code_entry(chart), "abstract_saved": True},
         block="abstract_form",
     )
+    # The code panel checks again (the discharge status may move the working DRG).
+    page.headers["HX-Trigger"] = "abstract-saved"
+    return page
 
 
 @router.get(f"{API}/work/{{work_item_id}}", tags=["work"])

@@ -5,9 +5,10 @@ discharge status moves the working DRG (AMI: 282 alive, 285 expired)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from server.coding import codesets
 from tests.support.factories import Account, fresh_totp, make_encounter, make_user
@@ -73,3 +74,35 @@ def test_the_abstract_folded_edited_refused_at_the_field_and_saved(
     expect(page.locator("#abstract-operating_npi")).not_to_have_attribute("aria-invalid", "true")
     # The saved discharge status (expired) regroups the stay.
     expect(page.locator("#working-drg")).to_have_attribute("data-drg", "285", timeout=15000)
+
+
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def test_the_open_and_refused_abstract_passes_axe(browser: Browser, live_server, backend) -> None:
+    codesets.icd10cm()
+    item = make_encounter(queue="default", **{"class": "inpatient"})
+    coder = make_user("ana", "coder", queues=["default"])
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1366, "height": 768})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        _sign_in(page, live_server.url, coder)
+        page.goto(f"{live_server.url}/work")
+        page.keyboard.press("n")
+        expect(page).to_have_url(f"{live_server.url}/work/{item}")
+        page.click("#abstract summary")
+        page.fill("#abstract-birth_weight_grams", "12")
+        page.click("#save-abstract")
+        expect(page.locator("#err-birth_weight_grams")).to_be_visible()
+        page.add_script_tag(path=str(AXE))
+        found = page.evaluate(
+            "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)"
+        )
+        bad = [(v["id"], v["impact"]) for v in found if v["impact"] in ("serious", "critical")]
+        assert bad == []
+        # The refused save's 422 is expected; nothing else went wrong on the page.
+        assert [e for e in errors if "422" not in e] == []
+    finally:
+        context.close()

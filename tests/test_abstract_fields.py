@@ -79,6 +79,28 @@ def test_a_bad_value_is_422_at_the_field_and_nothing_changes(make_client, body, 
     assert _abstract(held)["discharge_status"] == "01"
 
 
+def test_an_npi_saved_before_the_check_digit_rule_still_opens(make_client):
+    """Abstracts stored before the rule keep opening (no 500); saving asks for a valid one."""
+    from sqlmodel import Session
+
+    from server.db import get_engine
+    from server.models import ItemAbstract
+    from tests.support.coding import item_key
+
+    held = coder_with_item(make_client, **STAY)
+    with Session(get_engine()) as s:
+        key = item_key(s, held.item_id)
+        value = {"attending_npi": "1234567890", "discharge_status": "01"}
+        sealed = key.seal(table="item_abstract", row_id=held.item_id, field="abstract", value=value)
+        s.add(ItemAbstract(work_item_id=held.item_id, sealed_abstract=sealed))
+        s.commit()
+    assert _abstract(held)["attending_npi"] == "1234567890"
+    assert 'value="1234567890"' in held.client.get(f"/work/{held.item_id}").text
+    r = _put(held, {"attending_npi": "1234567890"})
+    assert r.status_code == 422
+    assert ["body", "attending_npi"] in [d["loc"] for d in r.json()["error"]["details"]]
+
+
 def test_a_procedure_date_key_must_be_a_pcs_code(make_client):
     held = coder_with_item(make_client, **STAY)
     r = _put(held, {"procedure_dates": {"99213": "2026-01-11"}})

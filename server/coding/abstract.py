@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -78,15 +79,19 @@ class Abstract(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _blank_is_none(cls, data: Any) -> Any:
-        """A blank field (a form's empty input) is not entered."""
+        """A blank field (a form's empty input) is not entered; no dates is none dated."""
         if isinstance(data, dict):
-            return {k: None if isinstance(v, str) and not v.strip() else v for k, v in data.items()}
+            data = {k: None if isinstance(v, str) and not v.strip() else v for k, v in data.items()}
+            if "procedure_dates" in data and data["procedure_dates"] is None:
+                data["procedure_dates"] = {}
         return data
 
     @field_validator("attending_npi", "operating_npi")
     @classmethod
-    def _npi(cls, v: str | None) -> str | None:
-        if v is not None and not npi_ok(v):
+    def _npi(cls, v: str | None, info: ValidationInfo) -> str | None:
+        stored = bool(info.context and info.context.get("stored"))
+        # Checked as entered; an NPI saved before the check-digit rule still opens.
+        if v is not None and not stored and not npi_ok(v):
             raise ValueError("not a valid NPI (its check digit is wrong)")
         return v
 
@@ -124,7 +129,8 @@ def get_abstract(session: Session, *, key: ItemKey) -> Abstract:
             row_id=key.work_item_id,
             field=FIELD,
             sealed=row.sealed_abstract,
-        )
+        ),
+        context={"stored": True},
     )
 
 

@@ -5,8 +5,11 @@ NPI, from a Practitioner in the bundle or a conditional reference
 `Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|NPI` as Synthea writes them); notes
 from DocumentReference attachments and DiagnosticReport presentedForm (base64, linked to
 their Encounter by reference; the same text twice is kept once); Condition, Procedure and
-Claim as coding hints; Coverage (or the Claim's insurance) for the payer. Every other
-resource type is skipped. Nothing here stores anything: the parser either returns every
+Claim as coding hints; Coverage (or the Claim's insurance) for the payer; the abstract's
+prefill: Encounter.hospitalization as NUBC codes and, for an inpatient stay, the admission
+hour (period.start), the attending (participant ATND, else PPRF) and operating physician
+(SPRF), and the performed date of each ICD-10-PCS Procedure. Every other resource type is
+skipped. Nothing here stores anything: the parser either returns every
 encounter of the bundle or raises ValidationFailed listing every problem as
 {"loc": ["entry", i, "resource", field...], "msg": ...}, and never echoes values.
 """

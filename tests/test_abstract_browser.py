@@ -51,8 +51,15 @@ def test_the_abstract_folded_edited_refused_at_the_field_and_saved(
     assert box is not None
     assert box["y"] + box["height"] <= 768
     page.wait_for_load_state("networkidle")
-    code.fill("I21.4")
-    page.locator("#dx-lines select[name=dx_poa]").first.select_option("Y")
+    # The as-you-type check (500 ms after typing) answers before the abstract is saved: it
+    # groups without the abstract (it opens nothing), and a late answer would replace the
+    # panel the saved abstract's re-check is about to fill.
+    with page.expect_response(lambda r: r.url.endswith("/codes/check")):
+        code.fill("I21.4")
+    # Picking the POA fires input (a check) and change (the draft saved): both answered.
+    with page.expect_response(lambda r: r.url.endswith("/codes/check")):
+        with page.expect_response(lambda r: r.url.endswith("/codes")):
+            page.locator("#dx-lines select[name=dx_poa]").first.select_option("Y")
     expect(page.locator("#working-drg")).to_have_attribute("data-drg", "282", timeout=15000)
 
     page.click("#abstract summary")

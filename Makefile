@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-sqlite test-pg lint audit bench bench-hl7 bench-pages screenshots clean
+.PHONY: install run test test-sqlite test-pg lint audit bench bench-hl7 bench-pages bench-reports screenshots clean
 
 install: $(STAMP) server/static/vendor/htmx.min.js
 
@@ -61,6 +61,11 @@ bench-pages: install
 
 bench-hl7: install
 	$(PY) -m bench.hl7
+
+# Dashboard figures (productivity, case-mix, DNFB) at 1M work items beside the same SQL in
+# psql, with and without migration 0019's indexes (bench/results/reports-latest.md).
+bench-reports: install
+	$(PY) -m bench.reports --before
 
 clean:
 	rm -rf $(VENV) node_modules server/static/vendor var

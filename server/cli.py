@@ -22,7 +22,8 @@ queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the keyring.", no_args_is_help=True)
 queries_app = typer.Typer(help="Physician queries.", no_args_is_help=True)
 codesets_app = typer.Typer(
-    help="Load code set files (CPT, HCPCS, PCS) and CMS edit files (NCCI PTP, MUE).",
+    help="Load code set files (CPT, HCPCS, PCS), CMS edit files (NCCI PTP, MUE) and the "
+    "chargemaster (cdm).",
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
@@ -44,6 +45,11 @@ app.add_typer(queries_app, name="queries")
 from server.interfaces.cli import hl7_app  # noqa: E402
 
 app.add_typer(hl7_app, name="hl7")
+
+# Billing: `billing remit`, X12 835 remittances in.
+from server.billing.cli import billing_app  # noqa: E402
+
+app.add_typer(billing_app, name="billing")
 
 err = Console(stderr=True)
 
@@ -268,7 +274,7 @@ EDIT_FILES = ("ncci-ptp", "mue")
 
 @codesets_app.command("load")
 def codesets_load(
-    system: Annotated[str, typer.Argument(help="cpt, hcpcs, pcs, ncci-ptp or mue")],
+    system: Annotated[str, typer.Argument(help="cpt, hcpcs, pcs, ncci-ptp, mue or cdm")],
     file: Annotated[Path, typer.Argument(help="The code or edit file (CSV/TSV, or the CMS file)")],
     setting: Annotated[
         str | None,
@@ -288,6 +294,11 @@ def codesets_load(
     if not file.is_file():
         fail(f"no such file: {file}")
     kind = system.lower()
+    if kind == "cdm":
+        if setting is not None or quarter is not None or effective is not None:
+            fail("cdm takes no options: each line carries its own effective date")
+        _load_cdm(file)
+        return
     if kind in EDIT_FILES:
         _load_edits(kind, file, setting=setting, quarter=quarter, effective=effective)
         return
@@ -316,6 +327,39 @@ def queries_escalate() -> None:
         reminders = mail.reminders(session, query_ids=escalated)
     sent = mail.send(reminders)  # after the commit: a mail server down never undoes it
     typer.echo(f"escalated {len(escalated)} open queries; sent {sent} reminder(s)")
+
+
+def _load_cdm(file: Path) -> None:
+    """`codesets load cdm FILE`: the chargemaster, one transaction, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from server.billing import cdm
+    from server.db import session_scope
+
+    bar = Progress(
+        TextColumn("loading chargemaster"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+    )
+    try:
+        with bar, session_scope() as session:
+            task = bar.add_task("lines", total=None)
+            result = cdm.load(
+                session,
+                path=file,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except AppError as exc:
+        fail(f"{file.name}: {exc.message}")
+        return
+    if result.already_loaded:
+        typer.echo(f"{file.name} was already loaded ({result.rows} chargemaster lines)")
+    else:
+        typer.echo(
+            f"loaded {result.rows} chargemaster lines ({result.added} new, newest effective "
+            f"{result.newest})"
+        )
 
 
 def _load_edits(
@@ -399,6 +443,8 @@ def demo(
 
     prepared = demo_setup.prepare(DEMO_ROLES)
     typer.echo(f"\nLoaded {prepared.charts.describe()}.")
+    if prepared.chargemaster:
+        typer.echo(f"Loaded the demo chargemaster: {prepared.chargemaster} priced charge lines.")
     for where, reason in prepared.charts.rejected:
         typer.echo(f"  rejected {where}: {reason}")
     typer.echo("\nDemo accounts (the sign-in page shows their current codes in development mode):")

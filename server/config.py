@@ -97,7 +97,17 @@ class Settings(BaseSettings):
     billing_provider_zip: str = "021011234"  # ZIP+4, 9 digits
     billing_attending_name: str = "DEMO, ATTENDING"  # 837I attending provider "LAST, FIRST"
     billing_attending_npi: str = "1245319599"
-    billing_payer_id: str = "PAYER01"  # NM109 of loop 2010BB when the record has none
+    # NM109 of loop 2010BB when the encounter's Coverage carries no payer id: first by payer
+    # name (JSON object, names compared case-insensitively), then one id for every payer.
+    # Empty: a claim without a payer id is a claim edit, never a placeholder.
+    billing_payer_ids: dict[str, str] = {}
+    billing_payer_id: str = ""
+    # Place of service of outpatient professional claims: "office" (11) or "hospital" (22,
+    # on-campus outpatient hospital). Emergency is 23, inpatient 21.
+    billing_facility_setting: Literal["office", "hospital"] = "hospital"
+    # Per facility (the encounter's facility name, compared case-insensitively), JSON:
+    # {"Hilltown Community Health Centers Inc": "office"}; others take the setting above.
+    billing_facility_settings: dict[str, Literal["office", "hospital"]] = {}
     billing_usage: Literal["P", "T"] = "T"  # ISA15: T test, P production
     warm_code_index: bool = True  # build the ICD-10-CM search index at startup
     # Audit chain (issue 5). The sealer runs in a thread of every app process (0: off).

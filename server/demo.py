@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from server.auth import passwords
 from server.auth import service as auth_service
+from server.billing import cdm
 from server.config import get_settings
 from server.db import session_scope
 from server.keyring import init_keyring, keyring_path
@@ -27,6 +28,7 @@ class Prepared:
 
     logins: list[tuple[str, str, str]]
     charts: Loaded
+    chargemaster: int = 0  # lines of the demo chargemaster loaded now (0: already there)
 
 
 def load_demo_users(path: Path) -> list[tuple[str, str]]:
@@ -69,6 +71,8 @@ def prepare(roles: list[str]) -> Prepared:
                 "password": created.password,
                 "totp_secret": created.user.totp_secret or "",
             }
+    with session_scope() as session:  # real-looking prices on the demo's claims
+        priced = cdm.load(session, path=cdm.DEMO_FILE)
     demo_file.parent.mkdir(parents=True, exist_ok=True)
     demo_file.write_text(json.dumps(list(known.values()), indent=2))
     demo_file.chmod(0o600)
@@ -76,4 +80,8 @@ def prepare(roles: list[str]) -> Prepared:
         (r["username"], r["password"], passwords.totp_uri(r["totp_secret"], r["username"]))
         for r in known.values()
     ]
-    return Prepared(logins=logins, charts=load_sample_encounters())
+    return Prepared(
+        logins=logins,
+        charts=load_sample_encounters(),
+        chargemaster=0 if priced.already_loaded else priced.rows,
+    )

@@ -74,10 +74,14 @@ def test_every_page_passes_axe_for_each_role(audit_pages, make_client, backend) 
     held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
     other = make_encounter()
     ana = held.account
-    run(ana, ["/home", "/work", f"/work/{held.item_id}", "/emergency-access"])
+    run(ana, ["/home", "/work", f"/work/{held.item_id}", "/emergency-access", "/reports/mine"])
     boss = make_user("boss", "supervisor", queues=["default"])
-    run(boss, ["/supervise", "/routing", "/qa"])
-    run(make_user("bill", "biller"), ["/billing"])
+    run(boss, ["/supervise", "/routing", "/qa", "/qa/queues/default/sampling", "/reports/denials"])
+    reports = ["productivity", "standards", "casemix", "cc-capture", "drg-shifts"]
+    run(boss, [f"/reports/{r}" for r in reports])
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
+    billing = ["/billing", f"/billing/{held.item_id}", "/billing/history", "/billing/remittance"]
+    run(make_user("bill", "biller"), [*billing, "/reports/denials"])
     run(make_user("cora", "compliance"), ["/compliance", "/compliance/flags", "/compliance/verify"])
     run(make_user("root", "admin"), ["/admin/users", "/admin/tokens"])
     assert other

@@ -68,3 +68,47 @@ def test_compliance_finds_the_coders_view_by_mrn(
         expect(comp.locator("#verify-status")).to_have_attribute("data-ok", "true")
     finally:
         context.close()
+
+
+def test_show_identity_beside_a_patient_id(
+    page: Page, browser: Browser, live_server, backend
+) -> None:
+    """The name and MRN come only when asked for, in place, and the look is audited."""
+    from sqlmodel import Session, select
+
+    from server.db import get_engine
+    from server.models import AuditEvent
+
+    make_encounter(queue="default", priority=5, patient=PATIENT)
+    coder = make_user("ana", "coder", queues=["default"])
+    officer = make_user("olga", "compliance")
+    url = live_server.url
+    _sign_in(page, url, coder)
+    page.goto(f"{url}/work")
+    page.click("#next")
+    expect(page.locator("#chart")).to_be_visible()
+
+    context = browser.new_context()
+    try:
+        comp = context.new_page()
+        _sign_in(comp, url, officer)
+        comp.goto(f"{url}/compliance")
+        expect(comp.locator("#activity")).to_contain_text("Activity over time")
+        comp.fill("input[name=actor]", "ana")
+        comp.click("#search")
+        row = comp.locator('#events tr[data-action="view-record"]').first
+        expect(row).to_be_visible()
+        assert "Tobias Lindqvist" not in comp.content()
+        row.locator("button[data-identity]").click()
+        expect(row.locator(".identity")).to_contain_text("Tobias Lindqvist")
+        expect(row.locator(".identity")).to_contain_text(MRN)
+        assert MRN not in comp.url
+    finally:
+        context.close()
+    with Session(get_engine()) as s:
+        looks = s.exec(
+            select(AuditEvent).where(
+                AuditEvent.actor == "olga", AuditEvent.action == "identity-lookup"
+            )
+        ).all()
+    assert [(e.outcome, e.purpose) for e in looks] == [("success", "HCOMPL")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from server.db import get_engine
 from server.models import AuditEvent, ClaimRecord, Encounter, WorkItem
+from tests.support.billing import cents, load_demo_cdm, segments, with_coverage
 from tests.support.coding import GOOD_CODES, coder_with_item, pyx12_accepts, signed_in
 from tests.support.factories import make_token, make_user, sign_in
 
@@ -99,6 +101,7 @@ def test_ready_list_exports_and_billed_with_a_billing_token(make_client):
 
 
 def test_inpatient_claim_is_an_837i(make_client):
+    load_demo_cdm()
     held = _coded(make_client, **{"class": "inpatient"})
     biller = signed_in(make_client, "biller1", "biller")
     x = biller.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "x12"})
@@ -108,6 +111,28 @@ def test_inpatient_claim_is_an_837i(make_client):
     assert "HI*ABK:E119:::::::Y~" in x.text
     assert "CL1*3*1*01~" in x.text  # from the abstract
     assert "HI*DR:" in x.text  # the MS-DRG of the billed codes
+    # The PCS line is priced by its revenue code (0DTJ4ZZ: medical-surgical -> 0360 OR),
+    # plus room and board per day; CLM02 is the sum of the SV2 lines.
+    lines = segments(x.text, "SV2")
+    assert [line[1] for line in lines] == ["0360", "0120"]
+    assert lines[0][3] == "4200"
+    clm = segments(x.text, "CLM")[0]
+    assert cents(clm[2]) == sum(cents(line[3]) for line in lines) > 0
+
+
+def test_an_unpriced_inpatient_claim_is_a_claim_edit_not_a_zero_claim(make_client):
+    held = _coded(make_client, **{"class": "inpatient"})  # no chargemaster, no charge
+    biller = signed_in(make_client, "biller1", "biller")
+    r = biller.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "x12"})
+    assert r.status_code == 422
+    body = r.json()["error"]
+    assert body["code"] == "claim_edits"
+    assert "claim-zero-total" in [d["code"] for d in body["details"]]
+    page = biller.get(f"/billing/{held.item_id}")
+    assert page.status_code == 200
+    assert 'data-edit="claim-zero-total"' in page.text
+    assert "claim-preview-none" in page.text
+    assert "CLM*" not in page.text
 
 
 def test_coder_and_other_callers_cannot_export(make_client):
@@ -183,7 +208,7 @@ def test_end_to_end_synthea_claim_code_submit_export_billed(make_client, backend
     ingest.headers["Authorization"] = f"Bearer {make_token('ehr', 'ingest')}"
     r = ingest.post(
         "/api/v1/fhir",
-        content=bundle.read_bytes(),
+        content=json.dumps(with_coverage(json.loads(bundle.read_bytes()))),
         headers={"Content-Type": "application/fhir+json"},
     )
     assert r.status_code == 200, r.text

@@ -15,7 +15,10 @@ from tests.support.coding import pyx12_accepts
 
 def _claim(inpatient: bool) -> x12.ClaimData:
     lines = (
-        [x12.Line("PCS", "0DTJ4ZZ", [], 1, [], 0), x12.Line("HCPCS", "J1100", [], 2, [1], 5000)]
+        [
+            x12.Line("PCS", "0DTJ4ZZ", [], 1, [], 120000, revenue_code="0360"),
+            x12.Line("HCPCS", "J1100", [], 2, [1], 5000, revenue_code="0636"),
+        ]
         if inpatient
         else [
             x12.Line("CPT", "99213", ["25"], 1, [1, 2], 12500),
@@ -35,6 +38,7 @@ def _claim(inpatient: bool) -> x12.ClaimData:
         postal_code="01002",
         payer_name="Blue Cross Blue Shield",
         member_id="XBC1234",
+        payer_id="BCBSMA",
         start=datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
         end=datetime(2026, 11, 4, 12, 0, tzinfo=UTC),
         diagnoses=[("E11.9", "Y"), ("I10", "N"), ("J45.909", "U")],
@@ -142,3 +146,63 @@ def test_fhir_claim_and_csv():
     assert rows[0]["patient_last"] == "'=HYPERLINK(1)"
     assert rows[0]["patient_first"] == "'\tcmd"
     assert rows[0]["member_id"] == "'\r+1"
+
+
+def test_the_issue_17_stay_bills_its_pcs_line_on_every_format():
+    # An inpatient stay with a PCS line charged 1,200.00 used to say CLM*CD2*0 and SV2*0100**0.
+    claim = _claim(True)
+    claim.lines = [x12.Line("PCS", "0DTJ4ZZ", [], 1, [], 120000, revenue_code="0360")]
+    text = x12.build_837(claim, Settings())
+    ok, log = pyx12_accepts(text)
+    assert ok, log
+    assert "CLM*CD42*1200***11:A:1" in text
+    assert "SV2*0360**1200*UN*1~" in text
+    assert x12.build_fhir(claim, Settings())["total"]["value"] == 1200.0
+    rows = list(csv.DictReader(io.StringIO(x12.build_csv(claim, Settings()))))
+    assert {r["claim_total"] for r in rows} == {"1200.00"}
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"address_line": None}, "claim-address"),
+        ({"postal_code": "00000"}, "claim-address"),
+        ({"state": "Narnia"}, "claim-address"),
+        ({"member_id": None}, "claim-member-id"),
+        ({"payer_id": ""}, "claim-payer-id"),
+        ({"lines": []}, "claim-zero-total"),
+    ],
+)
+def test_a_claim_that_cannot_be_built_truthfully_is_never_written(change, code):
+    import dataclasses
+
+    claim = dataclasses.replace(_claim(False), **change)
+    assert code in [p.code for p in x12.problems(claim)]
+    with pytest.raises(x12.ClaimNotBuildable):
+        x12.build_837(claim, Settings())
+
+
+def test_a_state_by_name_is_sent_as_its_code():
+    claim = _claim(False)
+    claim.state = "Massachusetts"
+    assert "N4*AMHERST*MA*01002~" in x12.build_837(claim, Settings())
+
+
+@pytest.mark.parametrize("inpatient", [False, True])
+def test_a_corrected_claim_is_a_replacement_of_the_payers_claim(inpatient):
+    import dataclasses
+
+    claim = dataclasses.replace(
+        _claim(inpatient), frequency_code="7", original_claim_number="2026112700001"
+    )
+    text = x12.build_837(claim, Settings())
+    ok, log = pyx12_accepts(text)
+    assert ok, log
+    segments = text.split("~\n")
+    clm = next(s for s in segments if s.startswith("CLM*"))
+    assert clm.split("*")[5] == ("11:A:7" if inpatient else "11:B:7")
+    ref = segments.index("REF*F8*2026112700001")
+    assert segments[ref + 1].startswith("HI*ABK:")  # in loop 2300, before the diagnoses
+    original = x12.build_837(_claim(inpatient), Settings())
+    assert "REF*F8" not in original
+    assert ":1*" in next(s for s in original.split("~\n") if s.startswith("CLM*"))

@@ -341,7 +341,11 @@ def test_codes_checked_by_the_date_of_service(make_client):
     assert "code-older-release" in _ids(got["warnings"])
     later = coder_with_item(make_client, "coder-later")  # October 2026
     got = _put(later, dx=["B88.0", "E11.A"])
-    assert _ids(got["errors"]) == ["code-not-billable"], got  # a header since 2025-10-01
+    assert _ids(got["errors"]) == ["code-not-valid-on-date"], got  # a header since 2025-10-01
+    msg = got["errors"][0]["msg"]
+    assert msg.startswith("B88.0 is not valid for a date of service of "), msg
+    assert "(ICD-10-CM FY20" in msg  # the release in force then, by name
+    assert "maps it to B88.01 in ICD-10-CM FY20" in msg
 
 
 def test_the_unsaved_check_says_age_and_sex_wait_for_the_save(make_client):

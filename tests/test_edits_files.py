@@ -223,3 +223,161 @@ def test_a_zip_as_cms_ships_the_quarter(session: Session, tmp_path: Path):
         z.writestr("ccipra-v321r0-f2.txt", "20610\t99214\t\t2011")
     with pytest.raises(files.FileRejected, match="ccipra-v321r0-f2.txt: line 1:"):
         files.load_any(session, kind="ncci-ptp", setting="practitioner", path=bad)
+
+
+# ---------------------------------------------------------------- XLSX, as CMS also ships them
+
+
+def _xlsx(path: Path, rows: list[list[object]], *, sheets: int = 1) -> Path:
+    """A small workbook written by openpyxl: `rows` split over `sheets` sheets."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    per = -(-len(rows) // sheets)
+    for n in range(sheets):
+        sheet = book.create_sheet(f"Sheet{n + 1}")
+        for row in rows[n * per : (n + 1) * per]:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+PTP_XLSX_ROWS: list[list[object]] = [
+    [
+        "CPT codes, descriptions and other data only are copyright 2025 American Medical "
+        "Association. Test slice written by hand in the layout of the CMS PTP table; not CMS data."
+    ],
+    [],
+    [
+        "Column 1",
+        "Column 2",
+        "*=in existence prior to 1996",
+        "Effective Date",
+        "Deletion Date *=no data",
+        "Modifier 0=not allowed 1=allowed 9=not applicable",
+        "PTP Edit Rationale",
+    ],
+    # Excel keeps codes and dates typed as numbers, and real dates as dates.
+    [80053, 80048, None, 20050101, "*", 0, "Misuse of column two code with column one code"],
+    [
+        "00100",
+        "01996",
+        None,
+        date(2010, 1, 1),
+        "*",
+        "1",
+        "Standards of medical / surgical practice",
+    ],
+    [100, 1996, "*", "19960101", 20250101, 9, "CPT Manual or CMS manual coding instructions"],
+]
+
+
+def test_ptp_xlsx_as_cms_also_ships_it(session: Session, tmp_path: Path):
+    path = _xlsx(tmp_path / "ccipra-v320r0-f1.xlsx", PTP_XLSX_ROWS)
+    result = files.load_any(session, kind="ncci-ptp", setting="practitioner", path=path)
+    assert (result.rows, result.quarter, result.already_loaded) == (3, "2026Q1", False)
+    rows = _ptp(session)
+    assert rows["80053", "80048", date(2005, 1, 1)].modifier == "0"
+    assert rows["00100", "01996", date(2010, 1, 1)].rationale.startswith("Standards")
+    numeric = rows["00100", "01996", date(1996, 1, 1)]  # leading zeros given back
+    assert (numeric.deleted, numeric.modifier, numeric.prior_1996) == (date(2025, 1, 1), "9", True)
+    assert files.load_any(
+        session, kind="ncci-ptp", setting="practitioner", path=path
+    ).already_loaded
+
+
+def test_mue_xlsx_over_two_sheets(session: Session, tmp_path: Path):
+    rows: list[list[object]] = [
+        [
+            "HCPCS/CPT Code",
+            "Practitioner Services MUE Values",
+            "MUE Adjudication Indicator",
+            "MUE Rationale",
+        ],
+        [80053, 1, "2 Date of Service Edit: Policy", "CMS Policy"],
+        ["97110", 6, "1 Line Edit", "Clinical: Data"],
+        ["99213", 1.0, "2 Date of Service Edit: Policy", "Code Descriptor / CPT Instruction"],
+    ]
+    path = _xlsx(tmp_path / "MCR_MUE_PractitionerServices_Eff_10-01-2026.xlsx", rows, sheets=2)
+    result = files.load(session, kind="mue", setting="practitioner", path=path)
+    assert (result.rows, result.quarter) == (3, "2026Q4")
+    got = session.exec(select(MueEdit).order_by(col(MueEdit.code))).all()
+    assert [(r.code, r.value, r.adjudication) for r in got] == [
+        ("80053", 1, 2),
+        ("97110", 6, 1),
+        ("99213", 1, 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ([20610, 99214, None, 2011010], "row 7: 4 fields, a PTP edit has 6 or 7 (truncated?)"),
+        ([20610, 99214, None, 20110101, "*", 2, "x"], "row 7: modifier indicator '2' is not"),
+        ([20610, 99214, None, "2011-13-01", "*", 1, "x"], "row 7: effective date '2011-13-01'"),
+        (["garbage after the edits"], "row 7: 'garbage after the ed' is not a CPT/HCPCS code"),
+    ],
+)
+def test_a_bad_xlsx_row_stops_the_load_and_changes_nothing(
+    session: Session, tmp_path: Path, row: list[object], reason: str
+):
+    path = _xlsx(tmp_path / "ccipra-v321r0-f1.xlsx", [*PTP_XLSX_ROWS, row])
+    with pytest.raises(files.FileRejected) as caught:
+        files.load(session, kind="ncci-ptp", setting="practitioner", path=path)
+    assert caught.value.message.startswith(reason), caught.value.message
+    assert caught.value.details[0]["loc"] == ["row", 7]
+    assert _ptp(session) == {}
+    assert session.exec(select(func.count()).select_from(EditFileLoad)).one() == 0
+
+
+def test_a_file_that_is_not_a_workbook_is_refused(db_url: str, tmp_path: Path):
+    fake = tmp_path / "MCR_MUE_PractitionerServices_Eff_10-01-2026.xlsx"
+    fake.write_bytes(MUE_Q4.read_bytes())  # a CSV renamed
+    cut = tmp_path / "ccipra-v320r0-f1.xlsx"
+    cut.write_bytes(_xlsx(tmp_path / "whole.xlsx", PTP_XLSX_ROWS).read_bytes()[:700])
+    runner = CliRunner()
+    for path, kind in ((fake, "mue"), (cut, "ncci-ptp")):
+        out = runner.invoke(app, ["codesets", "load", kind, str(path), "--setting", "practitioner"])
+        assert out.exit_code == 1
+        assert f"{path.name}: not a readable XLSX workbook" in " ".join(out.output.split())
+    ok = runner.invoke(
+        app,
+        [
+            "codesets",
+            "load",
+            "ncci-ptp",
+            str(tmp_path / "whole.xlsx"),
+            "--setting",
+            "practitioner",
+            "--quarter",
+            "2026Q1",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "loaded 3 ncci-ptp practitioner edits (2026Q1)" in ok.output
+    with Session(_engine()) as s:
+        assert s.exec(select(func.count()).select_from(MueEdit)).one() == 0
+
+
+def test_workbooks_are_parsed_with_xml_bomb_protection():
+    import openpyxl.xml
+
+    assert openpyxl.xml.DEFUSEDXML  # defusedxml is a dependency: openpyxl uses it
+
+
+def test_a_workbook_broken_part_way_names_the_row(session: Session, tmp_path: Path):
+    import zipfile
+
+    whole = _xlsx(tmp_path / "whole.xlsx", PTP_XLSX_ROWS)
+    broken = tmp_path / "ccipra-v320r0-f1.xlsx"
+    with zipfile.ZipFile(whole) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data[: data.index(b'<row r="5"')] + b'<row r="5"><c r="A5" t="n"><v>1'
+            dst.writestr(info, data)
+    with pytest.raises(files.FileRejected) as caught:
+        files.load(session, kind="ncci-ptp", setting="practitioner", path=broken)
+    assert caught.value.message.startswith("row 5: the workbook cannot be read here")
+    assert _ptp(session) == {}

@@ -61,7 +61,20 @@ def test_a_priority_out_of_range_shows_the_dashboard_with_the_reason(make_client
     assert r.status_code == 422
     assert "Request refused" not in r.text
     assert 'id="queue-stats"' in r.text
-    assert "Check the marked fields" in r.text
+    assert "Priority is above the highest allowed value." in r.text
+    assert "Field required" not in r.text
+
+
+def test_a_missing_field_is_named_in_a_plain_sentence(make_client):
+    item_id = make_encounter()
+    sup = signed_in(make_client, "sup1", "supervisor")
+    r = sup.post(f"/supervise/items/{item_id}/move", data=_form(sup))
+    assert r.status_code == 422
+    error = re.search(r'id="supervise-error">([^<]*)<', r.text)
+    assert error is not None
+    assert error.group(1) == "Queue is required."
+    r = sup.post(f"/supervise/items/{item_id}/priority", data=_form(sup, priority="high"))
+    assert "Priority must be a whole number." in r.text
 
 
 def test_a_forbidden_form_post_is_never_shown_its_page(make_client):

@@ -422,6 +422,7 @@ def test_escape_sequences_and_text_notes_of_an_oru(listener, session):
     assert (doc.title, doc.type) == ("Laboratory report", "11502-2")
     assert record.payer is not None
     assert record.payer.name == "Blue Cross Blue Shield"
+    assert record.payer.payer_id == "BCBS01"  # IN1-3, the insurance company id: 837 2010BB
 
 
 def test_import_takes_hl7_files(db_url, session):

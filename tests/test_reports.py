@@ -252,6 +252,10 @@ def test_charts_per_hour_exclude_idle_leases(make_client):
     )
     sup = make_client()
     sign_in(sup, boss)
+    # Standards: inpatient 0.5 charts per hour, outpatient 2.5 (emergency left unset).
+    for klass, rate in (("inpatient", 0.5), ("outpatient", "2.5")):
+        r = sup.put("/api/v1/reports/standards", json={"class": klass, "charts_per_hour": rate})
+        assert r.status_code == 200, r.text
     body = sup.get("/api/v1/reports/productivity?since=2026-11-20&until=2026-11-20").json()
     assert body["since"].startswith("2026-11-20T00:00:00")
     assert body["until"].startswith("2026-11-21T00:00:00")
@@ -261,16 +265,47 @@ def test_charts_per_hour_exclude_idle_leases(make_client):
     assert items["cora"]["charts"] == 3
     assert items["cora"]["hours"] == 2.0
     assert items["cora"]["charts_per_hour"] == 1.5
+    # Against the standard: inpatient 1.0 / 0.5 = 200 %, outpatient 2.0 / 2.5 = 80 %; in all,
+    # standard hours earned 1 / 0.5 + 2 / 2.5 = 2.8 over 2 hours worked = 140 %.
     assert items["cora"]["by_class"] == [
-        {"class": "inpatient", "charts": 1, "hours": 1.0, "charts_per_hour": 1.0},
-        {"class": "outpatient", "charts": 2, "hours": 1.0, "charts_per_hour": 2.0},
+        {
+            "class": "inpatient",
+            "charts": 1,
+            "hours": 1.0,
+            "charts_per_hour": 1.0,
+            "standard": 0.5,
+            "percent_of_standard": 200.0,
+        },
+        {
+            "class": "outpatient",
+            "charts": 2,
+            "hours": 1.0,
+            "charts_per_hour": 2.0,
+            "standard": 2.5,
+            "percent_of_standard": 80.0,
+        },
     ]
+    assert items["cora"]["percent_of_standard"] == 140.0
     assert items["dev"] == {
         "coder": "dev",
         "charts": 1,
         "hours": 1.0,
         "charts_per_hour": 1.0,
-        "by_class": [{"class": "inpatient", "charts": 1, "hours": 1.0, "charts_per_hour": 1.0}],
+        "percent_of_standard": 200.0,
+        "qa_reviewed": 0,
+        "qa_accepted": 0,
+        "accuracy_percent": None,
+        "case_mix": None,
+        "by_class": [
+            {
+                "class": "inpatient",
+                "charts": 1,
+                "hours": 1.0,
+                "charts_per_hour": 1.0,
+                "standard": 0.5,
+                "percent_of_standard": 200.0,
+            }
+        ],
     }
     # The next day alone: item 5, 30 minutes.
     nxt = sup.get("/api/v1/reports/productivity?since=2026-11-21&until=2026-11-21").json()
@@ -283,7 +318,7 @@ def test_charts_per_hour_exclude_idle_leases(make_client):
     assert "1.50" in page.text
     got = sup.get("/reports/productivity.csv?since=2026-11-20&until=2026-11-20")
     rows = list(csv.reader(io.StringIO(got.text)))
-    assert rows[0] == [
+    assert rows[0][:9] == [
         "since",
         "until",
         "coder",
@@ -291,13 +326,15 @@ def test_charts_per_hour_exclude_idle_leases(make_client):
         "charts",
         "hours",
         "charts_per_hour",
+        "standard",
+        "percent_of_standard",
     ]
-    assert [r[2:] for r in rows[1:]] == [
-        ["cora", "all", "3", "2.0", "1.5"],
-        ["cora", "inpatient", "1", "1.0", "1.0"],
-        ["cora", "outpatient", "2", "1.0", "2.0"],
-        ["dev", "all", "1", "1.0", "1.0"],
-        ["dev", "inpatient", "1", "1.0", "1.0"],
+    assert [r[2:9] for r in rows[1:]] == [
+        ["cora", "all", "3", "2.0", "1.5", "", "140.0"],
+        ["cora", "inpatient", "1", "1.0", "1.0", "0.5", "200.0"],
+        ["cora", "outpatient", "2", "1.0", "2.0", "2.5", "80.0"],
+        ["dev", "all", "1", "1.0", "1.0", "", "200.0"],
+        ["dev", "inpatient", "1", "1.0", "1.0", "0.5", "200.0"],
     ]
 
 

@@ -162,3 +162,46 @@ def test_bulk_assign_move_and_priority_change_all_or_none(make_client):
     assert bulk(action="move", queue="cardiology").status_code == 422  # nothing selected
     assert bulk(action="priority", ids=[ids[0]], priority="high").status_code == 422
     assert bulk(action="delete", ids=[ids[0]]).status_code == 422
+
+
+def test_a_failed_bulk_action_keeps_the_lists_filters_and_what_was_chosen(make_client):
+    ids = [_item(klass="inpatient") for _ in range(2)]
+    sup = _supervisor(make_client)
+    csrf = sup.headers["X-CSRF-Token"]
+    listed = sup.get("/supervise?class=inpatient&sort=priority&dir=desc").text
+    assert 'name="list" value="class=inpatient&amp;sort=priority&amp;dir=desc"' in listed
+    failed = sup.post(
+        "/supervise/items/bulk",
+        data={
+            "csrf_token": csrf,
+            "list": "class=inpatient&sort=priority&dir=desc",
+            "action": "priority",
+            "ids": [str(ids[1])],
+            "priority": "high",
+        },
+        follow_redirects=False,
+    )
+    assert failed.status_code == 422
+    page = failed.text
+    assert 'id="supervise-error"' in page
+    # The page says where it is: the list with its filters (the browser shows that address).
+    assert 'data-page-url="/supervise?class=inpatient&amp;sort=priority&amp;dir=desc"' in page
+    assert '<th scope="col" aria-sort="descending">' in page
+    assert '<option value="priority" selected>Set priority</option>' in page
+    assert f'value="{ids[1]}" form="bulk" aria-label="Select item {ids[1]}" checked' in page
+    assert f'value="{ids[0]}" form="bulk" aria-label="Select item {ids[0]}">' in page
+    done = sup.post(
+        "/supervise/items/bulk",
+        data={
+            "csrf_token": csrf,
+            "list": "class=inpatient&sort=priority&dir=desc",
+            "action": "priority",
+            "ids": [str(ids[1])],
+            "priority": "4",
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == (
+        "/supervise?class=inpatient&sort=priority&dir=desc&done=bulk-priority"
+    )

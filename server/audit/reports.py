@@ -142,7 +142,7 @@ FLAG_TITLES = {
     "emergency-access": "Emergency access",
     "outside-lease": "Record viewed outside the user's leased work",
     "unusual-hours": "Sign-in at an unusual hour",
-    "views-vs-claims": "Many more charts viewed than claimed",
+    "views-vs-claims": "Many more charts viewed than leased",
     "denied": "Repeated refused attempts",
 }
 
@@ -258,7 +258,7 @@ def review_flags(
                     "views-vs-claims",
                     who,
                     until,
-                    f"viewed {len(items)} charts, claimed {claims[who]}",
+                    f"viewed {len(items)} charts, leased {claims[who]}",
                 )
             )
     refused: dict[tuple[str, str], list[AuditEvent]] = defaultdict(list)

@@ -10,16 +10,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from sqlmodel import Session
 
-from server.audit import review
+from server.audit import activity, review
 from server.audit import service as audit_service
 from server.audit.schemas import AuditEventList, AuditEventView, VerifyView
 from server.auth.deps import MAX_ROW_ID, AuditorDep, ComplianceDep, SessionDep
 from server.auth.principal import Principal
 from server.errors import AppError
+from server.records import service as records_service
+from server.reports.svg import Bar, bar_chart
 from server.web import forms
 from server.web.templates import is_htmx, render
 
@@ -99,6 +101,7 @@ def _search_page(
     cursor: str | None = None,
     searched: bool = False,
     error: AppError | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Response:
     """The search form with `flt` filled in, and its results when `searched`.
 
@@ -115,16 +118,41 @@ def _search_page(
         "actions": [a.value for a in audit_service.Action],
         "outcomes": [o.value for o in audit_service.Outcome],
         "one_day": timedelta(days=1),
+        **(extra or {}),
     }
     block = "results" if request.method == "POST" and is_htmx(request) else None
     status = error.status_code if error else 200
     return render(request, "audit/search.html", context, block=block, status_code=status)
 
 
+def _activity_charts(session: Session) -> dict[str, object]:
+    """Views, refusals and break-glass per day (last 30 days): one chart per kind, so that
+    no colour has to tell them apart, with the numbers in a table beside them."""
+    report = activity.activity(session)
+    charts = {
+        kind: bar_chart(
+            [Bar(d.day.strftime("%d %b"), d.counts[kind]) for d in report.days],
+            title=f"{title} per day, last {len(report.days)} days",
+            x_label="Day (hospital time)",
+            y_label=f"{title} (count)",
+            chart_id=f"activity-{kind.replace('_', '-')}",
+            width=960,
+            height=220,
+            whole=True,
+            label_every=5,
+        )
+        for kind, title in activity.KINDS.items()
+    }
+    return {"activity": report, "activity_charts": charts, "activity_kinds": activity.KINDS}
+
+
 @router.get("/compliance", response_class=HTMLResponse)
 def compliance_home(request: Request, session: SessionDep, actor: ComplianceDep) -> Response:
-    """The audit log search form (results come from a POST: an MRN never enters a URL)."""
-    return _search_page(request, session, actor, review.EventFilter())
+    """The audit log search form (results come from a POST: an MRN never enters a URL), and
+    activity over time (views, refusals, break-glass per day) as charts with their numbers."""
+    return _search_page(
+        request, session, actor, review.EventFilter(), extra=_activity_charts(session)
+    )
 
 
 def _dt(value: str) -> datetime | None:
@@ -221,6 +249,21 @@ def compliance_patient(
 def compliance_patient_form(request: Request, _: ComplianceDep) -> Response:
     """The MRN form of the per-patient access report."""
     return render(request, "audit/patient.html", {"report": None})
+
+
+@router.post("/compliance/identity/{patient_id}", response_class=HTMLResponse)
+def compliance_identity(
+    request: Request,
+    session: SessionDep,
+    actor: ComplianceDep,
+    patient_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+) -> Response:
+    """A patient's name and MRN beside their internal id, on demand (htmx); the lookup is
+    audited (`identity-lookup`, purpose HCOMPL) before anything is decrypted."""
+    who = records_service.patient_identity(session, actor=actor, patient_id=patient_id)
+    response = render(request, "audit/_identity.html", {"who": who})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.get("/compliance/users/{username}", response_class=HTMLResponse)

@@ -41,6 +41,7 @@ class Action(StrEnum):
     claim_export = "claim-export"
     billed = "billed"
     returned = "returned"
+    remittance = "remittance"  # an 835 posted (or refused), and each claim it answered
     ingest = "ingest"
     key_rotate = "key-rotate"
     purge = "purge"
@@ -56,6 +57,8 @@ class Action(StrEnum):
     query_answer = "query-answer"  # the provider answered (signed)
     query_escalate = "query-escalate"  # unanswered after N business days: to a supervisor
     flag_review = "flag-review"  # a compliance officer's decision on a flag (issue 20)
+    identity_lookup = "identity-lookup"  # a patient's name and MRN shown to compliance
+    settings_admin = "settings-admin"  # a report setting changed (productivity standard)
     access = "access"  # a request refused before any specific action was known
 
 

@@ -240,6 +240,9 @@ CoderDep = Annotated[Principal, Depends(RequireRole(Role.coder))]
 SupervisorDep = Annotated[Principal, Depends(RequireRole(Role.supervisor))]
 CoderOrSupervisorDep = Annotated[Principal, Depends(RequireRole(Role.coder, Role.supervisor))]
 BillerDep = Annotated[Principal, Depends(RequireRole(Role.biller))]
+SupervisorOrBillerDep = Annotated[
+    Principal, Depends(RequireRole(Role.supervisor, Role.biller))
+]  # denial reports
 ComplianceDep = Annotated[Principal, Depends(RequireRole(Role.compliance))]
 AdminDep = Annotated[Principal, Depends(RequireRole(Role.admin))]
 ProviderDep = Annotated[Principal, Depends(RequireRole(Role.provider))]

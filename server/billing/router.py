@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from server.auth.deps import BillerDep, BillingDep, RowId, SessionDep
-from server.billing import service
+from server.billing import remittance, service, x835
 from server.billing.schemas import (
+    BatchRequest,
+    BilledItem,
+    BilledList,
     BilledRequest,
     ReadyEncounter,
     ReadyItem,
     ReadyList,
     ReturnRequest,
 )
-from server.errors import ValidationFailed
+from server.errors import AppError, ValidationFailed
+from server.web import forms
 from server.web.templates import render
 
 router = APIRouter()
@@ -92,6 +99,64 @@ def api_claim(
     )
 
 
+def _batch_response(batch: service.Batch) -> Response:
+    return Response(
+        content=batch.text,
+        media_type=service.FORMATS["x12"],
+        headers={
+            "Content-Disposition": f'attachment; filename="interchange-{batch.interchange}.x12"',
+            "X-Interchange-Control": str(batch.interchange),
+            "X-Claims": ",".join(f"{i}={n}" for i, n in batch.claims),
+            "X-Skipped-Items": ",".join(str(i) for i in batch.skipped),
+        },
+    )
+
+
+@router.post(
+    f"{API}/batch",
+    tags=["billing"],
+    responses={200: {"content": {service.FORMATS["x12"]: {}}}},
+)
+def api_batch(session: SessionDep, actor: BillingDep, body: BatchRequest) -> Response:
+    """Selected claims (or every claim coded on a day) as one X12 interchange; each is
+    marked billed under its patient control number (audited as claim-export and billed)."""
+    batch = service.batch_export(session, actor=actor, work_item_ids=body.items, day=body.date)
+    return _batch_response(batch)
+
+
+def _billed_item(row: service.BilledRow) -> BilledItem:
+    r, e = row.record, row.encounter
+    assert r.id is not None  # noqa: S101
+    return BilledItem(
+        id=r.work_item_id,
+        claim_number=r.claim_number,
+        interchange=r.interchange,
+        billed_by=r.billed_by,
+        billed_at=r.billed_at,
+        class_=e.encounter_class,
+        facility=e.facility,
+        start=e.start_at,
+    )
+
+
+@router.get(
+    f"{API}/history", tags=["billing"], response_model=BilledList, response_model_by_alias=True
+)
+def api_history(
+    session: SessionDep,
+    _: BillingDep,
+    q: Annotated[str | None, Query(max_length=50)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> BilledList:
+    """Billed claims, newest first; `q` finds a claim number, item id or interchange."""
+    rows, next_cursor = service.billed_history(session, q=q, cursor=_cursor(cursor), limit=limit)
+    return BilledList(
+        items=[_billed_item(r) for r in rows],
+        next_cursor=str(next_cursor) if next_cursor is not None else None,
+    )
+
+
 @router.post(f"{API}/{{work_item_id}}/billed", tags=["billing"])
 def api_billed(
     session: SessionDep, actor: BillingDep, work_item_id: RowId, body: BilledRequest
@@ -114,6 +179,141 @@ def api_return(
     return {"id": item.id, "status": item.status}
 
 
+# ---------------------------------------------------------------- remittances (X12 835)
+
+REMIT_STATUSES = ("paid", "denied", "partial", "unmatched")
+
+
+X12_TYPES = ("application/edi-x12", "text/plain")
+
+
+async def x12_body(request: Request) -> bytes:
+    """The raw request body of an X12 post (over CHARTDESK_MAX_BODY_BYTES: 413 already)."""
+    return await request.body()
+
+
+X12Body = Annotated[bytes, Depends(x12_body)]
+
+
+@router.post(
+    f"{API}/remittance",
+    tags=["billing"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string"}} for t in X12_TYPES},
+        }
+    },
+)
+def api_remittance(session: SessionDep, actor: BillingDep, body: X12Body) -> dict[str, Any]:
+    """Post an X12 835 (005010X221A1); the same trace number again changes nothing."""
+    results = remittance.post(session, actor=actor, text=_text(body))
+    return {
+        "claims": [c.as_json() for r in results for c in r.claims],
+        "duplicate": all(r.duplicate for r in results),
+        "message": " ".join(r.message for r in results),
+        "remittances": [
+            {"trace_number": r.trace_number, "duplicate": r.duplicate} for r in results
+        ],
+    }
+
+
+def _text(body: bytes) -> str:
+    if not body.strip():
+        raise ValidationFailed(
+            "Send the 835 as the request body.", details=[{"loc": ["body"], "msg": "empty"}]
+        )
+    try:
+        return body.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValidationFailed(
+            "An 835 is ASCII text.", details=[{"loc": ["body"], "msg": "not ASCII"}]
+        ) from None
+
+
+@router.get(f"{API}/remittance/claims", tags=["billing"])
+def api_remittance_claims(
+    session: SessionDep,
+    _: BillingDep,
+    status: Annotated[str | None, Query(max_length=10)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Stored remittance claims, oldest first (`status=unmatched` for those to follow up)."""
+    if status is not None and status not in REMIT_STATUSES:
+        raise ValidationFailed(
+            "Unknown status.", details=[{"loc": ["status"], "msg": "|".join(REMIT_STATUSES)}]
+        )
+    after = _cursor(cursor) or 0
+    found = remittance.claims_of(session, status=status, after=after, limit=limit + 1)
+    more = len(found) > limit
+    found = found[:limit]
+    return {
+        "items": [c.as_json() for c in found],
+        "next_cursor": str(found[-1].id) if more else None,
+    }
+
+
+def _remit_page(
+    request: Request,
+    session: Session,
+    *,
+    status: str | None = None,
+    results: list[remittance.PostResult] | None = None,
+    error: AppError | None = None,
+    text: str = "",
+) -> Response:
+    return render(
+        request,
+        "billing/remittance.html",
+        {
+            "claims": remittance.claims_of(session, status=status),
+            "status": status,
+            "statuses": REMIT_STATUSES,
+            "results": results or [],
+            "error": forms.message(error) if error else None,
+            "errors": forms.field_errors(error),
+            "text": text,
+            "carc": x835.carc(),
+            "rarc": x835.rarc(),
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+def _remit_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    """The upload page again with the message at the field and the pasted text kept."""
+    text = form.get("text")
+    return _remit_page(request, session, error=exc, text=text if isinstance(text, str) else "")
+
+
+@router.get("/billing/remittance", response_class=HTMLResponse)
+def remittance_page(
+    request: Request,
+    session: SessionDep,
+    _: BillerDep,
+    status: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """Upload an 835; the payers' answers, unmatched ones to follow up."""
+    return _remit_page(request, session, status=status if status in REMIT_STATUSES else None)
+
+
+@router.post("/billing/remittance", response_class=HTMLResponse)
+def remittance_upload(
+    request: Request,
+    session: SessionDep,
+    actor: BillerDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_remit_failed))],
+    file: Annotated[UploadFile | None, File()] = None,
+    text: Annotated[str, Form(max_length=remittance.MAX_BYTES)] = "",
+) -> Response:
+    """Post an uploaded (or pasted) 835 and show what it did."""
+    raw = file.file.read(remittance.MAX_BYTES + 1) if file is not None and file.filename else b""
+    body = raw or text.encode("utf-8", "replace")
+    results = remittance.post(session, actor=actor, text=_text(body))
+    return _remit_page(request, session, results=results)
+
+
 # ---------------------------------------------------------------- biller pages
 
 
@@ -125,12 +325,78 @@ def billing_page(
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     """The biller's list of items ready to bill."""
-    rows, _next = service.ready(session, limit=200)
-    messages = {"billed": "Marked billed.", "returned": "Returned to the coder."}
+    return _ready_page(request, session, message=_MESSAGES.get(done or ""))
+
+
+_MESSAGES = {"billed": "Marked billed.", "returned": "Returned to the coder."}
+
+
+def _ready_page(
+    request: Request,
+    session: Session,
+    *,
+    message: str | None = None,
+    error: AppError | None = None,
+    form: FormData | None = None,
+) -> Response:
+    rows, _next = service.ready(session, limit=service.MAX_BATCH)
+    picked = [str(v) for v in (form.getlist("items") if form else [])]
+    selected = {int(v) for v in picked if v.isdigit()}
     return render(
         request,
         "billing/ready.html",
-        {"rows": rows, "message": messages.get(done or "")},
+        {
+            "rows": rows,
+            "message": message,
+            "error": forms.message(error) if error else None,
+            "selected": selected,
+            "day": (form.get("date") if form else None) or "",
+            "today": date.today().isoformat(),  # noqa: DTZ011 - a default for the field
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+def _batch_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    return _ready_page(request, session, error=exc, form=form)
+
+
+@router.post("/billing/batch", response_class=HTMLResponse)
+def batch_page(
+    session: SessionDep,
+    actor: BillerDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_batch_failed))],
+    items: Annotated[list[int] | None, Form()] = None,
+    day: Annotated[date | None, Form(alias="date")] = None,
+    scope: Annotated[str, Form(max_length=10, pattern="^(selected|day)$")] = "selected",
+) -> Response:
+    """The biller's batch export: the checked claims, or every claim coded on a day."""
+    if scope == "day":
+        if day is None:
+            raise ValidationFailed(
+                "Give the day the claims were coded.",
+                details=[{"loc": ["date"], "msg": "required"}],
+            )
+        batch = service.batch_export(session, actor=actor, day=day)
+    else:
+        batch = service.batch_export(session, actor=actor, work_item_ids=items or [])
+    return _batch_response(batch)
+
+
+@router.get("/billing/history", response_class=HTMLResponse)
+def history_page(
+    request: Request,
+    session: SessionDep,
+    _: BillerDep,
+    q: Annotated[str | None, Query(max_length=50)] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """Billed claims with their claim numbers and interchanges; search by claim number."""
+    rows, next_cursor = service.billed_history(session, q=q, cursor=_cursor(cursor), limit=50)
+    return render(
+        request,
+        "billing/history.html",
+        {"rows": rows, "q": q or "", "next_cursor": next_cursor},
     )
 
 
@@ -141,14 +407,10 @@ def claim_page(
     actor: BillerDep,
     work_item_id: RowId,
 ) -> Response:
-    """Claim preview (the 837 as it will be sent), export links, mark billed, return."""
-    claim, checks = service.checked_claim(session, actor=actor, work_item_id=work_item_id)
-    preview = service.render_claim(claim, "x12")
-    return render(
-        request,
-        "billing/claim.html",
-        {"item_id": work_item_id, "claim": claim, "preview": preview, "checks": checks},
-    )
+    """The claim for the biller: patient, payer, dates, lines and total, edit status, and the
+    837 as it will be sent beside it (an audited view of the record)."""
+    page = service.claim_page(session, actor=actor, work_item_id=work_item_id)
+    return render(request, "billing/claim.html", {"item_id": work_item_id, "page": page})
 
 
 @router.post("/billing/{work_item_id}/billed", response_class=HTMLResponse)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date as date_
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,4 +49,34 @@ class ReadyList(BaseModel):
     """A page of items ready to bill."""
 
     items: list[ReadyItem]
+    next_cursor: str | None = None
+
+
+class BatchRequest(BaseModel):
+    """`POST /api/v1/billing/batch`: the claims to send as one interchange, by item id, or
+    every claim ready to bill that was coded on `date` (UTC)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[int] | None = Field(default=None, min_length=1, max_length=500)
+    date: date_ | None = None
+
+
+class BilledItem(BaseModel):
+    """One billed claim (no patient data)."""
+
+    id: int
+    claim_number: str
+    interchange: int | None
+    billed_by: str
+    billed_at: datetime
+    class_: str = Field(serialization_alias="class")
+    facility: str | None
+    start: datetime | None
+
+
+class BilledList(BaseModel):
+    """A page of billed claims, newest first."""
+
+    items: list[BilledItem]
     next_cursor: str | None = None

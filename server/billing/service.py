@@ -10,22 +10,25 @@ under the encounter's data key (it may name the patient).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
-from server.billing import x12
+from server.billing import cdm, remittance, x12
 from server.coding import abstract as abstract_service
+from server.coding import codesets
 from server.coding import service as coding_service
 from server.config import Settings, get_settings
 from server.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from server.models import (
     ClaimRecord,
     ClaimReturn,
+    ControlCounter,
     Encounter,
     EncounterProvider,
     Queue,
@@ -146,9 +149,12 @@ def checked_claim(
     address = getattr(patient, "address", None)
     last, first = _split_name(patient.name or "")
     payer = record.payer
+    settings = get_settings()
+    inpatient = record.encounter.encounter_class.lower() == "inpatient"
+    titles = codesets.titles(session, codes=codes)
     claim = x12.ClaimData(
         work_item_id=work_item_id,
-        inpatient=record.encounter.encounter_class.lower() == "inpatient",
+        inpatient=inpatient,
         patient_last=last,
         patient_first=first,
         birth_date=patient.birth_date,
@@ -159,20 +165,23 @@ def checked_claim(
         postal_code=address.postal_code if address else None,
         payer_name=payer.name if payer else None,
         member_id=payer.member_id if payer else None,
+        payer_id=payer_id(
+            settings, payer.name if payer else None, payer.payer_id if payer else None
+        ),
+        place_of_service=place_of_service(
+            settings, record.encounter.encounter_class, record.encounter.facility
+        ),
         start=record.encounter.start,
         end=record.encounter.end,
         diagnoses=[(d.code, d.poa) for d in codes.diagnoses],
-        lines=[
-            x12.Line(
-                system=p.system,
-                code=p.code,
-                modifiers=p.modifiers,
-                units=p.units,
-                dx_pointers=p.dx_pointers,
-                charge_cents=round(p.charge * 100),
-            )
-            for p in codes.procedures
-        ],
+        lines=priced_lines(
+            session,
+            codes=codes,
+            titles=titles,
+            inpatient=inpatient,
+            start=record.encounter.start,
+            end=record.encounter.end,
+        ),
         admission_type=abstract.admission_type,
         admission_source=abstract.admission_source,
         discharge_status=abstract.discharge_status,
@@ -185,7 +194,121 @@ def checked_claim(
         procedure_dates=dict(abstract.procedure_dates),
         birth_weight_grams=abstract.birth_weight_grams,
     )
+    # What keeps the claim from being built truthfully is a claim edit the biller sees.
+    for problem in x12.problems(claim):
+        checks.error(list(problem.loc), problem.msg, problem.code)
+    if claim.total_cents > 0:
+        for n, line in enumerate(claim.lines, start=1):
+            if line.charge_cents == 0:
+                checks.warn(
+                    ["claim", "lines", n, "charge"],
+                    f"Line {n} ({line.code}) has no price: not in the chargemaster, no charge "
+                    "entered.",
+                    "claim-line-price",
+                )
+    original = remittance.replacement_of(session, work_item_id=work_item_id)
+    if original:  # corrected after a payer's denial: a replacement of the payer's claim
+        claim.frequency_code, claim.original_claim_number = "7", original
     return claim, checks
+
+
+def place_of_service(settings: Settings, encounter_class: str, facility: str | None = None) -> str:
+    """The CMS place of service of a claim from the encounter class and the facility's
+    setting: inpatient 21, emergency 23, outpatient 22 at a hospital or 11 at an office."""
+    kind = encounter_class.lower()
+    if kind == "inpatient":
+        return "21"
+    if kind == "emergency":
+        return "23"
+    wanted = (facility or "").strip().casefold()
+    setting = next(
+        (
+            v
+            for k, v in settings.billing_facility_settings.items()
+            if k.strip().casefold() == wanted
+        ),
+        settings.billing_facility_setting,
+    )
+    return "22" if setting == "hospital" else "11"
+
+
+def payer_id(settings: Settings, name: str | None, from_coverage: str | None) -> str | None:
+    """The payer id: the Coverage's, else the configured one for the payer's name, else the
+    catch-all setting (None: a claim edit)."""
+    if from_coverage:
+        return from_coverage
+    wanted = (name or "").strip().casefold()
+    for known, value in settings.billing_payer_ids.items():
+        if wanted and known.strip().casefold() == wanted:
+            return value
+    return settings.billing_payer_id or None
+
+
+def priced_lines(
+    session: Session,
+    *,
+    codes: Any,
+    titles: dict[str, str],
+    inpatient: bool,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[x12.Line]:
+    """The claim lines with revenue code, description and charge from the chargemaster in
+    force on the date of service (a charge the coder entered on a line wins), plus room and
+    board per day for an inpatient stay."""
+    on = (start or end or datetime.now(UTC)).astimezone(UTC).date()
+    procedures = list(codes.procedures)
+    by_code = cdm.by_hcpcs(
+        session, codes=[p.code for p in procedures if p.system in ("CPT", "HCPCS")], on=on
+    )
+    pcs_revenue = {p.code: cdm.pcs_revenue_code(p.code) for p in procedures if p.system == "PCS"}
+    wanted = {r for r in pcs_revenue.values() if r}
+    if inpatient:
+        wanted.add(cdm.ROOM_AND_BOARD)
+    by_revenue = cdm.by_revenue(session, revenue_codes=wanted, on=on)
+    lines: list[x12.Line] = []
+    for p in procedures:
+        title = titles.get(f"{p.system}:{p.code}", "")
+        if p.system == "PCS":
+            revenue = pcs_revenue.get(p.code) or ""
+            found = by_revenue.get(revenue)
+            description = title or (found.description if found else "")
+        else:
+            found = by_code.get(p.code.upper())
+            revenue = found.revenue_code if found else ""
+            description = (found.description if found else "") or title
+        entered = round(p.charge * 100)
+        charge = entered if entered > 0 else (found.price_cents * p.units if found else 0)
+        lines.append(
+            x12.Line(
+                system=p.system,
+                code=p.code,
+                modifiers=p.modifiers,
+                units=p.units,
+                dx_pointers=p.dx_pointers,
+                charge_cents=charge,
+                revenue_code=revenue,
+                description=description,
+            )
+        )
+    room = by_revenue.get(cdm.ROOM_AND_BOARD)
+    if inpatient and room is not None:
+        first = (start or end or datetime.now(UTC)).astimezone(UTC).date()
+        last = (end or start or datetime.now(UTC)).astimezone(UTC).date()
+        days = max(1, (last - first).days)
+        lines.append(
+            x12.Line(
+                system="REV",
+                code=cdm.ROOM_AND_BOARD,
+                modifiers=[],
+                units=days,
+                dx_pointers=[],
+                charge_cents=room.price_cents * days,
+                revenue_code=cdm.ROOM_AND_BOARD,
+                description=room.description,
+            )
+        )
+    return lines
 
 
 def _check_npis(settings: Settings, *, inpatient: bool) -> None:
@@ -201,17 +324,39 @@ def _check_npis(settings: Settings, *, inpatient: bool) -> None:
             )
 
 
-def render_claim(claim: x12.ClaimData, fmt: str, *, control: int | None = None) -> str:
+def next_controls(session: Session, *, groups: int = 1, transactions: int = 1) -> x12.Controls:
+    """The next X12 control numbers (ISA13, first GS06, first ST02) from persisted counters:
+    unique and increasing across every export, in every process."""
+    numbers: dict[str, int] = {}
+    for name, count in (("isa", 1), ("gs", groups), ("st", transactions)):
+        stmt = (
+            update(ControlCounter)
+            .where(col(ControlCounter.name) == name)
+            .values(value=col(ControlCounter.value) + count)
+            .returning(col(ControlCounter.value))
+        )
+        value = session.execute(stmt).scalar_one_or_none()
+        if value is None:  # a database made before the counters: start them
+            session.add(ControlCounter(name=name, value=count))
+            session.flush()
+            value = count
+        numbers[name] = value - count + 1
+    return x12.Controls(numbers["isa"], numbers["gs"], numbers["st"])
+
+
+def render_claim(claim: x12.ClaimData, fmt: str, *, controls: x12.Controls | None = None) -> str:
     """The claim in one format: x12 (837P or 837I), fhir (R4 Claim) or csv.
 
-    `control` numbers the X12 interchange and group (ISA13/GS06); exports pass the id of
-    their audit event, so every interchange sent gets its own number.
+    `controls` numbers the X12 interchange, group and transaction set (ISA13/GS06/ST02);
+    exports take them from the persisted counters (`next_controls`), a preview uses the item id.
     """
     settings = get_settings()
     _check_npis(settings, inpatient=claim.inpatient)
     if fmt == "x12":
-        number = control if control is not None else claim.work_item_id
-        return x12.build_837(claim, settings, control=number % 1_000_000_000 or 1)
+        number = claim.work_item_id % 1_000_000_000 or 1
+        return x12.build_interchange(
+            [claim], settings, controls=controls or x12.Controls(number, number, 1)
+        )
     if fmt == "fhir":
         return x12.dumps_fhir(x12.build_fhir(claim, settings))
     return x12.build_csv(claim, settings)
@@ -240,7 +385,7 @@ def export(session: Session, *, actor: Principal, work_item_id: int, fmt: str) -
             code="claim_edits",
             details=checks.details(),
         )
-    event = audit_service.record(
+    audit_service.record(
         session,
         actor=actor,
         action=audit_service.Action.claim_export,
@@ -249,7 +394,8 @@ def export(session: Session, *, actor: Principal, work_item_id: int, fmt: str) -
         detail=f"format={fmt} type={'837I' if claim.inpatient else '837P'}",
     )
     try:
-        return render_claim(claim, fmt, control=event.id)
+        controls = next_controls(session) if fmt == "x12" else None
+        return render_claim(claim, fmt, controls=controls)
     except ServiceUnavailable:
         audit_service.record_denied(
             session,
@@ -349,6 +495,7 @@ class ReturnNote:
 
     at: datetime
     reason: str
+    denial: remittance.ClaimView | None = None  # the payer's coded reasons, if a denial
 
 
 def _seal_reason(session: Session, *, back: ClaimReturn, reason: str) -> bytes:
@@ -380,7 +527,11 @@ def last_return(session: Session, *, key: ItemKey) -> ReturnNote | None:
         field="reason",
         sealed=back.sealed_reason,
     )
-    return ReturnNote(at=back.at, reason=str(reason))
+    return ReturnNote(
+        at=back.at,
+        reason=str(reason),
+        denial=remittance.denial_of(session, claim_return_id=back.id),
+    )
 
 
 def claim_number(session: Session, *, work_item_id: int) -> tuple[str, datetime] | None:
@@ -391,3 +542,218 @@ def claim_number(session: Session, *, work_item_id: int) -> tuple[str, datetime]
         .order_by(col(ClaimRecord.id).desc())
     ).first()
     return (row.claim_number, row.billed_at) if row else None
+
+
+# ---------------------------------------------------------------- batch export
+
+
+MAX_BATCH = 500
+
+
+@dataclass
+class Batch:
+    """One interchange sent: its text, control number, and the claims in it."""
+
+    text: str
+    interchange: int
+    claims: list[tuple[int, str]]  # (work item id, claim number = CLM01)
+    skipped: list[int] = field(default_factory=list)  # a day's items held back by claim edits
+
+
+def _day_items(session: Session, day: date) -> list[int]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    rows = session.exec(
+        select(WorkItem.id)
+        .where(
+            WorkItem.status == Status.ready_for_billing,
+            col(WorkItem.coded_at) >= start,
+            col(WorkItem.coded_at) < start + timedelta(days=1),
+        )
+        .order_by(col(WorkItem.id))
+        .limit(MAX_BATCH + 1)
+    ).all()
+    return [int(i) for i in rows if i is not None]
+
+
+def batch_export(
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_ids: list[int] | None = None,
+    day: date | None = None,
+) -> Batch:
+    """Every selected claim ready to bill (or every one coded on `day`) as one X12
+    interchange; each goes out under its patient control number and is marked billed.
+
+    A selected claim with claim edits refuses the whole batch (422, nothing changes); a
+    day's claims with edits are left out and listed. Control numbers come from the counters.
+    """
+    if (work_item_ids is None) == (day is None):
+        raise ValidationFailed(
+            "Select the claims, or give the day they were coded.",
+            details=[{"loc": ["items"], "msg": "items or date, one of them"}],
+        )
+    ids = list(dict.fromkeys(work_item_ids)) if work_item_ids is not None else []
+    if day is not None:
+        ids = _day_items(session, day)
+    if not ids:
+        raise ValidationFailed(
+            "No claim ready to bill is selected."
+            if day is None
+            else f"No claim coded on {day} is ready to bill.",
+            details=[{"loc": ["items" if day is None else "date"], "msg": "no claims"}],
+        )
+    if len(ids) > MAX_BATCH:
+        raise ValidationFailed(
+            f"At most {MAX_BATCH} claims per interchange.",
+            details=[{"loc": ["items"], "msg": f"at most {MAX_BATCH}"}],
+        )
+    items: list[WorkItem] = []
+    for item_id in sorted(ids):  # locked in id order: two batches never deadlock
+        items.append(
+            _billable_item(
+                session, actor=actor, work_item_id=item_id, action=audit_service.Action.claim_export
+            )
+        )
+    claims: list[x12.ClaimData] = []
+    refused: list[dict[str, Any]] = []
+    skipped: list[int] = []
+    for item in items:
+        assert item.id is not None  # noqa: S101
+        claim, checks = checked_claim(session, actor=actor, work_item_id=item.id)
+        if checks.errors:
+            if day is not None:
+                skipped.append(item.id)
+                continue
+            refused += [
+                {"loc": ["items", item.id, *p.loc], "code": p.code, "msg": f"#{item.id}: {p.msg}"}
+                for p in checks.errors
+            ]
+            continue
+        claims.append(claim)
+    if refused:
+        raise ValidationFailed(
+            "Some selected claims have unresolved claim edits; nothing was exported. "
+            "Leave them out or return them to the coder.",
+            code="claim_edits",
+            details=refused,
+        )
+    if not claims:
+        raise ValidationFailed(
+            f"Every claim coded on {day} has claim edits; nothing was exported.",
+            code="claim_edits",
+            details=[{"loc": ["items", i], "msg": "claim edits"} for i in skipped],
+        )
+    settings = get_settings()
+    for claim in claims:
+        _check_npis(settings, inpatient=claim.inpatient)
+    kinds = len({c.inpatient for c in claims})
+    controls = next_controls(session, groups=kinds, transactions=len(claims))
+    text = x12.build_interchange(claims, settings, controls=controls)
+    by_id = {i.id: i for i in items}
+    for claim in claims:
+        item = by_id[claim.work_item_id]
+        session.add(
+            ClaimRecord(
+                work_item_id=claim.work_item_id,
+                claim_number=claim.claim_id,
+                interchange=controls.interchange,
+                billed_by=actor.name,
+            )
+        )
+        queue_service.transition(
+            session, item=item, to_status=Status.billed, actor=actor, action="billed"
+        )
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.claim_export,
+            work_item_id=claim.work_item_id,
+            purpose=PURPOSE,
+            detail=f"format=x12 batch interchange={controls.interchange} "
+            f"type={'837I' if claim.inpatient else '837P'}",
+        )
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.billed,
+            work_item_id=claim.work_item_id,
+            purpose=PURPOSE,
+        )
+    return Batch(
+        text=text,
+        interchange=controls.interchange,
+        claims=[(c.work_item_id, c.claim_id) for c in claims],
+        skipped=skipped,
+    )
+
+
+@dataclass
+class BilledRow:
+    """A billed claim as the history lists it (no patient data)."""
+
+    record: ClaimRecord
+    encounter: Encounter
+
+
+def billed_history(
+    session: Session, *, q: str | None = None, cursor: int | None = None, limit: int = 50
+) -> tuple[list[BilledRow], int | None]:
+    """Billed claims, newest first; `q` finds a claim number (or part of one), an item id or
+    an interchange control number. Keyset pagination by claim record id."""
+    stmt = (
+        select(ClaimRecord, Encounter)
+        .join(WorkItem, col(WorkItem.id) == col(ClaimRecord.work_item_id))
+        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
+    )
+    text = (q or "").strip()
+    if text:
+        wanted = [func.lower(col(ClaimRecord.claim_number)).contains(text.lower(), autoescape=True)]
+        digits = text.lstrip("#")
+        if digits.isdigit() and len(digits) < 10:
+            wanted += [
+                col(ClaimRecord.work_item_id) == int(digits),
+                col(ClaimRecord.interchange) == int(digits),
+            ]
+        stmt = stmt.where(or_(*wanted))
+    if cursor is not None:
+        stmt = stmt.where(col(ClaimRecord.id) < cursor)
+    rows = session.exec(stmt.order_by(col(ClaimRecord.id).desc()).limit(limit + 1)).all()
+    found = [BilledRow(record=r, encounter=e) for r, e in rows]
+    next_cursor = None
+    if len(found) > limit:
+        found = found[:limit]
+        next_cursor = found[-1].record.id
+    return found, next_cursor
+
+
+@dataclass
+class ClaimPage:
+    """What the biller's claim page shows: the claim, its edit status, the X12 beside it."""
+
+    claim: x12.ClaimData
+    checks: coding_service.Validation
+    preview: str | None  # None: claim edits keep it from being built
+    diagnosis_titles: list[str]
+    billed: tuple[str, datetime] | None
+
+
+def claim_page(session: Session, *, actor: Principal, work_item_id: int) -> ClaimPage:
+    """The claim of an item for the biller (one audited view of the record)."""
+    claim, checks = checked_claim(session, actor=actor, work_item_id=work_item_id)
+    try:
+        preview: str | None = render_claim(claim, "x12")
+    except x12.ClaimNotBuildable:
+        preview = None
+    index = codesets.icd10cm()
+    titles = []
+    for code, _poa in claim.diagnoses:
+        found = index.get(codesets.normalise(code))
+        titles.append(found.description if found else "")
+    return ClaimPage(
+        claim=claim,
+        checks=checks,
+        preview=preview,
+        diagnosis_titles=titles,
+        billed=claim_number(session, work_item_id=work_item_id),
+    )

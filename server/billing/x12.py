@@ -33,6 +33,8 @@ class Line:
     units: int
     dx_pointers: list[int]
     charge_cents: int
+    revenue_code: str = ""  # NUBC FL42 (837I SV201), from the chargemaster or the PCS rule
+    description: str = ""  # the chargemaster's (or the code set's) description
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ class ClaimData:
     operating: Physician | None = None  # the operating physician (2310B NM1*72)
     procedure_dates: dict[str, date] = field(default_factory=dict)  # PCS code -> performed
     birth_weight_grams: int | None = None  # a newborn's (NUBC value code 54)
+    place_of_service: str = "11"  # CMS place of service (837P CLM05-1), from the class
+    payer_id: str | None = None  # the payer's id at the clearinghouse (2010BB NM109)
+    # A corrected claim after a payer's denial: frequency 7 (replacement) and REF*F8.
+    frequency_code: str = "1"  # CLM05-3: 1 original, 7 replacement of a prior claim
+    original_claim_number: str | None = None  # the payer's claim control number (CLP07)
 
     @property
     def claim_id(self) -> str:
@@ -84,8 +91,124 @@ class ClaimData:
 
     @property
     def total_cents(self) -> int:
-        """Sum of the line charges."""
-        return sum(line.charge_cents for line in self.lines if line.system != "PCS")
+        """Sum of the line charges: the same figure on every format."""
+        return sum(line.charge_cents for line in self.lines)
+
+
+# US states, DC and territories by name, for addresses sent with the full name.
+STATES = {
+    "ALABAMA": "AL", "ALASKA": "AK", "ARIZONA": "AZ", "ARKANSAS": "AR", "CALIFORNIA": "CA",
+    "COLORADO": "CO", "CONNECTICUT": "CT", "DELAWARE": "DE", "DISTRICT OF COLUMBIA": "DC",
+    "FLORIDA": "FL", "GEORGIA": "GA", "HAWAII": "HI", "IDAHO": "ID", "ILLINOIS": "IL",
+    "INDIANA": "IN", "IOWA": "IA", "KANSAS": "KS", "KENTUCKY": "KY", "LOUISIANA": "LA",
+    "MAINE": "ME", "MARYLAND": "MD", "MASSACHUSETTS": "MA", "MICHIGAN": "MI", "MINNESOTA": "MN",
+    "MISSISSIPPI": "MS", "MISSOURI": "MO", "MONTANA": "MT", "NEBRASKA": "NE", "NEVADA": "NV",
+    "NEW HAMPSHIRE": "NH", "NEW JERSEY": "NJ", "NEW MEXICO": "NM", "NEW YORK": "NY",
+    "NORTH CAROLINA": "NC", "NORTH DAKOTA": "ND", "OHIO": "OH", "OKLAHOMA": "OK", "OREGON": "OR",
+    "PENNSYLVANIA": "PA", "RHODE ISLAND": "RI", "SOUTH CAROLINA": "SC", "SOUTH DAKOTA": "SD",
+    "TENNESSEE": "TN", "TEXAS": "TX", "UTAH": "UT", "VERMONT": "VT", "VIRGINIA": "VA",
+    "WASHINGTON": "WA", "WEST VIRGINIA": "WV", "WISCONSIN": "WI", "WYOMING": "WY",
+    "PUERTO RICO": "PR", "GUAM": "GU", "VIRGIN ISLANDS": "VI", "AMERICAN SAMOA": "AS",
+    "NORTHERN MARIANA ISLANDS": "MP",
+}  # fmt: skip
+
+
+def state_code(value: str | None) -> str | None:
+    """The USPS two-letter code of a state given by code or by name (None: not a state)."""
+    text = re.sub(" +", " ", unicodedata.normalize("NFKD", value or "").upper()).strip()
+    if text in STATES.values():
+        return text
+    return STATES.get(text)
+
+
+def zip_code(value: str | None) -> str | None:
+    """A ZIP or ZIP+4 as X12 digits (None: missing, malformed, or the unknown 00000)."""
+    digits = re.sub(r"\D", "", value or "")
+    if len(digits) not in (5, 9) or digits.startswith("00000"):
+        return None
+    return digits
+
+
+@dataclass(frozen=True)
+class ClaimProblem:
+    """Why a claim cannot be built truthfully: the biller sees it as a claim edit."""
+
+    loc: tuple[str, ...]
+    code: str
+    msg: str
+
+
+def problems(claim: ClaimData) -> list[ClaimProblem]:
+    """What keeps this claim from going out as it is: never a placeholder in the file."""
+    found: list[ClaimProblem] = []
+
+    def add(loc: tuple[str, ...], code: str, msg: str) -> None:
+        found.append(ClaimProblem(loc, code, msg))
+
+    if not _clean(claim.address_line) or not _clean(claim.city):
+        add(
+            ("claim", "patient", "address"),
+            "claim-address",
+            "The patient has no street address and city on record.",
+        )
+    if state_code(claim.state) is None:
+        add(
+            ("claim", "patient", "address", "state"),
+            "claim-address",
+            "The patient's state is missing or not a US state.",
+        )
+    if zip_code(claim.postal_code) is None:
+        add(
+            ("claim", "patient", "address", "postal_code"),
+            "claim-address",
+            "The patient's ZIP code is missing or unknown (00000).",
+        )
+    if not claim.birth_date:
+        add(
+            ("claim", "patient", "birth_date"),
+            "claim-birth-date",
+            "The patient's birth date is missing.",
+        )
+    if not _clean(claim.payer_name):
+        add(("claim", "payer", "name"), "claim-payer", "The encounter has no payer (Coverage).")
+    if not _clean(claim.payer_id, 80):
+        add(
+            ("claim", "payer", "payer_id"),
+            "claim-payer-id",
+            "The payer has no payer id (a Coverage payor identifier, or "
+            "CHARTDESK_BILLING_PAYER_IDS).",
+        )
+    if not _clean(claim.member_id, 80):
+        add(
+            ("claim", "payer", "member_id"),
+            "claim-member-id",
+            "The Coverage has no subscriber/member id.",
+        )
+    if not claim.diagnoses:
+        add(("claim", "diagnoses"), "claim-no-diagnosis", "The claim has no diagnosis.")
+    if claim.total_cents <= 0:
+        add(
+            ("claim", "total"),
+            "claim-zero-total",
+            "The claim totals 0.00: no line is priced (chargemaster) or charged.",
+        )
+    if claim.inpatient:
+        for n, line in enumerate(claim.lines, start=1):
+            if not re.fullmatch(r"\d{4}", line.revenue_code):
+                add(
+                    ("claim", "lines", str(n), "revenue_code"),
+                    "claim-revenue-code",
+                    f"Line {n} ({line.code}) has no revenue code: add it to the chargemaster.",
+                )
+    return found  # fmt: skip
+
+
+class ClaimNotBuildable(ValueError):
+    """A claim with problems was asked for as X12: nothing is written."""
+
+    def __init__(self, found: list[ClaimProblem]) -> None:
+        super().__init__("; ".join(p.msg for p in found))
+        self.problems = found
 
 
 def npi_ok(npi: str) -> bool:
@@ -135,13 +258,11 @@ def _sex(value: str | None) -> str:
 
 
 def _zip(value: str | None) -> str:
-    digits = re.sub(r"\D", "", value or "")
-    return digits if len(digits) in (5, 9) else "00000"
+    return zip_code(value) or ""
 
 
 def _state(value: str | None) -> str:
-    text = _clean(value, 2)
-    return text if re.fullmatch(r"[A-Z]{2}", text) else "MA"
+    return state_code(value) or ""
 
 
 def _nodot(code: str) -> str:
@@ -213,28 +334,28 @@ def _segments_header(
             "NM1",
             "IL",
             "1",
-            _clean(claim.patient_last, 60) or "UNKNOWN",
+            _clean(claim.patient_last, 60),
             _clean(claim.patient_first, 35),
             "",
             "",
             "",
             "MI",
-            _clean(claim.member_id, 80) or "UNKNOWN",
+            _clean(claim.member_id, 80),
         ],
-        ["N3", _clean(claim.address_line, 55) or "UNKNOWN"],
-        ["N4", _clean(claim.city, 30) or "UNKNOWN", _state(claim.state), _zip(claim.postal_code)],
-        ["DMG", "D8", (claim.birth_date or "1900-01-01").replace("-", ""), _sex(claim.sex)],
+        ["N3", _clean(claim.address_line, 55)],
+        ["N4", _clean(claim.city, 30), _state(claim.state), _zip(claim.postal_code)],
+        ["DMG", "D8", (claim.birth_date or "").replace("-", ""), _sex(claim.sex)],
         [
             "NM1",
             "PR",
             "2",
-            _clean(claim.payer_name) or "UNKNOWN PAYER",
+            _clean(claim.payer_name),
             "",
             "",
             "",
             "",
             "PI",
-            _clean(settings.billing_payer_id, 80),
+            _clean(claim.payer_id, 80),
         ],
     ]
 
@@ -251,7 +372,18 @@ def _claim_837p(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
     start = _date(claim.start, now)
     last, _, first = settings.billing_attending_name.partition(",")
     segs = [
-        ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:B:1", "Y", "A", "Y", "Y"],
+        [
+            "CLM",
+            claim.claim_id,
+            _money(claim.total_cents),
+            "",
+            "",
+            f"{claim.place_of_service}:B:1",
+            "Y",
+            "A",
+            "Y",
+            "Y",
+        ],
         *_hi("ABK", "ABF", [_nodot(c) for c, _ in claim.diagnoses]),
         # 2310B rendering provider: the billing provider is an organisation.
         [
@@ -324,14 +456,21 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
     segs.append(_nm1_physician("71", attending))  # 2310A attending provider
     if claim.operating is not None:
         segs.append(_nm1_physician("72", claim.operating))  # 2310B operating physician
-    services = [line for line in claim.lines if line.system != "PCS"]
-    if not services:  # an inpatient claim needs a service line: all-inclusive room and board
-        services = [Line("REV", "", [], 1, [], claim.total_cents)]
-    for n, line in enumerate(services, start=1):
-        proc = ":".join(["HC", line.code, *line.modifiers]) if line.code else ""
+    # Every line is a service line under its revenue code (PCS lines without a HCPCS code):
+    # the SV203 charges add up to CLM02.
+    for n, line in enumerate(claim.lines, start=1):
+        hcpcs = line.code if line.system in ("CPT", "HCPCS") else ""
+        proc = ":".join(["HC", hcpcs, *line.modifiers]) if hcpcs else ""
         segs += [
             ["LX", str(n)],
-            ["SV2", "0100", proc, _money(line.charge_cents), "UN", str(line.units)],
+            [
+                "SV2",
+                line.revenue_code,
+                proc,
+                _money(line.charge_cents),
+                "DA" if line.system == "REV" else "UN",  # room and board: days
+                str(line.units),
+            ],
         ]
     return segs
 
@@ -356,20 +495,64 @@ def _nm1_physician(qualifier: str, physician: Physician) -> list[str]:
     ]
 
 
-def build_837(
-    claim: ClaimData, settings: Settings, *, control: int = 1, now: datetime | None = None
-) -> str:
-    """The claim as one X12 interchange: 837I for inpatient stays, 837P otherwise."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+def _as_replacement(claim: ClaimData, segs: list[list[str]]) -> list[list[str]]:
+    """Loop 2300 of a corrected claim: CLM05-3 (claim frequency) = 7 and REF*F8 with the
+    payer's claim control number, placed before the first HI as the guides order them."""
+    if claim.frequency_code == "1" or not claim.original_claim_number:
+        return segs
+    out = [list(s) for s in segs]
+    clm = next(s for s in out if s[0] == "CLM")
+    place, qualifier, _ = clm[5].split(":")
+    clm[5] = f"{place}:{qualifier}:{claim.frequency_code}"
+    first_hi = next(i for i, s in enumerate(out) if s[0] == "HI")
+    out.insert(first_hi, ["REF", "F8", _clean(claim.original_claim_number, 50)])
+    return out
+
+
+def _transaction(
+    claim: ClaimData, settings: Settings, *, st_control: int, now: datetime
+) -> list[list[str]]:
+    """One 837 transaction set (ST..SE) for one claim; ClaimNotBuildable if it has problems."""
+    found = problems(claim)
+    if found:
+        raise ClaimNotBuildable(found)
     impl = IMPL_837I if claim.inpatient else IMPL_837P
-    body = _segments_header(claim, settings, impl=impl, control=control, now=now)
-    body += (
-        _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now, settings)
+    st = f"{st_control:04d}"
+    body = _segments_header(claim, settings, impl=impl, control=st_control, now=now)
+    body[0] = ["ST", "837", st, impl]
+    body += _as_replacement(
+        claim,
+        _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now, settings),
     )
-    body.append(["SE", str(len(body) + 1), "0001"])
+    body.append(["SE", str(len(body) + 1), st])
+    return body
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The control numbers of one interchange: ISA13, the first GS06 and the first ST02
+    (each group and transaction set after the first takes the next number)."""
+
+    interchange: int
+    group: int
+    transaction: int
+
+
+def build_interchange(
+    claims: list[ClaimData],
+    settings: Settings,
+    *,
+    controls: Controls,
+    now: datetime | None = None,
+) -> str:
+    """Claims as one X12 interchange: one functional group per implementation guide (837P,
+    837I), one transaction set per claim, each with its own patient control number."""
+    if not claims:
+        raise ValueError("an interchange needs at least one claim")
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     sender = _clean(settings.billing_submitter_id, 15)
     receiver = _clean(settings.billing_receiver_id, 15)
-    ctrl = f"{control:09d}"
+    ctrl = f"{controls.interchange % 1_000_000_000:09d}"
     isa = [
         "ISA",
         "00",
@@ -389,19 +572,42 @@ def build_837(
         settings.billing_usage,
         SEPARATORS["component"],
     ]
-    gs = [
-        "GS",
-        "HC",
-        sender,
-        receiver,
-        now.strftime("%Y%m%d"),
-        now.strftime("%H%M"),
-        str(control),
-        "X",
-        impl,
-    ]
-    segments = [isa, gs, *body, ["GE", "1", str(control)], ["IEA", "1", ctrl]]
+    segments = [isa]
+    group, st = controls.group, controls.transaction
+    groups = 0
+    for impl in (IMPL_837P, IMPL_837I):
+        mine = [c for c in claims if (IMPL_837I if c.inpatient else IMPL_837P) == impl]
+        if not mine:
+            continue
+        gs_ctrl = str(group % 1_000_000_000 or 1)
+        segments.append(
+            [
+                "GS",
+                "HC",
+                sender,
+                receiver,
+                now.strftime("%Y%m%d"),
+                now.strftime("%H%M"),
+                gs_ctrl,
+                "X",
+                impl,
+            ]
+        )
+        for claim in mine:
+            segments += _transaction(claim, settings, st_control=st % 1_000_000_000 or 1, now=now)
+            st += 1
+        segments.append(["GE", str(len(mine)), gs_ctrl])
+        group += 1
+        groups += 1
+    segments.append(["IEA", str(groups), ctrl])
     return "".join(_trim(s) + SEPARATORS["segment"] + "\n" for s in segments)
+
+
+def build_837(
+    claim: ClaimData, settings: Settings, *, control: int = 1, now: datetime | None = None
+) -> str:
+    """The claim as one X12 interchange: 837I for inpatient stays, 837P otherwise."""
+    return build_interchange([claim], settings, controls=Controls(control, control, 1), now=now)
 
 
 def _trim(segment: list[str]) -> str:
@@ -441,7 +647,12 @@ def build_fhir(claim: ClaimData, settings: Settings) -> dict[str, Any]:
         "status": "active",
         "subscriberId": claim.member_id,
         "beneficiary": {"reference": "#patient"},
-        "payor": [{"display": claim.payer_name or "Unknown payer"}],
+        "payor": [
+            {
+                "display": claim.payer_name,
+                **({"identifier": {"value": claim.payer_id}} if claim.payer_id else {}),
+            }
+        ],
     }
     diagnoses = [
         {
@@ -457,6 +668,7 @@ def build_fhir(claim: ClaimData, settings: Settings) -> dict[str, Any]:
         "CPT": "http://www.ama-assn.org/go/cpt",
         "HCPCS": "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
         "PCS": "http://www.cms.gov/Medicare/Coding/ICD10",
+        "REV": "https://www.nubc.org/CodeSystem/RevenueCodes",  # room and board per day
     }
     procedures = [
         {
@@ -465,17 +677,43 @@ def build_fhir(claim: ClaimData, settings: Settings) -> dict[str, Any]:
         }
         for n, line in enumerate((x for x in claim.lines if x.system == "PCS"), start=1)
     ]
-    items = [
-        {
+    items = []
+    pcs_seq = 0
+    for n, line in enumerate(claim.lines, start=1):
+        item: dict[str, Any] = {
             "sequence": n,
             "diagnosisSequence": line.dx_pointers or [1],
-            "productOrService": {"coding": [{"system": systems[line.system], "code": line.code}]},
+            "productOrService": {
+                "coding": [{"system": systems[line.system], "code": line.code}],
+                **({"text": line.description} if line.description else {}),
+            },
             "modifier": [{"coding": [{"code": m}]} for m in line.modifiers],
             "quantity": {"value": line.units},
             "net": {"value": line.charge_cents / 100, "currency": "USD"},
         }
-        for n, line in enumerate((x for x in claim.lines if x.system != "PCS"), start=1)
-    ]
+        if line.revenue_code:
+            item["revenue"] = {
+                "coding": [
+                    {
+                        "system": "https://www.nubc.org/CodeSystem/RevenueCodes",
+                        "code": line.revenue_code,
+                    }
+                ]
+            }
+        if line.system == "PCS":
+            pcs_seq += 1
+            item["procedureSequence"] = [pcs_seq]
+        if not claim.inpatient:
+            item["locationCodeableConcept"] = {
+                "coding": [
+                    {
+                        "system": "https://www.cms.gov/Medicare/Coding/place-of-service-codes/"
+                        "Place_of_Service_Code_Set",
+                        "code": claim.place_of_service,
+                    }
+                ]
+            }
+        items.append(item)
     resource: dict[str, Any] = {
         "resourceType": "Claim",
         "id": claim.claim_id,
@@ -657,6 +895,10 @@ CSV_COLUMNS = [
     "service_start",
     "service_end",
     "provider_npi",
+    "revenue_code",
+    "description",
+    "place_of_service",
+    "claim_total",
 ]
 
 
@@ -676,6 +918,7 @@ def build_csv(claim: ClaimData, settings: Settings) -> str:
         claim.end.isoformat() if claim.end else "",
         settings.billing_provider_npi,
     ]
+    total = f"{claim.total_cents / 100:.2f}"
     kind = "837I" if claim.inpatient else "837P"
     for n, (code, poa) in enumerate(claim.diagnoses, start=1):
         writer.writerow(
@@ -692,6 +935,10 @@ def build_csv(claim: ClaimData, settings: Settings) -> str:
                 "",
                 "",
                 *common,
+                "",
+                "",
+                "" if claim.inpatient else claim.place_of_service,
+                total,
             ]
         )
     for n, line in enumerate(claim.lines, start=1):
@@ -709,6 +956,10 @@ def build_csv(claim: ClaimData, settings: Settings) -> str:
                 " ".join(str(p) for p in line.dx_pointers),
                 f"{line.charge_cents / 100:.2f}",
                 *common,
+                line.revenue_code,
+                line.description,
+                "" if claim.inpatient else claim.place_of_service,
+                total,
             ]
         )
     return out.getvalue()

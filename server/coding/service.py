@@ -4,15 +4,14 @@ Code lines are clinical patient data: they are stored sealed under the encounter
 key (one value per item) and opened only where shown or used, after an audited view or
 use; QA reasons are sealed too. Validation answers errors (they block
 Submit) and warnings (they do not), each pointing at a line and field, in words a coder
-understands. Submit sends a sample of items to QA review (the queue's percentage, every
-item of a coder marked in training), the rest straight to billing. Every step goes through
+understands. Submit sends a sample of items to QA review (the queue's sampling rules, in
+order: `server.qa.sampling`), the rest straight to billing. Every step goes through
 `queue_service.transition` (work item events) and the audit log.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,14 +23,15 @@ from server.audit import service as audit_service
 from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.coding import abstract as abstract_service
-from server.coding import codesets
+from server.coding import codesets, releases
 from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, DrgView, Problem, ProcedureLine
-from server.edits import drg, mce, tabular
+from server.edits import drg, tabular
 from server.edits import service as edits_service
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
+from server.qa import sampling
 from server.queue import service as queue_service
 from server.records import service as records_service
 from server.records.schemas import RecordView
@@ -118,19 +118,28 @@ def _check_diagnosis(
         v.error([*loc, "code"], f"Diagnosis {n + 1} has no code.", "code-unknown")
         return
     entry = codesets.icd10cm().get(code)
-    # A code of an older release (absent, or a header, in the shipped one), billable then.
-    older = (entry is None or not entry.billable) and bool(mce.valid_on(code, dos))
+    # Absent from (or a header in) the shipped tabular list: another release may have it,
+    # billable on this date of service (older) or only in releases not in force (gone).
+    dated = releases.check(code, dos) if entry is None or not entry.billable else None
+    older = dated is not None and dated.valid is True
+    gone = dated is not None and dated.valid is False and dated.ever_valid
     seventh = (
-        _seventh_character(code) if not older and (entry is None or not entry.billable) else None
+        _seventh_character(code)
+        if not older and not gone and (entry is None or not entry.billable)
+        else None
     )
-    if older:
+    if dated is not None and older:
+        assert dated.release is not None  # noqa: S101 - valid means a release is in force
         v.warn(
             [*loc, "code"],
-            f"{raw} is not a billable code in {codesets.ICD10CM_RELEASE} but is valid for a "
-            f"date of service of {dos.isoformat()} ({mce.CODE_MASTER}); its tabular notes "
-            "were not checked.",
+            f"{raw} is not a billable code in the shipped tabular list "
+            f"({codesets.ICD10CM_RELEASE}) but is valid for a date of service of "
+            f"{dos.isoformat()} in {dated.release.name}; its tabular notes were not checked. "
+            f"{releases.source()}.",
             "code-older-release",
         )
+    elif dated is not None and gone:
+        v.error([*loc, "code"], f"{dated.why_not()} {releases.source()}.", "code-not-valid-on-date")
     elif seventh:
         v.error([*loc, "code"], seventh, "seventh-character")
     elif entry is None:
@@ -430,13 +439,25 @@ def save_codes(
     return result
 
 
-def _sampled(session: Session, *, item: WorkItem, coder_id: int) -> bool:
-    coder = session.get(User, coder_id)
-    if coder is not None and coder.in_training:
-        return True
-    queue = session.get(Queue, item.queue_id)
-    percent = queue.qa_sample_percent if queue is not None else 0
-    return percent > 0 and secrets.randbelow(100) < percent
+def _sample(
+    session: Session,
+    *,
+    item: WorkItem,
+    coder_id: int,
+    codes: Codes,
+    context: edits_service.ClaimContext,
+    result: Validation,
+) -> sampling.Decision:
+    """The queue's sampling rules on the chart as submitted (its codes already opened)."""
+    facts = sampling.Facts(
+        drg=result.drg.drg if result.drg else None,
+        mdc=result.drg.mdc if result.drg else None,
+        diagnoses=tuple(d.code for d in codes.diagnoses),
+        procedures=tuple(p.code for p in codes.procedures),
+        payer_class=context.payer_class,
+        charge=sum(p.charge for p in codes.procedures if p.system != "PCS"),
+    )
+    return sampling.decide(session, queue_id=item.queue_id, coder_id=coder_id, facts=facts)
 
 
 def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[WorkItem, Validation]:
@@ -448,18 +469,15 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
     """
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
     assert actor.user_id is not None  # noqa: S101 - leased_item refuses non-people
-    to_status = (
-        Status.qa_review
-        if _sampled(session, item=item, coder_id=actor.user_id)
-        else (Status.ready_for_billing)
-    )
+    # Where the chart goes is decided after its codes are checked (the sampling rules look
+    # at them): the item's history says where, and which rule sent it to QA.
     key = records_service.open_for_use(
         session,
         actor=actor,
         work_item_id=work_item_id,
         action=audit_service.Action.submit,
         purpose="TREAT",
-        detail=f"to {to_status}",
+        detail="submit",
     )
     codes = get_codes(session, key=key)
     abstract = abstract_service.get_abstract(session, key=key)
@@ -497,12 +515,28 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         raise ValidationFailed(
             "The codes have errors; fix them before submitting.", details=result.details()
         )
+    decision = _sample(
+        session, item=item, coder_id=actor.user_id, codes=codes, context=context, result=result
+    )
+    to_status = Status.qa_review if decision.sampled else Status.ready_for_billing
     item.coded_by_id = actor.user_id
     item.coded_at = utcnow()
     # The final DRG (None for outpatient, or a stay that does not group).
     item.final_drg = result.drg.drg if result.drg else None
     item.final_drg_version = result.drg.version if result.drg and result.drg.drg else None
-    queue_service.transition(session, item=item, to_status=to_status, actor=actor, action="submit")
+    # How many secondaries act as CC / MCC (counts only, for the capture rate report).
+    acting = [c for c in result.drg.cc_mcc if not c.excluded] if result.drg else []
+    grouped = bool(result.drg and result.drg.drg)
+    item.final_cc_count = sum(c.level == "CC" for c in acting) if grouped else None
+    item.final_mcc_count = sum(c.level == "MCC" for c in acting) if grouped else None
+    queue_service.transition(
+        session,
+        item=item,
+        to_status=to_status,
+        actor=actor,
+        action="submit",
+        reason=decision.reason,
+    )
     return item, result
 
 

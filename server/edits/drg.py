@@ -108,6 +108,21 @@ def table5() -> dict[str, tuple[float, float]]:
     return rows
 
 
+def weight_of(drg: str | None, version: str | None) -> float | None:
+    """The relative weight of an MS-DRG grouped under `version` ("43.0"), from the Table 5
+    of that version's fiscal year (None: no table for that version, or no such DRG)."""
+    if not drg or not version:
+        return None
+    try:
+        number = int(version.replace(".", ""))
+    except ValueError:
+        return None
+    if number not in TABLE5_VERSIONS:
+        return None
+    row = table5().get(drg)
+    return row[0] if row else None
+
+
 def version_for(discharge: date) -> int | None:
     """The grouper version for a discharge date (None: before the first one shipped)."""
     chosen = None

@@ -1,10 +1,12 @@
 """Loading CMS's quarterly claim-edit files: NCCI procedure-to-procedure edits and MUEs.
 
-Files are read as CMS ships them: tab-delimited text (the NCCI PTP `.txt` files) or CSV
-(the MUE tables, or a PTP table saved as CSV), header lines first (copyright notice,
-column titles), then one edit per line. The whole file is checked and loaded in the
-caller's transaction: a malformed or truncated line stops the load with its line number
-and reason, and nothing is changed. Rows are merged, never deleted: a newer quarter adds
+Files are read as CMS ships them: tab-delimited text (the NCCI PTP `.txt` files), CSV
+(the MUE tables, or a PTP table saved as CSV) or an Excel workbook (`.xlsx`, read with
+openpyxl in read-only streaming mode, every sheet in order, rows numbered as Excel shows
+them), header lines first (copyright notice, column titles), then one edit per line.
+The whole file is checked and loaded in the caller's transaction: a malformed or
+truncated line (a workbook's row) stops the load with its number and reason, and nothing
+is changed. Rows are merged, never deleted: a newer quarter adds
 its edits and the deletion dates it reports, so older dates of service keep the edits that
 were in force then. The same file again (by SHA-256) is recognised and skipped.
 """
@@ -19,7 +21,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +58,17 @@ class LoadResult:
     already_loaded: bool
 
 
-def _reject(line: int, reason: str) -> FileRejected:
+def _reject(line: int, reason: str, where: str = "line") -> FileRejected:
+    """A file refused at `line` (`where` is "line", or "row" in a workbook)."""
     return FileRejected(
-        f"line {line}: {reason}; nothing was loaded.",
-        details=[{"loc": ["line", line], "msg": reason}],
+        f"{where} {line}: {reason}; nothing was loaded.",
+        details=[{"loc": [where, line], "msg": reason}],
     )
+
+
+def is_xlsx(path: Path) -> bool:
+    """Whether `path` is an Excel workbook (by name: CMS names them .xlsx)."""
+    return path.suffix.lower() in (".xlsx", ".xlsm")
 
 
 def _check_setting(kind: str, setting: str) -> None:
@@ -74,7 +82,10 @@ def _check_setting(kind: str, setting: str) -> None:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of every non-blank line; tab-delimited or CSV."""
+    """(line number, fields) of every non-blank line; tab-delimited, CSV or XLSX (rows)."""
+    if is_xlsx(path):
+        yield from _xlsx_rows(path)
+        return
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         head = f.read(8192)
         f.seek(0)
@@ -90,6 +101,78 @@ def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
                 cells.pop()
             if cells:
                 yield number, cells
+
+
+def _cell_text(value: object) -> str:
+    """A workbook cell as the text file would have it: dates YYYYMMDD, whole numbers bare."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y%m%d")
+    if isinstance(value, date):
+        return value.strftime("%Y%m%d")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cells) of every non-blank row of every sheet, streamed (read-only mode).
+
+    A code typed as a number in Excel (00100 shown as 100) gets its leading zeros back in
+    the code columns (the first, and the second of a PTP table) when it is all digits.
+    """
+    import openpyxl  # a dependency only the XLSX path needs
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - zipfile/XML/openpyxl errors alike
+        raise FileRejected(
+            f"not a readable XLSX workbook ({type(exc).__name__}); nothing was loaded.",
+            details=[{"loc": ["file"], "msg": "not a readable XLSX workbook"}],
+        ) from None
+    number = 0
+    try:
+        for sheet in book.worksheets:
+            number = 0
+            rows = sheet.iter_rows(values_only=True)
+            while True:
+                try:
+                    values = next(rows)
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001 - a sheet's XML broken part way
+                    raise _reject(
+                        number + 1,
+                        f"the workbook cannot be read here ({type(exc).__name__})",
+                        "row",
+                    ) from None
+                number += 1
+                cells = [_cell_text(v) for v in values]
+                for i in (0, 1):
+                    if i < len(cells) and cells[i].isdigit() and len(cells[i]) < 5:
+                        if isinstance(values[i], int | float):
+                            cells[i] = cells[i].zfill(5)
+                while cells and not cells[-1]:
+                    cells.pop()
+                if cells:
+                    yield number, cells
+    finally:
+        book.close()
+
+
+def _xlsx_rows_total(path: Path) -> int:
+    """How many rows the workbook's sheets say they have (for the progress bar)."""
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - reported when the rows are read
+        return 0
+    try:
+        return sum(int(s.max_row or 0) for s in book.worksheets)
+    finally:
+        book.close()
 
 
 def _line_count(path: Path) -> tuple[str, int]:
@@ -152,8 +235,15 @@ class PtpRow:
     rationale: str
 
 
-def parse_ptp_line(number: int, cells: list[str]) -> PtpRow:
+def parse_ptp_line(number: int, cells: list[str], where: str = "line") -> PtpRow:
     """A PTP data line (Column 1, Column 2, *, Effective, Deletion or *, Modifier, Rationale)."""
+    try:
+        return _parse_ptp_line(number, cells)
+    except FileRejected as exc:
+        raise _reject(number, str(exc.details[0]["msg"]), where) from None
+
+
+def _parse_ptp_line(number: int, cells: list[str]) -> PtpRow:
     if len(cells) < 6:
         raise _reject(number, f"{len(cells)} fields, a PTP edit has 6 or 7 (truncated?)")
     if len(cells) > 7:
@@ -211,8 +301,15 @@ class MueRow:
     rationale: str
 
 
-def parse_mue_line(number: int, cells: list[str]) -> MueRow:
+def parse_mue_line(number: int, cells: list[str], where: str = "line") -> MueRow:
     """An MUE data line (code, MUE value, adjudication indicator, rationale)."""
+    try:
+        return _parse_mue_line(number, cells)
+    except FileRejected as exc:
+        raise _reject(number, str(exc.details[0]["msg"]), where) from None
+
+
+def _parse_mue_line(number: int, cells: list[str]) -> MueRow:
     if len(cells) < 3:
         raise _reject(number, f"{len(cells)} fields, an MUE has 3 or 4 (truncated?)")
     if len(cells) > 4:
@@ -275,6 +372,9 @@ def load(
             details=[{"loc": ["quarter"], "msg": "1-40 characters"}],
         )
     sha, total = _line_count(path)
+    where = "line"
+    if is_xlsx(path):
+        where, total = "row", _xlsx_rows_total(path)
     loaded = session.exec(
         select(EditFileLoad).where(
             EditFileLoad.kind == kind, EditFileLoad.setting == setting, EditFileLoad.sha256 == sha
@@ -296,11 +396,11 @@ def load(
     for number, cells in _rows(path):
         if not CODE_RE.match(cells[0].upper()):
             if seen_data:
-                raise _reject(number, f"{cells[0][:20]!r} is not a CPT/HCPCS code")
+                raise _reject(number, f"{cells[0][:20]!r} is not a CPT/HCPCS code", where)
             continue  # header lines before the first edit
         seen_data = True
         if kind == "ncci-ptp":
-            ptp = parse_ptp_line(number, cells)
+            ptp = parse_ptp_line(number, cells, where)
             newest = max(newest, ptp.effective)
             batch.append(
                 {
@@ -316,7 +416,7 @@ def load(
                 }
             )
         else:
-            mue = parse_mue_line(number, cells)
+            mue = parse_mue_line(number, cells, where)
             batch.append(
                 {
                     "setting": setting,
@@ -371,7 +471,7 @@ def load_any(
     effective: date | None = None,
     progress: Progress | None = None,
 ) -> LoadResult:
-    """`load` for a file, or for every `.txt`/`.csv` part of a zip as CMS ships them (one
+    """`load` for a file, or for every `.txt`/`.csv`/`.xlsx` part of a zip as CMS ships them (one
     transaction: a bad part stops them all). Parts without edits (a read-me) are skipped."""
     if path.suffix.lower() != ".zip":
         return load(
@@ -389,7 +489,7 @@ def load_any(
         names = sorted(
             n
             for n in archive.namelist()
-            if n.lower().endswith((".txt", ".csv")) and not n.endswith("/")
+            if n.lower().endswith((".txt", ".csv", ".xlsx")) and not n.endswith("/")
         )
         for name in names:
             part = Path(tmp) / Path(name).name

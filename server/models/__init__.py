@@ -2,6 +2,7 @@
 
 from server.models.audit import AuditEvent
 from server.models.base import UTCDateTime, utcnow
+from server.models.billing import ChargeItem, ControlCounter
 from server.models.coding import (
     ClaimRecord,
     ClaimReturn,
@@ -14,15 +15,20 @@ from server.models.edits import EditFileLoad, EditLevel, MueEdit, NcciPtpEdit
 from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
+from server.models.remit import RemitAdjustment, RemitClaim, RemitLine, RemitRemark, Remittance
+from server.models.report import ProductivityStandard
 from server.models.review import FlagCase, FlagCaseStep
+from server.models.sampling import QaSampleRule, QaSampling
 from server.models.security import OidcTransaction, RateLimitCounter
 from server.models.user import Role, Scope, ServiceToken, User, UserRole, UserSession
 from server.models.work import Status, WorkItem, WorkItemEvent
 
 __all__ = [
     "AuditEvent",
+    "ChargeItem",
     "ClaimRecord",
     "ClaimReturn",
+    "ControlCounter",
     "CodeSetEntry",
     "DataKey",
     "Document",
@@ -39,12 +45,20 @@ __all__ = [
     "NcciPtpEdit",
     "OidcTransaction",
     "QaReview",
+    "QaSampleRule",
+    "QaSampling",
     "Patient",
     "PhysicianQuery",
+    "ProductivityStandard",
     "ProviderAccount",
     "Queue",
     "QueueMember",
     "RateLimitCounter",
+    "RemitAdjustment",
+    "RemitClaim",
+    "RemitLine",
+    "RemitRemark",
+    "Remittance",
     "Role",
     "RoutingRule",
     "Scope",

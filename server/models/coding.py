@@ -73,7 +73,9 @@ class ClaimRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_item.id", index=True)
-    claim_number: str = Field(max_length=50)
+    claim_number: str = Field(max_length=50, index=True)
+    # The X12 interchange (ISA13) a batch export sent it in; None: marked billed by hand.
+    interchange: int | None = Field(default=None, index=True)
     billed_by: str = Field(max_length=100)  # username or token name
     billed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -40,6 +40,13 @@ class WorkItem(SQLModel, table=True):
         ),
         Index("ix_work_item_lease_owner", "lease_owner_id", "status"),
         Index("ix_work_item_status", "status", "lease_expires_at"),
+        # Case-mix, capture and DRG shifts: inpatient stays by submit time.
+        Index(
+            "ix_work_item_coded_at",
+            "coded_at",
+            postgresql_where=text("final_drg IS NOT NULL"),
+            sqlite_where=text("final_drg IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -60,6 +67,10 @@ class WorkItem(SQLModel, table=True):
     baseline_drg_version: str | None = Field(default=None, max_length=5)
     final_drg: str | None = Field(default=None, max_length=3)
     final_drg_version: str | None = Field(default=None, max_length=5)
+    # How many secondaries of the final grouping act as CC and as MCC (counts, no codes:
+    # the CC/MCC capture rate needs them in clear). None for outpatient (migration 0019).
+    final_cc_count: int | None = None
+    final_mcc_count: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -68,6 +79,10 @@ class WorkItemEvent(SQLModel, table=True):
     """A status change or action on a work item: who, when, from what to what."""
 
     __tablename__ = "work_item_event"
+    __table_args__ = (
+        Index("ix_work_item_event_action_at", "action", "at"),  # the submits of a window
+        Index("ix_work_item_event_item_id", "work_item_id", "id"),  # an item's lease start
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_item.id", index=True)

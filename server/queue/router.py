@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -304,6 +305,7 @@ def _supervise_page(
     message: str | None = None,
     error: str | None = None,
     status_code: int = 200,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     service.sweep_expired(session)
     try:
@@ -325,6 +327,7 @@ def _supervise_page(
             "message": message,
             "error": error,
             "now": utcnow(),
+            **(extra or {}),
         },
         status_code=status_code,
     )
@@ -379,14 +382,45 @@ def supervise_stats(request: Request, session: SessionDep, _: SupervisorDep) -> 
     return render(request, "queue/_stats.html", {"stats": service.queue_stats(session)})
 
 
-def _failed(request: Request, session: Session, exc: AppError, _form: FormData) -> Response:
-    """The dashboard again, with why the form failed (its changes rolled back)."""
+def _list_filter(form: FormData | None) -> service.ItemFilter:
+    """The list's filters a dashboard form carried (its `list` field: the list's query)."""
+    raw = str(form.get("list", "") if form is not None else "")[:1000]
+    got = {k: v[0][:100].strip() for k, v in parse_qs(raw).items() if v}
+    page = got.get("page", "1")
+    return service.ItemFilter(
+        queue=got.get("queue", ""),
+        status=got.get("status", ""),
+        coder=got.get("coder", ""),
+        encounter_class=got.get("class", ""),
+        payer_class=got.get("payer_class", ""),
+        sort=got.get("sort", "due"),
+        direction=got.get("dir", "asc"),
+        page=int(page) if page.isdigit() and 0 < int(page) <= 1_000_000 else 1,
+    )
+
+
+def _failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    """The dashboard again at the list's own address, filters kept, with why the form failed
+    (its changes rolled back) and, for the bulk form, what was chosen."""
+    flt = _list_filter(form)
+    query = urlencode(flt.query())
+    bulk = {
+        "action": str(form.get("action", "")),
+        "username": str(form.get("username", "")),
+        "queue": str(form.get("queue", "")),
+        "priority": str(form.get("priority", ""))[:10],
+        "ids": [str(i) for i in form.getlist("ids")][:1000],
+    }
     return _supervise_page(
         request,
         session,
-        flt=service.ItemFilter(),
+        flt=flt,
         error=forms.message(exc),
         status_code=exc.status_code,
+        extra={
+            "page_url": "/supervise" + (f"?{query}" if query else ""),
+            "bulk": bulk if request.url.path.endswith("/bulk") else {},
+        },
     )
 
 
@@ -395,7 +429,12 @@ DashboardForm = Annotated[None, Depends(forms.ErrorPage(_failed))]
 
 
 def _done(request: Request, done: str) -> Response:
-    return RedirectResponse(f"/supervise?done={done}", status_code=303)
+    """Back to the list, with the filters it had, saying what was done."""
+    form = getattr(request.state, "form_data", None)
+    if form is None or not form.get("list"):
+        return RedirectResponse(f"/supervise?done={done}", status_code=303)
+    query = urlencode({**_list_filter(form).query(), "done": done})
+    return RedirectResponse(f"/supervise?{query}", status_code=303)
 
 
 @router.post("/supervise/queues", response_class=HTMLResponse)

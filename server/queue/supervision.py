@@ -239,17 +239,21 @@ def bulk_change(
     ids = sorted(set(work_item_ids))  # one lock order for every caller
     problems = []
     if not ids:
-        problems.append({"loc": ["ids"], "msg": "select at least one item"})
+        problems.append({"loc": ["ids"], "msg": "Select at least one item."})
     if len(ids) > MAX_BULK:
-        problems.append({"loc": ["ids"], "msg": f"at most {MAX_BULK} items at once"})
+        problems.append({"loc": ["ids"], "msg": f"Select at most {MAX_BULK} items at once."})
     if action not in BULK_ACTIONS:
-        problems.append({"loc": ["action"], "msg": f"one of: {', '.join(BULK_ACTIONS)}"})
+        problems.append(
+            {"loc": ["action"], "msg": f"The action is one of: {', '.join(BULK_ACTIONS)}."}
+        )
     elif action == "assign" and not username:
         problems.append({"loc": ["username"], "msg": "Pick a coder."})
     elif action == "move" and not queue:
-        problems.append({"loc": ["queue"], "msg": "pick a queue"})
+        problems.append({"loc": ["queue"], "msg": "Pick a queue."})
     elif action == "priority" and (priority is None or not -1000 <= priority <= 1000):
-        problems.append({"loc": ["priority"], "msg": "a number from -1000 to 1000"})
+        problems.append(
+            {"loc": ["priority"], "msg": "The priority is a whole number from -1000 to 1000."}
+        )
     if problems:
         raise ValidationFailed("Nothing was changed.", details=problems)
     for item_id in ids:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import col, func, select
 
@@ -17,6 +20,57 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 # practitioner, so that any chart can be queried in the demo.
 DEMO_PROVIDER_NPI = "1245319599"
 DEMO_PROVIDER_NAME = "Dr. Demo Attending"
+# Synthea's bundles name each Claim's payer but carry no Coverage with a member id or a
+# payer id. The demo's EHR sends one Coverage per payer a patient's Claims name, with these
+# clearinghouse payer ids (the national payers' public ids; the Blue Cross plan's and
+# Medicaid's are the demo clearinghouse's) and a member id derived from the patient.
+DEMO_PAYER_IDS = {
+    "Aetna": "60054",
+    "Humana": "61101",
+    "UnitedHealthcare": "87726",
+    "Blue Cross Blue Shield": "BCBSMA",
+    "Medicaid": "SKMA0",
+}
+
+
+def with_coverage(bundle: dict[str, Any], *, self_pay_to: str | None = None) -> dict[str, Any]:
+    """A copy of a Synthea bundle plus one Coverage per payer its Claims name (subscriber id
+    and payer id), as a hospital EHR sends them. Self-pay (NO_INSURANCE) gets none, unless
+    `self_pay_to` names the payer the patient has since been enrolled with."""
+    out = copy.deepcopy(bundle)
+    entries = [e for e in out.get("entry") or [] if isinstance(e, dict)]
+    patient = next(
+        (e for e in entries if (e.get("resource") or {}).get("resourceType") == "Patient"), None
+    )
+    if patient is None or not isinstance(patient.get("fullUrl"), str):
+        return out
+    names: set[str] = set()
+    for e in entries:
+        for ins in (e.get("resource") or {}).get("insurance") or []:
+            coverage = ins.get("coverage") if isinstance(ins, dict) else None
+            if not isinstance(coverage, dict) or not coverage.get("display"):
+                continue
+            if coverage["display"] == "NO_INSURANCE" and self_pay_to:
+                coverage["display"] = self_pay_to
+            names.add(str(coverage["display"]))
+    for n, name in enumerate(sorted(n for n in names if n in DEMO_PAYER_IDS)):
+        seed = f"{patient['fullUrl']}|{name}".encode()
+        member = "M" + hashlib.sha256(seed).hexdigest()[:9].upper()
+        out["entry"].append(
+            {
+                "fullUrl": f"urn:uuid:00000000-0000-4000-8000-{n:012d}",
+                "resource": {
+                    "resourceType": "Coverage",
+                    "id": f"coverage-{n}",
+                    "status": "active",
+                    "subscriberId": member,
+                    "beneficiary": {"reference": patient["fullUrl"]},
+                    "payor": [{"display": name, "identifier": {"value": DEMO_PAYER_IDS[name]}}],
+                },
+                "request": {"method": "POST", "url": "Coverage"},
+            }
+        )
+    return out
 
 
 @dataclass
@@ -44,6 +98,8 @@ def load_sample_encounters(samples: Path = SAMPLES) -> Loaded:
     summary = importer.Summary()
     files = importer.collect([samples])
     for unit in importer.units(files):
+        if isinstance(unit.payload, dict) and unit.payload.get("resourceType") == "Bundle":
+            unit.payload = with_coverage(unit.payload)  # what the demo EHR adds: Coverage
         importer.ingest_unit(unit, actor=actor, summary=summary)
     _demo_provider_everywhere()
     loaded = Loaded(

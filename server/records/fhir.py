@@ -239,6 +239,9 @@ class _Bundle:
     practitioners: dict[int, dict[str, Any]] = field(default_factory=dict)  # {npi, name}
     encounters: dict[int, _Enc] = field(default_factory=dict)
     coverages: dict[str, dict[str, Any]] = field(default_factory=dict)  # patient ref -> payer
+    # Every Coverage of a patient (a patient changes payers over the years): patient ref ->
+    # payers, for a Claim that names its payer only by display.
+    all_coverages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def resolve(self, ref: str | None, kind: str) -> tuple[int, dict[str, Any]] | None:
         """The resource of this kind that `ref` names in the bundle, if any."""
@@ -410,12 +413,17 @@ def _on_procedure(b: _Bundle, index: int, res: dict[str, Any]) -> None:
 def _on_coverage(b: _Bundle, index: int, res: dict[str, Any]) -> None:
     beneficiary = _ref(res.get("beneficiary"))
     payor = res.get("payor")
-    name = (
-        payor[0].get("display")
-        if isinstance(payor, list) and payor and isinstance(payor[0], dict)
-        else None
-    )
+    first = payor[0] if isinstance(payor, list) and payor and isinstance(payor[0], dict) else {}
+    name = first.get("display")
+    # The payer id: the payor reference's identifier, or that Organization's in the bundle.
+    ident = first.get("identifier") if isinstance(first.get("identifier"), dict) else None
+    org = b.resolve(_ref(first), "Organization") if first else None
+    if org is not None:
+        name = name or org[1].get("name")
+        ids = [i for i in org[1].get("identifier") or [] if isinstance(i, dict)]
+        ident = ident or (ids[0] if ids else None)
     if beneficiary:
+        b.all_coverages.setdefault(beneficiary, [])
         b.coverages[beneficiary] = {
             "name": name or _concept_text(res.get("type")),
             "member_id": res.get("subscriberId")
@@ -423,7 +431,9 @@ def _on_coverage(b: _Bundle, index: int, res: dict[str, Any]) -> None:
                 (i.get("value") for i in res.get("identifier") or [] if isinstance(i, dict)),
                 None,
             ),
+            "payer_id": str(ident["value"]) if ident and ident.get("value") else None,
         }
+        b.all_coverages[beneficiary].append(b.coverages[beneficiary])
 
 
 def _on_claim(b: _Bundle, index: int, res: dict[str, Any]) -> None:
@@ -451,7 +461,13 @@ def _on_claim(b: _Bundle, index: int, res: dict[str, Any]) -> None:
                 enc.payer = b.coverages[beneficiary]
                 return
         if coverage.get("display"):
-            enc.payer = {"name": coverage["display"], "member_id": None}
+            named = str(coverage["display"]).casefold()
+            same = [
+                c
+                for c in b.all_coverages.get(enc.patient_ref, [])
+                if str(c.get("name") or "").casefold() == named
+            ]
+            enc.payer = same[-1] if same else {"name": coverage["display"], "member_id": None}
             return
 
 

@@ -442,7 +442,8 @@ def _patient(r: _Reader) -> dict[str, Any]:
 
 
 def _payer(r: _Reader) -> dict[str, Any] | None:
-    """The primary insurance (IN1 with the lowest set id; IN1-4 company, IN1-36 policy)."""
+    """The primary insurance (IN1 with the lowest set id; IN1-4 company, IN1-36 policy,
+    IN1-3 the insurance company's id, taken as the payer id)."""
     plans = r.segments("IN1")
     if not plans:
         return None
@@ -456,7 +457,8 @@ def _payer(r: _Reader) -> dict[str, Any] | None:
     member = r.get(in1, 36) or r.get(in1, 49, c=1)
     if not name and not member:
         return None
-    return {"name": name or None, "member_id": member or None}
+    payer_id = r.get(in1, 3, c=1)
+    return {"name": name or None, "member_id": member or None, "payer_id": payer_id or None}
 
 
 def _encounter(

@@ -113,6 +113,8 @@ class PayerIn(_In):
     member_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = (
         None
     )
+    # The payer's id at the clearinghouse (Coverage.payor's identifier): 837 loop 2010BB.
+    payer_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)] | None = None
 
 
 class DocumentIn(_In):
@@ -263,6 +265,7 @@ class PayerView(_View):
 
     name: str | None = None
     member_id: str | None = None
+    payer_id: str | None = None
 
 
 class EncounterView(_View):

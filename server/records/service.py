@@ -631,7 +631,11 @@ def open_record(
     if view == "billing":
         person = BillingPatientView(**fields, address=_address(raw.get("address")))
         raw_payer = sealed.get("payer") or {}
-        payer = PayerView(name=raw_payer.get("name"), member_id=raw_payer.get("member_id"))
+        payer = PayerView(
+            name=raw_payer.get("name"),
+            member_id=raw_payer.get("member_id"),
+            payer_id=raw_payer.get("payer_id"),
+        )
     else:
         person = PatientView(**fields)
     assert patient.id is not None  # noqa: S101
@@ -766,6 +770,76 @@ def demographics(session: Session, *, key: ItemKey) -> Demographics:
     sealed = key.open(table="encounter", row_id=row[0], field="patient", sealed=row[1])
     patient = sealed.get("patient") or {}
     return Demographics(birth_date=patient.get("birth_date"), sex=patient.get("sex"))
+
+
+# ---------------------------------------------------------------- identity on demand
+
+
+@dataclass(frozen=True)
+class PatientIdentity:
+    """A patient's name and MRN as their latest encounter sent them (compliance only)."""
+
+    patient_id: int
+    name: str
+    mrn: str
+
+
+def patient_identity(
+    session: Session, *, actor: Principal, patient_id: int, purpose: str = "HCOMPL"
+) -> PatientIdentity:
+    """The name and MRN behind an internal patient id, for a compliance officer reviewing
+    the audit log; audited first (`identity-lookup`, with its purpose), refusals too.
+
+    Opened from the patient's latest encounter whose key still exists. Anyone without the
+    compliance role, or an id with no such patient, is refused with NotFound (audited).
+    """
+    action = audit_service.Action.identity_lookup
+    patient = session.get(Patient, patient_id) if actor.has_role(Role.compliance) else None
+    row = None
+    if patient is not None:
+        row = session.execute(
+            select(Encounter, DataKey)
+            .join(DataKey, col(DataKey.id) == col(Encounter.data_key_id))
+            .where(col(Encounter.patient_id) == patient_id, col(DataKey.wrapped).is_not(None))
+            .order_by(col(Encounter.id).desc())
+            .limit(1)
+        ).first()
+    if patient is None or row is None:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=action,
+            outcome=audit_service.Outcome.denied
+            if patient is None
+            else audit_service.Outcome.failed,
+            patient_id=patient_id,
+            purpose=purpose,
+            detail="no such patient or no right" if patient is None else "every record purged",
+        )
+        raise NotFound("No such patient, or their records were purged.")
+    encounter, dk = row
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        patient_id=patient_id,
+        mrn_index=patient.mrn_index,
+        purpose=purpose,
+        detail=f"identity from encounter={encounter.id}",
+    )
+    assert encounter.id is not None  # noqa: S101
+    assert dk.id is not None  # noqa: S101
+    sealed = json.loads(
+        crypto.open_sealed(
+            _unwrap(dk),
+            encounter.sealed_patient,
+            aad=crypto.field_aad("encounter", encounter.id, "patient", data_key_id=dk.id),
+        )
+    )
+    raw = sealed.get("patient") or {}
+    return PatientIdentity(
+        patient_id=patient_id, name=str(raw.get("name") or ""), mrn=str(raw.get("mrn") or "")
+    )
 
 
 # ---------------------------------------------------------------- ingest

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
+from starlette.datastructures import FormData
 
-from server.auth.deps import CoderDep, SessionDep, SupervisorDep
+from server.auth.deps import MAX_ROW_ID, CoderDep, SessionDep, SupervisorDep, SupervisorOrBillerDep
 from server.errors import AppError
-from server.reports import export, service, work
-from server.reports.schemas import DnfbView, ProductivityView
+from server.reports import casemix, denials, export, quality, service, standards, work
+from server.reports.schemas import DnfbView, MixView, ProductivityView, ShiftsView
 from server.reports.svg import Bar, bar_chart
 from server.web import forms
 from server.web.templates import render
@@ -50,6 +52,89 @@ def api_productivity(
     start = service.parse_moment(since, field="since")
     end = service.parse_moment(until, field="until", end=True)
     return ProductivityView.of(service.productivity(session, since=start, until=end))
+
+
+class StandardIn(BaseModel):
+    """`PUT /api/v1/reports/standards`: one class's charts per hour (null clears it)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    class_: str = Field(alias="class", max_length=30)
+    charts_per_hour: float | None = None
+
+
+def _standards_json(session: Session) -> dict[str, object]:
+    return {
+        "items": [
+            {
+                "class": r.encounter_class,
+                "charts_per_hour": r.charts_per_hour,
+                "updated_by": r.updated_by,
+                "updated_at": r.updated_at,
+            }
+            for r in standards.list_standards(session)
+        ]
+    }
+
+
+@router.get(f"{API}/standards", tags=["reports"])
+def api_standards(session: SessionDep, _: SupervisorDep) -> dict[str, object]:
+    """The productivity standard (charts per hour) of each encounter class; null: not set."""
+    return _standards_json(session)
+
+
+@router.put(f"{API}/standards", tags=["reports"])
+def api_set_standard(
+    session: SessionDep, actor: SupervisorDep, body: StandardIn
+) -> dict[str, object]:
+    """Set (or with null clear) one class's standard; audited; 422 at the field."""
+    standards.set_standard(
+        session, actor=actor, encounter_class=body.class_, charts_per_hour=body.charts_per_hour
+    )
+    return _standards_json(session)
+
+
+MixBy = Annotated[str, Query(max_length=20, description="coder, queue or month")]
+
+
+@router.get(f"{API}/casemix", tags=["reports"], response_model=MixView)
+def api_casemix(
+    session: SessionDep,
+    _: SupervisorDep,
+    by: MixBy = "coder",
+    since: When = None,
+    until: When = None,
+) -> MixView:
+    """Case-mix index (mean relative weight of final MS-DRGs) of inpatient stays, with the
+    CC/MCC capture rate, by coder, queue or month."""
+    start = service.parse_moment(since, field="since")
+    end = service.parse_moment(until, field="until", end=True)
+    return MixView.of(casemix.case_mix(session, by=by, since=start, until=end))
+
+
+@router.get(f"{API}/cc-capture", tags=["reports"], response_model=MixView)
+def api_capture(
+    session: SessionDep,
+    _: SupervisorDep,
+    by: MixBy = "coder",
+    since: When = None,
+    until: When = None,
+) -> MixView:
+    """CC/MCC capture rate: the share of inpatient stays whose final grouping has at least
+    one secondary acting as CC or MCC, by coder, queue or month (same figures as casemix)."""
+    start = service.parse_moment(since, field="since")
+    end = service.parse_moment(until, field="until", end=True)
+    return MixView.of(casemix.case_mix(session, by=by, since=start, until=end))
+
+
+@router.get(f"{API}/drg-shifts", tags=["reports"], response_model=ShiftsView)
+def api_drg_shifts(
+    session: SessionDep, _: SupervisorDep, since: When = None, until: When = None
+) -> ShiftsView:
+    """DRG shifts: baseline to final (the coder) and final to after QA (the reviewer)."""
+    start = service.parse_moment(since, field="since")
+    end = service.parse_moment(until, field="until", end=True)
+    return ShiftsView.of(casemix.drg_shifts(session, since=start, until=end))
 
 
 # ---------------------------------------------------------------- pages
@@ -121,12 +206,20 @@ def _productivity_page(
         chart_id="productivity-chart",
     )
     zone = service.hospital_zone()
+    chart_standard = bar_chart(
+        [Bar(c.coder, c.percent_of_standard or 0.0) for c in report.coders],
+        title="Percent of the standard by coder",
+        x_label="Coder",
+        y_label="Percent of standard (%)",
+        chart_id="standard-chart",
+    )
     return render(
         request,
         "reports/productivity.html",
         {
             "report": report,
             "chart": chart,
+            "chart_standard": chart_standard,
             "since_day": report.since.astimezone(zone).date().isoformat(),
             "until_day": (report.until.astimezone(zone) - timedelta(seconds=1)).date().isoformat(),
             "error": forms.message(error) if error else None,
@@ -217,8 +310,374 @@ def my_figures_page(request: Request, session: SessionDep, actor: CoderDep) -> R
     activity in the audit log (last 30 days; the look is audited)."""
     report = service.productivity(session, coder_id=actor.user_id)
     mine = report.coders[0] if report.coders else None
+    qa = quality.accuracy(session, coder_id=actor.user_id).get(actor.name)
     return render(
         request,
         "reports/mine.html",
-        {"report": report, "mine": mine, "events": service.my_activity(session, actor=actor)},
+        {
+            "report": report,
+            "mine": mine,
+            "qa": qa,
+            "findings": quality.my_findings(session, coder_id=actor.user_id or 0),
+            "events": service.my_activity(session, actor=actor),
+        },
     )
+
+
+# ---------------------------------------------------------------- standards page
+
+
+def _standards_page(
+    request: Request,
+    session: Session,
+    *,
+    error: AppError | None = None,
+    form: FormData | None = None,
+    saved: bool = False,
+) -> Response:
+    return render(
+        request,
+        "reports/standards.html",
+        {
+            "rows": standards.list_standards(session),
+            "error": forms.message(error) if error else None,
+            "errors": forms.field_errors(error),
+            "typed": {
+                "class": form.get("class") if form else None,
+                "rate": form.get("charts_per_hour") if form else None,
+            },
+            "saved": saved,
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+@router.get("/reports/standards", response_class=HTMLResponse)
+def standards_page(
+    request: Request,
+    session: SessionDep,
+    _: SupervisorDep,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The productivity standard per encounter class (charts per hour), and a form to set it."""
+    return _standards_page(request, session, saved=done == "saved")
+
+
+@router.post("/reports/standards", response_class=HTMLResponse)
+def set_standard_page(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    _page: Annotated[
+        None,
+        Depends(
+            forms.ErrorPage(
+                lambda req, own, exc, form: _standards_page(req, own, error=exc, form=form)
+            )
+        ),
+    ],
+    encounter_class: Annotated[str, Form(alias="class", max_length=30)] = "",
+    charts_per_hour: Annotated[str, Form(max_length=30)] = "",
+) -> Response:
+    """Set one class's standard from the page; a refused value shows the page again with the
+    message at the field and what was typed."""
+    standards.set_standard(
+        session, actor=actor, encounter_class=encounter_class, charts_per_hour=charts_per_hour
+    )
+    return RedirectResponse("/reports/standards?done=saved", status_code=303)
+
+
+# ---------------------------------------------------------------- case-mix, capture, shifts
+
+
+def _mix_page(
+    request: Request,
+    session: Session,
+    *,
+    figure: str,
+    by: str,
+    since: str | None,
+    until: str | None,
+    error: AppError | None = None,
+) -> Response:
+    if error is not None or by not in casemix.GROUPINGS:
+        report = casemix.case_mix(session, by=by if by in casemix.GROUPINGS else "coder")
+    else:
+        start = service.parse_moment(since, field="since")
+        end = service.parse_moment(until, field="until", end=True)
+        report = casemix.case_mix(session, by=by, since=start, until=end)
+    label = casemix.GROUPINGS[report.by]
+    if figure == "casemix":
+        chart = bar_chart(
+            [Bar(g.key, g.cmi or 0.0) for g in report.groups],
+            title=f"Case-mix index by {label.lower()}",
+            x_label=label,
+            y_label="Case-mix index (mean weight)",
+            chart_id="casemix-chart",
+        )
+    else:
+        chart = bar_chart(
+            [Bar(g.key, g.capture_rate or 0.0) for g in report.groups],
+            title=f"CC/MCC capture rate by {label.lower()}",
+            x_label=label,
+            y_label="Stays with a CC or MCC (%)",
+            chart_id="capture-chart",
+        )
+    zone = service.hospital_zone()
+    return render(
+        request,
+        f"reports/{'casemix' if figure == 'casemix' else 'capture'}.html",
+        {
+            "report": report,
+            "chart": chart,
+            "groupings": casemix.GROUPINGS,
+            "since_day": report.since.astimezone(zone).date().isoformat(),
+            "until_day": (report.until.astimezone(zone) - timedelta(seconds=1)).date().isoformat(),
+            "error": forms.message(error) if error else None,
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+def _mix_csv(session: Session, *, by: str, since: str | None, until: str | None) -> Response:
+    start = service.parse_moment(since, field="since")
+    end = service.parse_moment(until, field="until", end=True)
+    report = casemix.case_mix(session, by=by, since=start, until=end)
+    return _csv(export.mix_csv(report), f"casemix-by-{report.by}.csv")
+
+
+@router.get("/reports/casemix", response_class=HTMLResponse)
+def casemix_page(
+    request: Request,
+    session: SessionDep,
+    _: SupervisorDep,
+    by: MixBy = "coder",
+    since: When = None,
+    until: When = None,
+) -> Response:
+    """Case-mix index by coder, queue or month: chart, table beside it, CSV."""
+    forms.on_error(
+        request,
+        lambda req, own, exc, _f: _mix_page(
+            req, own, figure="casemix", by=by, since=None, until=None, error=exc
+        ),
+    )
+    casemix.check_grouping(by)
+    return _mix_page(request, session, figure="casemix", by=by, since=since, until=until)
+
+
+@router.get("/reports/casemix.csv")
+def casemix_csv(
+    session: SessionDep,
+    _: SupervisorDep,
+    by: MixBy = "coder",
+    since: When = None,
+    until: When = None,
+) -> Response:
+    """Case-mix index and capture rate per group as CSV, then the totals."""
+    return _mix_csv(session, by=by, since=since, until=until)
+
+
+@router.get("/reports/cc-capture", response_class=HTMLResponse)
+def capture_page(
+    request: Request,
+    session: SessionDep,
+    _: SupervisorDep,
+    by: MixBy = "coder",
+    since: When = None,
+    until: When = None,
+) -> Response:
+    """CC/MCC capture rate by coder, queue or month: chart, table beside it, CSV."""
+    forms.on_error(
+        request,
+        lambda req, own, exc, _f: _mix_page(
+            req, own, figure="capture", by=by, since=None, until=None, error=exc
+        ),
+    )
+    casemix.check_grouping(by)
+    return _mix_page(request, session, figure="capture", by=by, since=since, until=until)
+
+
+@router.get("/reports/cc-capture.csv")
+def capture_csv(
+    session: SessionDep,
+    _: SupervisorDep,
+    by: MixBy = "coder",
+    since: When = None,
+    until: When = None,
+) -> Response:
+    """The capture rate per group as CSV (the same file as the case-mix CSV)."""
+    return _mix_csv(session, by=by, since=since, until=until)
+
+
+def _shifts_page(
+    request: Request,
+    session: Session,
+    *,
+    since: str | None,
+    until: str | None,
+    error: AppError | None = None,
+) -> Response:
+    if error is not None:
+        report = casemix.drg_shifts(session)
+    else:
+        start = service.parse_moment(since, field="since")
+        end = service.parse_moment(until, field="until", end=True)
+        report = casemix.drg_shifts(session, since=start, until=end)
+    chart = bar_chart(
+        [Bar(title, report.count(kind)) for kind, title in casemix.SHIFT_KINDS.items()],
+        title="DRG shifts by kind",
+        x_label="Shift",
+        y_label="Stays (count)",
+        chart_id="shifts-chart",
+        whole=True,
+    )
+    zone = service.hospital_zone()
+    return render(
+        request,
+        "reports/shifts.html",
+        {
+            "report": report,
+            "chart": chart,
+            "kinds": casemix.SHIFT_KINDS,
+            "since_day": report.since.astimezone(zone).date().isoformat(),
+            "until_day": (report.until.astimezone(zone) - timedelta(seconds=1)).date().isoformat(),
+            "error": forms.message(error) if error else None,
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+@router.get("/reports/drg-shifts", response_class=HTMLResponse)
+def shifts_page(
+    request: Request, session: SessionDep, _: SupervisorDep, since: When = None, until: When = None
+) -> Response:
+    """DRG shifts (baseline to final, final to after QA) with who and why: chart, list, CSV."""
+    forms.on_error(
+        request,
+        lambda req, own, exc, _f: _shifts_page(req, own, since=None, until=None, error=exc),
+    )
+    return _shifts_page(request, session, since=since, until=until)
+
+
+@router.get("/reports/drg-shifts.csv")
+def shifts_csv(
+    session: SessionDep, _: SupervisorDep, since: When = None, until: When = None
+) -> Response:
+    """Every DRG shift of the window as CSV (without the sealed QA reasons)."""
+    start = service.parse_moment(since, field="since")
+    end = service.parse_moment(until, field="until", end=True)
+    return _csv(
+        export.shifts_csv(casemix.drg_shifts(session, since=start, until=end)), "drg-shifts.csv"
+    )
+
+
+@router.post("/reports/drg-shifts/{review_id}/reason", response_class=HTMLResponse)
+def shift_reason(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    review_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+) -> Response:
+    """The QA reviewer's reason for one shift, opened through the audited door (htmx)."""
+    reason = casemix.shift_reason(session, actor=actor, review_id=review_id)
+    response = render(
+        request, "reports/shifts.html", {"reason": reason, "review_id": review_id}, block="reason"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# ---------------------------------------------------------------- denials (835 remittances)
+
+DenialsBy = Annotated[str, Query(max_length=10, description="carc, payer, queue or coder")]
+
+
+def _denials(
+    session: Session, *, by: str, since: str | None, until: str | None
+) -> denials.DenialReport:
+    start = service.parse_moment(since, field="since")
+    end = service.parse_moment(until, field="until", end=True)
+    return denials.report(session, by=by, since=start, until=end)
+
+
+@router.get(f"{API}/denials", tags=["reports"])
+def api_denials(
+    session: SessionDep,
+    _: SupervisorOrBillerDep,
+    by: DenialsBy = "carc",
+    since: When = None,
+    until: When = None,
+) -> dict[str, object]:
+    """Denial rate and dollars by CARC, payer, queue or coder, and the top denied codes."""
+    return denials.as_json(_denials(session, by=by, since=since, until=until))
+
+
+def _denials_page(
+    request: Request,
+    session: Session,
+    *,
+    by: str,
+    since: str | None = None,
+    until: str | None = None,
+    error: AppError | None = None,
+) -> Response:
+    if by not in denials.GROUPINGS:
+        by = "carc"
+    if error is not None:  # the whole period, with the message and the dates as typed
+        report = denials.report(session, by=by)
+    else:
+        report = _denials(session, by=by, since=since, until=until)
+    chart = bar_chart(
+        [Bar(g.key, g.dollars) for g in report.groups[:12]],
+        title=f"Dollars denied by {denials.GROUPINGS[by].lower()}",
+        x_label=denials.GROUPINGS[by],
+        y_label="Dollars denied",
+        chart_id="denials-chart",
+    )
+    return render(
+        request,
+        "reports/denials.html",
+        {
+            "report": report,
+            "chart": chart,
+            "groupings": denials.GROUPINGS,
+            "since": since or "",
+            "until": until or "",
+            "error": forms.message(error) if error else None,
+            "errors": forms.field_errors(error),
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+@router.get("/reports/denials", response_class=HTMLResponse)
+def denials_page(
+    request: Request,
+    session: SessionDep,
+    _: SupervisorOrBillerDep,
+    by: DenialsBy = "carc",
+    since: When = None,
+    until: When = None,
+) -> Response:
+    """Denials: a chart of dollars denied, the table beside it, top codes and a CSV link."""
+
+    def failed(req: Request, own: Session, exc: AppError, _f: object) -> Response:
+        return _denials_page(req, own, by=by, since=since, until=until, error=exc)
+
+    forms.on_error(request, failed)
+    denials.check_grouping(by)
+    return _denials_page(request, session, by=by, since=since, until=until)
+
+
+@router.get("/reports/denials.csv")
+def denials_csv(
+    session: SessionDep,
+    _: SupervisorOrBillerDep,
+    by: DenialsBy = "carc",
+    since: When = None,
+    until: When = None,
+) -> Response:
+    """Denials as CSV: one row per group, the total, then the top denied codes."""
+    report = _denials(session, by=by, since=since, until=until)
+    return _csv(denials.as_csv(report), f"denials-by-{report.by}.csv")

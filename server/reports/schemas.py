@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.reports.casemix import MixFigures, MixReport, Shift, ShiftReport
 from server.reports.service import (
     Bucket,
     ClassFigures,
@@ -68,6 +69,8 @@ class ClassFiguresView(BaseModel):
     charts: int
     hours: float
     charts_per_hour: float | None
+    standard: float | None
+    percent_of_standard: float | None
 
     @classmethod
     def of(cls, figures: ClassFigures) -> ClassFiguresView:
@@ -77,6 +80,8 @@ class ClassFiguresView(BaseModel):
             charts=figures.charts,
             hours=figures.hours,
             charts_per_hour=figures.charts_per_hour,
+            standard=figures.standard,
+            percent_of_standard=figures.percent_of_standard,
         )
 
 
@@ -87,6 +92,11 @@ class CoderFiguresView(BaseModel):
     charts: int
     hours: float
     charts_per_hour: float | None
+    percent_of_standard: float | None
+    qa_reviewed: int
+    qa_accepted: int
+    accuracy_percent: float | None
+    case_mix: float | None
     by_class: list[ClassFiguresView]
 
     @classmethod
@@ -97,6 +107,11 @@ class CoderFiguresView(BaseModel):
             charts=figures.charts,
             hours=figures.hours,
             charts_per_hour=figures.charts_per_hour,
+            percent_of_standard=figures.percent_of_standard,
+            qa_reviewed=figures.reviewed,
+            qa_accepted=figures.accepted,
+            accuracy_percent=figures.accuracy_percent,
+            case_mix=figures.case_mix,
             by_class=[ClassFiguresView.of(c) for c in figures.by_class],
         )
 
@@ -115,4 +130,98 @@ class ProductivityView(BaseModel):
             since=report.since,
             until=report.until,
             items=[CoderFiguresView.of(c) for c in report.coders],
+        )
+
+
+class MixFiguresView(BaseModel):
+    """One group's inpatient stays: case-mix index and CC/MCC capture rate."""
+
+    key: str
+    stays: int
+    weighted_stays: int
+    cmi: float | None
+    capture_stays: int
+    captured: int
+    capture_rate: float | None
+
+    @classmethod
+    def of(cls, figures: MixFigures) -> MixFiguresView:
+        """Build the view of one group."""
+        return cls(
+            key=figures.key,
+            stays=figures.stays,
+            weighted_stays=figures.weighted,
+            cmi=figures.cmi,
+            capture_stays=figures.counted,
+            captured=figures.captured,
+            capture_rate=figures.capture_rate,
+        )
+
+
+class MixView(BaseModel):
+    """`GET /api/v1/reports/casemix` and `/cc-capture`: per coder, queue or month."""
+
+    since: datetime
+    until: datetime
+    by: str
+    groups: list[MixFiguresView]
+    total: MixFiguresView
+
+    @classmethod
+    def of(cls, report: MixReport) -> MixView:
+        """Build the answer from a report."""
+        return cls(
+            since=report.since,
+            until=report.until,
+            by=report.by,
+            groups=[MixFiguresView.of(g) for g in report.groups],
+            total=MixFiguresView.of(report.total),
+        )
+
+
+class ShiftView(BaseModel):
+    """One DRG shift: kind `final` (baseline to final) or `qa` (final to after QA)."""
+
+    kind: str
+    work_item: int
+    at: datetime | None
+    from_drg: str
+    to_drg: str
+    weight_change: float | None
+    coder: str
+    by: str
+    why: str
+    review: int | None
+
+    @classmethod
+    def of(cls, shift: Shift) -> ShiftView:
+        """Build the view of one shift."""
+        return cls(
+            kind=shift.kind,
+            work_item=shift.work_item_id,
+            at=shift.at,
+            from_drg=shift.from_drg,
+            to_drg=shift.to_drg,
+            weight_change=shift.weight_change,
+            coder=shift.coder,
+            by=shift.by,
+            why=shift.why,
+            review=shift.review_id,
+        )
+
+
+class ShiftsView(BaseModel):
+    """`GET /api/v1/reports/drg-shifts`: every shift in the window, newest first."""
+
+    since: datetime
+    until: datetime
+    items: list[ShiftView]
+
+    @classmethod
+    def of(cls, report: ShiftReport) -> ShiftsView:
+        """Build the answer from a report."""
+        return cls(
+            since=report.since,
+            until=report.until,
+            items=[ShiftView.of(s) for s in report.shifts],
         )

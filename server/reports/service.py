@@ -27,15 +27,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import and_, case, func, text
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.config import get_settings
+from server.db import is_sqlite
+from server.edits.drg import weight_of as drg_weight
 from server.errors import ValidationFailed
 from server.models import AuditEvent, Encounter, Queue, Status, User, WorkItem, WorkItemEvent
 from server.models.base import utcnow
+from server.models.report import ProductivityStandard
+from server.reports import quality
 
 # (label, oldest age in days in the bucket); the last bucket is open-ended.
 BUCKETS: tuple[tuple[str, int | None], ...] = (
@@ -185,11 +190,13 @@ def dnfb(session: Session, *, by: str = "queue", as_of: datetime | None = None) 
 
 @dataclass
 class ClassFigures:
-    """A coder's figures for one encounter class."""
+    """A coder's figures for one encounter class, and the class's standard (charts per hour
+    set by a supervisor; None when not set)."""
 
     encounter_class: str
     charts: int = 0
     seconds: float = 0.0
+    standard: float | None = None
 
     @property
     def hours(self) -> float:
@@ -201,13 +208,47 @@ class ClassFigures:
         """Charts per counted hour (None without any counted time)."""
         return round(self.charts / (self.seconds / 3600), 2) if self.seconds > 0 else None
 
+    @property
+    def percent_of_standard(self) -> float | None:
+        """Charts per hour as a percentage of the class's standard (None: no standard or
+        no counted time)."""
+        if self.standard is None or self.standard <= 0 or self.seconds <= 0:
+            return None
+        return round(100 * self.charts / (self.seconds / 3600) / self.standard, 1)
+
 
 @dataclass
 class CoderFigures(ClassFigures):
-    """One coder's productivity over the window, in all and per encounter class."""
+    """One coder's productivity over the window, in all and per encounter class, with their
+    QA accuracy and case-mix (the mean relative weight of the final DRGs they submitted)."""
 
     coder: str = ""
     by_class: list[ClassFigures] = field(default_factory=list)
+    reviewed: int = 0
+    accepted: int = 0
+    weight_sum: float = 0.0
+    weighted: int = 0  # submits whose final DRG has a known weight
+
+    @property
+    def accuracy_percent(self) -> float | None:
+        """QA reviews accepted as a share of reviewed (None before the first review)."""
+        return round(100 * self.accepted / self.reviewed, 1) if self.reviewed else None
+
+    @property
+    def case_mix(self) -> float | None:
+        """Mean relative weight of the final DRGs submitted (None: no inpatient stay)."""
+        return round(self.weight_sum / self.weighted, 4) if self.weighted else None
+
+    @property
+    def percent_of_standard(self) -> float | None:
+        """Standard hours earned (each class's charts ÷ its standard) as a percentage of the
+        hours worked, over the classes that have a standard and counted time."""
+        earned = worked = 0.0
+        for k in self.by_class:
+            if k.standard and k.standard > 0 and k.seconds > 0:
+                earned += k.charts / k.standard
+                worked += k.seconds / 3600
+        return round(100 * earned / worked, 1) if worked > 0 else None
 
 
 @dataclass
@@ -278,14 +319,6 @@ def _aware(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _as_utc(value: Any) -> datetime:
-    """A time from a raw SQL column (a string or naive time on SQLite) as aware UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)  # noqa: S101
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def productivity(
     session: Session,
     *,
@@ -298,7 +331,7 @@ def productivity(
 
     One query: each submit in the window with the time of the lease start before it (the
     last `claim`/`assign`/`reassign`/`resume` of that item into progress), its coder and
-    the encounter's class.
+    the encounter's class, summed in SQL per coder, class and final DRG.
     """
     since, until = check_window(since, until)
     start = WorkItemEvent.__table__.alias("lease_start")  # type: ignore[attr-defined]
@@ -316,12 +349,14 @@ def productivity(
         .limit(1)
         .scalar_subquery()
     )
-    stmt = (
-        select(
-            col(User.username),
-            col(Encounter.encounter_class),
-            col(WorkItemEvent.at),
-            lease_start,
+    rows = (
+        sa_select(
+            col(User.username).label("coder"),
+            col(Encounter.encounter_class).label("klass"),
+            col(WorkItemEvent.at).label("submitted"),
+            lease_start.label("started"),
+            col(WorkItem.final_drg).label("drg"),
+            col(WorkItem.final_drg_version).label("version"),
         )
         .select_from(WorkItemEvent)
         .join(User, col(User.id) == col(WorkItemEvent.actor_id))
@@ -334,24 +369,50 @@ def productivity(
         )
     )
     if coder_id is not None:
-        stmt = stmt.where(col(WorkItemEvent.actor_id) == coder_id)
+        rows = rows.where(col(WorkItemEvent.actor_id) == coder_id)
+    sub = rows.subquery()
+    if is_sqlite(session):
+        span: Any = (func.julianday(sub.c.submitted) - func.julianday(sub.c.started)) * 86400.0
+    else:
+        span = func.extract("epoch", sub.c.submitted - sub.c.started)
+        # The plan is a few index look-ups per submit: JIT compilation costs more than it saves.
+        session.execute(text("SET LOCAL jit = off"))
+    seconds = func.sum(case((sub.c.started.is_(None), 0.0), else_=span))
+    # Aggregated in SQL: one row per coder, class and final DRG, whatever the window's size.
+    stmt = sa_select(
+        sub.c.coder, sub.c.klass, sub.c.drg, sub.c.version, func.count(), seconds
+    ).group_by(sub.c.coder, sub.c.klass, sub.c.drg, sub.c.version)
     per_coder: dict[str, CoderFigures] = {}
     per_class: dict[str, dict[str, ClassFigures]] = defaultdict(dict)
-    for username, enc_class, submitted, started in session.execute(stmt).all():
-        seconds = 0.0
-        if started is not None:
-            seconds = max(0.0, (_as_utc(submitted) - _as_utc(started)).total_seconds())
+    standards = standards_by_class(session)
+    for username, enc_class, drg, version, n, total in session.execute(stmt).all():
+        spent = max(0.0, float(total or 0.0))
         coder = per_coder.setdefault(username, CoderFigures(encounter_class="", coder=username))
-        klass = per_class[username].setdefault(enc_class, ClassFigures(encounter_class=enc_class))
+        klass = per_class[username].setdefault(
+            enc_class, ClassFigures(encounter_class=enc_class, standard=standards.get(enc_class))
+        )
         for figures in (coder, klass):
-            figures.charts += 1
-            figures.seconds += seconds
+            figures.charts += int(n)
+            figures.seconds += spent
+        weight = drg_weight(drg, version)
+        if weight is not None:
+            coder.weight_sum += weight * int(n)
+            coder.weighted += int(n)
+    scores = quality.accuracy(session, since=since, until=until, coder_id=coder_id)
     coders = []
     for username in sorted(per_coder):
         coder = per_coder[username]
         coder.by_class = [per_class[username][k] for k in sorted(per_class[username])]
+        if username in scores:
+            coder.reviewed, coder.accepted = scores[username].reviewed, scores[username].accepted
         coders.append(coder)
     return ProductivityReport(since=since, until=until, coders=coders)
+
+
+def standards_by_class(session: Session) -> dict[str, float]:
+    """The productivity standard (charts per hour) of each encounter class that has one."""
+    rows = session.exec(select(ProductivityStandard)).all()
+    return {r.encounter_class: r.charts_per_hour for r in rows}
 
 
 MY_ACTIVITY_DAYS = 30

@@ -5,6 +5,14 @@
   "use strict";
   var body = document.body;
 
+  // A form that failed is shown again at the address of the page it came from (with its
+  // filters), not at the address it was posted to: a reload or a bookmark lands there.
+  var pageUrl = body.getAttribute("data-page-url");
+  if (pageUrl && pageUrl.charAt(0) === "/" && pageUrl.charAt(1) !== "/" &&
+      window.location.pathname + window.location.search !== pageUrl) {
+    window.history.replaceState(null, "", pageUrl);
+  }
+
   // ------------------------------------------------------------ automatic sign-out
   // Idle time counts from the person's own input (keys, pointer, wheel, form posts), never
   // from the page's background requests: the chart's lease heartbeat and the dashboard's

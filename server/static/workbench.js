@@ -251,7 +251,16 @@
     var hide = function () { document.body.classList.add("privacy"); };
     var show = function () { lastTouch = Date.now(); document.body.classList.remove("privacy"); };
     window.addEventListener("blur", hide);
-    ["keydown", "pointerdown"].forEach(function (n) { document.addEventListener(n, show, true); });
+    // The key that brings the chart back only does that: it is not typed into the code field
+    // that still has the focus (it used to append itself to the code, J06.9 -> J06.9x).
+    document.addEventListener("keydown", function (e) {
+      if (document.body.classList.contains("privacy")) {
+        e.preventDefault(); // other capture listeners (the idle clock) still see the key
+        e.stopPropagation();
+      }
+      show();
+    }, true);
+    document.addEventListener("pointerdown", show, true);
     document.addEventListener("pointermove", function () {
       if (!document.body.classList.contains("privacy")) lastTouch = Date.now();
     }, { passive: true });

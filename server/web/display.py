@@ -125,3 +125,10 @@ def note(text: object) -> Markup:
     flush()
     # Built only from escaped text and our own tags (h4, p, br, ul, li).
     return Markup("".join(out))  # noqa: S704  # nosec B704
+
+
+def money(cents: object) -> str:
+    """Whole cents as dollars with thousands separators: 120000 -> '1,200.00'."""
+    if not isinstance(cents, int):
+        return ""
+    return f"{cents / 100:,.2f}"

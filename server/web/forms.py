@@ -69,7 +69,9 @@ def _render(page: FormPage, request: Request, exc: AppError, form: FormData) -> 
 
 def message(exc: AppError) -> str:
     """The error's message with what its details say about each field."""
-    details = "; ".join(str(d.get("msg", "")) for d in exc.details if isinstance(d, dict))
+    msgs = [str(d.get("msg", "")) for d in exc.details if isinstance(d, dict)]
+    fresh = [m for m in dict.fromkeys(msgs) if m and m not in exc.message]
+    details = ("; " if any(not m.endswith(".") for m in fresh) else " ").join(fresh)
     return f"{exc.message} {details}" if details else exc.message
 
 

@@ -96,6 +96,39 @@ def _safe_validation_details(exc: RequestValidationError) -> list[dict[str, Any]
     ]
 
 
+# What pydantic's error types mean, said plainly ("{field}" is the form field's name).
+_PLAIN: dict[str, str] = {
+    "missing": "{field} is required.",
+    "string_too_long": "{field} is too long.",
+    "string_too_short": "{field} is too short.",
+    "int_parsing": "{field} must be a whole number.",
+    "int_type": "{field} must be a whole number.",
+    "int_from_float": "{field} must be a whole number.",
+    "float_parsing": "{field} must be a number.",
+    "greater_than_equal": "{field} is below the lowest allowed value.",
+    "greater_than": "{field} is below the lowest allowed value.",
+    "less_than_equal": "{field} is above the highest allowed value.",
+    "less_than": "{field} is above the highest allowed value.",
+    "literal_error": "{field} is not one of the choices.",
+    "enum": "{field} is not one of the choices.",
+    "date_from_datetime_parsing": "{field} must be a date (YYYY-MM-DD).",
+    "date_parsing": "{field} must be a date (YYYY-MM-DD).",
+    "bool_parsing": "{field} must be yes or no.",
+}
+# Form field names whose words do not say it to a person.
+_FIELD_WORDS = {"ids": "The selection", "username": "The coder", "dx_code": "A diagnosis code"}
+
+
+def plain_field_problem(detail: dict[str, Any]) -> str:
+    """One invalid field as a sentence naming it ("Priority must be a whole number.")."""
+    loc = detail.get("loc") or []
+    names = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    name = next((n for n in names if not n.isdigit()), "")
+    field = _FIELD_WORDS.get(name) or (name.replace("_", " ").capitalize() or "A field")
+    sentence = _PLAIN.get(str(detail.get("type", "")), "{field} is not valid.")
+    return sentence.format(field=field)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Register the error handlers on `app`."""
 
@@ -152,9 +185,9 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         if not wants_json(request):  # a form with a bad field: its page again, input kept
-            failed = ValidationFailed(
-                "Check the marked fields.", details=_safe_validation_details(exc)
-            )
+            details = [{**d, "msg": plain_field_problem(d)} for d in _safe_validation_details(exc)]
+            sentences = list(dict.fromkeys(str(d["msg"]) for d in details))
+            failed = ValidationFailed(" ".join(sentences) or "Check the form.", details=details)
             page = await forms.error_page(request, failed)
             if page is not None:
                 return page

@@ -17,6 +17,7 @@ templates.env.filters.update(
     when=display.when,
     countdown=display.countdown,
     day=display.day,
+    money=display.money,
     age=display.age,
     stay_days=display.stay_days,
     note=display.note,

@@ -229,6 +229,44 @@ def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[
         "queue": view["queue"],
         "abstract": chart.abstract.model_dump(mode="json"),
         "drg": chart.drg.model_dump(mode="json") if chart.drg else None,
+        "returned": _returned(chart),
+    }
+
+
+def _returned(chart: ChartView) -> dict[str, Any] | None:
+    """Why billing returned the item, and the payer's coded reasons if it was a denial."""
+    back = chart.returned
+    if back is None:
+        return None
+    denial = back.denial
+    return {
+        "at": back.at.isoformat(),
+        "reason": back.reason,
+        "denial": None
+        if denial is None
+        else {
+            **denial.as_json(),
+            "payer": denial.payer,
+            "lines": [
+                {
+                    "line": ln.line,
+                    "code": ln.code,
+                    "charge": ln.charge,
+                    "paid": ln.paid,
+                    "adjustments": [
+                        {
+                            "group": a.group,
+                            "reason": a.reason,
+                            "amount": a.amount,
+                            "description": a.description,
+                        }
+                        for a in ln.adjustments
+                    ],
+                    "remarks": [{"code": c, "description": d} for c, d in ln.remarks],
+                }
+                for ln in denial.lines
+            ],
+        },
     }
 
 

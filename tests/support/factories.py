@@ -139,7 +139,11 @@ def encounter_data(**overrides: Any) -> Any:
                 "postal_code": "01002",
             },
         },
-        "payer": {"name": "Blue Cross Blue Shield", "member_id": f"XBC{tag[:8].upper()}"},
+        "payer": {
+            "name": "Blue Cross Blue Shield",
+            "member_id": f"XBC{tag[:8].upper()}",
+            "payer_id": "BCBSMA",
+        },
         "documents": [
             {
                 "title": "Progress note",

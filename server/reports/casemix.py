@@ -1,0 +1,365 @@
+"""Inpatient reports for supervisors (issue 16): case-mix index, CC/MCC capture rate and
+DRG shifts, by coder, queue or month.
+
+They read only clear figures: the final MS-DRG and its grouper version on each work item,
+the counts of secondaries acting as CC and as MCC in that grouping (kept at submit, no
+codes), and the DRGs of each QA review. No patient data goes in or out, except a QA
+reviewer's sealed reason for a shift, opened one at a time through the audited door.
+
+- **Case-mix index** (CMI): the mean relative weight (CMS Table 5 of the grouper version's
+  fiscal year) of the final DRGs of the inpatient stays submitted in the window (by their
+  submit time, `coded_at`); stays whose version has no weight table are left out of the
+  mean and counted apart.
+- **CC/MCC capture rate**: the share of those stays whose final grouping has at least one
+  secondary diagnosis acting as CC or MCC (not excluded by the principal). Stays submitted
+  before the counts were kept are not in the rate.
+- **DRG shifts**: baseline (the first grouping) to final (at submit), by the coder; final to
+  after QA, by the reviewer, with their reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, text
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
+
+from server.audit import service as audit_service
+from server.auth.principal import Principal
+from server.db import is_sqlite
+from server.edits.drg import weight_of
+from server.errors import NotFound, ValidationFailed
+from server.models import QaReview, Queue, User, WorkItem
+from server.models.base import utcnow
+from server.records import service as records_service
+from server.records.service import ItemKey
+from server.reports.service import check_window, day_start, hospital_zone
+
+GROUPINGS = {"coder": "Coder", "queue": "Queue", "month": "Month"}
+UNKNOWN = "(none)"
+
+
+def check_grouping(by: str) -> None:
+    """422 unless `by` is coder, queue or month."""
+    if by not in GROUPINGS:
+        raise ValidationFailed(
+            "Group by coder, queue or month.",
+            details=[{"loc": ["by"], "msg": "one of: coder, queue, month"}],
+        )
+
+
+def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The current month and the eleven before it, in the hospital's zone."""
+    today = (now or utcnow()).astimezone(hospital_zone()).date()
+    first = today.replace(day=1)
+    for _ in range(11):
+        first = (first - timedelta(days=1)).replace(day=1)
+    return day_start(first), day_start(today + timedelta(days=1))
+
+
+def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """The window asked for (default: the last 12 months); 422 if backwards or over a year."""
+    if since is None and until is None:
+        return default_window()
+    return check_window(since, until)
+
+
+def _month_starts(since: datetime, until: datetime) -> list[date]:
+    zone = hospital_zone()
+    first = since.astimezone(zone).date().replace(day=1)
+    last = until.astimezone(zone).date()
+    months = []
+    while first <= last:
+        months.append(first)
+        first = (first + timedelta(days=32)).replace(day=1)
+    return months
+
+
+@dataclass
+class MixFigures:
+    """One group's stays: case-mix index and CC/MCC capture."""
+
+    key: str
+    stays: int = 0  # inpatient stays with a final DRG
+    weighted: int = 0  # of which the DRG's weight is known
+    weight_sum: float = 0.0
+    counted: int = 0  # stays whose CC/MCC counts were kept at submit
+    captured: int = 0  # of which at least one CC or MCC acts
+
+    @property
+    def cmi(self) -> float | None:
+        """Mean relative weight of the final DRGs (None: no weight known)."""
+        return round(self.weight_sum / self.weighted, 4) if self.weighted else None
+
+    @property
+    def capture_rate(self) -> float | None:
+        """Stays with a CC or MCC as a percentage of the stays counted (None: none)."""
+        return round(100 * self.captured / self.counted, 1) if self.counted else None
+
+    def add(self, *, n: int, weight: float | None, counted: bool, captured: bool) -> None:
+        """Add `n` stays of one final DRG."""
+        self.stays += n
+        if weight is not None:
+            self.weighted += n
+            self.weight_sum += weight * n
+        if counted:
+            self.counted += n
+            self.captured += n if captured else 0
+
+
+@dataclass
+class MixReport:
+    """CMI and capture per group over [since, until), and in all."""
+
+    since: datetime
+    until: datetime
+    by: str
+    groups: list[MixFigures]
+    total: MixFigures = field(default_factory=lambda: MixFigures(key="all"))
+
+
+def case_mix(
+    session: Session,
+    *,
+    by: str = "coder",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> MixReport:
+    """Case-mix index and CC/MCC capture rate of inpatient stays submitted in the window,
+    per coder, queue or month (of the submit, in the hospital's zone).
+
+    One grouped query (per group key, final DRG and version, and CC/MCC capture); the
+    weights are summed here from Table 5.
+    """
+    check_grouping(by)
+    since, until = window(since, until)
+    coder = aliased(User)
+    if by == "month":
+        months = _month_starts(since, until)
+        whens = [(col(WorkItem.coded_at) >= day_start(m), m.strftime("%Y-%m")) for m in months]
+        key: Any = case(*reversed(whens), else_=months[0].strftime("%Y-%m"))
+    elif by == "queue":
+        key = col(Queue.name)
+    else:
+        key = col(coder.username)
+    acting = func.coalesce(col(WorkItem.final_cc_count), 0) + func.coalesce(
+        col(WorkItem.final_mcc_count), 0
+    )
+    captured = case((acting > 0, 1), else_=0)
+    counted = case((col(WorkItem.final_cc_count).is_(None), 0), else_=1)
+    stmt = (
+        sa_select(
+            key,
+            col(WorkItem.final_drg),
+            col(WorkItem.final_drg_version),
+            counted,
+            captured,
+            func.count(),
+        )
+        .select_from(WorkItem)
+        .where(
+            col(WorkItem.coded_at) >= since,
+            col(WorkItem.coded_at) < until,
+            # Only an inpatient stay is grouped (outpatient never has a DRG), so the final
+            # DRG alone picks the stays: no join to the encounter for its class.
+            col(WorkItem.final_drg).is_not(None),
+        )
+        .group_by(key, col(WorkItem.final_drg), col(WorkItem.final_drg_version), counted, captured)
+    )
+    if by == "queue":
+        stmt = stmt.join(Queue, col(Queue.id) == col(WorkItem.queue_id))
+    elif by == "coder":
+        stmt = stmt.outerjoin(coder, col(coder.id) == col(WorkItem.coded_by_id))
+    if not is_sqlite(session):
+        session.execute(text("SET LOCAL jit = off"))  # a grouped scan: JIT costs more than it saves
+    groups: dict[str, MixFigures] = {}
+    total = MixFigures(key="all")
+    for group_key, drg, version, is_counted, is_captured, n in session.execute(stmt).all():
+        name = str(group_key) if group_key else UNKNOWN
+        weight = weight_of(drg, version)
+        for figures in (groups.setdefault(name, MixFigures(key=name)), total):
+            figures.add(
+                n=int(n), weight=weight, counted=bool(is_counted), captured=bool(is_captured)
+            )
+    ordered = sorted(groups.values(), key=lambda g: (g.key == UNKNOWN, g.key))
+    return MixReport(since=since, until=until, by=by, groups=ordered, total=total)
+
+
+# ---------------------------------------------------------------- DRG shifts
+
+
+@dataclass
+class Shift:
+    """One DRG shift: baseline to final (by the coder) or final to after QA (by a reviewer)."""
+
+    kind: str  # "final" (baseline -> final) or "qa" (final -> after QA)
+    work_item_id: int
+    at: datetime | None
+    from_drg: str
+    to_drg: str
+    from_weight: float | None
+    to_weight: float | None
+    coder: str
+    by: str
+    why: str
+    review_id: int | None = None  # a QA shift: its sealed reason opens on demand
+
+    @property
+    def weight_change(self) -> float | None:
+        """The change in relative weight (None: a weight unknown)."""
+        if self.from_weight is None or self.to_weight is None:
+            return None
+        return round(self.to_weight - self.from_weight, 4)
+
+
+SHIFT_KINDS = {"final": "Baseline → final", "qa": "Final → after QA"}
+
+
+@dataclass
+class ShiftReport:
+    """Every DRG shift in [since, until), newest first, and how many of each kind."""
+
+    since: datetime
+    until: datetime
+    shifts: list[Shift]
+
+    def count(self, kind: str) -> int:
+        """Shifts of one kind."""
+        return sum(s.kind == kind for s in self.shifts)
+
+    def net_weight(self, kind: str) -> float:
+        """The sum of the weight changes of one kind (known weights only)."""
+        return round(sum(s.weight_change or 0.0 for s in self.shifts if s.kind == kind), 4)
+
+
+SHIFT_LIMIT = 2000
+
+
+def drg_shifts(
+    session: Session, *, since: datetime | None = None, until: datetime | None = None
+) -> ShiftReport:
+    """DRG shifts of the window: baseline to final at submit (`coded_at` in the window), and
+    final to after QA (the review's time in the window); at most 2000 of each, newest first."""
+    since, until = window(since, until)
+    coder = aliased(User)
+    reviewer = aliased(User)
+    finals = session.execute(
+        sa_select(
+            col(WorkItem.id),
+            col(WorkItem.coded_at),
+            col(WorkItem.baseline_drg),
+            col(WorkItem.baseline_drg_version),
+            col(WorkItem.final_drg),
+            col(WorkItem.final_drg_version),
+            col(coder.username),
+        )
+        .outerjoin(coder, col(coder.id) == col(WorkItem.coded_by_id))
+        .where(
+            col(WorkItem.coded_at) >= since,
+            col(WorkItem.coded_at) < until,
+            col(WorkItem.baseline_drg).is_not(None),
+            col(WorkItem.final_drg).is_not(None),
+            col(WorkItem.baseline_drg) != col(WorkItem.final_drg),
+        )
+        .order_by(col(WorkItem.coded_at).desc(), col(WorkItem.id).desc())
+        .limit(SHIFT_LIMIT)
+    ).all()
+    shifts = [
+        Shift(
+            kind="final",
+            work_item_id=item_id,
+            at=at,
+            from_drg=base,
+            to_drg=final,
+            from_weight=weight_of(base, base_v),
+            to_weight=weight_of(final, final_v),
+            coder=name or UNKNOWN,
+            by=name or UNKNOWN,
+            why="Coding after the first grouping (codes added or changed before submit)",
+        )
+        for item_id, at, base, base_v, final, final_v, name in finals
+    ]
+    reviews = session.execute(
+        sa_select(
+            col(QaReview.id),
+            col(QaReview.work_item_id),
+            col(QaReview.at),
+            col(QaReview.coder_drg),
+            col(QaReview.qa_drg),
+            col(WorkItem.final_drg_version),
+            col(coder.username),
+            col(reviewer.username),
+            col(QaReview.outcome),
+        )
+        .join(WorkItem, col(WorkItem.id) == col(QaReview.work_item_id))
+        .join(coder, col(coder.id) == col(QaReview.coder_id))
+        .join(reviewer, col(reviewer.id) == col(QaReview.reviewer_id))
+        .where(
+            col(QaReview.at) >= since,
+            col(QaReview.at) < until,
+            col(QaReview.coder_drg).is_not(None),
+            col(QaReview.qa_drg).is_not(None),
+            col(QaReview.coder_drg) != col(QaReview.qa_drg),
+        )
+        .order_by(col(QaReview.at).desc(), col(QaReview.id).desc())
+        .limit(SHIFT_LIMIT)
+    ).all()
+    shifts += [
+        Shift(
+            kind="qa",
+            work_item_id=item_id,
+            at=at,
+            from_drg=was,
+            to_drg=now,
+            from_weight=weight_of(was, version),
+            to_weight=weight_of(now, version),
+            coder=coder_name,
+            by=reviewer_name,
+            why=f"QA {outcome}",
+            review_id=review_id,
+        )
+        for review_id, item_id, at, was, now, version, coder_name, reviewer_name, outcome in reviews
+    ]
+    shifts.sort(key=lambda s: (s.at is not None, s.at), reverse=True)
+    return ShiftReport(since=since, until=until, shifts=shifts)
+
+
+def shift_reason(session: Session, *, actor: Principal, review_id: int) -> str:
+    """A QA reviewer's reason for a DRG shift, opened through the audited door (the use is
+    audited as a view of the item, purpose HOPERAT, before the reason is opened)."""
+    review = session.get(QaReview, review_id)
+    if review is None or not review.coder_drg or review.coder_drg == review.qa_drg:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=audit_service.Action.view_record,
+            work_item_id=review.work_item_id if review else None,
+            purpose="HOPERAT",
+            detail=f"drg-shift reason review={review_id}: no such shift",
+        )
+        raise NotFound("No such DRG shift.")
+    if review.sealed_reason is None:
+        return ""
+    key = records_service.open_for_use(
+        session,
+        actor=actor,
+        work_item_id=review.work_item_id,
+        action=audit_service.Action.view_record,
+        purpose="HOPERAT",
+        detail=f"drg-shift reason review={review_id}",
+    )
+    return _reason(key=key, review=review)
+
+
+def _reason(*, key: ItemKey, review: QaReview) -> str:
+    """The sealed reason of a review, opened with the key of the audited use."""
+    assert review.id is not None  # noqa: S101
+    assert review.sealed_reason is not None  # noqa: S101
+    text = key.open(
+        table=QaReview.__tablename__, row_id=review.id, field="reason", sealed=review.sealed_reason
+    )
+    return str(text)

@@ -1,0 +1,40 @@
+"""Helpers for the billing tests: the demo chargemaster, X12 segments and their elements."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import Session
+
+from server.billing import cdm
+from server.db import get_engine
+from server.records.demo import DEMO_PAYER_IDS
+from server.records.demo import with_coverage as demo_coverage
+
+
+def load_demo_cdm() -> None:
+    """Load the chargemaster `chartdesk demo` ships (effective 1980-01-01)."""
+    with Session(get_engine()) as s:
+        cdm.load(s, path=cdm.DEMO_FILE)
+        s.commit()
+
+
+def segments(text: str, tag: str) -> list[list[str]]:
+    """Every segment `tag` of an X12 text, as its elements (tag first)."""
+    out = []
+    for raw in text.split("~"):
+        seg = raw.strip()
+        if seg.split("*", 1)[0] == tag:
+            out.append(seg.split("*"))
+    return out
+
+
+def cents(amount: str) -> int:
+    """An X12 amount ('1200', '12.5') as cents."""
+    assert re.fullmatch(r"\d+(\.\d{1,2})?", amount), amount
+    return round(float(amount) * 100)
+
+
+# The demo EHR's Coverage (member id, payer id) added to a Synthea bundle, and its payer ids.
+PAYER_IDS = DEMO_PAYER_IDS
+with_coverage = demo_coverage

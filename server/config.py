@@ -7,10 +7,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DenialRule(BaseModel):
+    """Where a payer's denial goes: a named queue, for a CARC group/reason and/or a payer."""
+
+    queue: str = Field(pattern=r"^[a-z0-9_-]{1,64}$")
+    group: str | None = Field(default=None, max_length=2)  # CARC group: CO, PR, OA, PI, CR
+    reason: str | None = Field(default=None, max_length=5)  # CARC code, e.g. 16
+    payer: str | None = Field(default=None, max_length=60)  # the 835's payer name (N1*PR)
 
 
 class Settings(BaseSettings):
@@ -108,6 +117,12 @@ class Settings(BaseSettings):
     # Per facility (the encounter's facility name, compared case-insensitively), JSON:
     # {"Hilltown Community Health Centers Inc": "office"}; others take the setting above.
     billing_facility_settings: dict[str, Literal["office", "hospital"]] = {}
+    # Denials from the payers' 835s go back to the coder who coded the claim, unless a rule
+    # sends them to a named queue (JSON list, first match wins; a rule's omitted keys match
+    # anything): [{"group": "CO", "reason": "16", "payer": "Acme Health Plan", "queue":
+    # "denials"}]. A denial of an item with no coder on record goes to the denials queue.
+    billing_denial_rules: list[DenialRule] = []
+    billing_denials_queue: str = Field(default="denials", pattern=r"^[a-z0-9_-]{1,64}$")
     billing_usage: Literal["P", "T"] = "T"  # ISA15: T test, P production
     warm_code_index: bool = True  # build the ICD-10-CM search index at startup
     # Audit chain (issue 5). The sealer runs in a thread of every app process (0: off).

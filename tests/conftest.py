@@ -49,6 +49,10 @@ os.environ.pop("CHARTDESK_DEMO_FILE", None)
 # The app's background audit sealer is off in tests (a thread per app, waking twice a
 # second); tests marked `sealer` run it at the production setting.
 os.environ.setdefault("CHARTDESK_AUDIT_SEAL_INTERVAL_SECONDS", "0")
+# Outpatient visits are billed as an office's (837P, practitioner edit tables) unless a test
+# sets the hospital setting: a hospital outpatient visit goes out on an 837I (013x) with the
+# hospital outpatient tables (the production default; see server/billing/kind.py).
+os.environ.setdefault("CHARTDESK_BILLING_FACILITY_SETTING", "office")
 
 
 def _backends() -> list[str]:

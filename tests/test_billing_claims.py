@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import Session
 
 from server.billing.x12 import state_code
+from server.config import get_settings
 from server.db import get_engine
 from server.models import Encounter, WorkItem
 from tests.support.billing import PAYER_IDS, cents, load_demo_cdm, segments, with_coverage
@@ -52,7 +53,8 @@ EXPECTED_LINES = {
     "outpatient": [18500, 2800],
     "emergency": [129000, 50000],
 }
-POS = {"outpatient": "22", "emergency": "23"}
+POS = {"emergency": "23"}  # outpatient at a hospital: an 837I, type of bill 013x
+INSTITUTIONAL = {"inpatient", "outpatient"}
 
 
 def _ingest(make_client: Any, name: str) -> tuple[dict[str, Any], dict[str, int]]:
@@ -108,14 +110,17 @@ def _chart(bundle: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     return patient["address"][0], covers
 
 
-def _line_amounts(text: str, inpatient: bool) -> list[int]:
-    if inpatient:
+def _line_amounts(text: str, institutional: bool) -> list[int]:
+    if institutional:
         return [cents(s[3]) for s in segments(text, "SV2")]
     return [cents(s[2]) for s in segments(text, "SV1")]
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_claims_match_the_chart_for_every_synthea_fixture(make_client, name):
+def test_claims_match_the_chart_for_every_synthea_fixture(make_client, monkeypatch, name):
+    # A hospital: its outpatient visits go out on 837I (013x), its ED visits on 837P (23).
+    monkeypatch.setenv("CHARTDESK_BILLING_FACILITY_SETTING", "hospital")
+    get_settings.cache_clear()
     load_demo_cdm()
     bundle, firsts = _ingest(make_client, name)
     address, covers = _chart(bundle)
@@ -126,6 +131,7 @@ def test_claims_match_the_chart_for_every_synthea_fixture(make_client, name):
     for klass, item_id in firsts.items():
         _code(make_client, coder, sup, item_id, klass)
         inpatient = klass == "inpatient"
+        institutional = klass in INSTITUTIONAL
         x = biller.get(f"/api/v1/billing/{item_id}/claim", params={"format": "x12"})
         record = biller.get(f"/billing/{item_id}")
         assert record.status_code == 200
@@ -144,10 +150,10 @@ def test_claims_match_the_chart_for_every_synthea_fixture(make_client, name):
         ok, log = pyx12_accepts(text)
         assert ok, (klass, log)
         assert "UNKNOWN" not in text
-        assert "005010X223A2" in text if inpatient else "005010X222A1" in text
+        assert "005010X223A2" in text if institutional else "005010X222A1" in text
         # Totals: CLM02 is the sum of the service lines, and the lines are the prices.
         clm = segments(text, "CLM")[0]
-        amounts = _line_amounts(text, inpatient)
+        amounts = _line_amounts(text, institutional)
         assert cents(clm[2]) == sum(amounts) > 0
         if inpatient:
             revenue = [s[1] for s in segments(text, "SV2")]
@@ -157,6 +163,15 @@ def test_claims_match_the_chart_for_every_synthea_fixture(make_client, name):
             assert room[4] == "DA"
             assert amounts[1] == 285000 * int(room[5])  # per day of the stay
             assert all(len(s[2].split(":")) < 2 for s in segments(text, "SV2"))
+        elif institutional:  # hospital outpatient: revenue code + CPT + units + charge, dated
+            assert amounts == EXPECTED_LINES[klass]
+            assert clm[5] == "13:A:1"
+            assert [s[1] for s in segments(text, "SV2")] == ["0510", "0300"], text
+            assert [s[2] for s in segments(text, "SV2")] == ["HC:99213", "HC:36415"]
+            assert len(segments(text, "DTP")) >= 3  # statement dates + one per line (472)
+            assert [s[1] for s in segments(text, "DTP")].count("472") == 2
+            assert "435" not in [s[1] for s in segments(text, "DTP")]  # no admission date
+            assert not [s for s in segments(text, "HI") if s[1].startswith(("DR:", "ABJ:"))]
         else:
             assert amounts == EXPECTED_LINES[klass]
             assert clm[5].split(":")[0] == POS[klass]

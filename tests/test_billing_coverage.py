@@ -101,7 +101,8 @@ def test_place_of_service_from_the_class_and_the_facility(klass, setting, pos):
 
 def test_place_of_service_per_facility():
     settings = Settings(
-        billing_facility_settings={"Hilltown Community Health Centers Inc": "office"}
+        billing_facility_setting="hospital",
+        billing_facility_settings={"Hilltown Community Health Centers Inc": "office"},
     )
     assert (
         service.place_of_service(settings, "outpatient", "HILLTOWN COMMUNITY HEALTH CENTERS INC")

@@ -184,7 +184,7 @@ def test_835_posts_amounts_statuses_and_sends_denials_back_as_replacements(make_
     x = system.get(f"/api/v1/billing/{denied.item_id}/claim", params={"format": "x12"})
     assert x.status_code == 200, x.text
     clm = next(seg for seg in x.text.split("~\n") if seg.startswith("CLM*"))
-    assert clm.split("*")[5] == "22:B:7"  # hospital outpatient (the default facility), replacement
+    assert clm.split("*")[5] == "11:B:7"  # an office visit (the tests' setting), replacement
     assert "REF*F8*PAYER-2~" in x.text
     ok, log = pyx12_accepts(x.text)
     assert ok, log

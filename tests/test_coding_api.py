@@ -303,6 +303,7 @@ def test_checking_as_you_type_saves_nothing_and_a_change_saves_the_draft(make_cl
         "dx_pointers": [1, 2],
         "charge": 80.0,
         "evidence": [],
+        "charge_code": None,
     }
     bad = held.client.post(
         f"/work/{held.item_id}/codes", data={**form, "px_units": ["two"]}, headers=htmx

@@ -283,6 +283,30 @@ def by_hcpcs(session: Session, *, codes: Iterable[str], on: date) -> dict[str, C
     return _newest(rows, lambda r: r.hcpcs)
 
 
+def by_charge_code(session: Session, *, codes: Iterable[str], on: date) -> dict[str, Charge]:
+    """The charge line in force on `on` for each charge code the coder picked."""
+    wanted = {c.strip() for c in codes if c and c.strip()}
+    if not wanted:
+        return {}
+    rows = session.exec(
+        select(ChargeItem).where(
+            col(ChargeItem.charge_code).in_(wanted), ChargeItem.effective <= on
+        )
+    ).all()
+    return _newest(rows, lambda r: r.charge_code)
+
+
+def pickable(session: Session, *, on: date, limit: int = 2000) -> list[Charge]:
+    """The chargemaster lines in force on `on` that a coder can pick for a procedure line
+    (those with a HCPCS/CPT code), by charge code."""
+    rows = session.exec(
+        select(ChargeItem).where(col(ChargeItem.hcpcs).is_not(None), ChargeItem.effective <= on)
+    ).all()
+    return sorted(_newest(rows, lambda r: r.charge_code).values(), key=lambda c: c.charge_code)[
+        :limit
+    ]
+
+
 def by_revenue(session: Session, *, revenue_codes: Iterable[str], on: date) -> dict[str, Charge]:
     """The charge line without a HCPCS code in force on `on` for each revenue code."""
     wanted = set(revenue_codes)

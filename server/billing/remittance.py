@@ -22,10 +22,12 @@ from sqlmodel import Session, col, select
 from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.billing import x835
+from server.config import Settings, get_settings
 from server.errors import ValidationFailed
 from server.models import (
     ClaimRecord,
     ClaimReturn,
+    Queue,
     RemitAdjustment,
     RemitClaim,
     RemitLine,
@@ -83,6 +85,8 @@ class ClaimView:
     remarks: list[tuple[str, str | None]]
     lines: list[LineView]
     returned: bool
+    reversed_by: int | None = None  # a later reversal (CLP02 = 22) undid this posting
+    returned_to_queue: str | None = None  # sent to this denials queue (rule, or no coder)
 
     def as_json(self) -> dict[str, Any]:
         """The contract's item plus what a biller needs to follow up."""
@@ -103,7 +107,9 @@ class ClaimView:
             "remarks": [{"code": c, "known": d is not None} for c, d in self.remarks],
             "payer_claim_number": self.payer_claim_number,
             "work_item": self.work_item,
-            "returned_to_coder": self.returned,
+            "returned_to_coder": self.returned and self.returned_to_queue is None,
+            "returned_to_queue": self.returned_to_queue,
+            "reversed": self.reversed_by is not None,
         }
 
 
@@ -233,6 +239,7 @@ def _store_claim(
     assert remittance.id is not None  # noqa: S101
     item = _match(session, clp.claim_number)
     status = clp.status if item is not None else "unmatched"
+    reversal = clp.status_code == x835.REVERSAL
     row = RemitClaim(
         remittance_id=remittance.id,
         claim_number=_shown_number(clp.claim_number),
@@ -242,7 +249,7 @@ def _store_claim(
         charge_cents=clp.charge_cents,
         paid_cents=clp.paid_cents,
         patient_cents=clp.patient_cents,
-        denied_cents=clp.denied_cents,
+        denied_cents=0 if reversal else clp.denied_cents,  # a reversal denies nothing
         payer_claim_number=clp.payer_claim_number,
         payer_name=remittance.payer_name,
         queue_id=item.queue_id if item else None,
@@ -298,25 +305,93 @@ def _store_claim(
         detail=f"remit_claim={row.id} status={status}"
         + (f" unknown_carc={unknown}" if unknown else ""),
     )
-    if item is not None and status in ("denied", "partial"):
+    if reversal:
+        _reverse(session, actor=actor, reversal=row)
+    elif item is not None and status in ("denied", "partial"):
         _return_denial(session, actor=actor, item=item, claim=row)
+
+
+def _reverse(session: Session, *, actor: Principal, reversal: RemitClaim) -> None:
+    """Undo the earlier posting a reversal (CLP02 = 22) names: the latest answer on the same
+    claim (and the same payer claim number when the payer sends one) not reversed yet. The
+    earlier row stays as history, marked reversed; reports no longer count it."""
+    assert reversal.id is not None  # noqa: S101
+    stmt = select(RemitClaim).where(
+        RemitClaim.claim_number == reversal.claim_number,
+        col(RemitClaim.id) < reversal.id,
+        col(RemitClaim.reversed_by_id).is_(None),
+        RemitClaim.status_code != x835.REVERSAL,
+    )
+    if reversal.payer_claim_number:
+        stmt = stmt.where(RemitClaim.payer_claim_number == reversal.payer_claim_number)
+    earlier = session.exec(stmt.order_by(col(RemitClaim.id).desc()).limit(1)).first()
+    if earlier is None:  # nothing posted to undo: kept and listed for the biller
+        detail = f"reversal remit_claim={reversal.id} found no earlier posting"
+    else:
+        earlier.reversed_by_id = reversal.id
+        session.add(earlier)
+        session.flush()
+        detail = f"reversal remit_claim={reversal.id} reverses remit_claim={earlier.id}"
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.remittance,
+        work_item_id=reversal.work_item_id,
+        purpose=PURPOSE,
+        detail=detail,
+    )
+
+
+def denial_queue(view: ClaimView, settings: Settings | None = None) -> str | None:
+    """The queue a denial goes to by the first matching rule (CHARTDESK_BILLING_DENIAL_RULES:
+    CARC group/reason among the denial adjustments, payer name), else None (the coder)."""
+    rules = (settings or get_settings()).billing_denial_rules
+    denials = [a for a in view.adjustments if _is_denial(a.group, a.reason)]
+    payer = view.payer.strip().casefold()
+    for rule in rules:
+        if rule.payer and rule.payer.strip().casefold() != payer:
+            continue
+        if (rule.group or rule.reason) and not any(
+            (not rule.group or a.group == rule.group.upper())
+            and (not rule.reason or a.reason == rule.reason.upper())
+            for a in denials
+        ):
+            continue
+        return rule.queue
+    return None
+
+
+def _is_denial(group: str, reason: str) -> bool:
+    return group not in ("PR", "CR") and reason not in x835.NOT_DENIAL
+
+
+def _queue_named(session: Session, name: str) -> Queue:
+    found = session.exec(select(Queue).where(Queue.name == name)).first()
+    return found or queue_service.create_queue(session, name=name)
 
 
 def _return_denial(
     session: Session, *, actor: Principal, item: WorkItem, claim: RemitClaim
 ) -> None:
-    """Send a denied claim back to the coder who coded it, the payer's reasons as the note."""
+    """Send a denied claim back with the payer's reasons as the note: to a denials queue by
+    rule, else to the coder who coded it; with no coder on record, to the denials queue."""
     assert item.id is not None  # noqa: S101
     assert claim.id is not None  # noqa: S101
     locked = queue_service.lock_item(session, item.id)
-    if locked is None or locked.status != Status.billed or locked.coded_by_id is None:
-        # Already back with the coder, rebilled, or no coder on record: the answer is
-        # stored and listed for the biller, who may return it by hand.
+    if locked is None or locked.status != Status.billed:
+        # Already back with the coder, or rebilled: the answer is stored and listed for the
+        # biller, who may return it by hand.
         return
     view = claims_of(session, remit_claim_id=claim.id)[0]
+    settings = get_settings()
+    queue_name = denial_queue(view, settings)
+    if queue_name is None and locked.coded_by_id is None:
+        queue_name = settings.billing_denials_queue
+    target = _queue_named(session, queue_name) if queue_name else None
     back = ClaimReturn(
         work_item_id=item.id,
-        coder_id=locked.coded_by_id,
+        coder_id=None if target else locked.coded_by_id,
+        queue_id=target.id if target else None,
         sealed_reason=b"",
         returned_by=actor.name,
     )
@@ -331,15 +406,27 @@ def _return_denial(
         field="reason",
         value=denial_text(view),
     )
-    queue_service.transition(
-        session,
-        item=locked,
-        to_status=Status.returned,
-        actor=actor,
-        action="returned",
-        reason="payer denial",
-        owner_id=locked.coded_by_id,
-    )
+    if target is not None:  # the queue's coders take it as their next item
+        assert target.id is not None  # noqa: S101
+        locked.queue_id = target.id
+        queue_service.transition(
+            session,
+            item=locked,
+            to_status=Status.ready,
+            actor=actor,
+            action="returned",
+            reason=f"payer denial to queue {target.name}",
+        )
+    else:
+        queue_service.transition(
+            session,
+            item=locked,
+            to_status=Status.returned,
+            actor=actor,
+            action="returned",
+            reason="payer denial",
+            owner_id=locked.coded_by_id,
+        )
     claim.claim_return_id = back.id
     session.add(claim)
     audit_service.record(
@@ -348,7 +435,8 @@ def _return_denial(
         action=audit_service.Action.returned,
         work_item_id=item.id,
         purpose=PURPOSE,
-        detail=f"denial remit_claim={claim.id}",
+        detail=f"denial remit_claim={claim.id}"
+        + (f" queue={target.id}" if target is not None else " to coder"),
     )
 
 
@@ -390,13 +478,17 @@ def claims_of(
     work_item_id: int | None = None,
     status: str | None = None,
     after: int | None = None,
+    before: int | None = None,
     limit: int = 200,
 ) -> list[ClaimView]:
     """Stored remittance claims with their lines, adjustments and remarks, oldest first:
-    the latest `limit`, or with `after` (keyset pagination) the next `limit` after that id."""
+    the latest `limit` (before the id `before`, for a page of older ones), or with `after`
+    (keyset pagination) the next `limit` after that id."""
     stmt = select(RemitClaim)
     if after is not None:
         stmt = stmt.where(col(RemitClaim.id) > after)
+    if before is not None:
+        stmt = stmt.where(col(RemitClaim.id) < before)
     if remittance_id is not None:
         stmt = stmt.where(RemitClaim.remittance_id == remittance_id)
     if remit_claim_id is not None:
@@ -426,6 +518,18 @@ def claims_of(
     lines = session.exec(
         select(RemitLine).where(col(RemitLine.remit_claim_id).in_(ids)).order_by(col(RemitLine.id))
     ).all()
+    returns = [r.claim_return_id for r in rows if r.claim_return_id is not None]
+    to_queue = (
+        dict(
+            session.exec(
+                select(ClaimReturn.id, Queue.name)
+                .join(Queue, col(Queue.id) == col(ClaimReturn.queue_id))
+                .where(col(ClaimReturn.id).in_(returns))
+            ).all()
+        )
+        if returns
+        else {}
+    )
     carc, rarc = x835.carc(), x835.rarc()
     out = []
     for r in rows:
@@ -477,6 +581,8 @@ def claims_of(
                 ],
                 lines=l_views,
                 returned=r.claim_return_id is not None,
+                reversed_by=r.reversed_by_id,
+                returned_to_queue=to_queue.get(r.claim_return_id),
             )
         )
     return out

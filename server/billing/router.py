@@ -181,7 +181,8 @@ def api_return(
 
 # ---------------------------------------------------------------- remittances (X12 835)
 
-REMIT_STATUSES = ("paid", "denied", "partial", "unmatched")
+REMIT_STATUSES = ("paid", "denied", "partial", "reversed", "unmatched")
+REMIT_PAGE = 100  # remittance claims per page, newest first
 
 
 X12_TYPES = ("application/edi-x12", "text/plain")
@@ -259,15 +260,21 @@ def _remit_page(
     session: Session,
     *,
     status: str | None = None,
+    before: int | None = None,
     results: list[remittance.PostResult] | None = None,
     error: AppError | None = None,
     text: str = "",
 ) -> Response:
+    found = remittance.claims_of(session, status=status, before=before, limit=REMIT_PAGE + 1)
+    older = found[0].id if len(found) > REMIT_PAGE else None  # oldest on this page
+    claims = list(reversed(found[-REMIT_PAGE:]))  # newest first
     return render(
         request,
         "billing/remittance.html",
         {
-            "claims": remittance.claims_of(session, status=status),
+            "claims": claims,
+            "older": claims[-1].id if older is not None and claims else None,
+            "newer": before is not None,
             "status": status,
             "statuses": REMIT_STATUSES,
             "results": results or [],
@@ -293,9 +300,16 @@ def remittance_page(
     session: SessionDep,
     _: BillerDep,
     status: Annotated[str | None, Query(max_length=10)] = None,
+    before: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    """Upload an 835; the payers' answers, unmatched ones to follow up."""
-    return _remit_page(request, session, status=status if status in REMIT_STATUSES else None)
+    """Upload an 835; the payers' answers, newest first by pages (`before`: older than that
+    claim), unmatched ones to follow up."""
+    return _remit_page(
+        request,
+        session,
+        status=status if status in REMIT_STATUSES else None,
+        before=int(before) if before and before.isdigit() else None,
+    )
 
 
 @router.post("/billing/remittance", response_class=HTMLResponse)

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
-from server.billing import cdm, remittance, x12
+from server.billing import cdm, kind, remittance, x12
 from server.coding import abstract as abstract_service
 from server.coding import codesets
 from server.coding import service as coding_service
@@ -151,6 +151,9 @@ def checked_claim(
     payer = record.payer
     settings = get_settings()
     inpatient = record.encounter.encounter_class.lower() == "inpatient"
+    outpatient_837i = kind.outpatient_institutional(
+        settings, record.encounter.encounter_class, record.encounter.facility
+    )
     titles = codesets.titles(session, codes=codes)
     claim = x12.ClaimData(
         work_item_id=work_item_id,
@@ -182,6 +185,7 @@ def checked_claim(
             start=record.encounter.start,
             end=record.encounter.end,
         ),
+        outpatient_institutional=outpatient_837i,
         admission_type=abstract.admission_type,
         admission_source=abstract.admission_source,
         discharge_status=abstract.discharge_status,
@@ -215,21 +219,12 @@ def checked_claim(
 def place_of_service(settings: Settings, encounter_class: str, facility: str | None = None) -> str:
     """The CMS place of service of a claim from the encounter class and the facility's
     setting: inpatient 21, emergency 23, outpatient 22 at a hospital or 11 at an office."""
-    kind = encounter_class.lower()
-    if kind == "inpatient":
+    klass = encounter_class.lower()
+    if klass == "inpatient":
         return "21"
-    if kind == "emergency":
+    if klass == "emergency":
         return "23"
-    wanted = (facility or "").strip().casefold()
-    setting = next(
-        (
-            v
-            for k, v in settings.billing_facility_settings.items()
-            if k.strip().casefold() == wanted
-        ),
-        settings.billing_facility_setting,
-    )
-    return "22" if setting == "hospital" else "11"
+    return "22" if kind.facility_setting(settings, facility) == "hospital" else "11"
 
 
 def payer_id(settings: Settings, name: str | None, from_coverage: str | None) -> str | None:
@@ -254,13 +249,15 @@ def priced_lines(
     end: datetime | None,
 ) -> list[x12.Line]:
     """The claim lines with revenue code, description and charge from the chargemaster in
-    force on the date of service (a charge the coder entered on a line wins), plus room and
-    board per day for an inpatient stay."""
+    force on the date of service: the charge code the coder picked for the line, else the
+    line's HCPCS/CPT code (or PCS revenue rule); a charge the coder entered on a line wins.
+    Plus room and board per day for an inpatient stay."""
     on = (start or end or datetime.now(UTC)).astimezone(UTC).date()
     procedures = list(codes.procedures)
     by_code = cdm.by_hcpcs(
         session, codes=[p.code for p in procedures if p.system in ("CPT", "HCPCS")], on=on
     )
+    picked = cdm.by_charge_code(session, codes=[p.charge_code or "" for p in procedures], on=on)
     pcs_revenue = {p.code: cdm.pcs_revenue_code(p.code) for p in procedures if p.system == "PCS"}
     wanted = {r for r in pcs_revenue.values() if r}
     if inpatient:
@@ -269,7 +266,13 @@ def priced_lines(
     lines: list[x12.Line] = []
     for p in procedures:
         title = titles.get(f"{p.system}:{p.code}", "")
-        if p.system == "PCS":
+        chosen = picked.get((p.charge_code or "").strip())
+        found: cdm.Charge | None
+        if chosen is not None:  # the chargemaster line the coder picked for this line
+            found = chosen
+            revenue = chosen.revenue_code
+            description = chosen.description or title
+        elif p.system == "PCS":
             revenue = pcs_revenue.get(p.code) or ""
             found = by_revenue.get(revenue)
             description = title or (found.description if found else "")
@@ -311,10 +314,10 @@ def priced_lines(
     return lines
 
 
-def _check_npis(settings: Settings, *, inpatient: bool) -> None:
+def _check_npis(settings: Settings, *, institutional: bool) -> None:
     """Refuse to build a claim a clearinghouse would reject for a mistyped NPI setting."""
     wanted = [("CHARTDESK_BILLING_PROVIDER_NPI", settings.billing_provider_npi)]
-    if inpatient:
+    if institutional:
         wanted.append(("CHARTDESK_BILLING_ATTENDING_NPI", settings.billing_attending_npi))
     for name, npi in wanted:
         if not x12.npi_ok(npi):
@@ -351,7 +354,7 @@ def render_claim(claim: x12.ClaimData, fmt: str, *, controls: x12.Controls | Non
     exports take them from the persisted counters (`next_controls`), a preview uses the item id.
     """
     settings = get_settings()
-    _check_npis(settings, inpatient=claim.inpatient)
+    _check_npis(settings, institutional=claim.institutional)
     if fmt == "x12":
         number = claim.work_item_id % 1_000_000_000 or 1
         return x12.build_interchange(
@@ -391,7 +394,7 @@ def export(session: Session, *, actor: Principal, work_item_id: int, fmt: str) -
         action=audit_service.Action.claim_export,
         work_item_id=work_item_id,
         purpose=PURPOSE,
-        detail=f"format={fmt} type={'837I' if claim.inpatient else '837P'}",
+        detail=f"format={fmt} type={claim.claim_type}",
     )
     try:
         controls = next_controls(session) if fmt == "x12" else None
@@ -646,8 +649,8 @@ def batch_export(
         )
     settings = get_settings()
     for claim in claims:
-        _check_npis(settings, inpatient=claim.inpatient)
-    kinds = len({c.inpatient for c in claims})
+        _check_npis(settings, institutional=claim.institutional)
+    kinds = len({c.institutional for c in claims})
     controls = next_controls(session, groups=kinds, transactions=len(claims))
     text = x12.build_interchange(claims, settings, controls=controls)
     by_id = {i.id: i for i in items}
@@ -670,8 +673,7 @@ def batch_export(
             action=audit_service.Action.claim_export,
             work_item_id=claim.work_item_id,
             purpose=PURPOSE,
-            detail=f"format=x12 batch interchange={controls.interchange} "
-            f"type={'837I' if claim.inpatient else '837P'}",
+            detail=f"format=x12 batch interchange={controls.interchange} type={claim.claim_type}",
         )
         audit_service.record(
             session,

@@ -83,6 +83,19 @@ class ClaimData:
     # A corrected claim after a payer's denial: frequency 7 (replacement) and REF*F8.
     frequency_code: str = "1"  # CLM05-3: 1 original, 7 replacement of a prior claim
     original_claim_number: str | None = None  # the payer's claim control number (CLP07)
+    # A hospital outpatient visit billed by the facility: an 837I with type of bill 013x
+    # (`server.billing.kind`), lines by revenue code + HCPCS/CPT with their dates.
+    outpatient_institutional: bool = False
+
+    @property
+    def institutional(self) -> bool:
+        """Whether the claim goes out on an 837I (inpatient 011x or hospital outpatient 013x)."""
+        return self.inpatient or self.outpatient_institutional
+
+    @property
+    def claim_type(self) -> str:
+        """837I or 837P."""
+        return "837I" if self.institutional else "837P"
 
     @property
     def claim_id(self) -> str:
@@ -192,13 +205,20 @@ def problems(claim: ClaimData) -> list[ClaimProblem]:
             "claim-zero-total",
             "The claim totals 0.00: no line is priced (chargemaster) or charged.",
         )
-    if claim.inpatient:
+    if claim.institutional:
         for n, line in enumerate(claim.lines, start=1):
             if not re.fullmatch(r"\d{4}", line.revenue_code):
                 add(
                     ("claim", "lines", str(n), "revenue_code"),
                     "claim-revenue-code",
                     f"Line {n} ({line.code}) has no revenue code: add it to the chargemaster.",
+                )
+            if not claim.inpatient and line.system not in ("CPT", "HCPCS"):
+                add(
+                    ("claim", "lines", str(n), "code"),
+                    "claim-outpatient-hcpcs",
+                    f"Line {n} ({line.system} {line.code}): a hospital outpatient claim bills "
+                    "each line by HCPCS/CPT code; ICD-10-PCS is for inpatient stays.",
                 )
     return found  # fmt: skip
 
@@ -307,7 +327,11 @@ def _segments_header(
             _clean(settings.billing_receiver_id, 80),
         ],
         ["HL", "1", "", "20", "1"],
-        *([["PRV", "BI", "PXC", settings.billing_provider_taxonomy]] if claim.inpatient else []),
+        *(
+            [["PRV", "BI", "PXC", settings.billing_provider_taxonomy]]
+            if claim.institutional
+            else []
+        ),
         [
             "NM1",
             "85",
@@ -412,44 +436,61 @@ def _claim_837p(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
 
 
 def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[list[str]]:
+    """Loop 2300 and 2400 of an 837I: an inpatient stay (type of bill 011x: admission date,
+    admitting diagnosis, DRG, ICD-10-PCS procedures) or a hospital outpatient visit (013x:
+    none of those; each line its revenue code, HCPCS/CPT, units, charge and date)."""
     start = claim.start or now
     end = claim.end or start
+    inpatient = claim.inpatient
     dx = [f"{_nodot(code)}:::::::{(poa or 'U').upper()}" for code, poa in claim.diagnoses]
+    if not inpatient:  # POA indicators are reported on inpatient claims only
+        dx = [_nodot(code) for code, _poa in claim.diagnoses]
+    bill_type = "11" if inpatient else "13"  # facility type + classification (CLM05-1, -2)
     segs = [
-        ["CLM", claim.claim_id, _money(claim.total_cents), "", "", "11:A:1", "", "A", "Y", "Y"],
-        ["DTP", "434", "RD8", f"{_date(start, now)}-{_date(end, now)}"],
-        # Admission date (D8), with the hour when the abstract knows it (DT CCYYMMDDHHMM).
-        ["DTP", "435", "D8", _date(start, now)]
-        if claim.admission_hour is None
-        else ["DTP", "435", "DT", f"{_date(start, now)}{claim.admission_hour:02d}00"],
-        # Institutional claim codes (2300 CL1): admission type, point of origin, discharge
-        # status from the abstract; 9 ("information not available") where not abstracted.
         [
-            "CL1",
-            claim.admission_type or "9",
-            claim.admission_source or "9",
-            claim.discharge_status or "01",
+            "CLM",
+            claim.claim_id,
+            _money(claim.total_cents),
+            "",
+            "",
+            f"{bill_type}:A:1",
+            "",
+            "A",
+            "Y",
+            "Y",
         ],
-        ["HI", f"ABK:{dx[0]}"],
+        ["DTP", "434", "RD8", f"{_date(start, now)}-{_date(end, now)}"],
     ]
+    if inpatient:  # the admission date (D8), with the hour when the abstract knows it (DT)
+        segs.append(
+            ["DTP", "435", "D8", _date(start, now)]
+            if claim.admission_hour is None
+            else ["DTP", "435", "DT", f"{_date(start, now)}{claim.admission_hour:02d}00"]
+        )
+    # Institutional claim codes (2300 CL1): admission type (priority of the visit), point
+    # of origin, discharge status from the abstract. Inpatient: 9 ("information not
+    # available") where not abstracted; outpatient: the point of origin only when abstracted.
+    source = claim.admission_source or ("9" if inpatient else "")
+    segs.append(["CL1", claim.admission_type or "9", source, claim.discharge_status or "01"])
+    segs.append(["HI", f"ABK:{dx[0]}"])
     # The 837I's HI order: principal, admitting diagnosis, DRG, other diagnoses, procedures.
-    if claim.admitting_diagnosis:
+    if inpatient and claim.admitting_diagnosis:
         segs.append(["HI", f"ABJ:{_nodot(claim.admitting_diagnosis)}"])
-    if claim.drg:
+    if inpatient and claim.drg:
         segs.append(["HI", f"DR:{claim.drg}"])
     if len(dx) > 1:
         segs += _hi("ABF", "ABF", dx[1:])
     # Principal procedure (BBR, alone in its HI), then the others (BBQ), each with the date
-    # the abstract gives it (else the admission date).
+    # the abstract gives it (else the admission date). Inpatient claims only.
     pcs = [
         f"{line.code}:D8:{_procedure_date(claim, line.code, start, now)}"
         for line in claim.lines
-        if line.system == "PCS"
+        if line.system == "PCS" and inpatient
     ]
     if pcs:
         segs.append(["HI", f"BBR:{pcs[0]}"])
         segs += _hi("BBQ", "BBQ", pcs[1:])
-    if claim.birth_weight_grams is not None:  # value code 54: newborn birth weight in grams
+    if inpatient and claim.birth_weight_grams is not None:  # value code 54: birth weight (g)
         segs.append(["HI", f"BE:54:::{claim.birth_weight_grams}"])
     last, _, first = settings.billing_attending_name.partition(",")
     attending = claim.attending or Physician(settings.billing_attending_npi, last, first)
@@ -457,7 +498,8 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
     if claim.operating is not None:
         segs.append(_nm1_physician("72", claim.operating))  # 2310B operating physician
     # Every line is a service line under its revenue code (PCS lines without a HCPCS code):
-    # the SV203 charges add up to CLM02.
+    # the SV203 charges add up to CLM02. Outpatient lines carry their date (DTP*472).
+    service_date = _date(start, now)
     for n, line in enumerate(claim.lines, start=1):
         hcpcs = line.code if line.system in ("CPT", "HCPCS") else ""
         proc = ":".join(["HC", hcpcs, *line.modifiers]) if hcpcs else ""
@@ -472,6 +514,8 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
                 str(line.units),
             ],
         ]
+        if not inpatient:
+            segs.append(["DTP", "472", "D8", service_date])
     return segs
 
 
@@ -516,13 +560,15 @@ def _transaction(
     found = problems(claim)
     if found:
         raise ClaimNotBuildable(found)
-    impl = IMPL_837I if claim.inpatient else IMPL_837P
+    impl = IMPL_837I if claim.institutional else IMPL_837P
     st = f"{st_control:04d}"
     body = _segments_header(claim, settings, impl=impl, control=st_control, now=now)
     body[0] = ["ST", "837", st, impl]
     body += _as_replacement(
         claim,
-        _claim_837i(claim, now, settings) if claim.inpatient else _claim_837p(claim, now, settings),
+        _claim_837i(claim, now, settings)
+        if claim.institutional
+        else _claim_837p(claim, now, settings),
     )
     body.append(["SE", str(len(body) + 1), st])
     return body
@@ -576,7 +622,7 @@ def build_interchange(
     group, st = controls.group, controls.transaction
     groups = 0
     for impl in (IMPL_837P, IMPL_837I):
-        mine = [c for c in claims if (IMPL_837I if c.inpatient else IMPL_837P) == impl]
+        mine = [c for c in claims if (IMPL_837I if c.institutional else IMPL_837P) == impl]
         if not mine:
             continue
         gs_ctrl = str(group % 1_000_000_000 or 1)
@@ -606,7 +652,8 @@ def build_interchange(
 def build_837(
     claim: ClaimData, settings: Settings, *, control: int = 1, now: datetime | None = None
 ) -> str:
-    """The claim as one X12 interchange: 837I for inpatient stays, 837P otherwise."""
+    """The claim as one X12 interchange: 837I for inpatient stays and hospital outpatient
+    visits, 837P otherwise."""
     return build_interchange([claim], settings, controls=Controls(control, control, 1), now=now)
 
 
@@ -703,7 +750,7 @@ def build_fhir(claim: ClaimData, settings: Settings) -> dict[str, Any]:
         if line.system == "PCS":
             pcs_seq += 1
             item["procedureSequence"] = [pcs_seq]
-        if not claim.inpatient:
+        if not claim.institutional:
             item["locationCodeableConcept"] = {
                 "coding": [
                     {
@@ -723,7 +770,7 @@ def build_fhir(claim: ClaimData, settings: Settings) -> dict[str, Any]:
             "coding": [
                 {
                     "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                    "code": "institutional" if claim.inpatient else "professional",
+                    "code": "institutional" if claim.institutional else "professional",
                 }
             ]
         },
@@ -919,7 +966,7 @@ def build_csv(claim: ClaimData, settings: Settings) -> str:
         settings.billing_provider_npi,
     ]
     total = f"{claim.total_cents / 100:.2f}"
-    kind = "837I" if claim.inpatient else "837P"
+    kind = claim.claim_type
     for n, (code, poa) in enumerate(claim.diagnoses, start=1):
         writer.writerow(
             [
@@ -937,7 +984,7 @@ def build_csv(claim: ClaimData, settings: Settings) -> str:
                 *common,
                 "",
                 "",
-                "" if claim.inpatient else claim.place_of_service,
+                "" if claim.institutional else claim.place_of_service,
                 total,
             ]
         )
@@ -958,7 +1005,7 @@ def build_csv(claim: ClaimData, settings: Settings) -> str:
                 *common,
                 line.revenue_code,
                 line.description,
-                "" if claim.inpatient else claim.place_of_service,
+                "" if claim.institutional else claim.place_of_service,
                 total,
             ]
         )

@@ -43,6 +43,9 @@ class Adjustment:
     cents: int
 
 
+REVERSAL = "22"  # CLP02: reversal of previous payment
+
+
 @dataclass
 class ServiceLine:
     """An SVC with its adjustments and remarks."""
@@ -88,7 +91,12 @@ class ClaimPayment:
 
     @property
     def status(self) -> str:
-        """paid | denied | partial (unmatched is decided by the caller)."""
+        """paid | denied | partial | reversed (unmatched is decided by the caller).
+
+        CLP02 = 22 is the payer reversing its earlier answer on the claim (negative amounts):
+        it undoes that posting, it is no payment."""
+        if self.status_code == REVERSAL:
+            return "reversed"
         denied = self.denied_cents
         if self.status_code == "4" or (self.paid_cents <= 0 and denied > 0):
             return "denied"

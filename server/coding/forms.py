@@ -53,7 +53,7 @@ def codes_from_form(form: FormData) -> Codes:
     ]
     n = len(px_code)
     procedures = []
-    for system, code, mods, units, pointers, charge, evidence in zip(
+    for system, code, mods, units, pointers, charge, evidence, charge_code in zip(
         pad("px_system", n),
         px_code,
         pad("px_modifiers", n),
@@ -61,9 +61,10 @@ def codes_from_form(form: FormData) -> Codes:
         pad("px_pointers", n),
         pad("px_charge", n),
         pad("px_evidence", n),
+        pad("px_charge_code", n),
         strict=False,
     ):
-        if not code.strip():
+        if not code.strip() and not charge_code.strip():
             continue
         try:
             procedures.append(
@@ -75,6 +76,7 @@ def codes_from_form(form: FormData) -> Codes:
                     dx_pointers=[int(p) for p in pointers.replace(",", " ").split()][:4],
                     charge=float(charge or 0),
                     evidence=_evidence(evidence),
+                    charge_code=charge_code.strip()[:20] or None,
                 )
             )
         except (ValueError, PydanticValidationError) as exc:

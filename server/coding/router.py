@@ -235,9 +235,9 @@ def check_codes_page(
 ) -> Response:
     """Validation as you type: check what is on screen without saving (nothing is audited)."""
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
-    result = service.validate(
-        session, codes=codes, context=service.claim_context(session, item=item)
-    )
+    context = service.claim_context(session, item=item)
+    codes = service.with_charge_codes(session, codes=codes, on=context.date_of_service)
+    result = service.validate(session, codes=codes, context=context)
     return _workbench(
         request,
         session,

@@ -43,6 +43,9 @@ class ProcedureLine(BaseModel):
     dx_pointers: list[int] = Field(default_factory=list, max_length=4)
     charge: float = Field(default=0.0, ge=0, le=10_000_000)
     evidence: list[Evidence] = Field(default_factory=list, max_length=10)
+    # A chargemaster line the coder picked: it sets the line's HCPCS/CPT code (when left
+    # blank), revenue code, description and price on the claim.
+    charge_code: str | None = Field(default=None, max_length=20)
 
 
 class Codes(BaseModel):

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from server.audit import service as audit_service
 from server.auth import service as auth_service
 from server.auth.principal import Principal
+from server.billing import cdm
 from server.coding import abstract as abstract_service
 from server.coding import codesets, releases
 from server.coding.codesets import normalise
@@ -278,6 +279,56 @@ def claim_context(
     return context
 
 
+def with_charge_codes(session: Session, *, codes: Codes, on: date) -> Codes:
+    """The lines with the HCPCS/CPT code of the chargemaster line picked filled in where the
+    coder left the code blank (CPT for 5 digits or 4 digits and a letter, else HCPCS)."""
+    found = cdm.by_charge_code(
+        session, codes=[p.charge_code or "" for p in codes.procedures], on=on
+    )
+    lines = []
+    for p in codes.procedures:
+        charge = found.get((p.charge_code or "").strip())
+        if charge is not None and charge.hcpcs and not p.code.strip():
+            system = "HCPCS" if charge.hcpcs[0].isalpha() else "CPT"
+            p = p.model_copy(update={"code": charge.hcpcs, "system": system})
+        lines.append(p)
+    return codes.model_copy(update={"procedures": lines})
+
+
+def _check_charge_codes(session: Session, v: Validation, codes: Codes, on: date) -> None:
+    """A picked charge code must be in the chargemaster in force and match the line's code."""
+    picked = [p.charge_code for p in codes.procedures if p.charge_code]
+    if not picked:
+        return
+    found = cdm.by_charge_code(session, codes=picked, on=on)
+    for n, p in enumerate(codes.procedures):
+        if not p.charge_code:
+            continue
+        charge = found.get(p.charge_code.strip())
+        loc: list[str | int] = ["procedures", n, "charge_code"]
+        if charge is None:
+            v.error(
+                loc,
+                f"Charge code {p.charge_code} is not in the chargemaster in force on "
+                f"{on.isoformat()}.",
+                "charge-code",
+            )
+        elif not charge.hcpcs:
+            v.error(
+                loc,
+                f"Charge code {p.charge_code} ({charge.description}) has no HCPCS/CPT code: "
+                "it cannot be a procedure line.",
+                "charge-code",
+            )
+        elif normalise(p.code) != charge.hcpcs.upper():
+            v.error(
+                loc,
+                f"Charge code {p.charge_code} bills {charge.hcpcs} ({charge.description}), "
+                f"not {p.code}: clear the code or pick the matching charge.",
+                "charge-code",
+            )
+
+
 def validate(session: Session, *, codes: Codes, context: edits_service.ClaimContext) -> Validation:
     """Check every line against the code sets, the claim rules and the claim edits."""
     v = Validation(without_demographics=not context.audited)
@@ -317,6 +368,7 @@ def validate(session: Session, *, codes: Codes, context: edits_service.ClaimCont
                 "raise the units on that line instead.",
                 "duplicate",
             )
+    _check_charge_codes(session, v, codes, context.date_of_service)
     findings = edits_service.check(session, codes=codes, context=context)
     errors, warnings = edits_service.apply_levels(
         session, findings=findings, payer_class=context.payer_class
@@ -382,6 +434,7 @@ def _stored_form(codes: Codes) -> Codes:
             dx_pointers=line.dx_pointers,
             charge=round(line.charge * 100) / 100,
             evidence=line.evidence,
+            charge_code=(line.charge_code or "").strip() or None,
         )
         for line in codes.procedures
     ]
@@ -431,7 +484,9 @@ def save_codes(
         detail=f"dx={len(codes.diagnoses)} px={len(codes.procedures)}"
         + (f" unrelated={len(codes.unrelated)}" if codes.unrelated else ""),
     )
-    result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
+    context = claim_context(session, item=item, key=key)
+    codes = with_charge_codes(session, codes=codes, on=context.date_of_service)
+    result = validate(session, codes=codes, context=context)
     _store(session, work_item_id=work_item_id, codes=codes, key=key)
     if item.baseline_drg is None and result.drg is not None and result.drg.drg:
         item.baseline_drg, item.baseline_drg_version = result.drg.drg, result.drg.version

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
+from server.billing import kind
 from server.coding.codesets import dotted, normalise
 from server.coding.schemas import Codes, Problem
 from server.config import get_settings
@@ -96,15 +97,15 @@ class Finding:
     pair: tuple[str, str] | None = None  # excludes1: the two codes (sorted, dotted)
 
 
-def claim_setting(encounter_class: str) -> str | None:
-    """Which NCCI/MUE table applies to the claim billing builds for this encounter class.
+def claim_setting(encounter_class: str, facility: str | None = None) -> str | None:
+    """Which NCCI/MUE table applies to the claim billing builds for this encounter.
 
-    Billing sends inpatient stays on an 837I (PTP and MUE do not apply to inpatient
-    claims) and everything else on an 837P, which the practitioner tables govern. The
-    hospital outpatient tables apply to outpatient 837I claims (type of bill 013x), which
-    Chartdesk does not build yet; they are loaded and checked the same way.
+    By claim type (`server.billing.kind`): inpatient stays go on an 837I and PTP and MUE do
+    not apply; a hospital outpatient visit goes on an outpatient 837I (type of bill 013x),
+    which the hospital outpatient tables govern; everything else goes on an 837P, which the
+    practitioner tables govern. The facility's setting is CHARTDESK_BILLING_FACILITY_SETTING(S).
     """
-    return None if encounter_class.lower() == "inpatient" else "practitioner"
+    return kind.edit_setting(get_settings(), encounter_class, facility)
 
 
 def _age(birth: date | None, on: date) -> int | None:
@@ -147,7 +148,7 @@ def context_for(
             birth = None  # a partial or odd birth date: the age edits do not run
     return ClaimContext(
         inpatient=inpatient,
-        setting=claim_setting(klass),
+        setting=claim_setting(klass, encounter.facility if encounter else None),
         date_of_service=dos,
         payer_class=((encounter.payer_class if encounter else None) or "unknown").lower(),
         age=_age(birth, dos),

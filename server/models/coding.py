@@ -88,6 +88,8 @@ class ClaimReturn(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     work_item_id: int = Field(foreign_key="work_item.id", index=True)
     coder_id: int | None = Field(default=None, foreign_key="app_user.id")
+    # A payer's denial sent to a denials queue (by rule, or no coder on record), not a coder.
+    queue_id: int | None = Field(default=None, foreign_key="work_queue.id")
     # The biller's free text (may name the patient): sealed under the encounter's data key.
     sealed_reason: bytes = Field(sa_type=LargeBinary)
     returned_by: str = Field(max_length=100)

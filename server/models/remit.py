@@ -40,7 +40,7 @@ class RemitClaim(SQLModel, table=True):
     remittance_id: int = Field(foreign_key="remittance.id", index=True)
     claim_number: str = Field(max_length=38)  # CLP01: our patient control number (CLM01)
     work_item_id: int | None = Field(default=None, foreign_key="work_item.id", index=True)
-    status: str = Field(max_length=10)  # paid | denied | partial | unmatched
+    status: str = Field(max_length=10)  # paid | denied | partial | reversed | unmatched
     status_code: str = Field(max_length=2)  # CLP02
     charge_cents: int = Field(sa_type=BigInteger)  # CLP03
     paid_cents: int = Field(sa_type=BigInteger)  # CLP04
@@ -54,6 +54,8 @@ class RemitClaim(SQLModel, table=True):
     # Sent back to the coder as a denial: the return the coder sees (None: not returned).
     claim_return_id: int | None = Field(default=None, foreign_key="claim_return.id")
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Undone by a later reversal (CLP02 = 22) from the payer: that reversal's row.
+    reversed_by_id: int | None = Field(default=None, foreign_key="remit_claim.id")
 
 
 class RemitLine(SQLModel, table=True):

@@ -96,7 +96,12 @@ def report(
     """Denial rate and dollars grouped `by` carc|payer|queue|coder, and the top codes, over
     the remittances received in [since, until)."""
     check_grouping(by)
-    stmt = select(RemitClaim).where(col(RemitClaim.work_item_id).is_not(None))
+    # A payer's reversal (CLP02 = 22) and the answer it undid count neither way.
+    stmt = select(RemitClaim).where(
+        col(RemitClaim.work_item_id).is_not(None),
+        col(RemitClaim.reversed_by_id).is_(None),
+        col(RemitClaim.status) != "reversed",
+    )
     if since is not None:
         stmt = stmt.where(col(RemitClaim.received_at) >= since)
     if until is not None:

@@ -23,6 +23,7 @@ from server.auth.deps import (
     SupervisorDep,
 )
 from server.auth.principal import Principal
+from server.billing import cdm
 from server.coding import abstract as abstract_service
 from server.coding import nubc
 from server.coding import service as coding_service
@@ -300,6 +301,8 @@ def _item_page(
             "query_error": forms.message(query_error) if query_error else None,
             "query_form": query_form or {},
             **entry,
+            # The chargemaster lines a coder can pick for a procedure line (charge code).
+            "chargemaster": cdm.pickable(session, on=utcnow().date()) if chart else [],
         },
         status_code=error.status_code if error else 200,
     )

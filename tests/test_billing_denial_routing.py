@@ -1,0 +1,84 @@
+"""Denials go to a denials queue by rule (CARC group/reason, payer), else to the coder who
+coded the claim; a denial of an item with no coder on record goes to the denials queue."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from server.config import get_settings
+from server.db import get_engine
+from server.models import ClaimReturn, Queue, Status, WorkItem
+from tests.support.factories import make_user, sign_in
+from tests.test_billing_remittance import X12, _billed, _billing, _remit
+
+
+def _post(system, held) -> dict[str, dict]:
+    paid, denied, partial = held
+    text = _remit(paid.item_id, denied.item_id, partial.item_id)
+    r = system.post("/api/v1/billing/remittance", content=text, headers=X12)
+    assert r.status_code == 200, r.text
+    return {c["claim_number"]: c for c in r.json()["claims"]}
+
+
+def _item(item_id: int) -> tuple[str, str, int | None]:
+    with Session(get_engine()) as s:
+        item = s.get(WorkItem, item_id)
+        assert item is not None
+        queue = s.get(Queue, item.queue_id)
+        assert queue is not None
+        return item.status, queue.name, item.lease_owner_id
+
+
+def test_a_rule_on_the_carc_sends_the_denial_to_its_queue(make_client, monkeypatch):
+    monkeypatch.setenv(
+        "CHARTDESK_BILLING_DENIAL_RULES", '[{"group": "CO", "reason": "16", "queue": "info"}]'
+    )
+    get_settings.cache_clear()
+    system = _billing(make_client)
+    held = _billed(make_client, system)
+    _, denied, partial = held
+    claims = _post(system, held)
+    # CO-97 + CO-16: the rule's queue; the partial denial (CO-50) still goes to its coder.
+    d = claims[f"CD{denied.item_id}"]
+    assert (d["returned_to_queue"], d["returned_to_coder"]) == ("info", False)
+    assert _item(denied.item_id) == (Status.ready, "info", None)
+    p = claims[f"CD{partial.item_id}"]
+    assert (p["returned_to_queue"], p["returned_to_coder"]) == (None, True)
+    status, queue, owner = _item(partial.item_id)
+    assert (status, queue) == (Status.returned, "default")
+    with Session(get_engine()) as s:
+        back = s.exec(select(ClaimReturn).where(ClaimReturn.work_item_id == denied.item_id)).one()
+        assert back.coder_id is None
+        assert back.queue_id is not None
+    # A coder of the denials queue takes it as the next item, with the payer's reasons.
+    fixer = make_client()
+    sign_in(fixer, make_user("fixer", "coder", queues=["info"]))
+    r = fixer.post("/api/v1/work/next")
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == denied.item_id
+    page = fixer.get(f"/work/{denied.item_id}")
+    assert page.status_code == 200
+    assert "CO-16" in page.text
+
+
+def test_a_payer_rule_and_the_default_queue_when_no_coder_is_on_record(make_client, monkeypatch):
+    monkeypatch.setenv(
+        "CHARTDESK_BILLING_DENIAL_RULES",
+        '[{"payer": "Other Plan", "queue": "other"}, {"payer": "acme health plan", '
+        '"reason": "50", "queue": "acme"}]',
+    )
+    get_settings.cache_clear()
+    system = _billing(make_client)
+    held = _billed(make_client, system)
+    _, denied, partial = held
+    with Session(get_engine()) as s:  # an item coded before coders were recorded
+        item = s.get(WorkItem, denied.item_id)
+        assert item is not None
+        item.coded_by_id = None
+        s.add(item)
+        s.commit()
+    claims = _post(system, held)
+    assert claims[f"CD{denied.item_id}"]["returned_to_queue"] == "denials"
+    assert _item(denied.item_id)[:2] == (Status.ready, "denials")
+    assert claims[f"CD{partial.item_id}"]["returned_to_queue"] == "acme"
+    assert _item(partial.item_id)[:2] == (Status.ready, "acme")

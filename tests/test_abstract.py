@@ -22,6 +22,9 @@ ABSTRACT = {
     "admission_hour": 8,
     "attending_npi": "1234567893",
     "admitting_diagnosis": "I21.4",
+    "operating_npi": "1245319599",
+    "procedure_dates": {"02703ZZ": "2026-01-11"},
+    "birth_weight_grams": None,
 }
 
 

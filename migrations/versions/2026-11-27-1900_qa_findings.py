@@ -3,7 +3,7 @@ sealed), the coder's response and the supervisor's decision; DRG weights, paymen
 difference and codes reviewed on each review.
 
 Revision ID: 0016
-Revises: 0022
+Revises: 0023
 Create Date: 2026-11-27
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import server.models.base
 
 revision: str = "0016"
-down_revision: str | Sequence[str] | None = "0022"
+down_revision: str | Sequence[str] | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

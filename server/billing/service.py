@@ -9,6 +9,7 @@ under the encounter's data key (it may name the patient).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from server.models import (
     ClaimReturn,
     ControlCounter,
     Encounter,
+    EncounterProvider,
     Queue,
     Status,
     User,
@@ -86,6 +88,29 @@ def _split_name(name: str) -> tuple[str, str]:
     if len(parts) < 2:
         return name.strip(), ""
     return parts[-1], " ".join(parts[:-1])
+
+
+def _physician(session: Session, *, encounter_id: int, npi: str | None) -> x12.Physician | None:
+    """The abstract's physician with their name: as the encounter's source named them,
+    else as another encounter's did (NPIs and names are public), else the settings' if the
+    NPI is the configured attending's; the name left empty if none knows it."""
+    if npi is None:
+        return None
+    names = session.exec(
+        select(EncounterProvider.name)
+        .where(EncounterProvider.npi == npi, EncounterProvider.name != "")
+        .order_by(col(EncounterProvider.encounter_id) != encounter_id, col(EncounterProvider.id))
+        .limit(1)
+    ).all()
+    settings = get_settings()
+    if names:
+        name = re.sub(r"^(dr\.?|doctor)\s+", "", names[0].strip(), flags=re.IGNORECASE)
+        last, first = _split_name(name)
+    elif npi == settings.billing_attending_npi:
+        last, _, first = settings.billing_attending_name.partition(",")
+    else:
+        last, first = "", ""
+    return x12.Physician(npi=npi, last=last.strip(), first=first.strip())
 
 
 def claim_data(session: Session, *, actor: Principal, work_item_id: int) -> x12.ClaimData:
@@ -166,6 +191,12 @@ def checked_claim(
         discharge_status=abstract.discharge_status,
         admitting_diagnosis=abstract.admitting_diagnosis,
         drg=checks.drg.drg if checks.drg else None,  # of the codes billed (after any QA)
+        drg_version=checks.drg.version if checks.drg and checks.drg.drg else None,
+        admission_hour=abstract.admission_hour,
+        attending=_physician(session, encounter_id=item.encounter_id, npi=abstract.attending_npi),
+        operating=_physician(session, encounter_id=item.encounter_id, npi=abstract.operating_npi),
+        procedure_dates=dict(abstract.procedure_dates),
+        birth_weight_grams=abstract.birth_weight_grams,
     )
     # What keeps the claim from being built truthfully is a claim edit the biller sees.
     for problem in x12.problems(claim):

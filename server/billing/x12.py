@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from server.config import Settings
@@ -35,6 +35,15 @@ class Line:
     charge_cents: int
     revenue_code: str = ""  # NUBC FL42 (837I SV201), from the chargemaster or the PCS rule
     description: str = ""  # the chargemaster's (or the code set's) description
+
+
+@dataclass(frozen=True)
+class Physician:
+    """A physician named on an institutional claim: NPI and name (public, not patient data)."""
+
+    npi: str
+    last: str
+    first: str = ""
 
 
 @dataclass
@@ -63,6 +72,12 @@ class ClaimData:
     discharge_status: str | None = None  # FL17
     admitting_diagnosis: str | None = None  # ICD-10-CM, with or without the dot
     drg: str | None = None  # the three-digit MS-DRG of the billed codes
+    drg_version: str | None = None  # the MS-DRG grouper version ("43.0")
+    admission_hour: int | None = None  # FL13, 0-23 (None: not known)
+    attending: Physician | None = None  # from the abstract (None: the billing setting's)
+    operating: Physician | None = None  # the operating physician (2310B NM1*72)
+    procedure_dates: dict[str, date] = field(default_factory=dict)  # PCS code -> performed
+    birth_weight_grams: int | None = None  # a newborn's (NUBC value code 54)
     place_of_service: str = "11"  # CMS place of service (837P CLM05-1), from the class
     payer_id: str | None = None  # the payer's id at the clearinghouse (2010BB NM109)
     # A corrected claim after a payer's denial: frequency 7 (replacement) and REF*F8.
@@ -446,8 +461,12 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
         ],
         ["DTP", "434", "RD8", f"{_date(start, now)}-{_date(end, now)}"],
     ]
-    if inpatient:  # the admission date and hour: inpatient claims
-        segs.append(["DTP", "435", "DT", start.astimezone(UTC).strftime("%Y%m%d%H%M")])
+    if inpatient:  # the admission date (D8), with the hour when the abstract knows it (DT)
+        segs.append(
+            ["DTP", "435", "D8", _date(start, now)]
+            if claim.admission_hour is None
+            else ["DTP", "435", "DT", f"{_date(start, now)}{claim.admission_hour:02d}00"]
+        )
     # Institutional claim codes (2300 CL1): admission type (priority of the visit), point
     # of origin, discharge status from the abstract. Inpatient: 9 ("information not
     # available") where not abstracted; outpatient: the point of origin only when abstracted.
@@ -461,25 +480,23 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
         segs.append(["HI", f"DR:{claim.drg}"])
     if len(dx) > 1:
         segs += _hi("ABF", "ABF", dx[1:])
-    pcs = [line for line in claim.lines if line.system == "PCS"] if inpatient else []
+    # Principal procedure (BBR, alone in its HI), then the others (BBQ), each with the date
+    # the abstract gives it (else the admission date). Inpatient claims only.
+    pcs = [
+        f"{line.code}:D8:{_procedure_date(claim, line.code, start, now)}"
+        for line in claim.lines
+        if line.system == "PCS" and inpatient
+    ]
     if pcs:
-        stamp = _date(start, now)
-        segs += _hi("BBR", "BBQ", [f"{line.code}:D8:{stamp}" for line in pcs])
+        segs.append(["HI", f"BBR:{pcs[0]}"])
+        segs += _hi("BBQ", "BBQ", pcs[1:])
+    if inpatient and claim.birth_weight_grams is not None:  # value code 54: birth weight (g)
+        segs.append(["HI", f"BE:54:::{claim.birth_weight_grams}"])
     last, _, first = settings.billing_attending_name.partition(",")
-    segs.append(
-        [
-            "NM1",
-            "71",
-            "1",
-            _clean(last, 60),
-            _clean(first, 35),
-            "",
-            "",
-            "",
-            "XX",
-            settings.billing_attending_npi,
-        ]
-    )
+    attending = claim.attending or Physician(settings.billing_attending_npi, last, first)
+    segs.append(_nm1_physician("71", attending))  # 2310A attending provider
+    if claim.operating is not None:
+        segs.append(_nm1_physician("72", claim.operating))  # 2310B operating physician
     # Every line is a service line under its revenue code (PCS lines without a HCPCS code):
     # the SV203 charges add up to CLM02. Outpatient lines carry their date (DTP*472).
     service_date = _date(start, now)
@@ -500,6 +517,26 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
         if not inpatient:
             segs.append(["DTP", "472", "D8", service_date])
     return segs
+
+
+def _procedure_date(claim: ClaimData, code: str, start: datetime, now: datetime) -> str:
+    performed = claim.procedure_dates.get(code.upper())
+    return performed.strftime("%Y%m%d") if performed else _date(start, now)
+
+
+def _nm1_physician(qualifier: str, physician: Physician) -> list[str]:
+    return [
+        "NM1",
+        qualifier,
+        "1",
+        _clean(physician.last, 60) or "UNKNOWN",
+        _clean(physician.first, 35),
+        "",
+        "",
+        "",
+        "XX",
+        physician.npi,
+    ]
 
 
 def _as_replacement(claim: ClaimData, segs: list[list[str]]) -> list[list[str]]:
@@ -760,7 +797,128 @@ def build_fhir(claim: ClaimData, settings: Settings) -> dict[str, Any]:
         }
     if procedures:
         resource["procedure"] = procedures
+    if claim.inpatient:
+        _fhir_inpatient(claim, resource)
     return resource
+
+
+MS_DRG_SYSTEM = (
+    "https://www.cms.gov/Medicare/Medicare-Fee-for-Service-Payment/AcuteInpatientPPS/"
+    "MS-DRG-Classifications-and-Software"
+)
+_INFO_CATEGORY = "http://terminology.hl7.org/CodeSystem/claiminformationcategory"
+_NUBC = "https://www.nubc.org/CodeSystem/"
+_CARE_TEAM_ROLE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBClaimCareTeamRole"
+
+
+def _info(sequence: int, category: str, **rest: Any) -> dict[str, Any]:
+    return {
+        "sequence": sequence,
+        "category": {"coding": [{"system": _INFO_CATEGORY, "code": category}]},
+        **rest,
+    }
+
+
+def _nubc_code(system: str, code: str) -> dict[str, Any]:
+    return {"coding": [{"system": _NUBC + system, "code": code}]}
+
+
+def _fhir_inpatient(claim: ClaimData, resource: dict[str, Any]) -> None:
+    """The abstract and the MS-DRG on an institutional Claim: the DRG as the principal
+    diagnosis's packageCode, the admitting diagnosis, procedure dates, the attending and
+    operating physicians (careTeam) and the admission (supportingInfo)."""
+    diagnoses: list[dict[str, Any]] = resource["diagnosis"]
+    if claim.drg and diagnoses:
+        diagnoses[0]["packageCode"] = {
+            "coding": [
+                {
+                    "system": MS_DRG_SYSTEM,
+                    **({"version": claim.drg_version} if claim.drg_version else {}),
+                    "code": claim.drg,
+                }
+            ]
+        }
+    if claim.admitting_diagnosis:
+        diagnoses.append(
+            {
+                "sequence": len(diagnoses) + 1,
+                "diagnosisCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                            "code": claim.admitting_diagnosis,
+                        }
+                    ]
+                },
+                "type": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/ex-diagnosistype",
+                                "code": "admitting",
+                            }
+                        ]
+                    }
+                ],
+            }
+        )
+    for procedure in resource.get("procedure", []):
+        code = procedure["procedureCodeableConcept"]["coding"][0]["code"]
+        performed = claim.procedure_dates.get(str(code).upper())
+        if performed is not None:
+            procedure["date"] = performed.isoformat()
+    team = [
+        (role, physician)
+        for role, physician in (("attending", claim.attending), ("operating", claim.operating))
+        if physician is not None
+    ]
+    if team:
+        resource["careTeam"] = [
+            {
+                "sequence": n,
+                "provider": {
+                    "identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": p.npi},
+                    **({"display": f"{p.first} {p.last}".strip()} if p.last else {}),
+                },
+                "role": {"coding": [{"system": _CARE_TEAM_ROLE, "code": role}]},
+            }
+            for n, (role, p) in enumerate(team, start=1)
+        ]
+    info: list[dict[str, Any]] = []
+    if claim.start is not None:
+        start = claim.start.astimezone(UTC)
+        if claim.admission_hour is not None:
+            start = start.replace(hour=claim.admission_hour, minute=0, second=0, microsecond=0)
+        period = {"start": start.isoformat()}
+        if claim.end is not None:
+            period["end"] = claim.end.astimezone(UTC).isoformat()
+        info.append(_info(len(info) + 1, "hospitalized", timingPeriod=period))
+    if claim.admission_type:
+        code = _nubc_code("PriorityTypeOfAdmitOrVisit", claim.admission_type)
+        info.append(_info(len(info) + 1, "info", code=code))
+    if claim.admission_source:
+        info.append(
+            _info(len(info) + 1, "info", code=_nubc_code("PointOfOrigin", claim.admission_source))
+        )
+    if claim.discharge_status:
+        code = _nubc_code("PatDischargeStatus", claim.discharge_status)
+        info.append(_info(len(info) + 1, "discharge", code=code))
+    if claim.birth_weight_grams is not None:
+        info.append(
+            _info(
+                len(info) + 1,
+                "info",
+                code=_nubc_code("ValueCodes", "54"),
+                valueQuantity={
+                    "value": claim.birth_weight_grams,
+                    "unit": "g",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "g",
+                },
+            )
+        )
+    if info:
+        resource["supportingInfo"] = info
 
 
 CSV_COLUMNS = [

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from server.auth.deps import CoderDep, CoderOrSupervisorDep, RowId, SessionDep, SupervisorDep
@@ -25,9 +25,8 @@ from server.coding.schemas import (
     SubmitView,
     ValidationView,
 )
-from server.errors import AppError, ValidationFailed
+from server.errors import AppError
 from server.queue import service as queue_service
-from server.records.schemas import safe_errors
 from server.web import forms
 from server.web.templates import is_htmx, render
 
@@ -274,31 +273,6 @@ def submit_page(
     if htmx:
         return Response(status_code=204, headers={"HX-Redirect": done})
     return RedirectResponse(done, status_code=303)
-
-
-@router.post("/work/{work_item_id}/abstract", response_class=HTMLResponse)
-def abstract_page(
-    session: SessionDep,
-    actor: CoderDep,
-    work_item_id: RowId,
-    admission_type: Annotated[str, Form(max_length=2)] = "",
-    admission_source: Annotated[str, Form(max_length=2)] = "",
-    discharge_status: Annotated[str, Form(max_length=2)] = "",
-) -> Response:
-    """The workbench's abstract form (the three NUBC selects); back to the item page."""
-    fields = {
-        "admission_type": admission_type,
-        "admission_source": admission_source,
-        "discharge_status": discharge_status,
-    }
-    try:
-        abstract = Abstract.model_validate(fields)
-    except ValidationError as exc:
-        raise ValidationFailed("The abstract is not valid.", details=safe_errors(exc)) from None
-    abstract_service.save_abstract(
-        session, actor=actor, work_item_id=work_item_id, abstract=abstract, only=set(fields)
-    )
-    return RedirectResponse(f"/work/{work_item_id}", status_code=303)
 
 
 def _submit_refused(

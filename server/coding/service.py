@@ -536,12 +536,26 @@ def submit(session: Session, *, actor: Principal, work_item_id: int) -> tuple[Wo
         detail="submit",
     )
     codes = get_codes(session, key=key)
-    context = claim_context(session, item=item, key=key)
+    abstract = abstract_service.get_abstract(session, key=key)
+    context = claim_context(session, item=item, key=key, abstract=abstract)
     result = validate(session, codes=codes, context=context)
     if context.inpatient and context.discharge_status is None:
         result.error(
             ["abstract", "discharge_status"],
             "An inpatient stay needs its discharge status (NUBC FL17) in the abstract.",
+            "abstract-required",
+        )
+    if (
+        context.inpatient
+        and abstract.birth_weight_grams is None
+        and abstract_service.birth_weight_needed(
+            abstract, age=context.age, drg=result.drg.drg if result.drg else None
+        )
+    ):
+        result.error(
+            ["abstract", "birth_weight_grams"],
+            "A newborn's stay needs the birth weight in grams (NUBC value code 54) "
+            "in the abstract.",
             "abstract-required",
         )
     if result.errors:

@@ -95,3 +95,6 @@ class WorkItemEvent(SQLModel, table=True):
     # Who holds the item after this event (migration 0003): tells an old holder's late
     # request (409 lease expired) from a stranger's (404), and feeds productivity figures.
     owner_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    # On a submit: when the lease it ends started (migration 0023; backfilled). Productivity
+    # sums submit minus this over a window's submits without a look-up per submit.
+    lease_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -59,6 +59,9 @@ def record_event(
     reason: str | None = None,
     at: datetime | None = None,
 ) -> None:
+    # A submit keeps the start of the lease it ends (migration 0023), so productivity reads
+    # a window's submits alone instead of looking each lease start up at report time.
+    started = lease_start_of(session, item_id=item_id) if action == "submit" else None
     # A Core INSERT, as for audit rows: cheaper than the ORM's unit of work for one row.
     session.execute(
         _INSERT_ITEM_EVENT,
@@ -71,8 +74,28 @@ def record_event(
             "to_status": to_status,
             "owner_id": owner_id,
             "reason": reason,
+            "lease_started_at": started,
         },
     )
+
+
+# Events that hand an item to a coder in progress: a lease starts.
+LEASE_STARTS = ("claim", "assign", "reassign", "resume")
+
+
+def lease_start_of(session: Session, *, item_id: int) -> datetime | None:
+    """When the item's current lease started: its last event into progress by a lease start
+    (`claim`, `assign`, `reassign`, `resume`), None if it never had one."""
+    return session.exec(
+        select(WorkItemEvent.at)
+        .where(
+            col(WorkItemEvent.work_item_id) == item_id,
+            col(WorkItemEvent.action).in_(LEASE_STARTS),
+            col(WorkItemEvent.to_status) == Status.in_progress,
+        )
+        .order_by(col(WorkItemEvent.id).desc())
+        .limit(1)
+    ).first()
 
 
 def transition(

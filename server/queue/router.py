@@ -317,6 +317,8 @@ def _supervise_page(
         request,
         "queue/supervise.html",
         {
+            # The version first: a change between the two shows at the next poll, not never.
+            "stats_version": service.stats_version(session),
             "stats": service.queue_stats(session),
             "page": page,
             "filters": flt,
@@ -376,10 +378,27 @@ def item_history_page(
 
 
 @router.get("/supervise/stats", response_class=HTMLResponse)
-def supervise_stats(request: Request, session: SessionDep, _: SupervisorDep) -> Response:
-    """The dashboard's figures alone (the page polls this every 10 seconds)."""
+def supervise_stats(
+    request: Request,
+    session: SessionDep,
+    _: SupervisorDep,
+    v: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    """The dashboard's figures alone (the page polls this every 10 seconds).
+
+    The page sends the version of the figures it shows (`v`); while nothing changed the
+    answer is 204 No Content (htmx keeps what is shown) after a cheap change check, not a
+    recount.
+    """
     service.sweep_expired(session)
-    return render(request, "queue/_stats.html", {"stats": service.queue_stats(session)})
+    version = service.stats_version(session)
+    if v and v == version:
+        return Response(status_code=204)
+    return render(
+        request,
+        "queue/_stats.html",
+        {"stats": service.queue_stats(session), "stats_version": version},
+    )
 
 
 def _list_filter(form: FormData | None) -> service.ItemFilter:

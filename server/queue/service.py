@@ -53,3 +53,4 @@ from server.queue.supervision import bulk_change as bulk_change
 from server.queue.supervision import move as move
 from server.queue.supervision import queue_stats as queue_stats
 from server.queue.supervision import set_priority as set_priority
+from server.queue.supervision import stats_version as stats_version

@@ -5,8 +5,11 @@ NPI, from a Practitioner in the bundle or a conditional reference
 `Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|NPI` as Synthea writes them); notes
 from DocumentReference attachments and DiagnosticReport presentedForm (base64, linked to
 their Encounter by reference; the same text twice is kept once); Condition, Procedure and
-Claim as coding hints; Coverage (or the Claim's insurance) for the payer. Every other
-resource type is skipped. Nothing here stores anything: the parser either returns every
+Claim as coding hints; Coverage (or the Claim's insurance) for the payer; the abstract's
+prefill: Encounter.hospitalization as NUBC codes and, for an inpatient stay, the admission
+hour (period.start), the attending (participant ATND, else PPRF) and operating physician
+(SPRF), and the performed date of each ICD-10-PCS Procedure. Every other resource type is
+skipped. Nothing here stores anything: the parser either returns every
 encounter of the bundle or raises ValidationFailed listing every problem as
 {"loc": ["entry", i, "resource", field...], "msg": ...}, and never echoes values.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +48,9 @@ DEFAULT_SOURCE = "urn:chartdesk:fhir-resource-id"
 SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 _NPI_REF = f"Practitioner?identifier={NPI_SYSTEM}|"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_HOUR = re.compile(r"^\d{4}-\d{2}-\d{2}T(\d{2}):")
+_PCS = re.compile(r"^[0-9A-HJ-NP-Za-hj-np-z]{7}$")
 
 
 Loc = list[str | int]
@@ -203,6 +210,7 @@ class _Enc:
     claim_lines: list[dict[str, Any]] = field(default_factory=list)
     payer: dict[str, Any] | None = None
     providers: list[dict[str, Any]] = field(default_factory=list)
+    procedure_dates: dict[str, str] = field(default_factory=dict)  # ICD-10-PCS code -> date
 
 
 def _resource_keys(entry: dict[str, Any], res: dict[str, Any]) -> list[str]:
@@ -382,11 +390,24 @@ def _on_condition(b: _Bundle, index: int, res: dict[str, Any]) -> None:
         enc.conditions.append(hint)
 
 
+def _performed_on(res: dict[str, Any]) -> str | None:
+    """Procedure.performed[x]'s date (YYYY-MM-DD): performedDateTime or the period's start."""
+    when = res.get("performedDateTime")
+    if not isinstance(when, str) and isinstance(res.get("performedPeriod"), dict):
+        when = res["performedPeriod"].get("start")
+    return when[:10] if isinstance(when, str) and _DATE.match(when[:10]) else None
+
+
 def _on_procedure(b: _Bundle, index: int, res: dict[str, Any]) -> None:
     enc = b.encounter_of(_ref(res.get("encounter")))
     hint = _hint(res.get("code"))
     if enc is not None and hint is not None:
         enc.procedures.append(hint)
+        performed = _performed_on(res)
+        system = str(hint.get("system") or "").lower()
+        pcs = "icd-10-pcs" in system or "coding/icd10" in system
+        if pcs and performed and _PCS.match(hint["code"]):  # the first date of each code kept
+            enc.procedure_dates.setdefault(hint["code"].upper(), performed)
 
 
 def _on_coverage(b: _Bundle, index: int, res: dict[str, Any]) -> None:
@@ -501,12 +522,31 @@ def _nubc(concept: Any, mapped: dict[str, str], listed: dict[str, str]) -> str |
     return None
 
 
-def _admission(res: dict[str, Any]) -> dict[str, str | None] | None:
-    """Encounter.hospitalization's admitSource and dischargeDisposition as NUBC codes."""
-    stay = res.get("hospitalization")
-    if not isinstance(stay, dict):
-        return None
-    found = {
+def _role_npi(enc: _Enc, *roles: str) -> str | None:
+    """The NPI of the encounter's first practitioner in the first of `roles` that has one."""
+    for role in roles:
+        for provider in enc.providers:
+            if (provider.get("role") or "").upper() == role:
+                return str(provider["npi"])
+    return None
+
+
+def _admission_hour(period: Any) -> int | None:
+    """The hour of Encounter.period.start as the source wrote it (its local clock)."""
+    start = period.get("start") if isinstance(period, dict) else None
+    match = _HOUR.match(start) if isinstance(start, str) else None
+    return int(match.group(1)) if match and int(match.group(1)) < 24 else None
+
+
+def _admission(enc: _Enc) -> dict[str, Any] | None:
+    """The abstract the encounter carries: Encounter.hospitalization's admitSource and
+    dischargeDisposition as NUBC codes, the admission hour (period.start), the attending
+    (participant ATND, else the primary performer PPRF) and operating physician (the
+    secondary performer SPRF), and the dates of its ICD-10-PCS Procedures."""
+    res = enc.resource
+    hospitalization = res.get("hospitalization")
+    stay: dict[str, Any] = hospitalization if isinstance(hospitalization, dict) else {}
+    found: dict[str, Any] = {
         "admission_source": _nubc(
             stay.get("admitSource"), ADMIT_SOURCE_NUBC, nubc.ADMISSION_SOURCE
         ),
@@ -514,7 +554,13 @@ def _admission(res: dict[str, Any]) -> dict[str, str | None] | None:
             stay.get("dischargeDisposition"), DISCHARGE_NUBC, nubc.DISCHARGE_STATUS
         ),
     }
-    return found if any(found.values()) else None
+    if CLASS_MAP.get(str((res.get("class") or {}).get("code"))) == "inpatient":
+        found["admission_hour"] = _admission_hour(res.get("period"))
+        found["attending_npi"] = _role_npi(enc, "ATND", "PPRF")
+        found["operating_npi"] = _role_npi(enc, "SPRF")
+        if enc.procedure_dates:
+            found["procedure_dates"] = dict(enc.procedure_dates)
+    return found if any(v is not None for v in found.values()) else None
 
 
 def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
@@ -573,7 +619,7 @@ def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
             "service_type_display": str(service_display)[:300] if service_display else None,
         },
         "providers": enc.providers,
-        "admission": _admission(res),
+        "admission": _admission(enc),
     }
     try:
         return EncounterIn.model_validate(raw)

@@ -145,11 +145,19 @@ class HintsIn(_In):
 
 
 class AdmissionIn(_In):
-    """The admission and discharge the source sends (NUBC UB-04 codes, sealed into the item's
-    abstract): point of origin (FL15) and discharge status (FL17); codes not listed dropped."""
+    """The admission and discharge the source sends (sealed into the item's abstract): point
+    of origin (FL15) and discharge status (FL17), NUBC codes not listed dropped; admission
+    hour, attending and operating NPIs, and the date of each ICD-10-PCS procedure."""
 
     admission_source: str | None = Field(default=None, max_length=2)
     discharge_status: str | None = Field(default=None, max_length=2)
+    admission_hour: int | None = Field(default=None, ge=0, le=23)
+    attending_npi: str | None = Field(default=None, pattern=r"^[0-9]{10}$")
+    operating_npi: str | None = Field(default=None, pattern=r"^[0-9]{10}$")
+    # ICD-10-PCS code -> the date it was performed (dates outside the stay are dropped).
+    procedure_dates: dict[Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{7}$")], date] = (
+        Field(default_factory=dict, max_length=100)
+    )
 
 
 Npi = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{10}$")]

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.auth.principal import Principal
+from server.billing.x12 import npi_ok
 from server.coding import nubc
 from server.config import get_settings
 from server.errors import AppError, Conflict, NotFound, ValidationFailed
@@ -263,7 +264,7 @@ def _insert(
                 work_item_id=item.id,
                 sealed_abstract=crypto.seal(
                     data_key,
-                    _dumps(_prefill(data.admission)),
+                    _dumps(_prefill(data.admission, data)),
                     aad=crypto.field_aad("item_abstract", item.id, "abstract", data_key_id=dk.id),
                 ),
             )
@@ -435,14 +436,30 @@ def _address(raw: dict[str, Any] | None) -> AddressView | None:
     )
 
 
-def _prefill(admission: AdmissionIn) -> dict[str, str | None]:
-    """The abstract's fields the source sent, each kept only when it is on its NUBC list."""
+def _prefill(admission: AdmissionIn, data: EncounterIn) -> dict[str, Any]:
+    """The abstract's fields the source sent, each kept only when it is valid: a code on its
+    NUBC list, an NPI with its check digit, a PCS code's procedure date within the stay."""
     source = (admission.admission_source or "").upper()
     status = admission.discharge_status or ""
+    admitted = data.start.date() if data.start else None
+    discharged = data.end.date() if data.end else None
+    dates = {
+        code.upper(): when.isoformat()
+        for code, when in admission.procedure_dates.items()
+        if (admitted is None or when >= admitted) and (discharged is None or when <= discharged)
+    }
     return {
         "admission_source": source if source in nubc.ADMISSION_SOURCE else None,
         "discharge_status": status if status in nubc.DISCHARGE_STATUS else None,
+        "admission_hour": admission.admission_hour,
+        "attending_npi": _valid_npi(admission.attending_npi),
+        "operating_npi": _valid_npi(admission.operating_npi),
+        **({"procedure_dates": dates} if dates else {}),
     }
+
+
+def _valid_npi(npi: str | None) -> str | None:
+    return npi if npi is not None and npi_ok(npi) else None
 
 
 _MINT = object()  # only this module holds it: an ItemKey cannot be made elsewhere

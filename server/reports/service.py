@@ -40,6 +40,7 @@ from server.errors import ValidationFailed
 from server.models import AuditEvent, Encounter, Queue, Status, User, WorkItem, WorkItemEvent
 from server.models.base import utcnow
 from server.models.report import ProductivityStandard
+from server.queue import items
 from server.reports import quality
 
 # (label, oldest age in days in the bucket); the last bucket is open-ended.
@@ -56,7 +57,7 @@ UNBILLED = tuple(s.value for s in Status if s != Status.billed)
 UNKNOWN = "(none)"
 
 # Events that hand an item to a coder in progress: a lease starts.
-LEASE_STARTS = ("claim", "assign", "reassign", "resume")
+LEASE_STARTS = items.LEASE_STARTS
 MAX_PRODUCTIVITY_DAYS = 366
 
 
@@ -330,12 +331,14 @@ def productivity(
     (one coder's alone with `coder_id`).
 
     One query: each submit in the window with the time of the lease start before it (the
-    last `claim`/`assign`/`reassign`/`resume` of that item into progress), its coder and
-    the encounter's class, summed in SQL per coder, class and final DRG.
+    last `claim`/`assign`/`reassign`/`resume` of that item into progress, kept on the submit
+    event), its coder and the encounter's class, summed in SQL per coder, class and final DRG.
     """
     since, until = check_window(since, until)
+    # The lease start is kept on the submit event (migration 0023). A submit stored without
+    # it (written by another path) falls back to the look-up; COALESCE runs it for those only.
     start = WorkItemEvent.__table__.alias("lease_start")  # type: ignore[attr-defined]
-    lease_start = (
+    lookup = (
         select(start.c.at)
         .where(
             and_(
@@ -349,6 +352,7 @@ def productivity(
         .limit(1)
         .scalar_subquery()
     )
+    lease_start: Any = func.coalesce(col(WorkItemEvent.lease_started_at), lookup)
     rows = (
         sa_select(
             col(User.username).label("coder"),

@@ -24,8 +24,10 @@ from server.auth.deps import (
 )
 from server.auth.principal import Principal
 from server.billing import cdm
+from server.coding import abstract as abstract_service
 from server.coding import nubc
 from server.coding import service as coding_service
+from server.coding.abstract import Abstract
 from server.coding.forms import CodesForm, codes_from_form
 from server.coding.schemas import Codes
 from server.config import get_settings
@@ -40,7 +42,7 @@ from server.queries.schemas import QueryIn
 from server.queue.schemas import WorkItemView
 from server.records.schemas import EmergencyAccessRequest, RecordView, safe_errors
 from server.web import forms
-from server.web.templates import render
+from server.web.templates import is_htmx, render
 from server.workbench import service
 from server.workbench.service import ChartView
 
@@ -61,8 +63,156 @@ def _code_entry(chart: ChartView) -> dict[str, Any]:
         "providers": chart.providers,
         "titles": chart.titles,
         "abstract": chart.abstract,
+        "abstract_values": abstract_values(chart),
         "nubc": nubc,
     }
+
+
+def _pcs_codes(chart: ChartView) -> list[str]:
+    """The saved ICD-10-PCS codes, each once, in line order."""
+    codes = [p.code.strip().upper() for p in chart.codes.procedures if p.system == "PCS"]
+    return list(dict.fromkeys(c for c in codes if c))
+
+
+def abstract_values(chart: ChartView, typed: FormData | None = None) -> dict[str, Any]:
+    """The abstract form's values: as saved, or as typed (a refused save keeps the input).
+    Procedure dates: one per saved PCS code, and any other code the abstract dates."""
+    if typed is None:
+        saved = chart.abstract.model_dump(mode="json")
+        dates: dict[str, str] = dict(saved.pop("procedure_dates"))
+        values: dict[str, Any] = {k: "" if v is None else str(v) for k, v in saved.items()}
+    else:
+        values = {name: str(typed.get(name) or "") for name in ABSTRACT_FIELDS}
+        pairs = zip(typed.getlist("pd_code"), typed.getlist("pd_date"), strict=False)
+        dates = {str(code): str(when) for code, when in pairs}
+    codes = list(dict.fromkeys([*_pcs_codes(chart), *dates]))
+    values["procedure_dates"] = [(code, dates.get(code, "")) for code in codes]
+    return values
+
+
+# The abstract form's single fields (the procedure dates come as pd_code/pd_date pairs).
+ABSTRACT_FIELDS = (
+    "admission_type",
+    "admission_source",
+    "discharge_status",
+    "admission_hour",
+    "attending_npi",
+    "operating_npi",
+    "admitting_diagnosis",
+    "birth_weight_grams",
+)
+
+
+def _abstract_errors(exc: AppError) -> dict[str, str]:
+    """{field: message} of a refused abstract; a procedure date's as 'procedure_dates.CODE'."""
+    errors = forms.field_errors(exc)
+    for d in exc.details:
+        loc = [str(p) for p in d.get("loc", []) if p != "body"] if isinstance(d, dict) else []
+        if len(loc) >= 2 and loc[0] == "procedure_dates":
+            errors.setdefault(f"procedure_dates.{loc[1]}", str(d.get("msg", "")))
+    return errors
+
+
+def _abstract_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    """The abstract again with what was typed and the message at each field: the form
+    alone for htmx (swapped in place, 422), else the whole item page."""
+    actor: Principal = request.state.principal
+    work_item_id = int(request.path_params["work_item_id"])
+    if not is_htmx(request):
+        return _item_page(
+            request,
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            abstract_error=exc,
+            abstract_form=form,
+        )
+    chart = service.open_chart(
+        session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
+    )
+    return render(
+        request,
+        "coding/workbench.html",
+        {
+            **_code_entry(chart),
+            **_abstract_context(exc),
+            "abstract_values": abstract_values(chart, form),
+        },
+        block="abstract_form",
+        status_code=exc.status_code,
+    )
+
+
+def _abstract_context(exc: AppError) -> dict[str, Any]:
+    return {
+        "abstract_error": forms.message(exc),
+        "abstract_errors": _abstract_errors(exc),
+        "abstract_open": True,
+    }
+
+
+@router.post("/work/{work_item_id}/abstract", response_class=HTMLResponse)
+def abstract_page(
+    request: Request,
+    session: SessionDep,
+    actor: CoderDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_abstract_failed))],
+    work_item_id: RowId,
+    admission_type: Annotated[str, Form(max_length=2)] = "",
+    admission_source: Annotated[str, Form(max_length=2)] = "",
+    discharge_status: Annotated[str, Form(max_length=2)] = "",
+    admission_hour: Annotated[str, Form(max_length=2)] = "",
+    attending_npi: Annotated[str, Form(max_length=10)] = "",
+    operating_npi: Annotated[str, Form(max_length=10)] = "",
+    admitting_diagnosis: Annotated[str, Form(max_length=8)] = "",
+    birth_weight_grams: Annotated[str, Form(max_length=4)] = "",
+    pd_code: Annotated[list[str] | None, Form(max_length=100)] = None,
+    pd_date: Annotated[list[str] | None, Form(max_length=100)] = None,
+) -> Response:
+    """The workbench's abstract form: the fields it sends (a blank one is not entered; a
+    PCS code with a blank date has none), the others kept. Refused: the form again with
+    what was typed and the message at the field (in place for htmx, 422)."""
+    fields: dict[str, Any] = {
+        "admission_type": admission_type,
+        "admission_source": admission_source,
+        "discharge_status": discharge_status,
+        "admission_hour": admission_hour,
+        "attending_npi": attending_npi,
+        "operating_npi": operating_npi,
+        "admitting_diagnosis": admitting_diagnosis,
+        "birth_weight_grams": birth_weight_grams,
+        "procedure_dates": {
+            code: when
+            for code, when in zip(pd_code or [], pd_date or [], strict=False)
+            if when.strip()
+        },
+    }
+    try:
+        abstract = Abstract.model_validate(fields)
+    except ValidationError as exc:
+        raise ValidationFailed("The abstract is not valid.", details=safe_errors(exc)) from None
+    # Only the fields the form sent: the others are kept as they were.
+    sent: FormData = request.state.form_data
+    only = {name for name in ABSTRACT_FIELDS if name in sent}
+    if "pd_code" in sent:
+        only.add("procedure_dates")
+    abstract_service.save_abstract(
+        session, actor=actor, work_item_id=work_item_id, abstract=abstract, only=only
+    )
+    if not is_htmx(request):
+        return RedirectResponse(f"/work/{work_item_id}", status_code=303)
+    chart = service.open_chart(
+        session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
+    )
+    page = render(
+        request,
+        "coding/workbench.html",
+        {**_code_entry(chart), "abstract_saved": True},
+        block="abstract_form",
+    )
+    # The code panel checks again (the discharge status may move the working DRG).
+    page.headers["HX-Trigger"] = "abstract-saved"
+    return page
 
 
 @router.get(f"{API}/work/{{work_item_id}}", tags=["work"])
@@ -133,9 +283,17 @@ def _item_page(
     work_item_id: int,
     query_error: AppError | None = None,
     query_form: dict[str, Any] | None = None,
+    abstract_error: AppError | None = None,
+    abstract_form: FormData | None = None,
 ) -> Response:
     page = service.item_page(session, actor=actor, work_item_id=work_item_id)
     chart = page.chart
+    entry = _code_entry(chart) if chart else {}
+    if chart and abstract_error is not None:  # a refused abstract: as typed, in the open
+        entry.update(_abstract_context(abstract_error))
+        if abstract_form is not None:
+            entry["abstract_values"] = abstract_values(chart, abstract_form)
+    error = query_error or abstract_error
     return render(
         request,
         "queue/item.html",
@@ -147,11 +305,11 @@ def _item_page(
             "query_error": forms.message(query_error) if query_error else None,
             "query_form": query_form or {},
             "qa_findings": chart.qa_findings if chart else [],
-            **(_code_entry(chart) if chart else {}),
+            **entry,
             # The chargemaster lines a coder can pick for a procedure line (charge code).
             "chargemaster": cdm.pickable(session, on=utcnow().date()) if chart else [],
         },
-        status_code=query_error.status_code if query_error else 200,
+        status_code=error.status_code if error else 200,
     )
 
 
@@ -241,16 +399,17 @@ def _findings_from_form(form: FormData) -> dict[str, FindingIn]:
     return out
 
 
-ABSTRACT_FIELDS = ("admission_type", "admission_source", "discharge_status")
+# The abstract fields the QA worksheet shows (the three NUBC selects).
+QA_ABSTRACT_FIELDS = ("admission_type", "admission_source", "discharge_status")
 
 
 def _abstract_from_form(form: FormData) -> dict[str, str | None] | None:
     """The worksheet's abstract selects (an inpatient stay's), None where the form has none."""
-    if not any(name in form for name in ABSTRACT_FIELDS):
+    if not any(name in form for name in QA_ABSTRACT_FIELDS):
         return None
     return {
         name: (str(form.get(name) or "").strip()[:2] or None)
-        for name in ABSTRACT_FIELDS
+        for name in QA_ABSTRACT_FIELDS
         if name in form
     }
 

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         "correcting a coding error",
         "other",
     ]
+    # QA scores: how much a principal-diagnosis change weighs against one other code error.
+    qa_principal_weight: float = Field(default=2.0, ge=1.0, le=10.0)
+    # QA payment difference: (DRG relative weight after − before) × this base rate (USD).
+    qa_base_rate: float = Field(default=6500.0, ge=0)
     trusted_origins: list[str] = []
     # Reverse proxies whose X-Forwarded-For is believed (the client address in the audit log
     # and the per-address sign-in limit come from it). Default none: any local process

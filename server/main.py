@@ -23,6 +23,7 @@ from server.db import get_engine
 from server.edits import router as edits_router
 from server.keyring import load_keyring
 from server.migrate import check_current
+from server.qa import router as qa_router
 from server.qa import sampling_router
 from server.queries import router as queries_router
 from server.queue import router as queue_router
@@ -85,6 +86,7 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     app.include_router(oidc_router.router)
     app.include_router(records_router.router)
     app.include_router(queue_router.router)
+    app.include_router(qa_router.router)  # before workbench: /qa/mine before /qa/{id}
     app.include_router(workbench_router.router)  # after queue: /api/v1/work/mine first
     app.include_router(coding_router.router)
     app.include_router(sampling_router.router)

@@ -74,9 +74,29 @@ def test_every_page_passes_axe_for_each_role(audit_pages, make_client, backend) 
     held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
     other = make_encounter()
     ana = held.account
-    run(ana, ["/home", "/work", f"/work/{held.item_id}", "/emergency-access", "/reports/mine"])
+    run(
+        ana,
+        [
+            "/home",
+            "/work",
+            f"/work/{held.item_id}",
+            "/emergency-access",
+            "/reports/mine",
+            "/qa/mine",
+        ],
+    )
     boss = make_user("boss", "supervisor", queues=["default"])
-    run(boss, ["/supervise", "/routing", "/qa", "/qa/queues/default/sampling", "/reports/denials"])
+    run(
+        boss,
+        [
+            "/supervise",
+            "/routing",
+            "/qa",
+            "/qa/scores",
+            "/qa/queues/default/sampling",
+            "/reports/denials",
+        ],
+    )
     reports = ["productivity", "standards", "casemix", "cc-capture", "drg-shifts"]
     run(boss, [f"/reports/{r}" for r in reports])
     assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
@@ -85,4 +105,31 @@ def test_every_page_passes_axe_for_each_role(audit_pages, make_client, backend) 
     run(make_user("cora", "compliance"), ["/compliance", "/compliance/flags", "/compliance/verify"])
     run(make_user("root", "admin"), ["/admin/users", "/admin/tokens"])
     assert other
+    assert found == {}
+
+
+def test_the_qa_worksheet_and_review_pages_pass_axe(audit_pages, make_client, backend) -> None:
+    from tests.support.coding import signed_in
+
+    codesets.icd10cm()
+    run, found = audit_pages
+    held = coder_with_item(make_client, "tia", in_training=True)
+    held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").json()["status"] == "qa_review"
+    rita = make_user("rita", "supervisor")
+    run(rita, [f"/qa/{held.item_id}"])
+    sup = signed_in(make_client, "sam", "supervisor")
+    corrected = {**GOOD_CODES, "diagnoses": [{"code": "E11.65"}, {"code": "I10"}]}
+    r = sup.post(
+        f"/api/v1/qa/{held.item_id}",
+        json={
+            "decision": "correct",
+            "codes": corrected,
+            "findings": [{"category": "specificity"}, {"category": "clerical"}],
+        },
+    )
+    assert r.status_code == 200, r.text
+    (first, *_) = held.client.get("/api/v1/qa/findings").json()["items"]
+    run(held.account, ["/qa/mine", f"/qa/reviews/{first['review_id']}"])
+    run(rita, [f"/qa/reviews/{first['review_id']}", "/qa/scores?by=month"])
     assert found == {}

@@ -160,16 +160,27 @@ def test_trainee_work_always_goes_to_qa_and_accuracy_is_kept(make_client):
     queue = sup.get("/api/v1/qa").json()["items"]
     assert [i["id"] for i in queue] == [held.item_id]
     assert queue[0]["coded_by"] == "trainee"
-    # Correcting needs a reason and valid codes.
+    # Correcting needs a change, and a category for each difference it makes.
     r = sup.post(f"/api/v1/qa/{held.item_id}", json={"decision": "correct", "codes": GOOD_CODES})
     assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["loc"] == ["codes"]
     corrected = {**GOOD_CODES, "diagnoses": [{"code": "E11.65"}, {"code": "I10"}]}
     r = sup.post(
         f"/api/v1/qa/{held.item_id}",
-        json={"decision": "correct", "reason": "hyperglycemia documented", "codes": corrected},
+        json={
+            "decision": "correct",
+            "reason": "hyperglycemia documented",
+            "codes": corrected,
+            "findings": [{"category": "specificity"}, {"category": "documentation_not_supported"}],
+        },
     )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ready_for_billing"
+    # Counted once final: the findings wait for the coder's answer.
+    assert sup.get("/api/v1/qa/accuracy").json()["items"] == []
+    for finding in held.client.get("/api/v1/qa/findings").json()["items"]:
+        r = held.client.post(f"/api/v1/qa/findings/{finding['id']}/response", json={"agree": True})
+        assert r.status_code == 200, r.text
     acc = sup.get("/api/v1/qa/accuracy").json()["items"]
     assert acc == [
         {"coder": "trainee", "reviewed": 1, "accepted": 0, "corrected": 1, "accuracy_percent": 0.0}

@@ -22,6 +22,7 @@ from tests.support.records import dump_database
 NAME = "Zebulon Quillfeather"
 QA_REASON = f"Chart of {NAME} documents hyperglycemia, so E11.65 replaces E11.9"
 RETURN_REASON = f"Payer rejected {NAME}: asthma line needs the exacerbation code"
+FINDING_COMMENT = f"{NAME}'s glucose log shows hyperglycemia on admission"
 CODES = {
     "diagnoses": [{"code": "E11.9"}, {"code": "J45.41"}, {"code": "K21.00"}],
     "procedures": [{"code": "99214", "system": "CPT", "dx_pointers": [1, 2], "charge": 180.0}],
@@ -44,7 +45,13 @@ def test_codes_and_reasons_are_sealed_at_rest(make_client, db_url, pg_cluster):
     assert coder.post(f"/api/v1/work/{item_id}/submit").json()["status"] == "qa_review"
     r = sup.post(
         f"/api/v1/qa/{item_id}",
-        json={"decision": "correct", "reason": QA_REASON, "codes": CORRECTED},
+        json={
+            "decision": "correct",
+            "reason": QA_REASON,
+            "codes": CORRECTED,
+            # The finding's comment names the patient too: sealed with the codes it is about.
+            "findings": [{"category": "specificity", "comment": FINDING_COMMENT}],
+        },
     )
     assert r.json()["status"] == "ready_for_billing", r.text
     biller = signed_in(make_client, "bill", "biller")
@@ -75,6 +82,8 @@ def test_codes_and_reasons_are_sealed_at_rest(make_client, db_url, pg_cluster):
         NAME,
         "Quillfeather",
         QA_REASON,
+        FINDING_COMMENT,
+        "glucose log",
         "hyperglycemia",
         RETURN_REASON,
         "exacerbation",

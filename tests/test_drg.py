@@ -219,12 +219,20 @@ def test_a_qa_correction_records_the_drg_shift(make_client):
             "decision": "correct",
             "reason": "respiratory failure documented",
             "codes": corrected,
+            "findings": [{"category": "missed_cc_mcc"}],
         },
     )
     assert r.status_code == 200, r.text
     with Session(get_engine()) as s:
         review = s.exec(select(QaReview).where(QaReview.work_item_id == held.item_id)).one()
         assert (review.coder_drg, review.qa_drg) == ("292", "291")
+        # The payment difference: the Table 5 weight change times the base rate in settings.
+        assert review.coder_weight is not None
+        assert review.qa_weight is not None
+        assert review.qa_weight > review.coder_weight
+        assert review.payment_difference == round(
+            (review.qa_weight - review.coder_weight) * 6500.0, 2
+        )
 
 
 def test_weights_only_for_the_versions_of_the_table_shipped():
@@ -233,3 +241,65 @@ def test_weights_only_for_the_versions_of_the_table_shipped():
     assert (later.version, later.drg) == ("44.0", "293")
     assert later.weight is None
     assert later.gmlos is None
+
+
+def test_the_qa_worksheet_shows_the_drg_change_and_files_abstract_findings(make_client):
+    from sqlmodel import Session, select
+
+    from server.db import get_engine
+    from server.models import QaFinding
+    from tests.support.coding import signed_in
+
+    held = coder_with_item(make_client, "drg-trainee", in_training=True, **STAY)
+    _put(held, "I50.23", "N17.9")
+    _discharged(held)
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").json()["status"] == "qa_review"
+    sup = signed_in(make_client, "drg-sup", "supervisor")
+    page = sup.post(
+        f"/qa/{held.item_id}",
+        data={
+            "csrf_token": sup.headers["X-CSRF-Token"],
+            "decision": "preview",
+            "dx_code": ["I50.23", "N17.9", "J96.01"],
+            "dx_poa": ["Y", "Y", "Y"],
+            "discharge_status": "06",
+        },
+    )
+    assert page.status_code == 200
+    assert "MS-DRG 292" in page.text
+    assert "→ 291" in page.text
+    assert "payment difference <strong>+" in page.text
+    assert 'name="finding_key" value="added:dx:3:"' in page.text
+    assert 'name="finding_key" value="abstract_changed:abstract::discharge_status"' in page.text
+    assert '<option value="06" selected>' in page.text  # the reviewer's pick kept
+    bad = sup.post(
+        f"/qa/{held.item_id}",
+        data={
+            "csrf_token": sup.headers["X-CSRF-Token"],
+            "decision": "correct",
+            "dx_code": ["I50.23", "N17.9", "J96.01"],
+            "dx_poa": ["Y", "Y", "Y"],
+            "discharge_status": "99",
+        },
+    )
+    assert bad.status_code == 422
+    assert 'id="abstract-discharge_status" aria-invalid="true"' in bad.text
+    assert 'value="J96.01"' in bad.text
+    # Through the API, the abstract too: the discharge status is a finding of its own.
+    corrected = {"diagnoses": [{"code": c, "poa": "Y"} for c in ("I50.23", "N17.9", "J96.01")]}
+    r = sup.post(
+        f"/api/v1/qa/{held.item_id}",
+        json={
+            "decision": "correct",
+            "codes": corrected,
+            "abstract": {"discharge_status": "06"},
+            "findings": [{"category": "missed_cc_mcc"}, {"category": "abstract_error"}],
+        },
+    )
+    assert r.status_code == 200, r.text
+    with Session(get_engine()) as s:
+        rows = s.exec(select(QaFinding).order_by(QaFinding.id)).all()  # type: ignore[arg-type]
+        assert [(f.kind, f.abstract_field, f.category) for f in rows] == [
+            ("added", None, "missed_cc_mcc"),
+            ("abstract_changed", "discharge_status", "abstract_error"),
+        ]

@@ -13,22 +13,32 @@ def _form(client, **fields):
     return {"csrf_token": client.headers["X-CSRF-Token"], **fields}
 
 
-def test_a_qa_correction_without_a_reason_keeps_the_reviewers_codes(make_client):
+def test_a_qa_finding_without_a_category_keeps_the_reviewers_edits(make_client):
     held = coder_with_item(make_client, "trainee", in_training=True)
     held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
     assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
     sup = signed_in(make_client, "sup1", "supervisor")
+    # E11.9 -> E11.65 (principal changed) and J45.909 dropped (deleted): the first difference
+    # gets a category and a comment, the second none.
     r = sup.post(
         f"/qa/{held.item_id}",
-        data=_form(sup, decision="correct", dx_code=["E11.65", "I10"], reason=""),
+        data=_form(
+            sup,
+            decision="correct",
+            dx_code=["E11.65", "I10"],
+            finding_key=["principal_changed:dx:1:", "deleted:dx:3:"],
+            finding_category=["specificity", ""],
+            finding_comment=["hyperglycemia in the H&P", ""],
+            reason="",
+        ),
     )
     assert r.status_code == 422
-    assert "Say why the codes were corrected" in r.text
+    assert "Give each difference an error category" in r.text
+    assert "Difference 2, code deleted (diagnosis 3): choose an error category." in r.text
     assert 'value="E11.65"' in r.text  # the correction typed, not the coder's E11.9
-    assert re.search(
-        r'id="qa-reason"[^>]*aria-invalid="true"[^>]*aria-describedby="err-reason"', r.text
-    )
-    assert 'id="err-reason"' in r.text
+    assert 'aria-describedby="err-finding-2"' in r.text  # the message at its row
+    assert '<option value="specificity" selected>' in r.text  # the first row's pick kept
+    assert 'value="hyperglycemia in the H&amp;P"' in r.text
     assert 'class="document"' in r.text  # still beside the chart
     # Nothing changed: the item still waits for review.
     assert sup.get(f"/qa/{held.item_id}").status_code == 200

@@ -205,7 +205,12 @@ def test_submit_keeps_the_cc_mcc_counts_and_the_shifts_show_who_and_why(make_cli
     reason = "Respiratory failure documented on day 2"
     r = sup.post(
         f"/api/v1/qa/{held.item_id}",
-        json={"decision": "correct", "reason": reason, "codes": corrected},
+        json={
+            "decision": "correct",
+            "reason": reason,
+            "codes": corrected,
+            "findings": [{"category": "missed_cc_mcc"}],  # J96.01 added (issue 19 worksheet)
+        },
     )
     assert r.status_code == 200, r.text
 

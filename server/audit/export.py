@@ -59,6 +59,8 @@ _TYPES: dict[str, tuple[str, str]] = {
     Action.query_view: ("110110", "Patient Record"),
     Action.query_create: ("110110", "Patient Record"),
     Action.query_answer: ("110110", "Patient Record"),
+    Action.qa_finding_view: ("110110", "Patient Record"),
+    Action.qa_response: ("110110", "Patient Record"),
 }
 _CRUD: dict[str, str] = {
     Action.view_record: "R",
@@ -73,6 +75,8 @@ _CRUD: dict[str, str] = {
     Action.query_view: "R",
     Action.query_create: "C",
     Action.query_answer: "U",
+    Action.qa_finding_view: "R",
+    Action.qa_response: "U",
 }
 _OUTCOME: dict[str, str] = {Outcome.success: "0", Outcome.denied: "4", Outcome.failed: "8"}
 

@@ -56,6 +56,8 @@ class Action(StrEnum):
     query_view = "query-view"  # a query's sealed fields opened (the provider, its coder)
     query_answer = "query-answer"  # the provider answered (signed)
     query_escalate = "query-escalate"  # unanswered after N business days: to a supervisor
+    qa_finding_view = "qa-finding-view"  # a QA finding's sealed codes and comments opened
+    qa_response = "qa-response"  # a coder agreed with or rebutted a QA finding
     flag_review = "flag-review"  # a compliance officer's decision on a flag (issue 20)
     identity_lookup = "identity-lookup"  # a patient's name and MRN shown to compliance
     settings_admin = "settings-admin"  # a report setting changed (productivity standard)

@@ -192,6 +192,12 @@ def save_abstract(
         kept = get_abstract(session, key=key).model_dump()
         kept.update({name: getattr(abstract, name) for name in only})
         abstract = Abstract.model_validate(kept)
+    return store_abstract(session, key=key, abstract=abstract)
+
+
+def store_abstract(session: Session, *, key: ItemKey, abstract: Abstract) -> Abstract:
+    """Seal the item's abstract with the key of an audited use (replacing the earlier one)."""
+    work_item_id = key.work_item_id
     sealed = key.seal(
         table=ItemAbstract.__tablename__,
         row_id=work_item_id,

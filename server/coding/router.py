@@ -19,7 +19,6 @@ from server.coding.schemas import (
     AccuracyView,
     Codes,
     Problem,
-    QaDecision,
     QaItemView,
     SearchHit,
     SearchResult,
@@ -121,22 +120,6 @@ def api_qa_items(session: SessionDep, _: SupervisorDep) -> dict[str, Any]:
         for i, q, u in rows
     ]
     return {"items": items, "next_cursor": None}
-
-
-@router.post(f"{API}/qa/{{work_item_id}}", tags=["qa"])
-def api_qa_decide(
-    session: SessionDep, actor: SupervisorDep, work_item_id: RowId, body: QaDecision
-) -> dict[str, Any]:
-    """Accept the coding, or correct it with new codes and a reason; the item goes to billing."""
-    item = service.qa_decide(
-        session,
-        actor=actor,
-        work_item_id=work_item_id,
-        decision=body.decision,
-        reason=body.reason,
-        codes=body.codes,
-    )
-    return {"id": item.id, "status": item.status}
 
 
 @router.get(f"{API}/qa/accuracy", tags=["qa"])

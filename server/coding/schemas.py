@@ -121,16 +121,6 @@ class SubmitView(BaseModel):
     drg: DrgView | None = None  # the final DRG of an inpatient stay (recorded on the item)
 
 
-class QaDecision(BaseModel):
-    """A QA reviewer's decision: accept, or correct (new codes and a reason)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    decision: Literal["accept", "correct"]
-    reason: str = Field(default="", max_length=500)
-    codes: Codes | None = None
-
-
 class SearchHit(BaseModel):
     """A code found by search."""
 

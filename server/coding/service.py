@@ -29,10 +29,11 @@ from server.coding.codesets import normalise
 from server.coding.schemas import Codes, DiagnosisLine, DrgView, Problem, ProcedureLine
 from server.edits import drg, tabular
 from server.edits import service as edits_service
-from server.errors import Conflict, NotFound, ValidationFailed
-from server.models import Encounter, ItemCodes, QaReview, Queue, Status, User, UserRole, WorkItem
+from server.errors import Forbidden, NotFound, ValidationFailed
+from server.models import Encounter, ItemCodes, Queue, Status, User, UserRole, WorkItem
 from server.models.base import utcnow
 from server.qa import sampling
+from server.qa import scores as qa_scores
 from server.queue import service as queue_service
 from server.records import service as records_service
 from server.records.schemas import RecordView
@@ -442,7 +443,7 @@ def _stored_form(codes: Codes) -> Codes:
     return Codes(diagnoses=dx, procedures=px, unrelated=unrelated)
 
 
-def _store(
+def store_codes(
     session: Session, *, work_item_id: int, codes: Codes, key: ItemKey | None = None
 ) -> None:
     """Seal the item's lines under its encounter's data key (replacing earlier ones); with
@@ -487,7 +488,7 @@ def save_codes(
     context = claim_context(session, item=item, key=key)
     codes = with_charge_codes(session, codes=codes, on=context.date_of_service)
     result = validate(session, codes=codes, context=context)
-    _store(session, work_item_id=work_item_id, codes=codes, key=key)
+    store_codes(session, work_item_id=work_item_id, codes=codes, key=key)
     if item.baseline_drg is None and result.drg is not None and result.drg.drg:
         item.baseline_drg, item.baseline_drg_version = result.drg.drg, result.drg.version
         session.add(item)
@@ -612,7 +613,8 @@ def qa_items(session: Session) -> list[tuple[WorkItem, str, str | None]]:
 
 
 def qa_item(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
-    """An item in QA review (404 otherwise, audited as a refused view)."""
+    """An item in QA review (404 otherwise; 403 to the person who coded it), refusals
+    audited as refused views."""
     item = session.get(WorkItem, work_item_id)
     if item is None or item.status != Status.qa_review:
         audit_service.record_denied(
@@ -624,88 +626,16 @@ def qa_item(session: Session, *, actor: Principal, work_item_id: int) -> WorkIte
             detail="not waiting for QA review",
         )
         raise NotFound("No such item waiting for QA review.")
-    return item
-
-
-def qa_decide(
-    session: Session,
-    *,
-    actor: Principal,
-    work_item_id: int,
-    decision: str,
-    reason: str = "",
-    codes: Codes | None = None,
-) -> WorkItem:
-    """Accept the coder's codes, or correct them (new codes and a reason); on to billing."""
-    item = queue_service.lock_item(session, work_item_id)
-    if item is None:
-        raise NotFound("No such work item.")
-    if item.status != Status.qa_review:
-        raise Conflict(f"The item is {item.status}, not waiting for QA review.")
     if item.coded_by_id is not None and item.coded_by_id == actor.user_id:
-        raise Conflict("You cannot review your own coding.")
-    if decision == "correct":
-        if not reason.strip():
-            raise ValidationFailed(
-                "Say why the codes were corrected.",
-                details=[{"loc": ["reason"], "msg": "required"}],
-            )
-        if codes is None:
-            raise ValidationFailed(
-                "Give the corrected codes.", details=[{"loc": ["codes"], "msg": "required"}]
-            )
-        # The correction is an audited use of the item (its qa-decision row, written
-        # first): its key opens the patient's age and sex for the claim edits.
-        key = records_service.open_for_use(
+        audit_service.record_denied(
             session,
             actor=actor,
-            work_item_id=work_item_id,
-            action=audit_service.Action.qa_decision,
-            purpose="HOPERAT",
-            detail="corrected",
-        )
-        result = validate(session, codes=codes, context=claim_context(session, item=item, key=key))
-        if result.errors:
-            raise ValidationFailed("The corrected codes have errors.", details=result.details())
-        _store(session, work_item_id=work_item_id, codes=codes, key=key)
-        qa_drg = result.drg.drg if result.drg else None
-    else:
-        qa_drg = item.final_drg
-    assert item.coded_by_id is not None  # noqa: S101
-    assert actor.user_id is not None  # noqa: S101
-    outcome = "accepted" if decision == "accept" else "corrected"
-    review = QaReview(
-        work_item_id=work_item_id,
-        coder_id=item.coded_by_id,
-        reviewer_id=actor.user_id,
-        outcome=outcome,
-        coder_drg=item.final_drg,  # a DRG shift when it differs from qa_drg
-        qa_drg=qa_drg,
-    )
-    session.add(review)
-    if reason.strip():  # free text that may name the patient: sealed, never in clear
-        session.flush()
-        assert review.id is not None  # noqa: S101
-        review.sealed_reason = records_service.seal_for_item(
-            session,
-            work_item_id=work_item_id,
-            table=QaReview.__tablename__,
-            row_id=review.id,
-            field="reason",
-            value=reason.strip()[:500],
-        )
-    queue_service.transition(
-        session, item=item, to_status=Status.ready_for_billing, actor=actor, action=f"qa-{outcome}"
-    )
-    if decision == "accept":  # a correction was audited above, as its use of the item
-        audit_service.record(
-            session,
-            actor=actor,
-            action=audit_service.Action.qa_decision,
+            action=audit_service.Action.view_record,
             work_item_id=work_item_id,
             purpose="HOPERAT",
-            detail=outcome,
+            detail="own chart",
         )
+        raise Forbidden("You coded this chart: another reviewer must review it.")
     return item
 
 
@@ -724,23 +654,17 @@ class Accuracy:
 
     @property
     def accuracy_percent(self) -> float | None:
-        """Accepted as a share of reviewed (None before the first review)."""
+        """Reviews without an error as a share of reviewed (None before the first review)."""
         return round(100 * self.accepted / self.reviewed, 1) if self.reviewed else None
 
 
 def accuracy(session: Session, *, coder_id: int | None = None) -> list[Accuracy]:
-    """QA accuracy per coder (accepted / reviewed), by username."""
-    stmt = select(User.username, QaReview.outcome).join(
-        User, col(User.id) == col(QaReview.coder_id)
-    )
-    if coder_id is not None:
-        stmt = stmt.where(QaReview.coder_id == coder_id)
-    counts: dict[str, list[int]] = {}
-    for username, outcome in session.exec(stmt).all():
-        c = counts.setdefault(username, [0, 0])
-        c[0] += 1
-        c[1] += outcome == "accepted"
-    return [Accuracy(coder=u, reviewed=r, accepted=a) for u, (r, a) in sorted(counts.items())]
+    """QA record accuracy per coder, by username, as the QA scores count it: final reviews
+    only, `accepted` those without an error against the coder (`server.qa.scores`)."""
+    return [
+        Accuracy(coder=s.key or "", reviewed=s.records_reviewed, accepted=s.record_ok)
+        for s in qa_scores.scores(session, by="coder", coder_id=coder_id)
+    ]
 
 
 def set_sample_percent(

@@ -12,6 +12,7 @@ from server.models.coding import (
     QaReview,
 )
 from server.models.edits import EditFileLoad, EditLevel, MueEdit, NcciPtpEdit
+from server.models.qa import QaFinding
 from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccount
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
@@ -44,6 +45,7 @@ __all__ = [
     "MueEdit",
     "NcciPtpEdit",
     "OidcTransaction",
+    "QaFinding",
     "QaReview",
     "QaSampleRule",
     "QaSampling",

@@ -48,7 +48,8 @@ class CodeSetEntry(SQLModel, table=True):
 
 
 class QaReview(SQLModel, table=True):
-    """A supervisor's decision on a sampled item: accepted, or corrected with a reason."""
+    """A supervisor's decision on a sampled item: accepted, or corrected (its findings are
+    `qa_finding` rows, one per difference)."""
 
     __tablename__ = "qa_review"
 
@@ -61,6 +62,14 @@ class QaReview(SQLModel, table=True):
     # shift it: who is reviewer_id, why the sealed reason). None for outpatient claims.
     coder_drg: str | None = Field(default=None, max_length=3)
     qa_drg: str | None = Field(default=None, max_length=3)
+    # Their relative weights (CMS Table 5) and the payment difference (weight change × the
+    # base rate in settings); None without a DRG or a weight table.
+    coder_weight: float | None = None
+    qa_weight: float | None = None
+    payment_difference: float | None = None
+    # Code lines the reviewer looked at (the coder's, plus lines the reviewer added): the
+    # denominator of code-level accuracy. 0 on reviews before the worksheet.
+    codes_reviewed: int = 0
     # The reviewer's free text (may name the patient): sealed under the encounter's data key.
     sealed_reason: bytes | None = Field(default=None, sa_type=LargeBinary)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

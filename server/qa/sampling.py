@@ -16,8 +16,8 @@ first rule whose percentage is above the draw), so the chance of review is the l
 percentage that applies. The draw comes from `RNG`, replaced in tests (or passed as `rng`).
 
 Recent accuracy and the denial rate each come through one function (`recent_accuracy`,
-`denial_rate`), so that they can be pointed at the QA scores and the 835 remittances when
-those land; today they read QA reviews (accepted / reviewed) and billing returns.
+`denial_rate`): accuracy is the QA scores' record accuracy over final reviews
+(`server.qa.scores.recent_counts`); the denial rate reads billing returns.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from server.edits import drg as drg_tables
 from server.errors import NotFound, ValidationFailed
 from server.models import (
     ClaimReturn,
-    QaReview,
     QaSampleRule,
     QaSampling,
     Queue,
@@ -49,6 +48,7 @@ from server.models import (
     WorkItem,
 )
 from server.models.base import utcnow
+from server.qa import scores as qa_scores
 from server.queue import service as queue_service
 
 # Replaced in tests with a seeded `random.Random` (or anything with `.random()`).
@@ -97,7 +97,7 @@ def known_mdcs() -> set[str]:
 
 @dataclass(frozen=True)
 class Recent:
-    """A coder's last reviews: how many, and how many were accepted as coded."""
+    """A coder's last final reviews: how many, and how many had no error against them."""
 
     reviewed: int
     accepted: int
@@ -109,14 +109,11 @@ class Recent:
 
 
 def recent_accuracy(session: Session, *, coder_id: int, n: int) -> Recent:
-    """The coder's accuracy over their last `n` QA reviews (accepted / reviewed)."""
-    outcomes = session.exec(
-        select(QaReview.outcome)
-        .where(QaReview.coder_id == coder_id)
-        .order_by(col(QaReview.at).desc(), col(QaReview.id).desc())
-        .limit(max(n, 0))
-    ).all()
-    return Recent(reviewed=len(outcomes), accepted=sum(o == "accepted" for o in outcomes))
+    """The coder's record accuracy over their last `n` final QA reviews, as the QA scores
+    count it (a review waiting for the coder's answer or a rebuttal's decision is left out;
+    one whose findings were all overturned is clean)."""
+    reviewed, clean = qa_scores.recent_counts(session, coder_id=coder_id, last=n)
+    return Recent(reviewed=reviewed, accepted=clean)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ from server.coding.schemas import Codes
 from server.config import get_settings
 from server.errors import AppError, ValidationFailed
 from server.models.base import utcnow
+from server.qa import diff as qa_diff
+from server.qa import service as qa_service
+from server.qa.schemas import FindingIn
+from server.qa.taxonomy import taxonomy
 from server.queries import service as queries_service
 from server.queries.schemas import QueryIn
 from server.queue.schemas import WorkItemView
@@ -300,6 +304,7 @@ def _item_page(
             "now": utcnow(),
             "query_error": forms.message(query_error) if query_error else None,
             "query_form": query_form or {},
+            "qa_findings": chart.qa_findings if chart else [],
             **entry,
             # The chargemaster lines a coder can pick for a procedure line (charge code).
             "chargemaster": cdm.pickable(session, on=utcnow().date()) if chart else [],
@@ -375,6 +380,40 @@ def codes_fragment(
     return render(request, "coding/workbench.html", _code_entry(chart), block="code_entry")
 
 
+def _findings_from_form(form: FormData) -> dict[str, FindingIn]:
+    """The worksheet's category and comment per difference, by the difference's key."""
+
+    def values(name: str) -> list[str]:
+        return [v for v in form.getlist(name) if isinstance(v, str)]
+
+    keys, categories, comments = (
+        values("finding_key"),
+        values("finding_category"),
+        values("finding_comment"),
+    )
+    out: dict[str, FindingIn] = {}
+    for n, key in enumerate(keys[:150]):
+        category = categories[n].strip()[:40] if n < len(categories) else ""
+        comment = comments[n].strip()[:500] if n < len(comments) else ""
+        out[key[:100]] = FindingIn(category=category or None, comment=comment)
+    return out
+
+
+# The abstract fields the QA worksheet shows (the three NUBC selects).
+QA_ABSTRACT_FIELDS = ("admission_type", "admission_source", "discharge_status")
+
+
+def _abstract_from_form(form: FormData) -> dict[str, str | None] | None:
+    """The worksheet's abstract selects (an inpatient stay's), None where the form has none."""
+    if not any(name in form for name in QA_ABSTRACT_FIELDS):
+        return None
+    return {
+        name: (str(form.get(name) or "").strip()[:2] or None)
+        for name in QA_ABSTRACT_FIELDS
+        if name in form
+    }
+
+
 def _qa_page(
     request: Request,
     session: Session,
@@ -383,12 +422,55 @@ def _qa_page(
     work_item_id: int,
     codes: Codes | None = None,
     reason: str = "",
+    kept: dict[str, FindingIn] | None = None,
+    abstract_fields: dict[str, str | None] | None = None,
     error: AppError | None = None,
 ) -> Response:
-    """The QA review page: the chart (audited view) and the codes to accept or correct."""
+    """The QA worksheet: the chart (audited view), the coder's codes to accept or edit, and
+    the differences the edits make, each to file under an error category."""
     chart = service.open_chart(
         session, actor=actor, work_item_id=work_item_id, purpose="HOPERAT", view="qa"
     )
+    abstract_after = chart.abstract
+    if abstract_fields is not None:
+        try:
+            abstract_after = qa_service.merged_abstract(chart.abstract, abstract_fields)
+        except AppError:
+            abstract_after = chart.abstract  # the message says which field; shown as typed
+    differences = (
+        qa_diff.differences(
+            chart.codes,
+            codes or chart.codes,
+            abstract_before=chart.abstract,
+            abstract_after=abstract_after,
+        )
+        if codes is not None or abstract_fields is not None
+        else []
+    )
+    # The DRG before and after the edits, and what the change is worth (weight × base rate).
+    drg_after = None
+    if differences and chart.inpatient:
+        context = coding_service.claim_context(
+            session, item=chart.item, record=chart.record, abstract=abstract_after
+        )
+        drg_after = coding_service.working_drg(codes or chart.codes, context)
+    payment = (
+        round((drg_after.weight - chart.drg.weight) * get_settings().qa_base_rate, 2)
+        if drg_after and chart.drg and drg_after.weight is not None and chart.drg.weight is not None
+        else None
+    )
+    kept = kept or {}
+    # The message of a difference without a category, at its row (details are by position).
+    row_errors = {
+        differences[d["loc"][1]].key: str(d.get("msg", ""))
+        for d in (error.details if error else [])
+        if isinstance(d, dict)
+        and isinstance(d.get("loc"), list)
+        and len(d["loc"]) == 3
+        and d["loc"][0] == "findings"
+        and isinstance(d["loc"][1], int)
+        and d["loc"][1] < len(differences)
+    }
     return render(
         request,
         "coding/qa_item.html",
@@ -396,8 +478,18 @@ def _qa_page(
             "item": chart.item,
             "record": chart.record,
             "codes": codes if codes is not None else chart.codes,
+            "coder_codes": chart.codes,
             "inpatient": chart.inpatient,
+            "drg": chart.drg,
+            "drg_after": drg_after,
+            "abstract": {**chart.abstract.model_dump(), **(abstract_fields or {})},
+            "nubc": nubc,
+            "payment": payment,
             "reason": reason,
+            "differences": differences,
+            "kept": kept,
+            "row_errors": row_errors,
+            "taxonomy": taxonomy(),
             "error": forms.message(error) if error else None,
             "errors": forms.field_errors(error),
         },
@@ -406,7 +498,7 @@ def _qa_page(
 
 
 def _qa_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
-    """The QA page again with the reviewer's codes and reason as typed, and why it failed."""
+    """The worksheet again with the reviewer's codes, categories and comments as typed."""
     try:
         codes: Codes | None = codes_from_form(form)
     except AppError:
@@ -418,6 +510,8 @@ def _qa_failed(request: Request, session: Session, exc: AppError, form: FormData
         work_item_id=int(request.path_params["work_item_id"]),
         codes=codes,
         reason=str(form.get("reason") or ""),
+        kept=_findings_from_form(form),
+        abstract_fields=_abstract_from_form(form),
         error=exc,
     )
 
@@ -432,6 +526,7 @@ def qa_item_page(
 
 @router.post("/qa/{work_item_id}", response_class=HTMLResponse)
 def qa_decide_page(
+    request: Request,
     session: SessionDep,
     actor: SupervisorDep,
     _form: Annotated[None, Depends(forms.ErrorPage(_qa_failed))],
@@ -440,18 +535,34 @@ def qa_decide_page(
     codes: CodesForm,
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    """Accept or correct from the QA page; a refusal shows the page again, input kept."""
-    if decision not in ("accept", "correct"):
+    """Accept, show the differences of the edits (preview), or save the corrections with a
+    category per difference; a refusal shows the worksheet again, every input kept."""
+    if decision not in ("accept", "correct", "preview"):
         raise ValidationFailed(
             "Accept or correct.", details=[{"loc": ["decision"], "msg": "accept|correct"}]
         )
-    coding_service.qa_decide(
+    form = request.state.form_data  # parsed once, by ErrorPage
+    keyed, abstract_fields = _findings_from_form(form), _abstract_from_form(form)
+    if decision == "preview":
+        return _qa_page(
+            request,
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            codes=codes,
+            reason=reason,
+            kept=keyed,
+            abstract_fields=abstract_fields,
+        )
+    qa_service.decide(
         session,
         actor=actor,
         work_item_id=work_item_id,
         decision=decision,
         reason=reason,
         codes=codes if decision == "correct" else None,
+        keyed=keyed,
+        abstract_fields=abstract_fields if decision == "correct" else None,
     )
     return RedirectResponse("/qa", status_code=303)
 

@@ -27,6 +27,7 @@ from server.coding import service as coding_service
 from server.coding.abstract import Abstract
 from server.coding.schemas import Codes, DrgView
 from server.models import Status, WorkItem
+from server.qa import service as qa_service
 from server.queries import service as queries_service
 from server.queries.schemas import ProviderView, QueryView
 from server.queue import service as queue_service
@@ -52,6 +53,8 @@ class ChartView:
     titles: dict[str, str]  # each code's description, 'SYSTEM:CODE' as on the lines
     drg: DrgView | None  # the working MS-DRG of the saved codes (None: outpatient)
     abstract: Abstract  # the inpatient abstract (NUBC admission and discharge codes)
+    # QA findings on this chart, opened under the same view (the item page; else empty).
+    qa_findings: list[qa_service.OpenedFinding]
 
     @property
     def item(self) -> WorkItem:
@@ -87,10 +90,12 @@ def open_chart(
     view: ChartKind,
     emergency_reason: str | None = None,
     checks: bool = False,
+    findings: bool = False,
 ) -> ChartView:
     """The chart of a work item, if `actor` may open it in `view`; the view audited first.
 
     `checks`: also run the code checks on the saved codes (what the code panel shows).
+    `findings`: also open the item's QA findings (what the coder's item page shows).
     """
     item = _checked_item(session, actor=actor, work_item_id=work_item_id, view=view)
     opened = records_service.open_record(
@@ -123,6 +128,12 @@ def open_chart(
         titles=codesets.titles(session, codes=codes) if checks else {},
         drg=problems.drg if problems else coding_service.working_drg(codes, context),
         abstract=abstract,
+        qa_findings=[
+            qa_service.open_finding(key=opened.key, row=row)
+            for row in qa_service.item_findings(session, work_item_id=work_item_id)
+        ]
+        if findings
+        else [],
     )
 
 
@@ -132,6 +143,12 @@ def item_page(session: Session, *, actor: Principal, work_item_id: int) -> ItemP
     if item.status != Status.in_progress:
         return ItemPage(row=queue_service.item_row(session, item=item), chart=None)
     chart = open_chart(
-        session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding", checks=True
+        session,
+        actor=actor,
+        work_item_id=work_item_id,
+        purpose="TREAT",
+        view="coding",
+        checks=True,
+        findings=True,
     )
     return ItemPage(row=chart.row, chart=chart)

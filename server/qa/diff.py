@@ -1,0 +1,302 @@
+"""Code-level differences between the coder's codes and the reviewer's: what a QA finding is.
+
+Each difference has a kind (one of `KINDS`), which list it is on, its line number and, for
+the abstract, the field. The codes before and after are patient data (they are tied to an
+encounter): callers seal them; only the kind, line number and field are kept in clear.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+from server.coding.abstract import Abstract
+from server.coding.codesets import normalise
+from server.coding.schemas import Codes
+
+Kind = Literal[
+    "added",
+    "deleted",
+    "revised",
+    "resequenced",
+    "poa_changed",
+    "principal_changed",
+    "modifier_units_changed",
+    "abstract_changed",
+]
+KINDS: tuple[str, ...] = (
+    "added",
+    "deleted",
+    "revised",
+    "resequenced",
+    "poa_changed",
+    "principal_changed",
+    "modifier_units_changed",
+    "abstract_changed",
+)
+KIND_LABELS = {
+    "added": "code added",
+    "deleted": "code deleted",
+    "revised": "code revised",
+    "resequenced": "resequenced",
+    "poa_changed": "POA changed",
+    "principal_changed": "principal diagnosis changed",
+    "modifier_units_changed": "modifier or units changed",
+    "abstract_changed": "abstract field changed",
+}
+Target = Literal["dx", "px", "abstract"]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One code-level difference (`before`/`after` are patient data: seal them)."""
+
+    kind: Kind
+    target: Target
+    position: int | None  # 1-based line (the reviewer's, or the coder's for a deletion)
+    before: str | None = None
+    after: str | None = None
+    principal: bool = False  # the principal diagnosis changed (counts as the settings say)
+    field: str | None = None  # the abstract field
+
+    @property
+    def key(self) -> str:
+        """Which difference this is, without the codes (a worksheet form's row key)."""
+        return f"{self.kind}:{self.target}:{self.position or ''}:{self.field or ''}"
+
+    @property
+    def summary(self) -> str:
+        """Where and what, without the codes (safe for messages and counts)."""
+        where = {"dx": "diagnosis", "px": "procedure", "abstract": "abstract"}[self.target]
+        at = f" {self.position}" if self.position else ""
+        name = f" {self.field}" if self.field else ""
+        return f"{KIND_LABELS[self.kind]} ({where}{at}{name})"
+
+
+def _dx_text(code: str, poa: str | None) -> str:
+    return f"{code} POA {poa}" if poa else code
+
+
+def _px_text(line: tuple[str, str, tuple[str, ...], int]) -> str:
+    system, code, modifiers, units = line
+    mods = f"-{'-'.join(modifiers)}" if modifiers else ""
+    return f"{system} {code}{mods} ×{units}"
+
+
+def _resequenced(coder: list[str], reviewer: list[str]) -> set[str]:
+    """Codes kept by both whose order changed (outside the longest common order)."""
+    matcher = difflib.SequenceMatcher(a=coder, b=reviewer, autojunk=False)
+    in_order = {
+        reviewer[b + k] for a, b, size in matcher.get_matching_blocks() for k in range(size)
+    }
+    return {code for code in reviewer if code not in in_order}
+
+
+def diagnoses(before: Codes, after: Codes) -> list[Difference]:
+    """Differences on the diagnosis lines (the first is the principal diagnosis)."""
+    c = [normalise(d.code) for d in before.diagnoses]
+    r = [normalise(d.code) for d in after.diagnoses]
+    c_poa = {normalise(d.code): (d.poa or "").upper() or None for d in before.diagnoses}
+    r_poa = {normalise(d.code): (d.poa or "").upper() or None for d in after.diagnoses}
+    shown_c = {normalise(d.code): d.code.strip() for d in before.diagnoses}
+    shown_r = {normalise(d.code): d.code.strip() for d in after.diagnoses}
+    out: list[Difference] = []
+    used_c: set[str] = set()
+    used_r: set[str] = set()
+    if c and r and c[0] != r[0]:
+        kind: Kind = "resequenced" if r[0] in c else "principal_changed"
+        out.append(
+            Difference(
+                kind=kind,
+                target="dx",
+                position=1,
+                before=shown_c[c[0]],
+                after=shown_r[r[0]],
+                principal=True,
+            )
+        )
+        used_r.add(r[0])
+        used_c.add(r[0])  # the new principal, if the coder had it as a secondary
+        if c[0] in r or kind == "principal_changed":
+            used_c.add(c[0])  # moved down, or replaced by the new principal
+            used_r.add(c[0])
+    kept = [code for code in c if code in r and code not in used_c]
+    for code in kept:
+        if c_poa.get(code) != r_poa.get(code):
+            out.append(
+                Difference(
+                    kind="poa_changed",
+                    target="dx",
+                    position=r.index(code) + 1,
+                    before=_dx_text(shown_c[code], c_poa.get(code)),
+                    after=_dx_text(shown_r[code], r_poa.get(code)),
+                )
+            )
+    moved = _resequenced(kept, [code for code in r if code in kept])
+    for code in kept:
+        if code in moved:
+            out.append(
+                Difference(
+                    kind="resequenced",
+                    target="dx",
+                    position=r.index(code) + 1,
+                    before=shown_c[code],
+                    after=shown_r[code],
+                )
+            )
+    used_c.update(kept)
+    used_r.update(kept)
+    gone = [code for code in c if code not in used_c]
+    new = [code for code in r if code not in used_r]
+    for code in list(gone):
+        twin = next((n for n in new if n[:3] == code[:3]), None)
+        if twin is not None:
+            out.append(
+                Difference(
+                    kind="revised",
+                    target="dx",
+                    position=r.index(twin) + 1,
+                    before=_dx_text(shown_c[code], c_poa.get(code)),
+                    after=_dx_text(shown_r[twin], r_poa.get(twin)),
+                    principal=r.index(twin) == 0,
+                )
+            )
+            gone.remove(code)
+            new.remove(twin)
+    out.extend(
+        Difference(
+            kind="deleted",
+            target="dx",
+            position=c.index(code) + 1,
+            before=_dx_text(shown_c[code], c_poa.get(code)),
+        )
+        for code in gone
+    )
+    out.extend(
+        Difference(
+            kind="added",
+            target="dx",
+            position=r.index(code) + 1,
+            after=_dx_text(shown_r[code], r_poa.get(code)),
+            principal=r.index(code) == 0 and not c,
+        )
+        for code in new
+    )
+    return out
+
+
+def procedures(before: Codes, after: Codes) -> list[Difference]:
+    """Differences on the procedure and service lines."""
+
+    def lines(codes: Codes) -> list[tuple[str, str, tuple[str, ...], int]]:
+        return [
+            (
+                p.system,
+                normalise(p.code),
+                tuple(sorted(m.strip().upper() for m in p.modifiers if m.strip())),
+                p.units,
+            )
+            for p in codes.procedures
+        ]
+
+    c, r = lines(before), lines(after)
+    c_keys = [(s, code) for s, code, _, _ in c]
+    r_keys = [(s, code) for s, code, _, _ in r]
+    out: list[Difference] = []
+    kept = [k for k in c_keys if k in r_keys]
+    for k in kept:
+        old, now = c[c_keys.index(k)], r[r_keys.index(k)]
+        if old[2:] != now[2:]:
+            out.append(
+                Difference(
+                    kind="modifier_units_changed",
+                    target="px",
+                    position=r_keys.index(k) + 1,
+                    before=_px_text(old),
+                    after=_px_text(now),
+                )
+            )
+    moved = _resequenced(
+        [f"{s}:{code}" for s, code in kept],
+        [f"{s}:{code}" for s, code in r_keys if (s, code) in kept],
+    )
+    for k in kept:
+        if f"{k[0]}:{k[1]}" in moved:
+            out.append(
+                Difference(
+                    kind="resequenced",
+                    target="px",
+                    position=r_keys.index(k) + 1,
+                    before=_px_text(c[c_keys.index(k)]),
+                    after=_px_text(r[r_keys.index(k)]),
+                )
+            )
+    gone = [k for k in c_keys if k not in r_keys]
+    new = [k for k in r_keys if k not in c_keys]
+    for k in list(gone):
+        twin = next((n for n in new if n[0] == k[0] and n[1][:3] == k[1][:3]), None)
+        if twin is not None:
+            out.append(
+                Difference(
+                    kind="revised",
+                    target="px",
+                    position=r_keys.index(twin) + 1,
+                    before=_px_text(c[c_keys.index(k)]),
+                    after=_px_text(r[r_keys.index(twin)]),
+                )
+            )
+            gone.remove(k)
+            new.remove(twin)
+    out.extend(
+        Difference(
+            kind="deleted",
+            target="px",
+            position=c_keys.index(k) + 1,
+            before=_px_text(c[c_keys.index(k)]),
+        )
+        for k in gone
+    )
+    out.extend(
+        Difference(
+            kind="added",
+            target="px",
+            position=r_keys.index(k) + 1,
+            after=_px_text(r[r_keys.index(k)]),
+        )
+        for k in new
+    )
+    return out
+
+
+def abstract(before: Abstract, after: Abstract) -> list[Difference]:
+    """One difference per abstract field the reviewer changed."""
+    out: list[Difference] = []
+    old, new = before.model_dump(), after.model_dump()
+    for name in Abstract.model_fields:
+        if old.get(name) != new.get(name):
+            out.append(
+                Difference(
+                    kind="abstract_changed",
+                    target="abstract",
+                    position=None,
+                    field=name,
+                    before=None if old.get(name) is None else str(old[name]),
+                    after=None if new.get(name) is None else str(new[name]),
+                )
+            )
+    return out
+
+
+def differences(
+    before: Codes,
+    after: Codes,
+    *,
+    abstract_before: Abstract | None = None,
+    abstract_after: Abstract | None = None,
+) -> list[Difference]:
+    """Every difference, diagnoses first, then procedures, then the abstract."""
+    out = diagnoses(before, after) + procedures(before, after)
+    if abstract_before is not None and abstract_after is not None:
+        out += abstract(abstract_before, abstract_after)
+    return out

@@ -1,0 +1,113 @@
+"""The worksheet's code-level differences: each kind, from the coder's codes and the reviewer's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.coding.abstract import Abstract
+from server.coding.schemas import Codes
+from server.qa.diff import differences
+
+
+def _dx(*codes: str, poa: str | None = None) -> Codes:
+    return Codes.model_validate({"diagnoses": [{"code": c, "poa": poa} for c in codes]})
+
+
+def _kinds(before: Codes, after: Codes, **kw: Any) -> list[tuple[str, int | None, bool]]:
+    return [(d.kind, d.position, d.principal) for d in differences(before, after, **kw)]
+
+
+def test_same_codes_make_no_difference():
+    assert differences(_dx("E11.9", "I10"), _dx("E11.9", "I10")) == []
+
+
+def test_added_deleted_and_revised_secondary_diagnoses():
+    # J45.909 -> J45.41 (same category: revised), N18.3 gone, K21.9 new.
+    diffs = differences(_dx("E11.9", "J45.909", "N18.30"), _dx("E11.9", "J45.41", "K21.9"))
+    assert [(d.kind, d.position, d.before, d.after) for d in diffs] == [
+        ("revised", 2, "J45.909", "J45.41"),
+        ("deleted", 3, "N18.30", None),
+        ("added", 3, None, "K21.9"),
+    ]
+    assert not any(d.principal for d in diffs)
+
+
+def test_a_new_principal_diagnosis_is_a_principal_change():
+    diffs = differences(_dx("E11.9", "I10"), _dx("E11.65", "I10"))
+    assert [(d.kind, d.principal, d.before, d.after) for d in diffs] == [
+        ("principal_changed", True, "E11.9", "E11.65")
+    ]
+
+
+def test_swapping_principal_and_secondary_is_one_resequencing_of_the_principal():
+    assert _kinds(_dx("I10", "E11.9", "K21.9"), _dx("E11.9", "I10", "K21.9")) == [
+        ("resequenced", 1, True)
+    ]
+
+
+def test_secondary_order_and_poa_changes():
+    before = Codes.model_validate(
+        {
+            "diagnoses": [
+                {"code": "I50.23", "poa": "Y"},
+                {"code": "N17.9", "poa": "Y"},
+                {"code": "J96.01", "poa": "Y"},
+                {"code": "E11.9", "poa": "Y"},
+            ]
+        }
+    )
+    after = Codes.model_validate(
+        {
+            "diagnoses": [
+                {"code": "I50.23", "poa": "Y"},
+                {"code": "J96.01", "poa": "Y"},
+                {"code": "N17.9", "poa": "N"},
+                {"code": "E11.9", "poa": "Y"},
+            ]
+        }
+    )
+    diffs = differences(before, after)
+    assert [(d.kind, d.position) for d in diffs] == [("poa_changed", 3), ("resequenced", 2)]
+    assert (diffs[0].before, diffs[0].after) == ("N17.9 POA Y", "N17.9 POA N")
+
+
+def test_procedure_modifier_units_and_revision():
+    before = Codes.model_validate(
+        {
+            "diagnoses": [{"code": "E11.9"}],
+            "procedures": [
+                {"code": "99213", "modifiers": ["25"], "dx_pointers": [1]},
+                {"code": "J1100", "system": "HCPCS", "units": 1, "dx_pointers": [1]},
+            ],
+        }
+    )
+    after = Codes.model_validate(
+        {
+            "diagnoses": [{"code": "E11.9"}],
+            "procedures": [
+                {"code": "99214", "modifiers": ["25"], "dx_pointers": [1]},
+                {"code": "J1100", "system": "HCPCS", "units": 3, "dx_pointers": [1]},
+            ],
+        }
+    )
+    diffs = differences(before, after)
+    assert [(d.kind, d.target, d.position) for d in diffs] == [
+        ("modifier_units_changed", "px", 2),
+        ("revised", "px", 1),
+    ]
+    assert (diffs[0].before, diffs[0].after) == ("HCPCS J1100 ×1", "HCPCS J1100 ×3")
+
+
+def test_abstract_fields_changed():
+    diffs = differences(
+        _dx("I10"),
+        _dx("I10"),
+        abstract_before=Abstract(discharge_status="01", admission_type="1"),
+        abstract_after=Abstract(discharge_status="06", admission_type="1"),
+    )
+    assert [(d.kind, d.target, d.field, d.before, d.after) for d in diffs] == [
+        ("abstract_changed", "abstract", "discharge_status", "01", "06")
+    ]
+    # What is kept in clear (kind, line, field) never carries a code.
+    assert diffs[0].key == "abstract_changed:abstract::discharge_status"
+    assert "01" not in diffs[0].summary

@@ -246,7 +246,16 @@ def test_submit_keeps_the_cc_mcc_counts_and_the_shifts_show_who_and_why(make_cli
         ]
     assert sup.post("/reports/drg-shifts/999999/reason").status_code == 404
 
-    # The coder's own page: their QA results.
+    # The coder's own page: their QA results count final reviews only, so not before the
+    # coder has answered the findings (agreeing makes them errors).
+    mine = held.client.get("/reports/mine")
+    table = mine.text.split('id="my-qa"')[1].split("</table>")[0]
+    assert "No final QA review of your charts yet" in table
+    assert 'href="/qa/mine"' in mine.text
+    for finding in held.client.get("/api/v1/qa/findings").json()["items"]:
+        answer = {"agree": True, "reason": ""}
+        url = f"/api/v1/qa/findings/{finding['id']}/response"
+        assert held.client.post(url, json=answer).status_code == 200
     mine = held.client.get("/reports/mine")
     table = mine.text.split('id="my-qa"')[1].split("</table>")[0]
     assert 'data-figure="reviewed">1<' in table

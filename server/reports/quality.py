@@ -1,9 +1,8 @@
-"""QA accuracy for the reports, through one function.
+"""QA accuracy for the reports, through one function over the QA scores.
 
-For now a coder's accuracy is the share of their QA reviews that accepted the codes as
-submitted (`qa_review.outcome`). Finer scores (record, code, principal and DRG accuracy,
-`GET /api/v1/qa/scores`) are being built in `server/qa/scores.py`; when they land, this
-function is the one place to switch the reports over.
+A coder's accuracy here is the record accuracy of `server.qa.scores`: final reviews without
+an upheld error ÷ final reviews (a review waiting for the coder's answer or a supervisor's
+decision is not counted yet), the same figure `/qa/scores` and the sampling rules use.
 """
 
 from __future__ import annotations
@@ -11,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
-from server.models import QaReview, User
+from server.models import QaReview
 from server.models.base import utcnow
+from server.qa import scores as qa_scores
 
 
 @dataclass
@@ -28,7 +27,7 @@ class Accuracy:
 
     @property
     def accuracy_percent(self) -> float | None:
-        """Accepted as a share of reviewed (None before the first review)."""
+        """Reviews without an error as a share of final reviews (None before the first)."""
         return round(100 * self.accepted / self.reviewed, 1) if self.reviewed else None
 
 
@@ -39,23 +38,20 @@ def accuracy(
     until: datetime | None = None,
     coder_id: int | None = None,
 ) -> dict[str, Accuracy]:
-    """QA reviews made in [since, until) per coder (by username): reviewed and accepted."""
-    accepted = func.sum(case((col(QaReview.outcome) == "accepted", 1), else_=0))
-    stmt = (
-        select(col(User.username), func.count(), accepted)
-        .select_from(QaReview)
-        .join(User, col(User.id) == col(QaReview.coder_id))
-        .group_by(col(User.username))
+    """Final QA reviews made on the days of [since, until) per coder (by username): how many,
+    and how many without an error."""
+    last_day = (until - timedelta(microseconds=1)).date() if until is not None else None
+    found = qa_scores.scores(
+        session,
+        by="coder",
+        coder_id=coder_id,
+        since=since.date() if since is not None else None,
+        until=last_day,
     )
-    if since is not None:
-        stmt = stmt.where(col(QaReview.at) >= since)
-    if until is not None:
-        stmt = stmt.where(col(QaReview.at) < until)
-    if coder_id is not None:
-        stmt = stmt.where(col(QaReview.coder_id) == coder_id)
     return {
-        name: Accuracy(coder=name, reviewed=int(n), accepted=int(ok or 0))
-        for name, n, ok in session.execute(stmt).all()
+        s.key: Accuracy(coder=s.key, reviewed=s.records_reviewed, accepted=s.record_ok)
+        for s in found
+        if s.key is not None
     }
 
 

@@ -32,9 +32,10 @@ WITH s AS (
     UPDATE work_item SET status = 'in_progress', lease_owner_id = (SELECT user_id FROM s),
         lease_expires_at = now() + interval '20 minutes', updated_at = now()
     WHERE id = (
-        SELECT w.id FROM work_item w JOIN work_queue q ON q.id = w.queue_id
-        WHERE q.name = %(queue)s AND w.status = 'ready' AND EXISTS (SELECT 1 FROM s)
-        ORDER BY w.priority DESC, w.due_at, w.id LIMIT 1 FOR UPDATE OF w SKIP LOCKED
+        SELECT w.id FROM work_item w
+        WHERE w.queue_id = (SELECT id FROM work_queue WHERE name = %(queue)s)
+            AND w.status = 'ready' AND EXISTS (SELECT 1 FROM s)
+        ORDER BY w.priority DESC, w.due_at, w.id LIMIT 1 FOR UPDATE SKIP LOCKED
     ) AND status = 'ready'
     RETURNING id, queue_id, status, priority, due_at, lease_owner_id, lease_expires_at,
         created_at, updated_at

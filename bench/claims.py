@@ -63,7 +63,7 @@ def by_package(files: list[Path]) -> list[tuple[str, float]]:
             continue
         for line in f.read_text().splitlines():
             stack, _, n = line.rpartition(" ")
-            if not stack:
+            if not stack or not n.isdigit():  # py-spy may leave a message line
                 continue
             total += int(n)
             for pkg in PACKAGES:
@@ -81,7 +81,7 @@ def top_frames(files: list[Path], top: int = 20) -> list[tuple[str, float]]:
             continue
         for line in f.read_text().splitlines():
             stack, _, n = line.rpartition(" ")
-            if not stack:
+            if not stack or not n.isdigit():  # py-spy may leave a message line
                 continue
             total += int(n)
             for frame in set(stack.split(";")):
@@ -175,9 +175,10 @@ def main() -> None:  # noqa: PLR0915
                 doubles += double_claims(dsn, since)
                 loader.reset_claim_pool(dsn, who.bench_queue_id)
                 errs = {**got.errors, **{f"mini {k}": v for k, v in mgot.errors.items()}}
+                vs_bare = got.rate / max(1, bare["rate"])
                 say(
                     f"| {n} | {got.rate:.0f}/s | {mgot.rate:.0f}/s | {bare['rate']:.0f}/s | "
-                    f"{got.rate / max(1, mgot.rate):.2f}× | {got.rate / max(1, bare['rate']):.2f}× | "
+                    f"{got.rate / max(1, mgot.rate):.2f}× | {vs_bare:.2f}× | "
                     f"{lat3(got.latencies)} | {lat3(mgot.latencies)} | {cpu * 1000:.2f} / "
                     f"{mcpu * 1000:.2f} | {doubles} | {os.getloadavg()[0]:.1f} |"
                     + (f" errors {errs}" if errs else "")

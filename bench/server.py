@@ -175,7 +175,7 @@ class Profile:
                 continue
             for line in f.read_text().splitlines():
                 stack, _, n = line.rpartition(" ")
-                if not stack:
+                if not stack or not n.isdigit():  # py-spy may leave a message line
                     continue
                 count = int(n)
                 total += count

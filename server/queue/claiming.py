@@ -219,13 +219,9 @@ _FN_ITEM_COLUMNS = ", ".join(
     f"(c.item).{c.name}"
     for c in WorkItem.__table__.c  # type: ignore[attr-defined]
 )
-_CLAIM_FN = select(
-    WorkItem, column("outcome"), column("queue_name")
-).from_statement(
+_CLAIM_FN = select(WorkItem, column("outcome"), column("queue_name")).from_statement(
     text(
-        "SELECT c.outcome, c.queue_name, "  # noqa: S608 - column names from the model
-        + _FN_ITEM_COLUMNS
-        + " FROM chartdesk_claim("
+        f"SELECT c.outcome, c.queue_name, {_FN_ITEM_COLUMNS} FROM chartdesk_claim("  # noqa: S608  # nosec B608 - fixed column names
         ":me, :queue, :now, :exp, :max, :actor, :roles, :ip, :ua, :rid, :batch) AS c"
     )
     .bindparams(*_CLAIM_PARAMS)

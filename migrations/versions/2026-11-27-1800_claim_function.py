@@ -10,7 +10,7 @@ INSERTs in the caller's transaction: `txid` comes from the column default, and t
 chains them like any other event. SQLite has no such function and keeps the plain path.
 
 Revision ID: 0021
-Revises: 0013
+Revises: 0023
 Create Date: 2026-11-27
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | Sequence[str] | None = "0015"
+down_revision: str | Sequence[str] | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

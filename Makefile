@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-sqlite test-pg lint audit bench bench-hl7 bench-pages bench-reports screenshots clean
+.PHONY: install run test test-sqlite test-pg lint audit bench bench-claims bench-hl7 bench-pages bench-reports screenshots clean
 
 install: $(STAMP) server/static/vendor/htmx.min.js
 
@@ -53,6 +53,10 @@ screenshots: install
 
 bench: install
 	$(PY) bench/run.py
+
+# Claims only: Next beside the bare SKIP LOCKED loop and the minimal FastAPI app (issue 23).
+bench-claims: install
+	$(PY) bench/claims.py --profile
 
 # HL7 v2 over MLLP beside the FHIR endpoint on the same encounters (a few minutes).
 # Server time of every page on the demo data (bench/results/pages-latest.md).

@@ -45,14 +45,21 @@ def peak_rss_mb(pid: int) -> float:
 class Server:
     """`chartdesk serve --workers 2` on a free port, development env, the bench's keyring."""
 
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, root: Path, env: dict[str, str], workers: int = 2, app: str | None = None
+    ) -> None:
+        """`app`: another ASGI app ("module:attr") under plain uvicorn with httptools."""
         self.port = free_port()
         self.env = env
-        chartdesk = str(Path(sys.executable).parent / "chartdesk")
+        bindir = Path(sys.executable).parent
+        command = [str(bindir / "chartdesk"), "serve", "--workers", str(workers)]
+        if app is not None:
+            command = [str(bindir / "uvicorn"), app, "--workers", str(workers)]
+            command += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
         self.log = Path(tempfile.mkstemp(prefix="chartdesk-bench-serve-", suffix=".log")[1])
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(
-                [chartdesk, "serve", "--workers", "2", "--port", str(self.port)],
+                [*command, "--port", str(self.port)],
                 cwd=root,
                 env=self.env,
                 stdout=log,
@@ -87,7 +94,8 @@ class Server:
 
     def cpu(self) -> float:
         """CPU seconds used so far by the workers (a replaced worker counts from its start)."""
-        self.workers = [p for p in children(self.proc.pid) if _is_worker(p)]
+        # One worker: uvicorn serves in the process it was started as.
+        self.workers = [p for p in children(self.proc.pid) if _is_worker(p)] or [self.proc.pid]
         return sum(cpu_seconds(p) for p in self.workers)
 
     def restarts(self) -> int:
@@ -167,7 +175,7 @@ class Profile:
                 continue
             for line in f.read_text().splitlines():
                 stack, _, n = line.rpartition(" ")
-                if not stack:
+                if not stack or not n.isdigit():  # py-spy may leave a message line
                     continue
                 count = int(n)
                 total += count

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, text
+from sqlalchemy import and_, bindparam, column, text
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
@@ -211,16 +211,72 @@ _CLAIM = {
 }
 
 
+# PostgreSQL: the whole claim in one round trip, `chartdesk_claim` (migration 0021). Each
+# statement inside it takes its own snapshot, so the coder lock still comes before the read
+# of the held leases (see _LOCK_CODER). The item comes back as a whole row, its columns named
+# in the model's order (`.columns()` matches by position; the table's order is the migrations').
+_FN_ITEM_COLUMNS = ", ".join(
+    f"(c.item).{c.name}"
+    for c in WorkItem.__table__.c  # type: ignore[attr-defined]
+)
+_CLAIM_FN = select(WorkItem, column("outcome"), column("queue_name")).from_statement(
+    text(
+        f"SELECT c.outcome, c.queue_name, {_FN_ITEM_COLUMNS} FROM chartdesk_claim("  # noqa: S608  # nosec B608 - fixed column names
+        ":me, :queue, :now, :exp, :max, :actor, :roles, :ip, :ua, :rid, :batch) AS c"
+    )
+    .bindparams(*_CLAIM_PARAMS)
+    .columns(
+        column("outcome"),
+        column("queue_name"),
+        *WorkItem.__table__.c,  # type: ignore[attr-defined]
+    )
+)
+
+
+def _claim_in_one_call(
+    session: Session, *, actor: Principal, me: int, queue: str | None, now: datetime
+) -> ItemRow | None:
+    session.flush()  # pending ORM changes (the session's last-seen time) go first
+    row = session.execute(
+        _CLAIM_FN,
+        {
+            "me": me,
+            "queue": queue,
+            "now": now,
+            "exp": now + lease_ttl(),
+            "max": get_settings().max_leased_items,
+            "actor": actor.name,
+            "roles": " ".join(sorted(actor.roles | actor.scopes)),
+            "ip": actor.source_ip,
+            "ua": (actor.user_agent or "")[:300] or None,
+            "rid": actor.request_id,
+            "batch": SWEEP_BATCH,
+        },
+        execution_options={"populate_existing": True},
+    ).first()
+    if row is None:
+        return None
+    item, outcome, queue_name = row
+    if outcome == "no_queue":
+        raise NotFound(f"No queue named {queue}.")
+    if outcome == "not_member":
+        raise Forbidden(f"You are not a member of queue {queue_name}.")
+    return ItemRow(item=item, queue=queue_name, owner=actor.name)
+
+
 def claim_next(session: Session, *, actor: Principal, queue: str | None = None) -> ItemRow | None:
     """Lease the next item to the caller: highest priority, earliest due, oldest first.
 
     From the named queue (404 if unknown, 403 if not a member) or all the caller's queues.
     If the caller already holds `max_leased_items` live leases, the one held is returned.
-    None when nothing is waiting. Eight statements on PostgreSQL: queues, sweep, the coder lock,
-    the held leases, the claim (returning the whole row), its event and audit rows, commit.
+    None when nothing is waiting. On PostgreSQL one call of `chartdesk_claim` (queues,
+    sweep, coder lock, held leases, claim, its event and audit rows) and the commit; on
+    SQLite the same steps as separate statements.
     """
     me = user_id_of(actor)
     now = utcnow()
+    if dialect(session) == "postgresql":
+        return _claim_in_one_call(session, actor=actor, me=me, queue=queue, now=now)
     queues = _claimable_queues(session, me=me, queue=queue)
     sweep_expired(session, now=now)
     held = _lock_coder_and_held(session, me=me, me_name=actor.name, now=now)

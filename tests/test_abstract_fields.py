@@ -14,6 +14,7 @@ import pytest
 
 from server.billing import x12
 from server.config import Settings
+from tests.support.billing import sample_claim
 from tests.support.coding import coder_with_item, pyx12_accepts, signed_in
 from tests.support.factories import make_token, make_user, sign_in
 
@@ -281,23 +282,11 @@ def test_synthea_inpatient_ingest_prefills_the_abstract_and_the_837i_names_the_a
 
 
 def _claim(**changes: Any) -> x12.ClaimData:
-    claim = x12.ClaimData(
-        work_item_id=42,
+    claim = sample_claim(
         inpatient=True,
-        patient_last="Rempel",
         patient_first="Baby Girl",
         birth_date="2026-11-01",
-        sex="female",
-        address_line="41 Orchard Lane",
-        city="Amherst",
-        state="MA",
-        postal_code="01002",
-        payer_name="Blue Cross Blue Shield",
-        member_id="XBC1234",
-        start=datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
-        end=datetime(2026, 11, 4, 12, 0, tzinfo=UTC),
         diagnoses=[("Z38.00", "Y"), ("P07.37", "Y")],
-        payer_id="BCBSMA",
         lines=[
             x12.Line("PCS", "0VTTXZZ", [], 1, [], 90000, revenue_code="0360"),
             x12.Line("PCS", "3E0234Z", [], 1, [], 20000, revenue_code="0360"),

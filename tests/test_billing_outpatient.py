@@ -19,7 +19,7 @@ from server.config import Settings, get_settings
 from server.db import get_engine
 from server.edits import files
 from server.edits import service as edits_service
-from tests.support.billing import segments
+from tests.support.billing import sample_claim, segments
 from tests.support.coding import coder_with_item, pyx12_accepts
 
 DATA = Path(__file__).parent / "data"
@@ -28,21 +28,10 @@ OFFICE = Settings(billing_facility_setting="office")
 
 
 def _outpatient(**changes: Any) -> x12.ClaimData:
-    claim = x12.ClaimData(
+    claim = sample_claim(
         work_item_id=77,
-        inpatient=False,
         outpatient_institutional=True,
-        patient_last="Rempel",
         patient_first="Maria",
-        birth_date="1961-03-14",
-        sex="female",
-        address_line="41 Orchard Lane",
-        city="Amherst",
-        state="MA",
-        postal_code="01002",
-        payer_name="Blue Cross Blue Shield",
-        member_id="XBC1234",
-        payer_id="BCBSMA",
         start=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
         end=datetime(2026, 11, 2, 11, 0, tzinfo=UTC),
         diagnoses=[("E11.9", None), ("I10", None)],

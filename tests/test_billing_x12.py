@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
 
 import pytest
 
 from server.billing import x12
 from server.config import Settings
+from tests.support.billing import sample_claim
 from tests.support.coding import pyx12_accepts
 
 
@@ -25,22 +25,8 @@ def _claim(inpatient: bool) -> x12.ClaimData:
             x12.Line("HCPCS", "J1100", [], 2, [1], 1800),
         ]
     )
-    return x12.ClaimData(
-        work_item_id=42,
+    return sample_claim(
         inpatient=inpatient,
-        patient_last="Rempel",
-        patient_first="Maria Elena",
-        birth_date="1961-03-14",
-        sex="female",
-        address_line="41 Orchard Lane",
-        city="Amherst",
-        state="MA",
-        postal_code="01002",
-        payer_name="Blue Cross Blue Shield",
-        member_id="XBC1234",
-        payer_id="BCBSMA",
-        start=datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
-        end=datetime(2026, 11, 4, 12, 0, tzinfo=UTC),
         diagnoses=[("E11.9", "Y"), ("I10", "N"), ("J45.909", "U")],
         lines=lines,
     )

@@ -21,21 +21,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench import load as loader  # noqa: E402
 from bench.run import (  # noqa: E402
     CLIENTS,
-    VENV,
     bare_claims,
     claim_run,
     double_claims,
     lat3,
+    prepare_database,
     sign_in_all,
 )
-from bench.server import Profile, Server, keys_init  # noqa: E402
+from bench.server import Profile, Server  # noqa: E402
 from tests.support.pgcluster import start_cluster  # noqa: E402
 
 PACKAGES = (
@@ -106,27 +104,7 @@ def main() -> None:  # noqa: PLR0915
     cluster = start_cluster(fast=False)
     keydir = tempfile.mkdtemp(prefix="chartdesk-bench-keys-")
     try:
-        with psycopg.connect(cluster.dsn(), autocommit=True) as c:
-            c.execute("CREATE DATABASE bench")
-        dsn, url = cluster.dsn("bench"), cluster.url("bench")
-        env = dict(
-            os.environ,
-            CHARTDESK_DATABASE_URL=url,
-            CHARTDESK_ENV="development",
-            CHARTDESK_KEYRING_FILE=f"{keydir}/keyring.json",
-            CHARTDESK_SIGNIN_RATE_PER_MINUTE="100000",
-            CHARTDESK_SESSION_IDLE_MINUTES="240",
-            BENCH_DSN=dsn,
-        )
-        os.environ.update(env)
-        subprocess.run(
-            [str(VENV / "alembic"), "upgrade", "head"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        keys_init(ROOT, env)
+        dsn, url, env = prepare_database(cluster, keydir)
         loader.insert_events(dsn, first=1, count=o.events, total=o.events, items=o.items)
         loader.chain_events(dsn)
         who = loader.make_users(coders=CLIENTS, readers=0)

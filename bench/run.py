@@ -451,6 +451,33 @@ def main() -> None:
     write(o, started, table(o, m, notes), notes)
 
 
+def prepare_database(cluster: Any, keydir: str) -> tuple[str, str, dict[str, str]]:
+    """A fresh database `bench` at the head migration with a fresh keyring, and the
+    environment every server and command of the run shares (also set in this process)."""
+    with psycopg.connect(cluster.dsn(), autocommit=True) as c:
+        c.execute("CREATE DATABASE bench")
+    dsn, url = cluster.dsn("bench"), cluster.url("bench")
+    env = dict(
+        os.environ,
+        CHARTDESK_DATABASE_URL=url,
+        CHARTDESK_ENV="development",
+        CHARTDESK_KEYRING_FILE=f"{keydir}/keyring.json",
+        CHARTDESK_SIGNIN_RATE_PER_MINUTE="100000",
+        CHARTDESK_SESSION_IDLE_MINUTES="240",
+        BENCH_DSN=dsn,
+    )
+    os.environ.update(env)
+    subprocess.run(
+        [str(VENV / "alembic"), "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    keys_init(ROOT, env)
+    return dsn, url, env
+
+
 def measure(o: Any, m: dict[str, Any], notes: list[str]) -> None:  # noqa: PLR0915
     """Every stage, in order; results go into `m` as soon as they are known."""
     sealer_events = min(o.sealer_events, o.events)
@@ -458,27 +485,7 @@ def measure(o: Any, m: dict[str, Any], notes: list[str]) -> None:  # noqa: PLR09
     cluster = start_cluster(fast=False)
     keydir = tempfile.mkdtemp(prefix="chartdesk-bench-keys-")
     try:
-        with psycopg.connect(cluster.dsn(), autocommit=True) as c:
-            c.execute("CREATE DATABASE bench")
-        dsn, url = cluster.dsn("bench"), cluster.url("bench")
-        env = dict(
-            os.environ,
-            CHARTDESK_DATABASE_URL=url,
-            CHARTDESK_ENV="development",
-            CHARTDESK_KEYRING_FILE=f"{keydir}/keyring.json",
-            CHARTDESK_SIGNIN_RATE_PER_MINUTE="100000",
-            CHARTDESK_SESSION_IDLE_MINUTES="240",
-            BENCH_DSN=dsn,
-        )
-        os.environ.update(env)
-        subprocess.run(
-            [str(VENV / "alembic"), "upgrade", "head"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        keys_init(ROOT, env)
+        dsn, url, env = prepare_database(cluster, keydir)
 
         t = time.perf_counter()
         loader.insert_events(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from server.coding.abstract import Abstract
 from server.coding.codesets import normalise
@@ -25,16 +25,7 @@ Kind = Literal[
     "modifier_units_changed",
     "abstract_changed",
 ]
-KINDS: tuple[str, ...] = (
-    "added",
-    "deleted",
-    "revised",
-    "resequenced",
-    "poa_changed",
-    "principal_changed",
-    "modifier_units_changed",
-    "abstract_changed",
-)
+KINDS: tuple[str, ...] = get_args(Kind)
 KIND_LABELS = {
     "added": "code added",
     "deleted": "code deleted",

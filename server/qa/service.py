@@ -421,21 +421,26 @@ def respond(
         purpose=PURPOSE,
         detail=f"finding={finding_id} {'agreed' if agree else 'rebutted'}",
     )
-    assert finding.id is not None  # noqa: S101
     if reason.strip():
-        finding.sealed_response = records_service.seal_for_item(
-            session,
-            work_item_id=finding.work_item_id,
-            table=QaFinding.__tablename__,
-            row_id=finding.id,
-            field="response",
-            value=reason.strip()[:500],
-        )
+        finding.sealed_response = _seal_reason(session, finding, field="response", reason=reason)
     finding.status = "agreed" if agree else "rebutted"
     finding.responded_at = utcnow()
     session.add(finding)
     session.flush()
     return finding
+
+
+def _seal_reason(session: Session, finding: QaFinding, *, field: str, reason: str) -> bytes:
+    """A coder's or supervisor's reason on a finding (it may name the patient), sealed."""
+    assert finding.id is not None  # noqa: S101
+    return records_service.seal_for_item(
+        session,
+        work_item_id=finding.work_item_id,
+        table=QaFinding.__tablename__,
+        row_id=finding.id,
+        field=field,
+        value=reason.strip()[:500],
+    )
 
 
 def decide_rebuttal(
@@ -458,16 +463,8 @@ def decide_rebuttal(
         purpose=PURPOSE,
         detail=f"rebuttal finding={finding_id} {'upheld' if uphold else 'overturned'}",
     )
-    assert finding.id is not None  # noqa: S101
     if reason.strip():
-        finding.sealed_decision = records_service.seal_for_item(
-            session,
-            work_item_id=finding.work_item_id,
-            table=QaFinding.__tablename__,
-            row_id=finding.id,
-            field="decision",
-            value=reason.strip()[:500],
-        )
+        finding.sealed_decision = _seal_reason(session, finding, field="decision", reason=reason)
     finding.status = "upheld" if uphold else "overturned"
     finding.decided_by_id = actor.user_id
     finding.decided_at = utcnow()

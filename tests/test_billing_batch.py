@@ -117,6 +117,14 @@ def test_a_selected_claim_with_edits_refuses_the_batch_and_nothing_changes(make_
     bad = system.post("/api/v1/billing/batch", json={"items": [good], "date": "2026-11-27"})
     assert bad.status_code == 422
     assert system.post("/api/v1/billing/batch", json={}).status_code == 422
+    for wild in (0, -5, 2**31, 10**30):  # not a row id: refused before the database sees it
+        r = system.post("/api/v1/billing/batch", json={"items": [good, wild]})
+        assert r.status_code == 422, r.text
+        assert [str(x) for x in r.json()["error"]["details"][0]["loc"][:3]] == [
+            "body",
+            "items",
+            "1",
+        ]
     # A day's claims: the one with edits is left out and named.
     today = datetime.now(UTC).date().isoformat()
     day = system.post("/api/v1/billing/batch", json={"date": today})

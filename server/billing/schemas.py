@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import date as date_
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from server.auth.deps import MAX_ROW_ID
 
 
 class BilledRequest(BaseModel):
@@ -58,7 +61,9 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[int] | None = Field(default=None, min_length=1, max_length=500)
+    items: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] | None = Field(
+        default=None, min_length=1, max_length=500
+    )
     date: date_ | None = None
 
 

@@ -59,7 +59,9 @@ def test_billed_chart_reviewed_again_accepted_back_to_billed_corrected_replaces_
     r = sup.post(f"/api/v1/qa/{item_id}/retrospective")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "qa_review"
-    assert sup.get(f"/qa/{item_id}").status_code == 200  # the same worksheet
+    sheet = sup.get(f"/qa/{item_id}")  # the same worksheet, saying what follows
+    assert sheet.status_code == 200
+    assert 'id="retrospective"' in sheet.text
     assert sup.post(f"/api/v1/qa/{item_id}", json={"decision": "accept"}).status_code == 200
     assert _status(item_id) == "billed"
     assert f'id="ready-{item_id}"' not in biller.get("/billing").text

@@ -113,6 +113,17 @@ def test_billed_chart_reviewed_again_accepted_back_to_billed_corrected_replaces_
     assert _frequency(segments) == "7"
     assert "REF*F8*ICN-9" in segments
 
+    # Billed as that replacement (no 835 yet) and corrected once more: it replaces the claim
+    # number just recorded, not the 835's answer to the claim before it.
+    r = system.post(f"/api/v1/billing/{item_id}/billed", json={"claim_number": "PAYER-79"})
+    assert r.status_code == 200, r.text
+    assert sup.post(f"/api/v1/qa/{item_id}/retrospective").status_code == 200
+    body = {"decision": "correct", "codes": CORRECTED, "findings": FINDINGS}
+    assert sup.post(f"/api/v1/qa/{item_id}", json=body).status_code == 200
+    segments = _segments(system, item_id)
+    assert "REF*F8*PAYER-79" in segments
+    assert "REF*F8*ICN-9" not in segments
+
 
 def test_only_a_billed_chart_and_never_by_the_reviewer_who_coded_it(make_client):
     system = _billing(make_client)

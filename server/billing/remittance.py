@@ -607,24 +607,27 @@ def replacement_of(session: Session, *, work_item_id: int) -> str | None:
         return row.payer_claim_number
     if not _corrected_after_billing(session, work_item_id=work_item_id):
         return None
+    billed = session.exec(
+        select(ClaimRecord)
+        .where(ClaimRecord.work_item_id == work_item_id)
+        .order_by(col(ClaimRecord.id).desc())
+        .limit(1)
+    ).first()
+    if billed is None:
+        return None
+    # The payer's answer to the claim last billed (not to an earlier one it replaced).
     answered = session.exec(
         select(RemitClaim.payer_claim_number)
         .where(
             RemitClaim.work_item_id == work_item_id,
             col(RemitClaim.payer_claim_number).is_not(None),
             col(RemitClaim.reversed_by_id).is_(None),
+            col(RemitClaim.received_at) >= billed.billed_at,
         )
         .order_by(col(RemitClaim.id).desc())
         .limit(1)
     ).first()
-    if answered:
-        return answered
-    return session.exec(
-        select(ClaimRecord.claim_number)
-        .where(ClaimRecord.work_item_id == work_item_id)
-        .order_by(col(ClaimRecord.id).desc())
-        .limit(1)
-    ).first()
+    return answered or billed.claim_number
 
 
 def _corrected_after_billing(session: Session, *, work_item_id: int) -> bool:

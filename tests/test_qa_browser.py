@@ -103,3 +103,49 @@ def test_worksheet_rebuttal_and_final_decision(
         f"/api/v1/qa/findings/{finding['id']}/response", json={"agree": False, "reason": "again"}
     )
     assert again.status_code == 422  # the decision is final
+
+
+def test_retrospective_review_of_a_billed_chart_becomes_a_replacement_claim(
+    page: Page, browser, live_server, backend, make_client
+):
+    from tests.support.factories import make_token
+
+    item = make_encounter(queue="default")
+    coder = make_user("tom", "coder", queues=["default"])
+    reviewer = make_user("rita", "supervisor")
+    biller = make_user("bea", "biller")
+    url = live_server.url
+    api = make_client()
+    sign_in(api, coder)
+    assert api.post("/api/v1/work/next", json={}).json()["id"] == item
+    api.put(f"/api/v1/work/{item}/codes", json=GOOD_CODES)
+    assert api.post(f"/api/v1/work/{item}/submit").json()["status"] == "ready_for_billing"
+    system = make_client()
+    system.headers["Authorization"] = f"Bearer {make_token('billing-system', 'billing')}"
+    r = system.post(f"/api/v1/billing/{item}/billed", json={"claim_number": "PAYER-5"})
+    assert r.status_code == 200, r.text
+
+    # The reviewer sends the billed chart back from the QA page and corrects it.
+    context = browser.new_context()
+    try:
+        rp = context.new_page()
+        _sign_in(rp, url, reviewer)
+        rp.goto(f"{url}/qa")
+        rp.click(f"#retrospective-{item}")
+        expect(rp).to_have_url(f"{url}/qa/{item}")
+        expect(rp.locator("#retrospective")).to_contain_text("retrospective review")
+        rp.locator("#dx-lines input[name=dx_code]").first.fill("E11.65")
+        rp.click("#qa-preview")
+        expect(rp.locator("#difference-1")).to_contain_text("principal diagnosis changed")
+        rp.select_option("#difference-1 select[name=finding_category]", "specificity")
+        rp.click("#qa-correct")
+        expect(rp).to_have_url(f"{url}/qa")
+    finally:
+        context.close()
+
+    # The biller sees a replacement of the claim billed, on the list and the claim page.
+    _sign_in(page, url, biller)
+    page.goto(f"{url}/billing")
+    expect(page.locator(f"#replaces-{item}")).to_contain_text("replacement of claim PAYER-5")
+    page.locator(f"#ready-{item} a.button").click()
+    expect(page.locator("#claim-replaces")).to_contain_text("replacement of claim PAYER-5")

@@ -58,6 +58,7 @@ class Action(StrEnum):
     query_escalate = "query-escalate"  # unanswered after N business days: to a supervisor
     qa_finding_view = "qa-finding-view"  # a QA finding's sealed codes and comments opened
     qa_response = "qa-response"  # a coder agreed with or rebutted a QA finding
+    qa_retrospective = "qa-retrospective"  # a billed chart sent back to QA review
     flag_review = "flag-review"  # a compliance officer's decision on a flag (issue 20)
     identity_lookup = "identity-lookup"  # a patient's name and MRN shown to compliance
     settings_admin = "settings-admin"  # a report setting changed (productivity standard)

@@ -35,6 +35,7 @@ from server.models import (
     Remittance,
     Status,
     WorkItem,
+    WorkItemEvent,
 )
 from server.queue import service as queue_service
 from server.records import service as records_service
@@ -589,8 +590,11 @@ def claims_of(
 
 
 def replacement_of(session: Session, *, work_item_id: int) -> str | None:
-    """The payer's claim number (CLP07) a corrected claim replaces, if the last answer on
-    this item was a denial sent back to the coder (then CLM05-3 is 7 and REF*F8 carries it)."""
+    """The payer's claim number a corrected claim replaces (then CLM05-3 is 7 and REF*F8
+    carries it): CLP07 if the last answer on this item was a denial sent back to the coder;
+    else, if a QA review corrected the codes after the item was billed (a retrospective
+    review), the payer's CLP07 for it if an 835 came, else the claim number recorded when
+    it was billed. None: the next claim is an original."""
     row = session.exec(
         select(RemitClaim)
         .where(
@@ -599,7 +603,47 @@ def replacement_of(session: Session, *, work_item_id: int) -> str | None:
         .order_by(col(RemitClaim.id).desc())
         .limit(1)
     ).first()
-    return row.payer_claim_number if row is not None else None
+    if row is not None:
+        return row.payer_claim_number
+    if not _corrected_after_billing(session, work_item_id=work_item_id):
+        return None
+    billed = session.exec(
+        select(ClaimRecord)
+        .where(ClaimRecord.work_item_id == work_item_id)
+        .order_by(col(ClaimRecord.id).desc())
+        .limit(1)
+    ).first()
+    if billed is None:
+        return None
+    # The payer's answer to the claim last billed (not to an earlier one it replaced).
+    answered = session.exec(
+        select(RemitClaim.payer_claim_number)
+        .where(
+            RemitClaim.work_item_id == work_item_id,
+            col(RemitClaim.payer_claim_number).is_not(None),
+            col(RemitClaim.reversed_by_id).is_(None),
+            col(RemitClaim.received_at) >= billed.billed_at,
+        )
+        .order_by(col(RemitClaim.id).desc())
+        .limit(1)
+    ).first()
+    return answered or billed.claim_number
+
+
+def _corrected_after_billing(session: Session, *, work_item_id: int) -> bool:
+    """Whether the item's codes were corrected by QA since it was last billed."""
+    events = session.exec(
+        select(WorkItemEvent.action, WorkItemEvent.to_status)
+        .where(WorkItemEvent.work_item_id == work_item_id)
+        .order_by(col(WorkItemEvent.id).desc())
+        .limit(200)
+    ).all()
+    for action, to_status in events:
+        if to_status == Status.billed:
+            return False  # billed again since (or never corrected after billing)
+        if action == "qa-corrected":
+            return any(to == Status.billed for _, to in events)
+    return False
 
 
 def denial_of(session: Session, *, claim_return_id: int) -> ClaimView | None:

@@ -56,6 +56,9 @@ class ReadyRow:
     queue: str
     encounter: Encounter
     coded_by: str | None
+    # The payer's claim number this claim replaces (frequency 7, REF*F8): after a denial or
+    # a retrospective QA correction; None for an original claim.
+    replaces: str | None = None
 
 
 def ready(
@@ -72,7 +75,16 @@ def ready(
     if cursor is not None:
         stmt = stmt.where(col(WorkItem.id) > cursor)
     rows = session.exec(stmt.order_by(col(WorkItem.id)).limit(limit + 1)).all()
-    found = [ReadyRow(item=i, queue=q, encounter=e, coded_by=u) for i, q, e, u in rows]
+    found = [
+        ReadyRow(
+            item=i,
+            queue=q,
+            encounter=e,
+            coded_by=u,
+            replaces=remittance.replacement_of(session, work_item_id=i.id or 0),
+        )
+        for i, q, e, u in rows
+    ]
     next_cursor = None
     if len(found) > limit:
         found = found[:limit]
@@ -211,7 +223,7 @@ def checked_claim(
                     "claim-line-price",
                 )
     original = remittance.replacement_of(session, work_item_id=work_item_id)
-    if original:  # corrected after a payer's denial: a replacement of the payer's claim
+    if original:  # corrected after a denial or after billing: replaces the payer's claim
         claim.frequency_code, claim.original_claim_number = "7", original
     return claim, checks
 

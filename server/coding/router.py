@@ -26,6 +26,7 @@ from server.coding.schemas import (
     ValidationView,
 )
 from server.errors import AppError
+from server.qa import service as qa_service
 from server.queue import service as queue_service
 from server.web import forms
 from server.web.templates import is_htmx, render
@@ -329,18 +330,48 @@ def qa_page(
     _: SupervisorDep,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    """QA review: items waiting, each coder's accuracy, sample percentages and trainees."""
+    """QA review: items waiting, each coder's accuracy, sample percentages and trainees,
+    and the billed charts a retrospective review can take."""
+    return _qa_page(request, session, message={"saved": "Saved."}.get(done or ""))
+
+
+def _qa_page(
+    request: Request,
+    session: Session,
+    *,
+    message: str | None = None,
+    error: AppError | None = None,
+    error_item: int | None = None,
+) -> Response:
     return render(
         request,
         "coding/qa.html",
         {
             "rows": service.qa_items(session),
+            "billed": service.billed_items(session),
             "accuracy": service.accuracy(session),
             "queues": queue_service.list_queues(session),
             "coders": service.coder_training(session),
-            "message": {"saved": "Saved."}.get(done or ""),
+            "message": message,
+            "error": forms.message(error) if error else None,
+            "error_item": error_item,
         },
+        status_code=error.status_code if error else 200,
     )
+
+
+@router.post("/qa/{work_item_id}/retrospective", response_class=HTMLResponse)
+def retrospective_page(
+    request: Request, session: SessionDep, actor: SupervisorDep, work_item_id: RowId
+) -> Response:
+    """Send a billed chart back to QA review (the same worksheet); a refusal shows the QA
+    page with the reason at that chart."""
+    forms.on_error(
+        request,
+        lambda req, s, exc, _form: _qa_page(req, s, error=exc, error_item=work_item_id),
+    )
+    qa_service.send_retrospective(session, actor=actor, work_item_id=work_item_id)
+    return RedirectResponse(f"/qa/{work_item_id}", status_code=303)
 
 
 @router.post("/qa/queues/{name}/sample", response_class=HTMLResponse)

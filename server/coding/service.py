@@ -612,6 +612,20 @@ def qa_items(session: Session) -> list[tuple[WorkItem, str, str | None]]:
     return [(i, q, u) for i, q, u in rows]
 
 
+def billed_items(session: Session, *, limit: int = 50) -> list[tuple[WorkItem, str, str | None]]:
+    """Billed items, most recently changed first (the ones a retrospective QA review can
+    take): (item, queue name, coder name); no patient data."""
+    rows = session.exec(
+        select(WorkItem, Queue.name, User.username)
+        .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
+        .outerjoin(User, col(User.id) == col(WorkItem.coded_by_id))
+        .where(WorkItem.status == Status.billed)
+        .order_by(col(WorkItem.updated_at).desc(), col(WorkItem.id).desc())
+        .limit(limit)
+    ).all()
+    return [(i, q, u) for i, q, u in rows]
+
+
 def qa_item(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
     """An item in QA review (404 otherwise; 403 to the person who coded it), refusals
     audited as refused views."""

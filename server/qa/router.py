@@ -98,6 +98,16 @@ def api_qa_decide(
     return {"id": item.id, "status": item.status}
 
 
+@router.post(f"{API}/{{work_item_id}}/retrospective", tags=["qa"])
+def api_qa_retrospective(
+    session: SessionDep, actor: SupervisorDep, work_item_id: RowId
+) -> dict[str, Any]:
+    """Send a billed chart to a retrospective QA review (422 if it is not billed): accepted,
+    it returns to billed; corrected, its next claim is a replacement of the one billed."""
+    item = service.send_retrospective(session, actor=actor, work_item_id=work_item_id)
+    return {"id": item.id, "status": item.status}
+
+
 @router.get(f"{API}/findings", tags=["qa"])
 def api_findings(
     session: SessionDep,

@@ -24,7 +24,7 @@ from server.coding.abstract import Abstract
 from server.coding.schemas import Codes
 from server.config import get_settings
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from server.models import QaFinding, QaReview, Role, Status, User, WorkItem
+from server.models import QaFinding, QaReview, Role, Status, User, WorkItem, WorkItemEvent
 from server.models.base import utcnow
 from server.models.qa import FINDING_STATUSES
 from server.qa import diff
@@ -137,6 +137,57 @@ def _corrected(
     if abstract_after != abstract_before:
         abstract_service.store_abstract(session, key=key, abstract=abstract_after)
     return codes, abstract_after, differences
+
+
+RETROSPECTIVE = "qa-retrospective"  # the event of a billed chart sent back to QA review
+
+
+def send_retrospective(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:
+    """Send a billed chart to a retrospective QA review on the same worksheet: accepted, it
+    returns to billed unchanged; corrected, its next claim replaces the one billed
+    (`remittance.replacement_of`). 422 for a chart that is not billed."""
+    item = queue_service.lock_item(session, work_item_id)
+    if item is None:
+        raise NotFound("No such work item.")
+    if item.status != Status.billed:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=audit_service.Action.qa_retrospective,
+            outcome=audit_service.Outcome.failed,
+            work_item_id=work_item_id,
+            purpose=PURPOSE,
+            detail=f"status={item.status}",
+        )
+        raise ValidationFailed(
+            f"Only a billed chart goes to a retrospective review; this one is {item.status}.",
+            details=[{"loc": ["work_item_id"], "msg": f"item is {item.status}, not billed"}],
+        )
+    audit_service.record(
+        session,
+        actor=actor,
+        action=audit_service.Action.qa_retrospective,
+        work_item_id=work_item_id,
+        purpose=PURPOSE,
+        detail="billed -> qa_review",
+    )
+    return queue_service.transition(
+        session, item=item, to_status=Status.qa_review, actor=actor, action=RETROSPECTIVE
+    )
+
+
+def is_retrospective(session: Session, *, work_item_id: int) -> bool:
+    """Whether the item's QA review is a retrospective one: it came to QA from billed."""
+    last = session.exec(
+        select(WorkItemEvent.from_status)
+        .where(
+            WorkItemEvent.work_item_id == work_item_id,
+            WorkItemEvent.to_status == Status.qa_review,
+        )
+        .order_by(col(WorkItemEvent.id).desc())
+        .limit(1)
+    ).first()
+    return last == Status.billed
 
 
 def decide(
@@ -283,8 +334,15 @@ def decide(
         )
     # item.final_drg stays the DRG as submitted (the case-mix reports' "final at submit");
     # the DRG after QA is the review's qa_drg, and the claim groups the corrected codes.
+    # A retrospective review accepted goes back to billed as it was; corrected, it is billed
+    # again as a replacement claim (remittance.replacement_of sees the qa-corrected event).
+    to_status = (
+        Status.billed
+        if outcome == "accepted" and is_retrospective(session, work_item_id=work_item_id)
+        else Status.ready_for_billing
+    )
     queue_service.transition(
-        session, item=item, to_status=Status.ready_for_billing, actor=actor, action=f"qa-{outcome}"
+        session, item=item, to_status=to_status, actor=actor, action=f"qa-{outcome}"
     )
     return item
 

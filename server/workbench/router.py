@@ -490,6 +490,7 @@ def _qa_page(
             "kept": kept,
             "row_errors": row_errors,
             "taxonomy": taxonomy(),
+            "retrospective": qa_service.is_retrospective(session, work_item_id=work_item_id),
             "error": forms.message(error) if error else None,
             "errors": forms.field_errors(error),
         },

@@ -31,8 +31,8 @@ def record(
 ) -> str:
     """One line of the CMS HCPCS fixed-width file, each field at its record-layout columns
     (1-based: code 1-5, sequence 6-10, record id 11, long description 12-91, short
-    description 92-119, added 268-275, action effective 276-283, termination 284-291,
-    action code 292), 320 columns."""
+    description 92-119, added 269-276, action effective 277-284, termination 285-292,
+    action code 293), 320 columns."""
     line = [" "] * 320
 
     def put(start: int, text: str) -> None:
@@ -44,10 +44,10 @@ def record(
     put(12, long[:80])
     if recid in ("3", "7"):
         put(92, long[:28])
-        put(268, added)
-        put(276, effective)
-        put(284, terminated)
-        put(292, action)
+        put(269, added)
+        put(277, effective)
+        put(285, terminated)
+        put(293, action)
     return "".join(line).rstrip() + "\n"
 
 
@@ -94,6 +94,28 @@ APR = JAN.replace(
 )
 
 
+# Four lines of a real CMS file (HCPC2016_CONTR_ANWEB.txt, as CMS ships it): A7042 was
+# terminated on 2014-12-31; A7048 was added on 2015-01-01 (its description runs on to a
+# record id 4 line).
+CMS_2016 = (Path(__file__).parent / "data" / "HCPC2016_CONTR_ANWEB_slice.txt").read_text()
+
+
+def test_the_dates_of_a_real_cms_file():
+    got = {r.code: r for r in codesets.parse_hcpcs_dates(CMS_2016)}
+    assert set(got) == {"A7042", "A7047", "A7048"}
+    a7042 = got["A7042"]
+    assert (a7042.added, a7042.action_effective, a7042.terminated, a7042.action_code) == (
+        date(2003, 1, 1),
+        date(2015, 1, 1),
+        date(2014, 12, 31),
+        "N",
+    )
+    assert (got["A7048"].added, got["A7048"].terminated) == (date(2015, 1, 1), None)
+    described = dict(codesets.parse_code_file("HCPCS", CMS_2016))
+    assert described["A7048"].startswith("Vacuum drainage collection unit and tubing kit")
+    assert set(described) == {"A7042", "A7047", "A7048"}
+
+
 def _load(session: Session, tmp_path: Path, name: str, text: str) -> int:
     path = tmp_path / name
     path.write_text(text)
@@ -130,7 +152,7 @@ def test_a_date_that_is_not_a_date_stops_the_load_and_changes_nothing(
         _load(session, tmp_path, "HCPC2026_APR_ANWEB.txt", bad)
     session.rollback()
     assert exc.value.details[0]["loc"] == ["line", 7]
-    assert "ADD DT '20261399' (columns 268-275) is not a date" in exc.value.details[0]["msg"]
+    assert "ADD DT '20261399' (columns 269-276) is not a date" in exc.value.details[0]["msg"]
     assert codesets.loaded_count(session, system="HCPCS") == 3
     assert len(session.exec(select(HcpcsPeriod)).all()) == 3
 

@@ -270,10 +270,11 @@ def format_ok(system: str, code: str) -> bool:
 # The CMS HCPCS record layout (HCPCyyyy_recordlayout.txt, 320 columns; 1-based, inclusive):
 # code 1-5, sequence 6-10, record id 11 (3 the first line of a procedure, 4 its further
 # description lines, 7 and 8 the same for a modifier), long description 12-91, ..., code
-# added date 268-275, action effective date 276-283, termination date 284-291 (CCYYMMDD,
-# blank when none), action code 292.
-HCPCS_DATES = {"added": (268, 275), "action_effective": (276, 283), "terminated": (284, 291)}
-HCPCS_ACTION = 292
+# added date 269-276, action effective date 277-284, termination date 285-292 ("last date
+# for which a procedure or modifier code may be used"; CCYYMMDD, blank when none), action
+# code 293, filler 294-320. Checked against a CMS contractor file (HCPC2016_CONTR_ANWEB).
+HCPCS_DATES = {"added": (269, 276), "action_effective": (277, 284), "terminated": (285, 292)}
+HCPCS_ACTION = 293
 HCPCS_FIRST, HCPCS_MORE, MODIFIER_FIRST, MODIFIER_MORE = "3", "4", "7", "8"
 _HCPCS_FIXED = re.compile(r"^([A-Z0-9]{5})(\d{5})(\d)(.*)$")
 _MODIFIER_FIXED = re.compile(r"^ {3}[A-Z0-9]{2}\d{5}[78]")

@@ -262,6 +262,7 @@ def test_a_pcs_line_is_checked_by_the_release_of_the_discharge_date(make_client)
             "procedures": [
                 {"code": PCS_DELETED_FY2024, "system": "PCS"},
                 {"code": PCS_NEW_FY2024, "system": "PCS"},
+                {"code": "0DTJ4ZY", "system": "PCS"},  # the shape of a code, in no release
             ],
         },
     )
@@ -271,3 +272,7 @@ def test_a_pcs_line_is_checked_by_the_release_of_the_discharge_date(make_client)
     assert [e["loc"] for e in got] == [["procedures", 0, "code"]], r.json()
     assert "(ICD-10-PCS FY2024, in force 2023-10-01 to 2024-03-31)" in got[0]["msg"]
     assert "CMS ICD-10-PCS code master by release" in got[0]["msg"]
+    unknown = [e for e in r.json()["errors"] if e["loc"] == ["procedures", 2, "code"]]
+    assert [e["code"] for e in unknown] == ["code-unknown"], r.json()
+    assert "0DTJ4ZY is not valid for a date of service of 2023-10-01" in unknown[0]["msg"]
+    assert "nor in any release from FY2023 on" in unknown[0]["msg"]

@@ -215,10 +215,11 @@ def _check_procedure(
             "code-format",
         )
     elif dated is not None and dated.valid is False:
+        # Never valid in any release carried: not a code at all, rather than one of another date.
         v.error(
             [*loc, "code"],
             f"{dated.why_not()} {releases.source(releases.PCS)}.",
-            "code-not-valid-on-date",
+            "code-not-valid-on-date" if dated.ever_valid else "code-unknown",
         )
     elif hcpcs_dated is not None and not hcpcs_dated.valid_on(dos):
         v.error([*loc, "code"], hcpcs_dated.why_not(dos), "code-not-valid-on-date")

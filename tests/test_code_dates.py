@@ -152,7 +152,9 @@ def test_a_date_that_is_not_a_date_stops_the_load_and_changes_nothing(
         _load(session, tmp_path, "HCPC2026_APR_ANWEB.txt", bad)
     session.rollback()
     assert exc.value.details[0]["loc"] == ["line", 7]
-    assert "ADD DT '20261399' (columns 269-276) is not a date" in exc.value.details[0]["msg"]
+    assert exc.value.details[0]["msg"] == (
+        "line 7: ADD DT '20261399' (columns 269-276) is not a date (CCYYMMDD)"
+    )
     assert codesets.loaded_count(session, system="HCPCS") == 3
     assert len(session.exec(select(HcpcsPeriod)).all()) == 3
 

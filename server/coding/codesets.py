@@ -321,7 +321,7 @@ def parse_hcpcs_dates(text: str) -> list[HcpcsRecord]:
                 bad.append(
                     {
                         "loc": ["line", number],
-                        "msg": f"{_FIELD_NAMES[field]} {line[start - 1 : end]!r} "
+                        "msg": f"line {number}: {_FIELD_NAMES[field]} {line[start - 1 : end]!r} "
                         f"(columns {start}-{end}) is not a date (CCYYMMDD)",
                     }
                 )

@@ -384,7 +384,7 @@ def hcpcs_dates(session: Session, *, codes: Iterable[str]) -> dict[str, HcpcsDat
     rows = session.exec(
         select(HcpcsPeriod)
         .where(col(HcpcsPeriod.code).in_(wanted))
-        .order_by(col(HcpcsPeriod.action_effective), col(HcpcsPeriod.id))
+        .order_by(col(HcpcsPeriod.action_effective).asc().nulls_first(), col(HcpcsPeriod.id))
     ).all()
     out: dict[str, HcpcsDates] = {}
     for row in rows:  # oldest first: the newest row of a code wins

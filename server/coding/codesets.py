@@ -5,7 +5,9 @@ an in-memory index built once per process: codes sorted for prefix search and an
 index of description words. ICD-10-PCS, HCPCS and CPT are always checked for format; once
 a file is loaded with `chartdesk codesets load pcs|hcpcs|cpt FILE` (stored in the
 `code_set_entry` table), a code must also be in that file. Chartdesk ships no CPT (AMA
-licence) and no PCS or HCPCS file.
+licence) and no PCS or HCPCS file. The CMS HCPCS quarterly file also gives each code's
+added, action effective and termination dates (`hcpcs_period`, one row per code and dates,
+older quarters kept): a HCPCS line is checked against them on its date of service.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from server.coding.schemas import Codes
 from server.errors import ValidationFailed
-from server.models import CodeSetEntry
+from server.models import CodeSetEntry, HcpcsPeriod
 
 
 class System(StrEnum):
@@ -264,6 +267,164 @@ def format_ok(system: str, code: str) -> bool:
     return False
 
 
+# The CMS HCPCS record layout (HCPCyyyy_recordlayout.txt, 320 columns; 1-based, inclusive):
+# code 1-5, sequence 6-10, record id 11 (3 the first line of a procedure, 4 its further
+# description lines, 7 and 8 the same for a modifier), long description 12-91, ..., code
+# added date 269-276, action effective date 277-284, termination date 285-292 ("last date
+# for which a procedure or modifier code may be used"; CCYYMMDD, blank when none), action
+# code 293, filler 294-320. Checked against a CMS contractor file (HCPC2016_CONTR_ANWEB).
+HCPCS_DATES = {"added": (269, 276), "action_effective": (277, 284), "terminated": (285, 292)}
+HCPCS_ACTION = 293
+HCPCS_FIRST, HCPCS_MORE, MODIFIER_FIRST, MODIFIER_MORE = "3", "4", "7", "8"
+_HCPCS_FIXED = re.compile(r"^([A-Z0-9]{5})(\d{5})(\d)(.*)$")
+_MODIFIER_FIXED = re.compile(r"^ {3}[A-Z0-9]{2}\d{5}[78]")
+_FIELD_NAMES = {"added": "ADD DT", "action_effective": "ACT EFF DT", "terminated": "TERM DT"}
+
+
+@dataclass(frozen=True)
+class HcpcsRecord:
+    """A HCPCS Level II code's dates as one line of the CMS quarterly file gives them."""
+
+    code: str
+    added: date | None
+    action_effective: date | None
+    terminated: date | None
+    action_code: str
+
+
+def _hcpcs_date(raw: str) -> date | None:
+    """A CCYYMMDD field (blank: None); ValueError when it is not a date."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if len(raw) != 8 or not raw.isdigit():
+        raise ValueError(raw)
+    return date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+
+
+def parse_hcpcs_dates(text: str) -> list[HcpcsRecord]:
+    """The dates of each code in a CMS HCPCS fixed-width file (first lines of procedure
+    records); ValidationFailed names the line and field of a date that is not one. Files
+    in another form (CSV) carry no dates: []."""
+    records: list[HcpcsRecord] = []
+    bad: list[dict[str, object]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        m = _HCPCS_FIXED.match(raw)
+        if not m or m.group(3) != HCPCS_FIRST:
+            continue
+        line = raw.ljust(320)
+        dates: dict[str, date | None] = {}
+        for field, (start, end) in HCPCS_DATES.items():
+            try:
+                dates[field] = _hcpcs_date(line[start - 1 : end])
+            except ValueError:
+                bad.append(
+                    {
+                        "loc": ["line", number],
+                        "msg": f"line {number}: {_FIELD_NAMES[field]} {line[start - 1 : end]!r} "
+                        f"(columns {start}-{end}) is not a date (CCYYMMDD)",
+                    }
+                )
+        if len(dates) == len(HCPCS_DATES):
+            records.append(
+                HcpcsRecord(
+                    code=m.group(1),
+                    added=dates["added"],
+                    action_effective=dates["action_effective"],
+                    terminated=dates["terminated"],
+                    action_code=line[HCPCS_ACTION - 1].strip(),
+                )
+            )
+    if bad:
+        raise ValidationFailed("The HCPCS file has dates that are not dates.", details=bad[:50])
+    return records
+
+
+@dataclass(frozen=True)
+class HcpcsDates:
+    """A code's dates from the newest quarterly file that lists it."""
+
+    code: str
+    added: date | None
+    action_effective: date | None
+    terminated: date | None
+    source: str
+
+    @property
+    def start(self) -> date | None:
+        return self.added or self.action_effective
+
+    def valid_on(self, day: date) -> bool:
+        """Whether a date of service falls between the code's start and termination."""
+        if self.start is not None and day < self.start:
+            return False
+        return self.terminated is None or day <= self.terminated
+
+    def why_not(self, day: date) -> str:
+        """Why the code is not valid on `day`, with its dates and the file they came from."""
+        if self.terminated is not None and day > self.terminated:
+            what = f"it was terminated on {self.terminated.isoformat()}"
+            if self.start is not None:
+                what = f"it was valid from {self.start.isoformat()}; {what}"
+        else:
+            assert self.start is not None  # noqa: S101 - only then is it not yet valid
+            what = f"it is not effective until {self.start.isoformat()}"
+        return (
+            f"{self.code} is not a valid HCPCS Level II code for a date of service of "
+            f"{day.isoformat()}: {what} (CMS HCPCS quarterly file {self.source})."
+        )
+
+
+def hcpcs_dates(session: Session, *, codes: Iterable[str]) -> dict[str, HcpcsDates]:
+    """The dates of each of `codes` from the newest loaded quarter that lists it (codes
+    with no dates loaded are absent)."""
+    wanted = sorted({normalise(c) for c in codes})
+    if not wanted:
+        return {}
+    rows = session.exec(
+        select(HcpcsPeriod)
+        .where(col(HcpcsPeriod.code).in_(wanted))
+        .order_by(col(HcpcsPeriod.action_effective).asc().nulls_first(), col(HcpcsPeriod.id))
+    ).all()
+    out: dict[str, HcpcsDates] = {}
+    for row in rows:  # oldest first: the newest row of a code wins
+        out[row.code] = HcpcsDates(
+            row.code, row.added, row.action_effective, row.terminated, row.source
+        )
+    return out
+
+
+def load_hcpcs_dates(session: Session, *, records: list[HcpcsRecord], source: str) -> int:
+    """Add the dates of a quarterly file, keeping those of older quarters (dates already
+    held for a code are not added again: loading a file twice changes nothing)."""
+    codes = sorted({r.code for r in records})
+    held: set[tuple[str, date | None, date | None, date | None]] = set()
+    for start in range(0, len(codes), 500):
+        for row in session.exec(
+            select(HcpcsPeriod).where(col(HcpcsPeriod.code).in_(codes[start : start + 500]))
+        ).all():
+            held.add((row.code, row.added, row.action_effective, row.terminated))
+    added = 0
+    for r in records:
+        key = (r.code, r.added, r.action_effective, r.terminated)
+        if key in held:
+            continue
+        held.add(key)
+        session.add(
+            HcpcsPeriod(
+                code=r.code,
+                added=r.added,
+                action_effective=r.action_effective,
+                terminated=r.terminated,
+                action_code=r.action_code,
+                source=source[:200],
+            )
+        )
+        added += 1
+    session.flush()
+    return added
+
+
 def parse_code_file(system: str, text: str) -> list[tuple[str, str]]:
     """(code, description) pairs from a code file; ValidationFailed names bad lines.
 
@@ -277,7 +438,6 @@ def parse_code_file(system: str, text: str) -> list[tuple[str, str]]:
     bad: list[dict[str, object]] = []
     lines = text.splitlines()
     pcs_order = re.compile(r"^\d{5} ([0-9A-Z ]{7}) ([01]) (.{1,60}) ?(.*)$")
-    hcpcs_fixed = re.compile(r"^([A-Z0-9]{5})(\d{5})(\d)(.*)$")
     delimiter = "\t" if any("\t" in line for line in lines[:5]) else ","
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
@@ -288,9 +448,11 @@ def parse_code_file(system: str, text: str) -> list[tuple[str, str]]:
             if m.group(2) == "1":
                 rows.append((m.group(1).strip(), (m.group(4) or m.group(3)).strip()[:300]))
             continue
-        m = hcpcs_fixed.match(line) if system == System.hcpcs else None
+        if system == System.hcpcs and _MODIFIER_FIXED.match(line):
+            continue  # a modifier's record (record id 7 or 8)
+        m = _HCPCS_FIXED.match(line) if system == System.hcpcs else None
         if m:
-            if m.group(3) in ("3", "4"):  # continuation lines of a description
+            if m.group(3) in (HCPCS_MORE, MODIFIER_MORE):  # more lines of a description
                 continue
             rows.append((m.group(1), m.group(4)[:80].strip()))
             continue
@@ -320,13 +482,17 @@ def load(session: Session, *, system: str, path: Path) -> int:
     """Replace the loaded codes of `system` with those in `path`; returns how many."""
     if system not in {s.value for s in LOADABLE}:
         raise ValidationFailed(f"Only {', '.join(s.value for s in LOADABLE)} files are loaded.")
-    rows = parse_code_file(system, path.read_text(encoding="utf-8", errors="replace"))
+    text = path.read_text(encoding="utf-8", errors="replace")
+    rows = parse_code_file(system, text)
+    dated = parse_hcpcs_dates(text) if system == System.hcpcs else []
     unique = dict(rows)
     session.execute(delete(CodeSetEntry).where(col(CodeSetEntry.system) == system))
     session.add_all(
         CodeSetEntry(system=system, code=c, description=d) for c, d in sorted(unique.items())
     )
     session.flush()
+    if dated:
+        load_hcpcs_dates(session, records=dated, source=path.name)
     return len(unique)
 
 

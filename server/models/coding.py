@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import LargeBinary
 from sqlmodel import Field, SQLModel
@@ -45,6 +45,24 @@ class CodeSetEntry(SQLModel, table=True):
     system: str = Field(max_length=10, primary_key=True)
     code: str = Field(max_length=10, primary_key=True)
     description: str = Field(default="", max_length=300)
+
+
+class HcpcsPeriod(SQLModel, table=True):
+    """A HCPCS Level II code's dates as one CMS quarterly file gives them (record layout:
+    code added date, action effective date, termination date, action code). Loading a newer
+    quarter adds its rows and keeps the older ones (the same dates twice are one row); the
+    newest row of a code (by action effective date) decides validity on a date of service."""
+
+    __tablename__ = "hcpcs_period"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=5, index=True)
+    added: date | None = None
+    action_effective: date | None = None
+    terminated: date | None = None  # the last date of service the code may be used
+    action_code: str = Field(default="", max_length=1)
+    source: str = Field(max_length=200)  # the file (and so the quarter) it came from
+    loaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class QaReview(SQLModel, table=True):

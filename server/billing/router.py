@@ -342,7 +342,12 @@ def billing_page(
     return _ready_page(request, session, message=_MESSAGES.get(done or ""))
 
 
-_MESSAGES = {"billed": "Marked billed.", "returned": "Returned to the coder."}
+_MESSAGES = {
+    "billed": "Marked billed.",
+    "returned": "Returned to the coder.",
+    "sent": "Sent: the interchange file is downloaded and its claims are marked billed "
+    "(see Billed history).",
+}
 
 
 def _ready_page(

@@ -324,6 +324,11 @@ def remittance_upload(
     """Post an uploaded (or pasted) 835 and show what it did."""
     raw = file.file.read(remittance.MAX_BYTES + 1) if file is not None and file.filename else b""
     body = raw or text.encode("utf-8", "replace")
+    if not body.strip():  # the API's wording ("the request body") means nothing on this page
+        raise ValidationFailed(
+            "Choose an 835 file, or paste one.",
+            details=[{"loc": ["body"], "msg": "Choose an 835 file, or paste one."}],
+        )
     results = remittance.post(session, actor=actor, text=_text(body))
     return _remit_page(request, session, results=results)
 

@@ -569,11 +569,14 @@ def batch_export(
     if day is not None:
         ids = _day_items(session, day)
     if not ids:
-        raise ValidationFailed(
+        # The detail repeats the message, so a page shows one sentence (not "... no claims").
+        msg = (
             "No claim ready to bill is selected."
             if day is None
-            else f"No claim coded on {day} is ready to bill.",
-            details=[{"loc": ["items" if day is None else "date"], "msg": "no claims"}],
+            else f"No claim coded on {day} is ready to bill."
+        )
+        raise ValidationFailed(
+            msg, details=[{"loc": ["items" if day is None else "date"], "msg": msg}]
         )
     if len(ids) > MAX_BATCH:
         raise ValidationFailed(

@@ -121,6 +121,22 @@
       "Check your connection; what you typed is still on screen.");
   });
 
+  // A page shown again after its form failed (form_error: #form-error) opens at the top,
+  // while the form may be far down (the QA sampling page's Add a rule): bring the message
+  // into view and put the cursor in the first field it names, unless something has focus.
+  var formError = document.getElementById("form-error");
+  if (formError && (!document.activeElement || document.activeElement === body)) {
+    var scope = formError.parentElement || document;
+    var field = scope.querySelector("[aria-invalid=true]");
+    formError.scrollIntoView({ block: "center" });
+    if (field) {
+      field.focus({ preventScroll: true });
+    } else {
+      formError.setAttribute("tabindex", "-1");
+      formError.focus({ preventScroll: true });
+    }
+  }
+
   // ------------------------------------------------------------ downloads that change state
   // A form with data-download-then="/page" answers with a file (the biller's batch: an X12
   // interchange) and changes what the page lists (the claims sent are billed). A plain post

@@ -99,7 +99,10 @@ def test_show_identity_beside_a_patient_id(
         row = comp.locator('#events tr[data-action="view-record"]').first
         expect(row).to_be_visible()
         assert "Tobias Lindqvist" not in comp.content()
-        row.locator("button[data-identity]").click()
+        button = row.locator("button[data-identity]")
+        # Label in name (WCAG 2.5.3, axe label-content-name-mismatch): say what is seen.
+        assert (button.get_attribute("aria-label") or "").startswith("Show identity")
+        button.click()
         expect(row.locator(".identity")).to_contain_text("Tobias Lindqvist")
         expect(row.locator(".identity")).to_contain_text(MRN)
         assert MRN not in comp.url

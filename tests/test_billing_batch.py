@@ -141,6 +141,11 @@ def test_biller_pages_batch_and_history(make_client):
     csrf = biller.headers["X-CSRF-Token"]
     page = biller.get("/billing")
     assert f'name="items" value="{office}"' in page.text
+    nothing = biller.post("/billing/batch", data={"scope": "selected", "csrf_token": csrf})
+    assert nothing.status_code == 422
+    assert (
+        "No claim ready to bill is selected.</div>" in nothing.text
+    )  # one sentence, no API jargon
     refused = biller.post(
         "/billing/batch",
         data={"items": [str(office), str(self_pay)], "scope": "selected", "csrf_token": csrf},

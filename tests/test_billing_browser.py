@@ -52,6 +52,7 @@ def test_claim_page_batch_and_history(browser, live_server, make_client, backend
         page.check(f"#pick-{self_pay}")
         page.click("#send-selected")
         expect(page.locator("#batch-error")).to_contain_text("claim edits")
+        expect(page.locator("#batch-error")).to_be_focused()  # shown where the biller is
         expect(page.locator(f"#pick-{good}")).to_be_checked()
         expect(page.locator(f"#pick-{self_pay}")).to_be_checked()
         page.uncheck(f"#pick-{self_pay}")
@@ -61,6 +62,11 @@ def test_claim_page_batch_and_history(browser, live_server, make_client, backend
         ok, log = pyx12_accepts(text)
         assert ok, log
         assert [s[1] for s in segments(text, "CLM")] == [f"CD{good}"]
+        # The page does not keep listing (and checking) what was just sent.
+        expect(page).to_have_url(f"{url}/billing?done=sent")
+        expect(page.locator("#billing-message")).to_contain_text("marked billed")
+        expect(page.locator(f"#pick-{good}")).to_have_count(0)
+        expect(page.locator(f"#pick-{self_pay}")).not_to_be_checked()
         page.goto(f"{url}/billing/history")
         page.fill("#history-q", f"CD{good}")
         page.click("#history-search button")

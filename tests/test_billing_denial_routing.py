@@ -82,3 +82,21 @@ def test_a_payer_rule_and_the_default_queue_when_no_coder_is_on_record(make_clie
     assert _item(denied.item_id)[:2] == (Status.ready, "denials")
     assert claims[f"CD{partial.item_id}"]["returned_to_queue"] == "acme"
     assert _item(partial.item_id)[:2] == (Status.ready, "acme")
+
+
+def test_billed_history_does_not_link_a_denied_claim_back_with_the_coder(make_client):
+    system = _billing(make_client)
+    held = _billed(make_client, system)
+    paid, _, partial = held
+    _post(system, held)
+    biller = make_client()
+    sign_in(biller, make_user("biller9", "biller"))
+    page = biller.get("/billing/history")
+    assert page.status_code == 200
+    # The paid claim's page opens; the partly denied one is with its coder, where the claim
+    # page answers 404, so the history says so instead of linking there.
+    assert f'href="/billing/{paid.item_id}"' in page.text
+    assert biller.get(f"/billing/{paid.item_id}").status_code == 200
+    assert f'href="/billing/{partial.item_id}"' not in page.text
+    assert "back with the coder (returned)" in page.text
+    assert biller.get(f"/billing/{partial.item_id}").status_code == 404

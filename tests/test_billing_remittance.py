@@ -279,6 +279,10 @@ def test_biller_uploads_on_the_page_and_coders_cannot_post(make_client):
     text = _remit(paid.item_id, denied.item_id, partial.item_id)
     biller = signed_in(make_client, "biller1", "biller")
     csrf = biller.headers["X-CSRF-Token"]
+    empty = biller.post("/billing/remittance", data={"csrf_token": csrf, "text": "  "})
+    assert empty.status_code == 422
+    assert "Choose an 835 file, or paste one." in empty.text
+    assert "request body" not in empty.text
     bad = biller.post(
         "/billing/remittance",
         data={"csrf_token": csrf},

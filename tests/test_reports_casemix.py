@@ -330,6 +330,8 @@ def test_standards_page_refuses_bad_input_in_place_and_audits_changes(make_clien
         )
         assert bad.status_code == 422, typed
         assert 'id="form-error"' in bad.text
+        banner = bad.text.split('id="form-error">')[1].split("</div>")[0]
+        assert banner == "A standard is a number of charts per hour above 0 and at most 60."
         field = bad.text.split('name="charts_per_hour"')[1].split(">")[0]
         assert f'value="{typed}"' in field
         assert 'aria-invalid="true"' in field

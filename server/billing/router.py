@@ -324,6 +324,11 @@ def remittance_upload(
     """Post an uploaded (or pasted) 835 and show what it did."""
     raw = file.file.read(remittance.MAX_BYTES + 1) if file is not None and file.filename else b""
     body = raw or text.encode("utf-8", "replace")
+    if not body.strip():  # the API's wording ("the request body") means nothing on this page
+        raise ValidationFailed(
+            "Choose an 835 file, or paste one.",
+            details=[{"loc": ["body"], "msg": "Choose an 835 file, or paste one."}],
+        )
     results = remittance.post(session, actor=actor, text=_text(body))
     return _remit_page(request, session, results=results)
 
@@ -342,7 +347,12 @@ def billing_page(
     return _ready_page(request, session, message=_MESSAGES.get(done or ""))
 
 
-_MESSAGES = {"billed": "Marked billed.", "returned": "Returned to the coder."}
+_MESSAGES = {
+    "billed": "Marked billed.",
+    "returned": "Returned to the coder.",
+    "sent": "Sent: the interchange file is downloaded and its claims are marked billed "
+    "(see Billed history).",
+}
 
 
 def _ready_page(

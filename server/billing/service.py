@@ -612,11 +612,14 @@ def batch_export(
     if day is not None:
         ids = _day_items(session, day)
     if not ids:
-        raise ValidationFailed(
+        # The detail repeats the message, so a page shows one sentence (not "... no claims").
+        msg = (
             "No claim ready to bill is selected."
             if day is None
-            else f"No claim coded on {day} is ready to bill.",
-            details=[{"loc": ["items" if day is None else "date"], "msg": "no claims"}],
+            else f"No claim coded on {day} is ready to bill."
+        )
+        raise ValidationFailed(
+            msg, details=[{"loc": ["items" if day is None else "date"], "msg": msg}]
         )
     if len(ids) > MAX_BATCH:
         raise ValidationFailed(
@@ -708,6 +711,12 @@ class BilledRow:
 
     record: ClaimRecord
     encounter: Encounter
+    status: str = Status.billed  # the item now: a denied claim is back with the coder
+
+    @property
+    def opens(self) -> bool:
+        """Whether the claim page opens (it shows items ready to bill or billed)."""
+        return self.status in (Status.ready_for_billing, Status.billed)
 
 
 def billed_history(
@@ -716,7 +725,7 @@ def billed_history(
     """Billed claims, newest first; `q` finds a claim number (or part of one), an item id or
     an interchange control number. Keyset pagination by claim record id."""
     stmt = (
-        select(ClaimRecord, Encounter)
+        select(ClaimRecord, Encounter, col(WorkItem.status))
         .join(WorkItem, col(WorkItem.id) == col(ClaimRecord.work_item_id))
         .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
     )
@@ -733,7 +742,7 @@ def billed_history(
     if cursor is not None:
         stmt = stmt.where(col(ClaimRecord.id) < cursor)
     rows = session.exec(stmt.order_by(col(ClaimRecord.id).desc()).limit(limit + 1)).all()
-    found = [BilledRow(record=r, encounter=e) for r, e in rows]
+    found = [BilledRow(record=r, encounter=e, status=st) for r, e, st in rows]
     next_cursor = None
     if len(found) > limit:
         found = found[:limit]

@@ -58,14 +58,11 @@ def parse_rate(value: object) -> float | None:
     except ValueError:
         rate = math.nan
     if not math.isfinite(rate) or rate <= 0 or rate > MAX_CHARTS_PER_HOUR:
+        # The detail is part of the message, so the page's banner does not say it twice.
+        detail = f"a number of charts per hour above 0 and at most {MAX_CHARTS_PER_HOUR:g}"
         raise ValidationFailed(
-            "A standard is a number of charts per hour above 0 and at most 60.",
-            details=[
-                {
-                    "loc": ["charts_per_hour"],
-                    "msg": f"a number above 0, at most {MAX_CHARTS_PER_HOUR:g}",
-                }
-            ],
+            f"A standard is {detail}.",
+            details=[{"loc": ["charts_per_hour"], "msg": detail}],
         )
     return round(rate, 2)
 

@@ -121,6 +121,68 @@
       "Check your connection; what you typed is still on screen.");
   });
 
+  // A page shown again after its form failed (form_error: #form-error) opens at the top,
+  // while the form may be far down (the QA sampling page's Add a rule): bring the message
+  // into view and put the cursor in the first field it names, unless something has focus.
+  var formError = document.getElementById("form-error");
+  if (formError && (!document.activeElement || document.activeElement === body)) {
+    var scope = formError.parentElement || document;
+    var field = scope.querySelector("[aria-invalid=true]");
+    formError.scrollIntoView({ block: "center" });
+    if (field) {
+      field.focus({ preventScroll: true });
+    } else {
+      formError.setAttribute("tabindex", "-1");
+      formError.focus({ preventScroll: true });
+    }
+  }
+
+  // ------------------------------------------------------------ downloads that change state
+  // A form with data-download-then="/page" answers with a file (the biller's batch: an X12
+  // interchange) and changes what the page lists (the claims sent are billed). A plain post
+  // leaves the page as it was, still listing and checking what was just sent; here the file
+  // is saved and the page then goes to data-download-then. A refusal (422, nothing changed)
+  // is shown in place with the person's choices kept, as the server renders it.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    var then = form && form.getAttribute ? form.getAttribute("data-download-then") : null;
+    if (!then || then.charAt(0) !== "/" || then.charAt(1) === "/" || !window.fetch) return;
+    e.preventDefault();
+    var data = new FormData(form);
+    var by = e.submitter;
+    if (by && by.name) data.append(by.name, by.value);
+    var buttons = form.querySelectorAll("button[type=submit]");
+    buttons.forEach(function (b) { b.disabled = true; });
+    fetch(form.action, { method: "POST", body: data, credentials: "same-origin" })
+      .then(function (r) {
+        var disposition = r.headers.get("Content-Disposition") || "";
+        var named = /filename="([^"]+)"/.exec(disposition);
+        if (r.ok && named) {
+          return r.blob().then(function (blob) {
+            var link = document.createElement("a");
+            link.href = URL.createObjectURL(blob);
+            link.download = named[1];
+            document.body.appendChild(link);
+            link.click();
+            window.setTimeout(function () { window.location.assign(then); }, 300);
+          });
+        }
+        return r.text().then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var main = doc.getElementById("main");
+          var here = document.getElementById("main");
+          if (!main || !here) { show("Not sent: the server answered " + r.status + "."); return; }
+          here.replaceChildren.apply(here, Array.prototype.slice.call(main.childNodes));
+          var alert = here.querySelector("[role=alert]");
+          if (alert) { alert.setAttribute("tabindex", "-1"); alert.focus(); }
+        });
+      })
+      .catch(function () {
+        show("Chartdesk could not be reached: nothing was sent. Check your connection.");
+      })
+      .finally(function () { buttons.forEach(function (b) { b.disabled = false; }); });
+  });
+
   // ------------------------------------------------------------ auto-next after Submit
   // Each coder chooses (kept in this browser) whether the next chart opens by itself after a
   // Submit; on by default. My work shows where the submitted chart went first.

@@ -99,7 +99,10 @@ def load_sample_encounters(samples: Path = SAMPLES) -> Loaded:
     files = importer.collect([samples])
     for unit in importer.units(files):
         if isinstance(unit.payload, dict) and unit.payload.get("resourceType") == "Bundle":
-            unit.payload = with_coverage(unit.payload)  # what the demo EHR adds: Coverage
+            # What the demo EHR adds: Coverage, and Medicaid for the self-pay patient (enrolled
+            # since), so that the biller has claims to send; the sample whose address has no
+            # ZIP code keeps its claim edit, as a real one would.
+            unit.payload = with_coverage(unit.payload, self_pay_to="Medicaid")
         importer.ingest_unit(unit, actor=actor, summary=summary)
     _demo_provider_everywhere()
     loaded = Loaded(

@@ -267,6 +267,15 @@ def test_the_working_drg_moves_as_the_coder_adds_a_cc(page: Page, live_server, b
     page.locator("#dx-lines select[name=dx_poa]").nth(1).select_option("Y")
     expect(page.locator("#working-drg")).to_have_attribute("data-drg", "292", timeout=15000)
     expect(page.locator("#working-drg")).to_contain_text("N17.9")
+    # The coder keeps the working DRG in view at 1366x768 while coding, above the edit list.
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator("#working-drg").bounding_box()
+    assert box is not None
+    assert box["y"] < 768, box
+    first_message = page.locator("#code-problems .problem").first.bounding_box()
+    assert first_message is not None
+    assert box["y"] < first_message["y"]  # however long the list of edits grows
 
 
 def test_a_source_hint_looks_for_its_icd10_codes_in_the_code_field(

@@ -106,3 +106,40 @@ def test_the_workbench_form_takes_a_line_by_charge_code_alone(make_client):
     assert (line["code"], line["charge_code"]) == ("99213", "OV99213")
     page = held.client.get(f"/work/{held.item_id}")
     assert 'value="OV99213"' in page.text  # the picked charge code stays on the line
+
+
+def test_the_check_answers_what_a_picked_charge_code_sets_at_its_line(make_client):
+    """Picked on screen, before any save: the as-you-type check says which code and charge
+    the charge code sets on that line (workbench.js fills the line with them)."""
+    load_demo_cdm()
+    held = coder_with_item(make_client)
+    form = {
+        "dx_code": ["E11.9", "I10"],
+        "dx_poa": ["", ""],
+        "px_system": ["CPT", "CPT"],
+        "px_code": ["", "36415"],
+        "px_modifiers": ["", ""],
+        "px_units": ["2", "1"],
+        "px_pointers": ["1 2", "1"],
+        "px_charge": ["0", "0"],
+        "px_charge_code": ["OV99213", ""],
+    }
+    htmx = {"HX-Request": "true"}
+    checked = held.client.post(f"/work/{held.item_id}/codes/check", data=form, headers=htmx)
+    assert checked.status_code == 200, checked.text
+    assert 'data-fill-line="0"' in checked.text
+    assert 'data-code="99213"' in checked.text
+    assert 'data-charge="370.00"' in checked.text  # 185.00 a unit, two units
+    assert "Line 1: charge code OV99213" in checked.text
+    assert 'data-fill-line="1"' not in checked.text  # no charge code picked there
+    # Nothing was saved by the check.
+    saved = held.client.get(f"/api/v1/work/{held.item_id}").json()["codes"]["procedures"]
+    assert saved == []
+    # The save on change answers the same, so the later of the two answers fills too.
+    again = held.client.post(f"/work/{held.item_id}/codes", data=form, headers=htmx)
+    assert 'data-charge="370.00"' in again.text
+    # An unknown charge code fills nothing and is the panel's error.
+    form["px_charge_code"] = ["NOPE1", ""]
+    bad = held.client.post(f"/work/{held.item_id}/codes/check", data=form, headers=htmx)
+    assert "charge-fill" not in bad.text
+    assert "No errors: ready to submit." not in bad.text

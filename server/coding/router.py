@@ -174,6 +174,7 @@ def _workbench(
     status_code: int = 200,
 ) -> Response:
     item = queue_service.my_item(session, work_item_id=work_item_id, actor=actor)
+    on = service.claim_context(session, item=item).date_of_service
     return render(
         request,
         "coding/workbench.html",
@@ -182,6 +183,8 @@ def _workbench(
             "inpatient": service.is_inpatient(session, item),
             "codes": codes,
             "problems": problems,
+            # What each picked charge code sets: workbench.js fills the line with it.
+            "charge_fills": service.charge_fills(session, codes=codes, on=on),
         },
         block=block,
         status_code=status_code,

@@ -309,6 +309,44 @@ def with_charge_codes(session: Session, *, codes: Codes, on: date) -> Codes:
     return codes.model_copy(update={"procedures": lines})
 
 
+@dataclass(frozen=True)
+class ChargeFill:
+    """What a picked charge code sets on a procedure line (shown as soon as it is picked)."""
+
+    line: int  # the procedure line's index (0-based, as in error locations)
+    charge_code: str
+    description: str
+    system: str
+    code: str  # the chargemaster's HCPCS/CPT code
+    price_cents: int  # one unit
+    charge: float  # the line's charge: price times units, as the claim bills it
+
+
+def charge_fills(session: Session, *, codes: Codes, on: date) -> list[ChargeFill]:
+    """For each line whose charge code is in the chargemaster in force on `on` (with a
+    HCPCS/CPT code): the code and charge it sets, so the panel can show them at the line."""
+    found = cdm.by_charge_code(
+        session, codes=[p.charge_code or "" for p in codes.procedures], on=on
+    )
+    fills = []
+    for n, p in enumerate(codes.procedures):
+        charge = found.get((p.charge_code or "").strip())
+        if charge is None or not charge.hcpcs:
+            continue
+        fills.append(
+            ChargeFill(
+                line=n,
+                charge_code=charge.charge_code,
+                description=charge.description,
+                system="HCPCS" if charge.hcpcs[0].isalpha() else "CPT",
+                code=charge.hcpcs,
+                price_cents=charge.price_cents,
+                charge=charge.price_cents * p.units / 100,
+            )
+        )
+    return fills
+
+
 def _check_charge_codes(session: Session, v: Validation, codes: Codes, on: date) -> None:
     """A picked charge code must be in the chargemaster in force and match the line's code."""
     picked = [p.charge_code for p in codes.procedures if p.charge_code]

@@ -62,7 +62,7 @@ from server.records.schemas import (
     safe_errors,
 )
 
-VIEWS = ("coding", "billing")
+VIEWS = ("coding", "billing", "returned")
 
 # The deepest nesting an ingested JSON document may have. Synthea bundles reach about 12;
 # `[` x 100,000 overflowed the parser's stack (a 500), and a few hundred levels would reach
@@ -354,6 +354,15 @@ def _may_see(actor: Principal, item: WorkItem, view: str) -> bool:
         return False
     if actor.has_role(Role.biller) and item.status in BILLING_STATUSES:
         return True
+    if view == "returned":  # the coder's own returned item, read before taking it back
+        return (
+            actor.has_role(Role.coder)
+            and item.status == Status.returned
+            and (
+                item.lease_owner_id == actor.user_id
+                or (item.lease_owner_id is None and item.coded_by_id == actor.user_id)
+            )
+        )
     if view != "coding":
         return False
     if (
@@ -531,7 +540,8 @@ def open_record(
 ) -> OpenedRecord:
     """The decrypted record of a work item, if `actor` may see it now; audited first.
 
-    Coders: an item leased to them (view "coding"). Supervisors: items in QA review
+    Coders: an item leased to them (view "coding"), or returned to them (view "returned":
+    why it came back, before they resume it). Supervisors: items in QA review
     (coding). Billers and `billing` tokens: items ready for billing or billed (either view;
     "billing" adds the patient's address and the payer). Anyone else, or any other item:
     NotFound, audited as denied. A purged record answers RecordPurged (410).

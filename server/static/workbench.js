@@ -364,5 +364,37 @@
     var el = range.startContainer.parentNode;
     if (el && el.scrollIntoView) el.scrollIntoView({ block: "center" });
   });
+  // A picked charge code: the as-you-type check answers what it sets (.charge-fill in the
+  // code panel); fill the line with it at once, the code where blank and the charge where
+  // none was entered (or it still shows an earlier fill), then save the draft as shown.
+  // (After every settle: the panel is swapped outerHTML, and filling twice changes nothing.)
+  document.addEventListener("htmx:afterSettle", function () {
+    var panel = document.getElementById("code-problems");
+    if (!panel) return;
+    var lines = document.querySelectorAll("#px-lines tbody tr.px-line");
+    var changed = null;
+    panel.querySelectorAll(".charge-fill").forEach(function (p) {
+      var tr = lines[Number(p.getAttribute("data-fill-line"))];
+      if (!tr) return;
+      var picked = tr.querySelector("input[name=px_charge_code]");
+      if (!picked || picked.value.trim() !== p.getAttribute("data-charge-code")) return; // stale
+      var code = tr.querySelector("input[name=px_code]");
+      if (code && !code.value.trim()) {
+        code.value = p.getAttribute("data-code");
+        var system = tr.querySelector("select[name=px_system]");
+        if (system) system.value = p.getAttribute("data-system");
+        changed = code;
+      }
+      var charge = tr.querySelector("input[name=px_charge]");
+      var value = p.getAttribute("data-charge");
+      var shown = charge ? charge.value.trim() : "";
+      if (charge && shown !== value &&
+          (!shown || Number(shown) === 0 || shown === charge.getAttribute("data-filled"))) {
+        charge.value = value;
+        charge.setAttribute("data-filled", value);
+        changed = charge;
+      }
+    });
+    if (changed) changed.dispatchEvent(new Event("change", { bubbles: true }));
+  });
 })();
-

@@ -305,6 +305,7 @@ def _item_page(
             "query_error": forms.message(query_error) if query_error else None,
             "query_form": query_form or {},
             "qa_findings": chart.qa_findings if chart else [],
+            "returned": page.returned,  # a returned item: why, beside Resume
             **entry,
             # The chargemaster lines a coder can pick for a procedure line (charge code).
             "chargemaster": cdm.pickable(session, on=utcnow().date()) if chart else [],

@@ -6,6 +6,8 @@ Which item a caller may open, and for what, depends on the view:
 - `coding`: the coder's workbench; the item must be leased to the caller (purpose TREAT).
 - `qa`: a supervisor's QA review of an item waiting for it (purpose HOPERAT).
 - `emergency`: break-glass, any item, with a listed reason (purpose ETREAT; flagged).
+- `returned`: the coder's own item returned by billing or denied by the payer, to read why
+  before resuming it (purpose TREAT); the item page shows only the return, not the chart.
 
 The record is opened through `records.service.open_record`, which audits the view before it
 decrypts and hands back the `ItemKey` that opens the item's other sealed fields here.
@@ -35,7 +37,7 @@ from server.queue.service import ItemRow
 from server.records import service as records_service
 from server.records.schemas import RecordView
 
-ChartKind = Literal["coding", "qa", "emergency"]
+ChartKind = Literal["coding", "qa", "emergency", "returned"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class ItemPage:
 
     row: ItemRow
     chart: ChartView | None
+    # Why a returned item came back (the sealed note, the payer's denial), read through the
+    # audited "returned" view before the coder resumes it (None: not returned).
+    returned: ReturnNote | None = None
 
 
 def _checked_item(
@@ -78,6 +83,8 @@ def _checked_item(
         return queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
     if view == "qa":
         return coding_service.qa_item(session, actor=actor, work_item_id=work_item_id)
+    if view == "returned":
+        return queue_service.my_item(session, actor=actor, work_item_id=work_item_id)
     return None
 
 
@@ -103,7 +110,7 @@ def open_chart(
         actor=actor,
         work_item_id=work_item_id,
         purpose=purpose,
-        view="coding",
+        view="returned" if view == "returned" else "coding",
         emergency_reason=emergency_reason if view == "emergency" else None,
     )
     if item is None:
@@ -140,6 +147,11 @@ def open_chart(
 def item_page(session: Session, *, actor: Principal, work_item_id: int) -> ItemPage:
     """The coder's page of an item in their list; the chart only while they hold its lease."""
     item = queue_service.my_item(session, actor=actor, work_item_id=work_item_id)
+    if item.status == Status.returned:  # why it came back, shown beside Resume (audited)
+        back = open_chart(
+            session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="returned"
+        )
+        return ItemPage(row=back.row, chart=None, returned=back.returned)
     if item.status != Status.in_progress:
         return ItemPage(row=queue_service.item_row(session, item=item), chart=None)
     chart = open_chart(

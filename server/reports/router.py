@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -49,8 +50,7 @@ def api_productivity(
     session: SessionDep, _: SupervisorDep, since: When = None, until: When = None
 ) -> ProductivityView:
     """Per coder: charts submitted, hours of the leases that ended in a submit, per class."""
-    start = service.parse_moment(since, field="since")
-    end = service.parse_moment(until, field="until", end=True)
+    start, end = service.parse_window(since, until)
     return ProductivityView.of(service.productivity(session, since=start, until=end))
 
 
@@ -97,34 +97,38 @@ def api_set_standard(
 MixBy = Annotated[str, Query(max_length=20, description="coder, queue or month")]
 
 
+@dataclass(frozen=True)
+class MixQuery:
+    """What the case-mix and capture figures are asked (one report, drawn two ways)."""
+
+    by: str
+    since: str | None
+    until: str | None
+
+    def report(self, session: Session) -> casemix.MixReport:
+        start, end = service.parse_window(self.since, self.until)
+        return casemix.case_mix(session, by=self.by, since=start, until=end)
+
+
+def _mix_query(by: MixBy = "coder", since: When = None, until: When = None) -> MixQuery:
+    return MixQuery(by=by, since=since, until=until)
+
+
+Mix = Annotated[MixQuery, Depends(_mix_query)]
+
+
 @router.get(f"{API}/casemix", tags=["reports"], response_model=MixView)
-def api_casemix(
-    session: SessionDep,
-    _: SupervisorDep,
-    by: MixBy = "coder",
-    since: When = None,
-    until: When = None,
-) -> MixView:
+def api_casemix(session: SessionDep, _: SupervisorDep, q: Mix) -> MixView:
     """Case-mix index (mean relative weight of final MS-DRGs) of inpatient stays, with the
     CC/MCC capture rate, by coder, queue or month."""
-    start = service.parse_moment(since, field="since")
-    end = service.parse_moment(until, field="until", end=True)
-    return MixView.of(casemix.case_mix(session, by=by, since=start, until=end))
+    return MixView.of(q.report(session))
 
 
 @router.get(f"{API}/cc-capture", tags=["reports"], response_model=MixView)
-def api_capture(
-    session: SessionDep,
-    _: SupervisorDep,
-    by: MixBy = "coder",
-    since: When = None,
-    until: When = None,
-) -> MixView:
+def api_capture(session: SessionDep, _: SupervisorDep, q: Mix) -> MixView:
     """CC/MCC capture rate: the share of inpatient stays whose final grouping has at least
     one secondary acting as CC or MCC, by coder, queue or month (same figures as casemix)."""
-    start = service.parse_moment(since, field="since")
-    end = service.parse_moment(until, field="until", end=True)
-    return MixView.of(casemix.case_mix(session, by=by, since=start, until=end))
+    return MixView.of(q.report(session))
 
 
 @router.get(f"{API}/drg-shifts", tags=["reports"], response_model=ShiftsView)
@@ -132,8 +136,7 @@ def api_drg_shifts(
     session: SessionDep, _: SupervisorDep, since: When = None, until: When = None
 ) -> ShiftsView:
     """DRG shifts: baseline to final (the coder) and final to after QA (the reviewer)."""
-    start = service.parse_moment(since, field="since")
-    end = service.parse_moment(until, field="until", end=True)
+    start, end = service.parse_window(since, until)
     return ShiftsView.of(casemix.drg_shifts(session, since=start, until=end))
 
 
@@ -195,8 +198,7 @@ def _productivity_page(
     if error is not None:
         report = service.productivity(session)
     else:
-        start = service.parse_moment(since, field="since")
-        end = service.parse_moment(until, field="until", end=True)
+        start, end = service.parse_window(since, until)
         report = service.productivity(session, since=start, until=end)
     chart = bar_chart(
         [Bar(c.coder, c.charts_per_hour or 0.0) for c in report.coders],
@@ -249,8 +251,7 @@ def productivity_csv(
     session: SessionDep, _: SupervisorDep, since: When = None, until: When = None
 ) -> Response:
     """Productivity as CSV: a row per coder, then one per encounter class they coded."""
-    start = service.parse_moment(since, field="since")
-    end = service.parse_moment(until, field="until", end=True)
+    start, end = service.parse_window(since, until)
     report = service.productivity(session, since=start, until=end)
     return _csv(export.productivity_csv(report), "productivity.csv")
 
@@ -395,17 +396,14 @@ def _mix_page(
     session: Session,
     *,
     figure: str,
-    by: str,
-    since: str | None,
-    until: str | None,
+    q: MixQuery,
     error: AppError | None = None,
 ) -> Response:
-    if error is not None or by not in casemix.GROUPINGS:
-        report = casemix.case_mix(session, by=by if by in casemix.GROUPINGS else "coder")
+    if error is not None or q.by not in casemix.GROUPINGS:
+        by = q.by if q.by in casemix.GROUPINGS else "coder"
+        report = casemix.case_mix(session, by=by)
     else:
-        start = service.parse_moment(since, field="since")
-        end = service.parse_moment(until, field="until", end=True)
-        report = casemix.case_mix(session, by=by, since=start, until=end)
+        report = q.report(session)
     label = casemix.GROUPINGS[report.by]
     if figure == "casemix":
         chart = bar_chart(
@@ -426,7 +424,7 @@ def _mix_page(
     zone = service.hospital_zone()
     return render(
         request,
-        f"reports/{'casemix' if figure == 'casemix' else 'capture'}.html",
+        f"reports/{figure}.html",
         {
             "report": report,
             "chart": chart,
@@ -439,75 +437,39 @@ def _mix_page(
     )
 
 
-def _mix_csv(session: Session, *, by: str, since: str | None, until: str | None) -> Response:
-    start = service.parse_moment(since, field="since")
-    end = service.parse_moment(until, field="until", end=True)
-    report = casemix.case_mix(session, by=by, since=start, until=end)
-    return _csv(export.mix_csv(report), f"casemix-by-{report.by}.csv")
+def _mix_route(request: Request, session: Session, *, figure: str, q: MixQuery) -> Response:
+    """A figure's page; a refused query shows the whole period with the message."""
+    forms.on_error(
+        request,
+        lambda req, own, exc, _f: _mix_page(req, own, figure=figure, q=q, error=exc),
+    )
+    casemix.check_grouping(q.by)
+    return _mix_page(request, session, figure=figure, q=q)
 
 
 @router.get("/reports/casemix", response_class=HTMLResponse)
-def casemix_page(
-    request: Request,
-    session: SessionDep,
-    _: SupervisorDep,
-    by: MixBy = "coder",
-    since: When = None,
-    until: When = None,
-) -> Response:
+def casemix_page(request: Request, session: SessionDep, _: SupervisorDep, q: Mix) -> Response:
     """Case-mix index by coder, queue or month: chart, table beside it, CSV."""
-    forms.on_error(
-        request,
-        lambda req, own, exc, _f: _mix_page(
-            req, own, figure="casemix", by=by, since=None, until=None, error=exc
-        ),
-    )
-    casemix.check_grouping(by)
-    return _mix_page(request, session, figure="casemix", by=by, since=since, until=until)
+    return _mix_route(request, session, figure="casemix", q=q)
 
 
 @router.get("/reports/casemix.csv")
-def casemix_csv(
-    session: SessionDep,
-    _: SupervisorDep,
-    by: MixBy = "coder",
-    since: When = None,
-    until: When = None,
-) -> Response:
+def casemix_csv(session: SessionDep, _: SupervisorDep, q: Mix) -> Response:
     """Case-mix index and capture rate per group as CSV, then the totals."""
-    return _mix_csv(session, by=by, since=since, until=until)
+    report = q.report(session)
+    return _csv(export.mix_csv(report), f"casemix-by-{report.by}.csv")
 
 
 @router.get("/reports/cc-capture", response_class=HTMLResponse)
-def capture_page(
-    request: Request,
-    session: SessionDep,
-    _: SupervisorDep,
-    by: MixBy = "coder",
-    since: When = None,
-    until: When = None,
-) -> Response:
+def capture_page(request: Request, session: SessionDep, _: SupervisorDep, q: Mix) -> Response:
     """CC/MCC capture rate by coder, queue or month: chart, table beside it, CSV."""
-    forms.on_error(
-        request,
-        lambda req, own, exc, _f: _mix_page(
-            req, own, figure="capture", by=by, since=None, until=None, error=exc
-        ),
-    )
-    casemix.check_grouping(by)
-    return _mix_page(request, session, figure="capture", by=by, since=since, until=until)
+    return _mix_route(request, session, figure="capture", q=q)
 
 
 @router.get("/reports/cc-capture.csv")
-def capture_csv(
-    session: SessionDep,
-    _: SupervisorDep,
-    by: MixBy = "coder",
-    since: When = None,
-    until: When = None,
-) -> Response:
+def capture_csv(session: SessionDep, _: SupervisorDep, q: Mix) -> Response:
     """The capture rate per group as CSV (the same file as the case-mix CSV)."""
-    return _mix_csv(session, by=by, since=since, until=until)
+    return casemix_csv(session, _, q)
 
 
 def _shifts_page(
@@ -521,8 +483,7 @@ def _shifts_page(
     if error is not None:
         report = casemix.drg_shifts(session)
     else:
-        start = service.parse_moment(since, field="since")
-        end = service.parse_moment(until, field="until", end=True)
+        start, end = service.parse_window(since, until)
         report = casemix.drg_shifts(session, since=start, until=end)
     chart = bar_chart(
         [Bar(title, report.count(kind)) for kind, title in casemix.SHIFT_KINDS.items()],
@@ -565,8 +526,7 @@ def shifts_csv(
     session: SessionDep, _: SupervisorDep, since: When = None, until: When = None
 ) -> Response:
     """Every DRG shift of the window as CSV (without the sealed QA reasons)."""
-    start = service.parse_moment(since, field="since")
-    end = service.parse_moment(until, field="until", end=True)
+    start, end = service.parse_window(since, until)
     return _csv(
         export.shifts_csv(casemix.drg_shifts(session, since=start, until=end)), "drg-shifts.csv"
     )
@@ -596,8 +556,7 @@ DenialsBy = Annotated[str, Query(max_length=10, description="carc, payer, queue 
 def _denials(
     session: Session, *, by: str, since: str | None, until: str | None
 ) -> denials.DenialReport:
-    start = service.parse_moment(since, field="since")
-    end = service.parse_moment(until, field="until", end=True)
+    start, end = service.parse_window(since, until)
     return denials.report(session, by=by, since=start, until=end)
 
 

@@ -313,6 +313,11 @@ def parse_moment(value: str | None, *, field: str, end: bool = False) -> datetim
         ) from None
 
 
+def parse_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """A report's window as typed: `since` from its first moment, `until` through its end."""
+    return parse_moment(since, field="since"), parse_moment(until, field="until", end=True)
+
+
 def _aware(value: datetime) -> datetime:
     """A naive time is read in the hospital's zone."""
     if value.tzinfo is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,12 +11,12 @@ from sqlmodel import Session, col, select
 
 from server.config import get_settings
 from server.db import get_engine
-from server.models import AuditEvent, DataKey, Encounter, Patient, Status, WorkItem, WorkItemEvent
+from server.models import AuditEvent, Status, WorkItemEvent
 from server.queue.items import record_event
 from server.reports import service
 from tests.support.coding import GOOD_CODES, coder_with_item
 from tests.support.factories import make_user, sign_in
-from tests.support.queue import ensure_queue
+from tests.support.queue import dummy_item, ensure_queue
 
 AS_OF = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 
@@ -38,32 +37,19 @@ def _item(
     """A work item whose encounter has the given dates of service (dummy ciphertext)."""
     queue_id = ensure_queue(queue)
     with Session(get_engine(), expire_on_commit=False) as s:
-        tag = uuid.uuid4().hex
-        key = DataKey(kek_id="test", wrapped=b"not-a-real-key")
-        patient = Patient(source_system="test", mrn_index=tag)
-        s.add_all([key, patient])
-        s.flush()
-        assert key.id is not None
-        assert patient.id is not None
-        enc = Encounter(
-            source_system="test",
-            external_id=tag,
-            patient_id=patient.id,
-            data_key_id=key.id,
-            encounter_class=klass,
-            payer_class=payer,
-            start_at=_at(start) if start else None,
-            end_at=_at(end) if end else None,
-            sealed_patient=b"sealed",
+        item = dummy_item(
+            s,
+            queue_id=queue_id,
+            status=status,
+            encounter={
+                "encounter_class": klass,
+                "payer_class": payer,
+                "start_at": _at(start) if start else None,
+                "end_at": _at(end) if end else None,
+            },
         )
-        s.add(enc)
-        s.flush()
-        assert enc.id is not None
-        item = WorkItem(encounter_id=enc.id, queue_id=queue_id, status=status)
-        s.add(item)
-        s.flush()
-        assert item.id is not None
         s.commit()
+        assert item.id is not None
         return item.id
 
 

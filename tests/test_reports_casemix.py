@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -15,9 +14,7 @@ from sqlmodel import Session, col, select
 from server.db import get_engine
 from server.models import (
     AuditEvent,
-    DataKey,
     Encounter,
-    Patient,
     ProductivityStandard,
     QaReview,
     Status,
@@ -26,7 +23,7 @@ from server.models import (
 from server.reports import casemix
 from tests.support.coding import coder_with_item, signed_in
 from tests.support.factories import make_user, sign_in
-from tests.support.queue import ensure_queue
+from tests.support.queue import dummy_item, ensure_queue
 
 # FY2026 Table 5 (MS-DRG v43) relative weights used below.
 W291, W293, W470, W871 = 1.2838, 0.566, 1.9289, 1.9425
@@ -51,27 +48,10 @@ def _stay(
     """A submitted stay with its final DRG and CC/MCC counts (dummy ciphertext)."""
     queue_id = ensure_queue(queue)
     with Session(get_engine(), expire_on_commit=False) as s:
-        tag = uuid.uuid4().hex
-        key = DataKey(kek_id="test", wrapped=b"not-a-real-key")
-        patient = Patient(source_system="test", mrn_index=tag)
-        s.add_all([key, patient])
-        s.flush()
-        assert key.id is not None
-        assert patient.id is not None
-        enc = Encounter(
-            source_system="test",
-            external_id=tag,
-            patient_id=patient.id,
-            data_key_id=key.id,
-            encounter_class=klass,
-            sealed_patient=b"sealed",
-        )
-        s.add(enc)
-        s.flush()
-        assert enc.id is not None
-        item = WorkItem(
-            encounter_id=enc.id,
+        item = dummy_item(
+            s,
             queue_id=queue_id,
+            encounter={"encounter_class": klass},
             status=Status.ready_for_billing,
             coded_by_id=coder,
             coded_at=_at(coded),
@@ -82,7 +62,6 @@ def _stay(
             final_cc_count=cc,
             final_mcc_count=mcc,
         )
-        s.add(item)
         s.commit()
         assert item.id is not None
         return item.id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -29,6 +30,37 @@ def ensure_queue(name: str) -> int:
         return queue.id
 
 
+def dummy_item(
+    s: Session, *, queue_id: int, encounter: dict[str, Any] | None = None, **fields: Any
+) -> WorkItem:
+    """A work item (flushed, with its id) on a new patient's encounter with dummy ciphertext:
+    `encounter` sets the encounter's columns (class outpatient by default), `fields` the
+    item's."""
+    tag = uuid.uuid4().hex
+    key = DataKey(kek_id="test", wrapped=b"not-a-real-key")
+    patient = Patient(source_system="test", mrn_index=tag)
+    s.add_all([key, patient])
+    s.flush()
+    assert key.id is not None
+    assert patient.id is not None
+    enc = Encounter(
+        source_system="test",
+        external_id=tag,
+        patient_id=patient.id,
+        data_key_id=key.id,
+        sealed_patient=b"sealed",
+        **{"encounter_class": "outpatient", **(encounter or {})},
+    )
+    s.add(enc)
+    s.flush()
+    assert enc.id is not None
+    item = WorkItem(encounter_id=enc.id, queue_id=queue_id, **fields)
+    s.add(item)
+    s.flush()
+    assert item.id is not None
+    return item
+
+
 def make_items(
     n: int = 1,
     *,
@@ -41,29 +73,7 @@ def make_items(
     with Session(get_engine(), expire_on_commit=False) as s:
         items = []
         for _ in range(n):
-            tag = uuid.uuid4().hex
-            key = DataKey(kek_id="test", wrapped=b"not-a-real-key")
-            s.add(key)
-            patient = Patient(source_system="test", mrn_index=tag)
-            s.add(patient)
-            s.flush()
-            assert key.id is not None
-            assert patient.id is not None
-            enc = Encounter(
-                source_system="test",
-                external_id=tag,
-                patient_id=patient.id,
-                data_key_id=key.id,
-                encounter_class="outpatient",
-                sealed_patient=b"sealed",
-            )
-            s.add(enc)
-            s.flush()
-            assert enc.id is not None
-            item = WorkItem(
-                encounter_id=enc.id, queue_id=queue_id, priority=priority, due_at=due_at
-            )
-            s.add(item)
+            item = dummy_item(s, queue_id=queue_id, priority=priority, due_at=due_at)
             items.append(item)
         s.flush()
         ids = [i.id for i in items]

@@ -11,18 +11,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from server.coding import codesets
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.browser import browser_sign_in
+from tests.support.factories import make_encounter, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
 
 
 def test_the_abstract_folded_edited_refused_at_the_field_and_saved(
@@ -40,7 +32,7 @@ def test_the_abstract_folded_edited_refused_at_the_field_and_saved(
     coder = make_user("ana", "coder", queues=["default"])
     url = live_server.url
     page.set_viewport_size({"width": 1366, "height": 768})
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder)
     page.goto(f"{url}/work")
     page.keyboard.press("n")
     expect(page).to_have_url(f"{url}/work/{item}")
@@ -95,7 +87,7 @@ def test_the_open_and_refused_abstract_passes_axe(browser: Browser, live_server,
         page = context.new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        _sign_in(page, live_server.url, coder)
+        browser_sign_in(page, live_server.url, coder)
         page.goto(f"{live_server.url}/work")
         page.keyboard.press("n")
         expect(page).to_have_url(f"{live_server.url}/work/{item}")

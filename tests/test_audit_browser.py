@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.browser import browser_sign_in
+from tests.support.factories import make_encounter, make_user
 
 # PostgreSQL only: the API tests cover both backends; a browser adds the page, not the DB.
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
@@ -19,15 +20,6 @@ PATIENT = {
 }
 
 
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
-
-
 def test_compliance_finds_the_coders_view_by_mrn(
     page: Page, browser: Browser, live_server, backend
 ) -> None:
@@ -36,7 +28,7 @@ def test_compliance_finds_the_coders_view_by_mrn(
     officer = make_user("olga", "compliance")
     url = live_server.url
 
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder)
     page.goto(f"{url}/work")
     page.click("#next")
     expect(page).to_have_url(f"{url}/work/{item}")
@@ -45,7 +37,7 @@ def test_compliance_finds_the_coders_view_by_mrn(
     context = browser.new_context()
     try:
         comp = context.new_page()
-        _sign_in(comp, url, officer)
+        browser_sign_in(comp, url, officer)
         comp.click("nav >> text=Audit log")
         expect(comp).to_have_url(f"{url}/compliance")
         # Search by MRN (posted, never in the URL): the coder's view of that chart is there.
@@ -83,7 +75,7 @@ def test_show_identity_beside_a_patient_id(
     coder = make_user("ana", "coder", queues=["default"])
     officer = make_user("olga", "compliance")
     url = live_server.url
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder)
     page.goto(f"{url}/work")
     page.click("#next")
     expect(page.locator("#chart")).to_be_visible()
@@ -91,7 +83,7 @@ def test_show_identity_beside_a_patient_id(
     context = browser.new_context()
     try:
         comp = context.new_page()
-        _sign_in(comp, url, officer)
+        browser_sign_in(comp, url, officer)
         comp.goto(f"{url}/compliance")
         expect(comp.locator("#activity")).to_contain_text("Activity over time")
         comp.fill("input[name=actor]", "ana")

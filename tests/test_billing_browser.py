@@ -4,22 +4,14 @@ refused in place, the boxes kept), and finds the sent claim in the billed histor
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from tests.support.billing import load_demo_cdm, segments
+from tests.support.browser import browser_sign_in
 from tests.support.coding import GOOD_CODES, coder_with_item, pyx12_accepts
-from tests.support.factories import Account, fresh_totp, make_user
+from tests.support.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
 
 
 def _ready(make_client, n: int, **encounter) -> int:  # type: ignore[no-untyped-def]
@@ -39,7 +31,7 @@ def test_claim_page_batch_and_history(browser, live_server, make_client, backend
     context = browser.new_context(accept_downloads=True)
     try:
         page = context.new_page()
-        _sign_in(page, url, biller)
+        browser_sign_in(page, url, biller)
         page.goto(f"{url}/billing/{self_pay}")
         expect(page.locator("#claim-errors [data-edit=claim-payer-id]")).to_be_visible()
         expect(page.locator("#claim-preview-none")).to_be_visible()

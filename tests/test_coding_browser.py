@@ -9,20 +9,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server.coding import codesets
+from tests.support.browser import browser_sign_in
 from tests.support.coding import pyx12_accepts
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.factories import make_encounter, make_user
 
 # PostgreSQL only: the API tests cover both backends; a browser adds the page, not the DB.
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
 
 
 def test_code_with_autocomplete_submit_then_bill(page: Page, browser, live_server, backend):
@@ -32,7 +24,7 @@ def test_code_with_autocomplete_submit_then_bill(page: Page, browser, live_serve
     biller = make_user("bill", "biller")
     url = live_server.url
 
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder)
     page.goto(f"{url}/work")
     page.keyboard.press("n")
     expect(page).to_have_url(f"{url}/work/{item}")
@@ -71,7 +63,7 @@ def test_code_with_autocomplete_submit_then_bill(page: Page, browser, live_serve
     context = browser.new_context(accept_downloads=True)
     try:
         bp = context.new_page()
-        _sign_in(bp, url, biller)
+        browser_sign_in(bp, url, biller)
         bp.goto(f"{url}/billing")
         bp.click(f"#ready-{item} a")
         expect(bp.locator("#claim-preview")).to_contain_text("SV1*HC:99213*125*UN*1***1~")

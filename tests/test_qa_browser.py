@@ -8,19 +8,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support.browser import browser_sign_in
 from tests.support.coding import GOOD_CODES
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user, sign_in
+from tests.support.factories import make_encounter, make_user, sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
 
 
 def test_worksheet_rebuttal_and_final_decision(
@@ -45,7 +37,7 @@ def test_worksheet_rebuttal_and_final_decision(
     context = browser.new_context()
     try:
         rp = context.new_page()
-        _sign_in(rp, url, reviewer)
+        browser_sign_in(rp, url, reviewer)
         rp.goto(f"{url}/qa/{item}")
         rp.locator("#dx-lines input[name=dx_code]").first.fill("E11.65")
         rp.click("#qa-preview")
@@ -64,7 +56,7 @@ def test_worksheet_rebuttal_and_final_decision(
         context.close()
 
     # The coder rebuts from My reviews.
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder)
     page.click("text=My reviews")
     expect(page.locator("#my-findings")).to_contain_text("principal diagnosis changed")
     page.locator("#my-reviews a.button").first.click()
@@ -81,7 +73,7 @@ def test_worksheet_rebuttal_and_final_decision(
     context = browser.new_context()
     try:
         bp = context.new_page()
-        _sign_in(bp, url, boss)
+        browser_sign_in(bp, url, boss)
         bp.click("text=QA scores")
         bp.locator("#rebuttals a.button").first.click()
         expect(bp.locator("#findings")).to_contain_text("No hyperglycemia in the H&P")
@@ -129,7 +121,7 @@ def test_retrospective_review_of_a_billed_chart_becomes_a_replacement_claim(
     context = browser.new_context()
     try:
         rp = context.new_page()
-        _sign_in(rp, url, reviewer)
+        browser_sign_in(rp, url, reviewer)
         rp.goto(f"{url}/qa")
         rp.click(f"#retrospective-{item}")
         expect(rp).to_have_url(f"{url}/qa/{item}")
@@ -144,7 +136,7 @@ def test_retrospective_review_of_a_billed_chart_becomes_a_replacement_claim(
         context.close()
 
     # The biller sees a replacement of the claim billed, on the list and the claim page.
-    _sign_in(page, url, biller)
+    browser_sign_in(page, url, biller)
     page.goto(f"{url}/billing")
     expect(page.locator(f"#replaces-{item}")).to_contain_text("replacement of claim PAYER-5")
     page.locator(f"#ready-{item} a.button").click()

@@ -6,20 +6,12 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.browser import browser_sign_in
+from tests.support.factories import fresh_totp, make_encounter, make_user
 
 pytestmark = pytest.mark.browser
 
 NPI = "1245319599"
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
 
 
 def test_query_answer_and_read_back(page: Page, browser, live_server, backend):
@@ -28,7 +20,7 @@ def test_query_answer_and_read_back(page: Page, browser, live_server, backend):
     doctor = make_user("drwhit", "provider", npi=NPI)
     url = live_server.url
 
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder)
     page.goto(f"{url}/work")
     page.keyboard.press("n")
     expect(page).to_have_url(f"{url}/work/{item}")
@@ -56,7 +48,7 @@ def test_query_answer_and_read_back(page: Page, browser, live_server, backend):
     context = browser.new_context()
     try:
         dp = context.new_page()
-        _sign_in(dp, url, doctor)
+        browser_sign_in(dp, url, doctor)
         dp.click("#nav-queries")
         dp.locator("#queries a").first.click()
         expect(dp.locator("#query-indicators")).to_contain_text(

@@ -7,19 +7,11 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.browser import browser_sign_in
+from tests.support.factories import make_encounter, make_user
 
 # PostgreSQL only: the API tests cover both backends; a browser adds the page, not the DB.
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
 
 
 def test_next_chart_release_and_assignment(page: Page, browser: Browser, live_server, backend):
@@ -29,7 +21,7 @@ def test_next_chart_release_and_assignment(page: Page, browser: Browser, live_se
     boss = make_user("boss", "supervisor")
     url = live_server.url
 
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder)
     page.goto(f"{url}/work")
     expect(page.locator("#my-items")).to_contain_text("Nothing leased or held")
     page.keyboard.press("n")  # the Next shortcut
@@ -46,7 +38,7 @@ def test_next_chart_release_and_assignment(page: Page, browser: Browser, live_se
     context = browser.new_context()
     try:
         sup = context.new_page()
-        _sign_in(sup, url, boss)
+        browser_sign_in(sup, url, boss)
         sup.goto(f"{url}/supervise")
         row = sup.locator(f"#item-{second}")
         row.locator("select[name=username]").select_option("ana")

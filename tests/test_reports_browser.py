@@ -7,19 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.factories import Account, fresh_totp, make_user
+from tests.support.browser import browser_sign_in
+from tests.support.factories import make_user
 from tests.test_reports import _item
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
 
 
 def test_supervisor_reads_dnfb_and_downloads_it(page: Page, live_server, backend, tmp_path) -> None:
@@ -31,7 +23,7 @@ def test_supervisor_reads_dnfb_and_downloads_it(page: Page, live_server, backend
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
-    _sign_in(page, url, sup)
+    browser_sign_in(page, url, sup)
     page.click("nav >> text=Reports")
     expect(page).to_have_url(f"{url}/reports/dnfb")
     chart = page.locator("svg#dnfb-chart")

@@ -13,21 +13,13 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from server.coding import codesets
+from tests.support.browser import browser_sign_in
 from tests.support.coding import GOOD_CODES, coder_with_item
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.factories import make_encounter, make_user
 
 pytestmark = pytest.mark.browser
 
 OUT = os.environ.get("CHARTDESK_SCREENSHOTS")
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
 
 
 def _shot(page: Page, name: str) -> None:
@@ -46,17 +38,17 @@ def test_screenshots_of_the_main_screens(browser: Browser, live_server, make_cli
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     try:
         page = context.new_page()
-        _sign_in(page, url, held.account)
+        browser_sign_in(page, url, held.account)
         page.goto(f"{url}/work/{held.item_id}")
         expect(page.locator("#codes-ok")).to_be_visible()
         _shot(page, "workbench")
         page.context.clear_cookies()
-        _sign_in(page, url, make_user("boss", "supervisor", queues=["default"]))
+        browser_sign_in(page, url, make_user("boss", "supervisor", queues=["default"]))
         page.goto(f"{url}/supervise")
         expect(page.locator("#queue-stats")).to_be_visible()
         _shot(page, "supervisor")
         page.context.clear_cookies()
-        _sign_in(page, url, make_user("cora", "compliance"))
+        browser_sign_in(page, url, make_user("cora", "compliance"))
         page.goto(f"{url}/compliance")
         page.click("#search")
         expect(page.locator("#results table#events")).to_be_visible()

@@ -5,23 +5,15 @@ workbench's procedure line (with its charge code column) fits inside the codes p
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
+from tests.support.browser import browser_sign_in
 from tests.support.coding import coder_with_item
-from tests.support.factories import Account, fresh_totp, make_user
+from tests.support.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
 
 VIEWPORT = {"width": 1366, "height": 768}
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
 
 
 def test_sampling_rule_error_is_in_view_with_the_input_kept(browser, live_server):
@@ -29,7 +21,7 @@ def test_sampling_rule_error_is_in_view_with_the_input_kept(browser, live_server
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
-        _sign_in(page, live_server.url, boss)
+        browser_sign_in(page, live_server.url, boss)
         page.goto(f"{live_server.url}/qa/queues/default/sampling")
         page.select_option("#f-kind", index=0)
         page.fill("#f-value", "@@bad")
@@ -48,7 +40,7 @@ def test_procedure_line_fits_in_the_codes_pane(browser, live_server, make_client
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
-        _sign_in(page, live_server.url, held.account)
+        browser_sign_in(page, live_server.url, held.account)
         page.goto(f"{live_server.url}/work/{held.item_id}")
         page.click("#add-px")
         fits = page.evaluate(

@@ -8,9 +8,9 @@ from playwright.sync_api import expect
 
 from server.config import get_settings
 from tests.support.billing import load_demo_cdm
+from tests.support.browser import browser_sign_in
 from tests.support.coding import coder_with_item
 from tests.support.factories import make_user
-from tests.test_billing_browser import _sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
 
@@ -34,7 +34,7 @@ def test_a_hospital_outpatient_claim_page(browser, live_server, make_client, mon
     context = browser.new_context()
     try:
         page = context.new_page()
-        _sign_in(page, url, make_user("bill", "biller"))
+        browser_sign_in(page, url, make_user("bill", "biller"))
         page.goto(f"{url}/billing/{held.item_id}")
         expect(page.locator("h1")).to_contain_text("hospital outpatient (013x)")
         expect(page.locator("#claim-bill-type")).to_contain_text("0131")

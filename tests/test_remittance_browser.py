@@ -9,10 +9,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server.coding import codesets
+from tests.support.browser import browser_sign_in
 from tests.support.factories import make_token, make_user
 from tests.support.remit import RemitClaim, RemitLine, build_835
 from tests.test_billing_api import _coded
-from tests.test_coding_browser import _sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
 
@@ -47,7 +47,7 @@ def test_upload_835_coder_sees_denial_and_resubmits(
     context = browser.new_context()
     try:
         bp = context.new_page()
-        _sign_in(bp, url, biller)
+        browser_sign_in(bp, url, biller)
         bp.goto(f"{url}/billing/remittance")
         # A truncated file first: the error shows at the form, nothing stored.
         bp.set_input_files(
@@ -66,7 +66,7 @@ def test_upload_835_coder_sees_denial_and_resubmits(
         expect(bp.locator("#remit-claims")).to_contain_text("CO-97")
         expect(bp.locator("#remit-claims")).to_contain_text("denied")
 
-        _sign_in(page, url, coder)
+        browser_sign_in(page, url, coder)
         page.goto(f"{url}/work/{held.item_id}")
         page.click("#resume")
         expect(page).to_have_url(re.compile(rf"/work/{held.item_id}$"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support.browser import browser_sign_in
 from tests.support.factories import make_user
 from tests.support.queue import item
-from tests.test_reports_browser import _sign_in
 from tests.test_supervise_list import _item, _set
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
@@ -21,7 +21,7 @@ def test_sort_by_priority_then_bulk_move_by_keyboard(page: Page, live_server, ba
     _item(queue="cardiology")
     sup = make_user("sue", "supervisor")
     url = live_server.url
-    _sign_in(page, url, sup)
+    browser_sign_in(page, url, sup)
     page.goto(f"{url}/supervise")
 
     page.click('#items th a[data-sort="priority"]')  # ascending

@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.billing import load_demo_cdm
+from tests.support.browser import browser_sign_in
 from tests.support.coding import coder_with_item, signed_in
-from tests.test_abstract_browser import _sign_in
 from tests.test_billing_api import _coded
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
@@ -20,7 +20,7 @@ def test_a_picked_charge_code_fills_the_line_at_once(page: Page, live_server, ma
     held = coder_with_item(make_client)
     url = live_server.url
     page.set_viewport_size({"width": 1366, "height": 768})
-    _sign_in(page, url, held.account)
+    browser_sign_in(page, url, held.account)
     page.goto(f"{url}/work/{held.item_id}")
     page.locator("#dx-lines input[name=dx_code]").first.fill("E11.9")
     page.click("#add-px")
@@ -51,7 +51,7 @@ def test_a_returned_item_shows_why_beside_resume(page: Page, live_server, make_c
     assert r.status_code == 200, r.text
     url = live_server.url
     page.set_viewport_size({"width": 1366, "height": 768})
-    _sign_in(page, url, held.account)
+    browser_sign_in(page, url, held.account)
     page.goto(f"{url}/work/{held.item_id}")
     reason = page.locator("#returned-reason")
     expect(reason).to_contain_text("add modifier 59")

@@ -95,6 +95,9 @@ def test_billed_chart_reviewed_again_accepted_back_to_billed_corrected_replaces_
     assert "replacement of claim PAYER-77" in page.text
     claim_page = biller.get(f"/billing/{item_id}")
     assert "replacement of claim PAYER-77" in claim_page.text
+    # Ready to bill again: the biller can mark the replacement billed from its page.
+    assert 'id="mark-billed"' in claim_page.text
+    assert "billed PAYER-77" not in claim_page.text
 
     # Billed again; the payer's 835 gives its own claim number (CLP07): a later correction
     # replaces that one.

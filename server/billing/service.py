@@ -550,7 +550,12 @@ def last_return(session: Session, *, key: ItemKey) -> ReturnNote | None:
 
 
 def claim_number(session: Session, *, work_item_id: int) -> tuple[str, datetime] | None:
-    """The claim number and time an item was billed under, if it was."""
+    """The claim number and time an item is billed under now: None while it is not billed
+    (never billed, or ready to bill again as a replacement after a denial or a QA
+    correction, when the biller must be able to send and mark it again)."""
+    item = session.get(WorkItem, work_item_id)
+    if item is None or item.status != Status.billed:
+        return None
     row = session.exec(
         select(ClaimRecord)
         .where(ClaimRecord.work_item_id == work_item_id)

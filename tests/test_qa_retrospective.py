@@ -142,6 +142,9 @@ def test_only_a_billed_chart_and_never_by_the_reviewer_who_coded_it(make_client)
     assert page.status_code == 422
     assert 'id="retrospective-error"' in page.text
     assert "Only a billed chart" in page.text
+    said = page.text.split('id="retrospective-error"')[1].split("</")[0]
+    assert f"chart #{item_id} is ready for billing." in said  # in words, said once
+    assert "ready_for_billing" not in said
     assert _status(item_id) == "ready_for_billing"
     with Session(get_engine()) as s:
         refused = s.exec(

@@ -159,9 +159,11 @@ def send_retrospective(session: Session, *, actor: Principal, work_item_id: int)
             purpose=PURPOSE,
             detail=f"status={item.status}",
         )
+        rule = "Only a billed chart goes to a retrospective review"
+        now = str(item.status.value if isinstance(item.status, Status) else item.status)
         raise ValidationFailed(
-            f"Only a billed chart goes to a retrospective review; this one is {item.status}.",
-            details=[{"loc": ["work_item_id"], "msg": f"item is {item.status}, not billed"}],
+            f"{rule}; chart #{work_item_id} is {now.replace('_', ' ')}.",
+            details=[{"loc": ["work_item_id"], "msg": rule}],  # the page says it once
         )
     audit_service.record(
         session,

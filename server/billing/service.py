@@ -467,7 +467,8 @@ def mark_billed(
 def return_to_coder(
     session: Session, *, actor: Principal, work_item_id: int, reason: str
 ) -> WorkItem:
-    """Send the item back to the coder who coded it (status returned, first in their list)."""
+    """Send the item back to the coder who coded it (status returned, first in their list);
+    with no coder on record, to a queue by the denials rules (`remittance.return_queue`)."""
     text = reason.strip()
     if not text:
         raise ValidationFailed(
@@ -476,30 +477,15 @@ def return_to_coder(
     item = _billable_item(
         session, actor=actor, work_item_id=work_item_id, action=audit_service.Action.returned
     )
-    back = ClaimReturn(
-        work_item_id=work_item_id,
-        coder_id=item.coded_by_id,
-        sealed_reason=b"",
-        returned_by=actor.name,
-    )
-    session.add(back)
-    session.flush()
-    assert back.id is not None  # noqa: S101
-    back.sealed_reason = _seal_reason(session, back=back, reason=text[:500])
-    queue_service.transition(
-        session,
-        item=item,
-        to_status=Status.returned,
-        actor=actor,
-        action="returned",
-        owner_id=item.coded_by_id,
-    )
+    # The same routing as a payer's denial: to its coder, or with none on record to a queue.
+    _, target = remittance.send_back(session, actor=actor, item=item, reason=text[:500])
     audit_service.record(
         session,
         actor=actor,
         action=audit_service.Action.returned,
         work_item_id=work_item_id,
         purpose=PURPOSE,
+        detail=f"queue={target.id}" if target is not None else None,
     )
     return item
 

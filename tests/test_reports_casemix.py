@@ -390,6 +390,48 @@ def test_identity_lookup_is_audited_and_refused_to_other_roles(make_client):
     assert all(e.mrn_index is None or len(e.mrn_index) == 64 for e in events)
 
 
+def test_identity_lookup_purpose_is_the_officers_pick_and_audited_with_it(make_client):
+    held = coder_with_item(make_client, "ann")
+    held.client.get(f"/api/v1/work/{held.item_id}")
+    with Session(get_engine()) as s:
+        item = s.get(WorkItem, held.item_id)
+        assert item is not None
+        enc = s.get(Encounter, item.encounter_id)
+        assert enc is not None
+        patient_id = enc.patient_id
+    officer = signed_in(make_client, "otto", "compliance")
+    csrf = officer.headers["X-CSRF-Token"]
+    results = officer.post("/compliance/search", data={"csrf_token": csrf, "actor": "ann"})
+    # One purpose picker above the table, HCOMPL chosen, every legend purpose offered; the
+    # buttons send it with the lookup.
+    assert '<select name="purpose" id="events-purpose">' in results.text
+    assert '<option value="HCOMPL" selected>' in results.text
+    assert '<option value="HOPERAT">' in results.text
+    assert 'hx-include="#events-purpose"' in results.text
+    assert officer.post(f"/compliance/identity/{patient_id}").status_code == 200
+    picked = officer.post(f"/compliance/identity/{patient_id}", data={"purpose": "HOPERAT"})
+    assert picked.status_code == 200
+    assert "MRN MRN" in picked.text
+    bad = officer.post(f"/compliance/identity/{patient_id}", data={"purpose": "MARKETING"})
+    assert bad.status_code == 422
+    assert "MRN MRN" not in bad.text
+    assert "purpose" in bad.text
+    with Session(get_engine()) as s:
+        got = [
+            (e.action, e.outcome, e.patient_id, e.purpose)
+            for e in s.exec(
+                select(AuditEvent)
+                .where(AuditEvent.actor == "otto", AuditEvent.action == "identity-lookup")
+                .order_by(col(AuditEvent.id))
+            ).all()
+        ]
+    assert got == [
+        ("identity-lookup", "success", patient_id, "HCOMPL"),
+        ("identity-lookup", "success", patient_id, "HOPERAT"),
+        ("identity-lookup", "failed", patient_id, None),
+    ]
+
+
 def test_activity_over_time_counts_views_refusals_and_break_glass(session):
     from server.audit import activity
     from server.audit import service as audit_service

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
+from server.audit.search import PURPOSE_TITLES
 from server.auth.principal import Principal
 from server.billing.x12 import npi_ok
 from server.coding import nubc
@@ -801,9 +802,24 @@ def patient_identity(
     the audit log; audited first (`identity-lookup`, with its purpose), refusals too.
 
     Opened from the patient's latest encounter whose key still exists. Anyone without the
-    compliance role, or an id with no such patient, is refused with NotFound (audited).
+    compliance role, or an id with no such patient, is refused with NotFound (audited); a
+    purpose not among the audit log's purposes of use with 422 at `purpose` (audited).
     """
     action = audit_service.Action.identity_lookup
+    if purpose not in PURPOSE_TITLES:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=action,
+            outcome=audit_service.Outcome.failed,
+            patient_id=patient_id,
+            purpose=None,
+            detail="unknown purpose",
+        )
+        raise ValidationFailed(
+            f"'{purpose[:20]}' is not a purpose of use: pick one of {', '.join(PURPOSE_TITLES)}.",
+            details=[{"loc": ["purpose"], "msg": f"one of {', '.join(PURPOSE_TITLES)}"}],
+        )
     patient = session.get(Patient, patient_id) if actor.has_role(Role.compliance) else None
     row = None
     if patient is not None:

@@ -659,7 +659,8 @@ def replacement_of(session: Session, *, work_item_id: int) -> str | None:
 
 
 def _corrected_after_billing(session: Session, *, work_item_id: int) -> bool:
-    """Whether the item's codes were corrected by QA since it was last billed."""
+    """Whether the item's codes were corrected by QA since it was last billed (a correction,
+    or a coder's code restored on an overturned finding)."""
     events = session.exec(
         select(WorkItemEvent.action, WorkItemEvent.to_status)
         .where(WorkItemEvent.work_item_id == work_item_id)
@@ -669,7 +670,7 @@ def _corrected_after_billing(session: Session, *, work_item_id: int) -> bool:
     for action, to_status in events:
         if to_status == Status.billed:
             return False  # billed again since (or never corrected after billing)
-        if action == "qa-corrected":
+        if action in ("qa-corrected", "qa-overturned"):
             return any(to == Status.billed for _, to in events)
     return False
 

@@ -184,7 +184,10 @@ def checked_claim(
             settings, payer.name if payer else None, payer.payer_id if payer else None
         ),
         place_of_service=place_of_service(
-            settings, record.encounter.encounter_class, record.encounter.facility
+            settings,
+            record.encounter.encounter_class,
+            record.encounter.facility,
+            record.encounter.modality,
         ),
         start=record.encounter.start,
         end=record.encounter.end,
@@ -228,9 +231,19 @@ def checked_claim(
     return claim, checks
 
 
-def place_of_service(settings: Settings, encounter_class: str, facility: str | None = None) -> str:
+def place_of_service(
+    settings: Settings,
+    encounter_class: str,
+    facility: str | None = None,
+    modality: str | None = None,
+) -> str:
     """The CMS place of service of a claim from the encounter class and the facility's
-    setting: inpatient 21, emergency 23, outpatient 22 at a hospital or 11 at an office."""
+    setting: inpatient 21, emergency 23, outpatient 22 at a hospital or 11 at an office; a
+    telehealth visit 02, or 10 with the patient at home."""
+    if modality == "telehealth-home":
+        return "10"
+    if modality == "telehealth":
+        return "02"
     klass = encounter_class.lower()
     if klass == "inpatient":
         return "21"

@@ -216,6 +216,7 @@ def _insert(
         payer_class=data.payer_class,
         start_at=data.start,
         end_at=data.end,
+        modality=data.modality.value if data.modality else None,
         sealed_patient=b"",
     )
     session.add(encounter)
@@ -665,6 +666,7 @@ def open_record(
             start=encounter.start_at,
             end=encounter.end_at,
             payer_class=encounter.payer_class,
+            modality=encounter.modality,
         ),
         documents=[
             DocumentView(
@@ -1002,6 +1004,7 @@ def update_encounter(
     encounter.payer_class = data.payer_class
     encounter.start_at = data.start or encounter.start_at
     encounter.end_at = None if undo_discharge else (data.end or encounter.end_at)
+    encounter.modality = data.modality.value if data.modality else encounter.modality
     encounter.sealed_patient = _seal_patient(
         key, data_key_id=dk.id, encounter_id=encounter.id, data=data, visit=visit
     )

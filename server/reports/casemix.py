@@ -406,15 +406,20 @@ def query_answer(session: Session, *, actor: Principal, query_id: int) -> str:
         purpose="HOPERAT",
         detail=f"drg-shift reason query={query_id}",
     )
+    return _answer(key=key, query=query)
+
+
+def _answer(*, key: ItemKey, query: PhysicianQuery) -> str:
+    """A query's sealed answer (option, text), opened with the key of the audited use."""
     assert query.id is not None  # noqa: S101
+    assert query.sealed_answer is not None  # noqa: S101
     raw = key.open(
         table=PhysicianQuery.__tablename__,
         row_id=query.id,
         field="answer",
         sealed=query.sealed_answer,
     )
-    parts = [str(raw.get(k)) for k in ("option", "text") if raw.get(k)]
-    return " — ".join(parts)
+    return " — ".join(str(raw.get(k)) for k in ("option", "text") if raw.get(k))
 
 
 def shift_reason(session: Session, *, actor: Principal, review_id: int) -> str:

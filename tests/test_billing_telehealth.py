@@ -84,6 +84,17 @@ def test_place_of_service_of_a_telehealth_visit(modality, pos):
 def test_the_837p_of_a_telehealth_visit_says_02_or_10_and_pyx12_accepts_it(
     make_client, modality, pos
 ):
+    from tests.support.coding import coder_with_item
+
+    if modality == "telehealth-home":  # the coder sees how the visit took place
+        seen = coder_with_item(make_client, "coder2", modality=modality)
+        page = seen.client.get(f"/work/{seen.item_id}")
+        assert 'data-modality="telehealth-home"' in page.text
+        assert "patient at home (POS 10)" in page.text
+        assert (
+            seen.client.get(f"/api/v1/work/{seen.item_id}").json()["encounter"]["modality"]
+            == modality
+        )
     held = _coded(make_client, "coder1", modality=modality)
     system = make_client()
     system.headers["Authorization"] = f"Bearer {make_token('billing-system', 'billing')}"

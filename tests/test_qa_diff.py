@@ -169,3 +169,37 @@ def test_undoing_each_difference_alone_gives_back_the_coders_line_in_its_place()
     ]
     assert undone[("resequenced", "px")][1] == [("99214", 1), ("93000", 1), ("36415", 2)]
     assert undone[("abstract_changed", "abstract")][2] is None
+
+
+def test_undoing_a_diagnosis_difference_keeps_the_service_lines_pointing_at_their_codes():
+    from server.qa.diff import restore, restore_data
+
+    coder = Codes.model_validate(
+        {
+            "diagnoses": [{"code": "E11.9"}, {"code": "I10"}, {"code": "J45.909"}],
+            "procedures": [{"code": "99213", "dx_pointers": [1, 3]}],
+        }
+    )
+    reviewer = Codes.model_validate(
+        {
+            "diagnoses": [{"code": "E11.65"}, {"code": "J45.909"}],
+            "procedures": [{"code": "99213", "dx_pointers": [1, 2]}],
+        }
+    )
+    by_kind = {d.kind: d for d in differences(coder, reviewer)}
+    undone = {}
+    for kind in ("deleted", "principal_changed"):
+        d = by_kind[kind]
+        codes, _ = restore(
+            kind=d.kind,
+            target=d.target,
+            field=d.field,
+            data=restore_data(d, coder, None),
+            codes=reviewer,
+            abstract=Abstract(),
+        )
+        undone[kind] = ([x.code for x in codes.diagnoses], codes.procedures[0].dx_pointers)
+    # I10 back on line 2: J45.909 moves to line 3 and the pointer follows it.
+    assert undone["deleted"] == (["E11.65", "I10", "J45.909"], [1, 3])
+    # E11.9 back as principal in E11.65's place: the pointer to line 1 stays on the principal.
+    assert undone["principal_changed"] == (["E11.9", "J45.909"], [1, 2])

@@ -402,8 +402,25 @@ def restore(
     if target == "dx":
         dx = list(codes.diagnoses)
         line = DiagnosisLine.model_validate(data["line"]) if data.get("line") else None
-        _undo(dx, [keys_of(x) for x in dx], kind, data, line)
-        return codes.model_copy(update={"diagnoses": dx}), abstract
+        was = [keys_of(x) for x in dx]
+        _undo(dx, list(was), kind, data, line)
+        # The service lines point at diagnoses by line number: follow each to its new line
+        # (a replaced diagnosis is followed by the coder's that replaces it).
+        now = data.get("now")
+        swapped = {now: keys_of(line)} if line is not None and now is not None else {}
+        moved = {k: n for n, k in enumerate((keys_of(x) for x in dx), start=1)}
+
+        def follow(pointers: list[int]) -> list[int]:
+            out: list[int] = []
+            for p in pointers:
+                k = was[p - 1] if 0 < p <= len(was) else None
+                n = moved.get(swapped.get(k, k)) if k is not None else None
+                if n is not None and n not in out:
+                    out.append(n)
+            return out
+
+        px = [p.model_copy(update={"dx_pointers": follow(p.dx_pointers)}) for p in codes.procedures]
+        return codes.model_copy(update={"diagnoses": dx, "procedures": px}), abstract
     px = list(codes.procedures)
     pline = ProcedureLine.model_validate(data["line"]) if data.get("line") else None
     _undo(px, [keys_of(x) for x in px], kind, data, pline)

@@ -149,3 +149,21 @@ def test_a_manual_return_without_a_coder_follows_a_catch_all_rule(make_client, m
     # An item with a coder still goes back to that coder, as the contract says.
     r = system.post(f"/api/v1/billing/{kept.item_id}/return", json={"reason": "modifier"})
     assert (r.json()["status"], r.json()["queue"]) == ("returned", None)
+
+
+def test_the_billers_page_says_where_an_item_with_no_coder_went(make_client):
+    from tests.support.coding import signed_in
+
+    held = _coded(make_client, "coder6")
+    _uncoded(held.item_id)
+    biller = signed_in(make_client, "biller6", "biller")
+    r = biller.post(
+        f"/billing/{held.item_id}/return",
+        data={"reason": "missing modifier", "csrf_token": biller.headers["X-CSRF-Token"]},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/billing?done=queued"
+    page = biller.get(r.headers["location"])
+    assert "sent to a denials queue by the routing rules" in page.text
+    assert _item(held.item_id)[:2] == (Status.ready, "denials")

@@ -65,8 +65,9 @@ def test_compliance_finds_the_coders_view_by_mrn(
 def test_show_identity_beside_a_patient_id(
     page: Page, browser: Browser, live_server, backend
 ) -> None:
-    """The name and MRN come only when asked for, in place, and the look is audited."""
-    from sqlmodel import Session, select
+    """The name and MRN come only when asked for, in place, and the look is audited with
+    the purpose of use the officer picked (default HCOMPL)."""
+    from sqlmodel import Session, col, select
 
     from server.db import get_engine
     from server.models import AuditEvent
@@ -98,12 +99,23 @@ def test_show_identity_beside_a_patient_id(
         expect(row.locator(".identity")).to_contain_text("Tobias Lindqvist")
         expect(row.locator(".identity")).to_contain_text(MRN)
         assert MRN not in comp.url
+        # The officer picks another purpose of use: the next lookup is audited with it.
+        comp.click("#search")
+        row = comp.locator('#events tr[data-action="view-record"]').first
+        expect(row.locator("button[data-identity]")).to_be_visible()
+        expect(comp.locator("#events-purpose")).to_have_value("HCOMPL")
+        comp.select_option("#events-purpose", "HOPERAT")
+        row.locator("button[data-identity]").click()
+        expect(row.locator(".identity")).to_contain_text(MRN)
     finally:
         context.close()
     with Session(get_engine()) as s:
         looks = s.exec(
-            select(AuditEvent).where(
-                AuditEvent.actor == "olga", AuditEvent.action == "identity-lookup"
-            )
+            select(AuditEvent)
+            .where(AuditEvent.actor == "olga", AuditEvent.action == "identity-lookup")
+            .order_by(col(AuditEvent.id))
         ).all()
-    assert [(e.outcome, e.purpose) for e in looks] == [("success", "HCOMPL")]
+    assert [(e.outcome, e.purpose) for e in looks] == [
+        ("success", "HCOMPL"),
+        ("success", "HOPERAT"),
+    ]

@@ -9,6 +9,7 @@ from server.config import get_settings
 from server.db import get_engine
 from server.models import ClaimReturn, Queue, Status, WorkItem
 from tests.support.factories import make_user, sign_in
+from tests.test_billing_api import _coded
 from tests.test_billing_remittance import X12, _billed, _billing, _remit
 
 
@@ -100,3 +101,69 @@ def test_billed_history_does_not_link_a_denied_claim_back_with_the_coder(make_cl
     assert f'href="/billing/{partial.item_id}"' not in page.text
     assert "back with the coder (returned)" in page.text
     assert biller.get(f"/billing/{partial.item_id}").status_code == 404
+
+
+def _uncoded(item_id: int) -> None:
+    with Session(get_engine()) as s:  # an item coded before coders were recorded
+        item = s.get(WorkItem, item_id)
+        assert item is not None
+        item.coded_by_id = None
+        s.add(item)
+        s.commit()
+
+
+def test_a_manual_return_of_an_item_with_no_coder_goes_to_the_denials_queue(make_client):
+    system = _billing(make_client)
+    held = _coded(make_client, "coder7")
+    _uncoded(held.item_id)
+    r = system.post(f"/api/v1/billing/{held.item_id}/return", json={"reason": "wrong modifier"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["queue"]) == ("ready", "denials")
+    assert _item(held.item_id) == (Status.ready, "denials", None)
+    with Session(get_engine()) as s:
+        back = s.exec(select(ClaimReturn).where(ClaimReturn.work_item_id == held.item_id)).one()
+        assert (back.coder_id, back.queue_id is not None) == (None, True)
+    # A coder of the denials queue takes it next and reads the biller's reason.
+    fixer = make_client()
+    sign_in(fixer, make_user("fixer2", "coder", queues=["denials"]))
+    r = fixer.post("/api/v1/work/next")
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == held.item_id
+    assert "wrong modifier" in fixer.get(f"/work/{held.item_id}").text
+
+
+def test_a_manual_return_without_a_coder_follows_a_catch_all_rule(make_client, monkeypatch):
+    monkeypatch.setenv(
+        "CHARTDESK_BILLING_DENIAL_RULES",
+        '[{"reason": "16", "queue": "info"}, {"queue": "fixes"}]',
+    )
+    get_settings.cache_clear()
+    system = _billing(make_client)
+    held = _coded(make_client, "coder8")
+    kept = _coded(make_client, "coder9")
+    _uncoded(held.item_id)
+    r = system.post(f"/api/v1/billing/{held.item_id}/return", json={"reason": "check payer"})
+    assert r.status_code == 200, r.text
+    # No CARC on a biller's return: the CO-16 rule cannot match; the catch-all does.
+    assert _item(held.item_id)[:2] == (Status.ready, "fixes")
+    # An item with a coder still goes back to that coder, as the contract says.
+    r = system.post(f"/api/v1/billing/{kept.item_id}/return", json={"reason": "modifier"})
+    assert (r.json()["status"], r.json()["queue"]) == ("returned", None)
+
+
+def test_the_billers_page_says_where_an_item_with_no_coder_went(make_client):
+    from tests.support.coding import signed_in
+
+    held = _coded(make_client, "coder6")
+    _uncoded(held.item_id)
+    biller = signed_in(make_client, "biller6", "biller")
+    r = biller.post(
+        f"/billing/{held.item_id}/return",
+        data={"reason": "missing modifier", "csrf_token": biller.headers["X-CSRF-Token"]},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/billing?done=queued"
+    page = biller.get(r.headers["location"])
+    assert "sent to a denials queue by the routing rules" in page.text
+    assert _item(held.item_id)[:2] == (Status.ready, "denials")

@@ -111,3 +111,95 @@ def test_abstract_fields_changed():
     # What is kept in clear (kind, line, field) never carries a code.
     assert diffs[0].key == "abstract_changed:abstract::discharge_status"
     assert "01" not in diffs[0].summary
+
+
+def _px(*lines: tuple[str, list[str], int]) -> list[dict[str, Any]]:
+    return [{"code": c, "system": "CPT", "modifiers": m, "units": u} for c, m, u in lines]
+
+
+def test_undoing_each_difference_alone_gives_back_the_coders_line_in_its_place():
+    from server.qa.diff import restore, restore_data
+
+    coder = Codes.model_validate(
+        {
+            "diagnoses": [{"code": "E11.9", "poa": "Y"}, {"code": "I10"}, {"code": "J45.909"}],
+            "procedures": _px(("99213", ["25"], 1), ("93000", [], 1), ("36415", [], 1)),
+        }
+    )
+    reviewer = Codes.model_validate(
+        {
+            "diagnoses": [{"code": "E11.65", "poa": "Y"}, {"code": "J45.909"}, {"code": "K21.9"}],
+            "procedures": _px(("99214", ["25"], 1), ("36415", [], 2), ("93000", [], 1)),
+        }
+    )
+    abstract_c, abstract_r = Abstract(), Abstract(discharge_status="01")
+    diffs = differences(coder, reviewer, abstract_before=abstract_c, abstract_after=abstract_r)
+    undone = {}
+    for d in diffs:
+        codes, abstract = restore(
+            kind=d.kind,
+            target=d.target,
+            field=d.field,
+            data=restore_data(d, coder, abstract_c),
+            codes=reviewer,
+            abstract=abstract_r,
+        )
+        undone[(d.kind, d.target)] = (
+            [(x.code, x.poa) for x in codes.diagnoses],
+            [(p.code, p.units) for p in codes.procedures],
+            abstract.discharge_status,
+        )
+    assert undone[("principal_changed", "dx")][0] == [
+        ("E11.9", "Y"),
+        ("J45.909", None),
+        ("K21.9", None),
+    ]
+    assert undone[("deleted", "dx")][0] == [
+        ("E11.65", "Y"),
+        ("I10", None),
+        ("J45.909", None),
+        ("K21.9", None),
+    ]
+    assert undone[("added", "dx")][0] == [("E11.65", "Y"), ("J45.909", None)]
+    assert undone[("revised", "px")][1] == [("99213", 1), ("36415", 2), ("93000", 1)]
+    assert undone[("modifier_units_changed", "px")][1] == [
+        ("99214", 1),
+        ("36415", 1),
+        ("93000", 1),
+    ]
+    assert undone[("resequenced", "px")][1] == [("99214", 1), ("93000", 1), ("36415", 2)]
+    assert undone[("abstract_changed", "abstract")][2] is None
+
+
+def test_undoing_a_diagnosis_difference_keeps_the_service_lines_pointing_at_their_codes():
+    from server.qa.diff import restore, restore_data
+
+    coder = Codes.model_validate(
+        {
+            "diagnoses": [{"code": "E11.9"}, {"code": "I10"}, {"code": "J45.909"}],
+            "procedures": [{"code": "99213", "dx_pointers": [1, 3]}],
+        }
+    )
+    reviewer = Codes.model_validate(
+        {
+            "diagnoses": [{"code": "E11.65"}, {"code": "J45.909"}],
+            "procedures": [{"code": "99213", "dx_pointers": [1, 2]}],
+        }
+    )
+    by_kind = {d.kind: d for d in differences(coder, reviewer)}
+    undone = {}
+    for kind in ("deleted", "principal_changed"):
+        d = by_kind[kind]
+        codes, _ = restore(
+            kind=d.kind,
+            target=d.target,
+            field=d.field,
+            data=restore_data(d, coder, None),
+            codes=reviewer,
+            abstract=Abstract(),
+        )
+        undone[kind] = ([x.code for x in codes.diagnoses], codes.procedures[0].dx_pointers)
+    # I10 back on line 2: J45.909 moves to line 3 and the pointer follows it.
+    assert undone["deleted"] == (["E11.65", "I10", "J45.909"], [1, 3])
+    # E11.9 back as principal in E11.65's place: the pointer to line 1 stays on the principal.
+    assert undone["principal_changed"] == (["E11.9", "J45.909"], [1, 2])

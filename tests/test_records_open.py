@@ -49,6 +49,7 @@ def test_leased_coder_reads_the_chart_and_the_read_is_audited(make_client):
         "start",
         "end",
         "payer_class",
+        "modality",  # an addition: telehealth or telehealth-home, null in person
     }
     assert body["encounter"]["class"] == "outpatient"
     assert SAMPLE_NOTE in body["documents"][0]["text"]

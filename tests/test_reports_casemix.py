@@ -22,7 +22,7 @@ from server.models import (
 )
 from server.reports import casemix
 from tests.support.coding import coder_with_item, signed_in
-from tests.support.factories import make_user, sign_in
+from tests.support.factories import fresh_totp, make_user, sign_in
 from tests.support.queue import dummy_item, ensure_queue
 
 # FY2026 Table 5 (MS-DRG v43) relative weights used below.
@@ -246,6 +246,78 @@ def test_submit_keeps_the_cc_mcc_counts_and_the_shifts_show_who_and_why(make_cli
     assert reason not in mine.text
 
 
+def test_shift_reasons_a_query_answer_opened_on_request_and_the_qa_categories(make_client):
+    from tests.test_queries_api import PROVIDERS, _provider, _query
+
+    stay = {
+        "class": "inpatient",
+        "start": datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+        "end": datetime(2026, 1, 14, 11, 0, tzinfo=UTC),
+        "providers": PROVIDERS,
+    }
+    held = coder_with_item(make_client, "trainee", in_training=True, **stay)
+    coder, item_id = held.client, held.item_id
+
+    def put(*dx: str) -> None:
+        body = {"diagnoses": [{"code": c, "poa": "Y"} for c in dx], "procedures": []}
+        assert coder.put(f"/api/v1/work/{item_id}/codes", json=body).status_code == 200
+
+    put("I50.23")  # baseline 293
+    chart = coder.get(f"/api/v1/work/{item_id}").json()
+    r = coder.post(f"/api/v1/work/{item_id}/queries", json=_query(chart))
+    assert r.status_code == 200, r.text
+    qid = r.json()["id"]
+    provider, account = _provider(make_client)
+    answer = "Community-acquired pneumonia"
+    r = provider.post(
+        f"/api/v1/queries/{qid}/answer", json={"option": answer, "totp": fresh_totp(account)}
+    )
+    assert r.status_code == 200, r.text
+    assert coder.post(f"/api/v1/work/{item_id}/resume").status_code == 200
+    put("I50.23", "N17.9")  # 292 after the answer
+    assert coder.put(f"/api/v1/work/{item_id}/abstract", json={"discharge_status": "01"})
+    assert coder.post(f"/api/v1/work/{item_id}/submit").json()["status"] == "qa_review"
+    sup = signed_in(make_client, "qa-sue", "supervisor")
+    corrected = {"diagnoses": [{"code": c, "poa": "Y"} for c in ("I50.23", "N17.9", "J96.01")]}
+    body = {"decision": "correct", "codes": corrected, "findings": [{"category": "missed_cc_mcc"}]}
+    assert sup.post(f"/api/v1/qa/{item_id}", json=body).status_code == 200
+
+    items = sup.get("/api/v1/reports/drg-shifts").json()["items"]
+    final = next(i for i in items if i["kind"] == "final")
+    qa = next(i for i in items if i["kind"] == "qa")
+    assert final["query"] == qid
+    assert final["why"] == f"Physician query #{qid} answered before submit"
+    assert qa["why"].startswith("QA corrected: ")
+    assert len(qa["why"]) > len("QA corrected: ")  # the category in words, in clear
+    assert answer not in str(items)  # the answer is sealed: it opens only on request
+    page = sup.get("/reports/drg-shifts")
+    assert f'hx-post="/reports/drg-shifts/queries/{qid}/answer"' in page.text
+    assert answer not in page.text
+    assert answer not in sup.get("/reports/drg-shifts.csv").text
+    shown = sup.post(f"/reports/drg-shifts/queries/{qid}/answer")
+    assert shown.status_code == 200
+    assert answer in shown.text
+    assert f'id="answer-{qid}"' in shown.text
+    assert "no-store" in shown.headers["cache-control"]
+    assert sup.post("/reports/drg-shifts/queries/999999/answer").status_code == 404
+    assert coder.post(f"/reports/drg-shifts/queries/{qid}/answer").status_code == 403
+    with Session(get_engine()) as s:
+        looked = s.exec(
+            select(AuditEvent)
+            .where(
+                AuditEvent.actor == "qa-sue",
+                AuditEvent.action == "view-record",
+                col(AuditEvent.detail).contains("query="),
+            )
+            .order_by(col(AuditEvent.id))
+        ).all()
+        assert [(e.work_item_id, e.purpose, e.outcome) for e in looked] == [
+            (item_id, "HOPERAT", "success"),
+            (None, "HOPERAT", "denied"),
+        ]
+        assert looked[0].patient_id is not None
+
+
 def test_productivity_shows_accuracy_and_case_mix(make_client):
     cora = make_user("cora", "coder").user_id
     boss = make_user("sue", "supervisor")
@@ -388,6 +460,48 @@ def test_identity_lookup_is_audited_and_refused_to_other_roles(make_client):
         ("olga", "identity-lookup", "denied", 987654, "HCOMPL"),
     ]
     assert all(e.mrn_index is None or len(e.mrn_index) == 64 for e in events)
+
+
+def test_identity_lookup_purpose_is_the_officers_pick_and_audited_with_it(make_client):
+    held = coder_with_item(make_client, "ann")
+    held.client.get(f"/api/v1/work/{held.item_id}")
+    with Session(get_engine()) as s:
+        item = s.get(WorkItem, held.item_id)
+        assert item is not None
+        enc = s.get(Encounter, item.encounter_id)
+        assert enc is not None
+        patient_id = enc.patient_id
+    officer = signed_in(make_client, "otto", "compliance")
+    csrf = officer.headers["X-CSRF-Token"]
+    results = officer.post("/compliance/search", data={"csrf_token": csrf, "actor": "ann"})
+    # One purpose picker above the table, HCOMPL chosen, every legend purpose offered; the
+    # buttons send it with the lookup.
+    assert '<select name="purpose" id="events-purpose">' in results.text
+    assert '<option value="HCOMPL" selected>' in results.text
+    assert '<option value="HOPERAT">' in results.text
+    assert 'hx-include="#events-purpose"' in results.text
+    assert officer.post(f"/compliance/identity/{patient_id}").status_code == 200
+    picked = officer.post(f"/compliance/identity/{patient_id}", data={"purpose": "HOPERAT"})
+    assert picked.status_code == 200
+    assert "MRN MRN" in picked.text
+    bad = officer.post(f"/compliance/identity/{patient_id}", data={"purpose": "MARKETING"})
+    assert bad.status_code == 422
+    assert "MRN MRN" not in bad.text
+    assert "purpose" in bad.text
+    with Session(get_engine()) as s:
+        got = [
+            (e.action, e.outcome, e.patient_id, e.purpose)
+            for e in s.exec(
+                select(AuditEvent)
+                .where(AuditEvent.actor == "otto", AuditEvent.action == "identity-lookup")
+                .order_by(col(AuditEvent.id))
+            ).all()
+        ]
+    assert got == [
+        ("identity-lookup", "success", patient_id, "HCOMPL"),
+        ("identity-lookup", "success", patient_id, "HOPERAT"),
+        ("identity-lookup", "failed", patient_id, None),
+    ]
 
 
 def test_activity_over_time_counts_views_refusals_and_break_glass(session):

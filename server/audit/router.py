@@ -17,6 +17,7 @@ from sqlmodel import Session
 from server.audit import activity, review
 from server.audit import service as audit_service
 from server.audit.schemas import AuditEventList, AuditEventView, VerifyView
+from server.audit.search import PURPOSE
 from server.auth.deps import MAX_ROW_ID, AuditorDep, ComplianceDep, SessionDep
 from server.auth.principal import Principal
 from server.errors import AppError
@@ -257,10 +258,14 @@ def compliance_identity(
     session: SessionDep,
     actor: ComplianceDep,
     patient_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    purpose: Annotated[str, Form(max_length=20)] = PURPOSE,
 ) -> Response:
     """A patient's name and MRN beside their internal id, on demand (htmx); the lookup is
-    audited (`identity-lookup`, purpose HCOMPL) before anything is decrypted."""
-    who = records_service.patient_identity(session, actor=actor, patient_id=patient_id)
+    audited (`identity-lookup`, with the purpose the officer picked, default HCOMPL) before
+    anything is decrypted; a purpose not in the legend is refused (422, audited)."""
+    who = records_service.patient_identity(
+        session, actor=actor, patient_id=patient_id, purpose=purpose
+    )
     response = render(request, "audit/_identity.html", {"who": who})
     response.headers["Cache-Control"] = "no-store"
     return response

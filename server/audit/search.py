@@ -24,6 +24,14 @@ from server.models import AuditEvent, Patient
 
 MAX_LIMIT = 500
 PURPOSE = "HCOMPL"  # HL7 v3 ActReason: health compliance
+# Every purpose of use the audit log records (HL7 v3 ActReason), with what it means: the
+# legend shows them, and a compliance officer picks one for a patient identity lookup.
+PURPOSE_TITLES: dict[str, str] = {
+    "TREAT": "Treatment: coding work on the user's own chart",
+    "ETREAT": "Emergency treatment: break-glass access",
+    "HOPERAT": "Healthcare operations: QA review, billing",
+    "HCOMPL": "Compliance: audit search, export, verification, flag review",
+}
 
 
 @dataclass

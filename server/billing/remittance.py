@@ -343,12 +343,14 @@ def _reverse(session: Session, *, actor: Principal, reversal: RemitClaim) -> Non
     )
 
 
-def denial_queue(view: ClaimView, settings: Settings | None = None) -> str | None:
+def denial_queue(view: ClaimView | None, settings: Settings | None = None) -> str | None:
     """The queue a denial goes to by the first matching rule (CHARTDESK_BILLING_DENIAL_RULES:
-    CARC group/reason among the denial adjustments, payer name), else None (the coder)."""
+    CARC group/reason among the denial adjustments, payer name), else None (the coder).
+    `view` None is a biller's own return (no payer answer): only a rule naming neither a
+    CARC nor a payer matches it."""
     rules = (settings or get_settings()).billing_denial_rules
-    denials = [a for a in view.adjustments if _is_denial(a.group, a.reason)]
-    payer = view.payer.strip().casefold()
+    denials = [a for a in view.adjustments if _is_denial(a.group, a.reason)] if view else []
+    payer = view.payer.strip().casefold() if view else ""
     for rule in rules:
         if rule.payer and rule.payer.strip().casefold() != payer:
             continue
@@ -360,6 +362,75 @@ def denial_queue(view: ClaimView, settings: Settings | None = None) -> str | Non
             continue
         return rule.queue
     return None
+
+
+def return_queue(
+    session: Session, *, item: WorkItem, view: ClaimView | None, settings: Settings | None = None
+) -> Queue | None:
+    """Where an item sent back from billing goes, for a payer's denial (`view`) and a biller's
+    return (`view` None) alike: a denial by the first matching rule, else to the coder who
+    coded it (None); a biller's return to its coder; with no coder on record, by a rule that
+    matches, else to the denials queue (CHARTDESK_BILLING_DENIALS_QUEUE)."""
+    settings = settings or get_settings()
+    name = denial_queue(view, settings) if view is not None else None
+    if name is None and item.coded_by_id is None:
+        name = denial_queue(None, settings) or settings.billing_denials_queue
+    return _queue_named(session, name) if name else None
+
+
+def send_back(
+    session: Session,
+    *,
+    actor: Principal,
+    item: WorkItem,
+    reason: str,
+    view: ClaimView | None = None,
+) -> tuple[ClaimReturn, Queue | None]:
+    """Send a locked item back from billing with the reason sealed (`return_queue` says
+    where): into a queue as ready for its coders, or returned to the coder who coded it."""
+    assert item.id is not None  # noqa: S101
+    target = return_queue(session, item=item, view=view)
+    back = ClaimReturn(
+        work_item_id=item.id,
+        coder_id=None if target else item.coded_by_id,
+        queue_id=target.id if target else None,
+        sealed_reason=b"",
+        returned_by=actor.name,
+    )
+    session.add(back)
+    session.flush()
+    assert back.id is not None  # noqa: S101
+    back.sealed_reason = records_service.seal_for_item(
+        session,
+        work_item_id=item.id,
+        table=ClaimReturn.__tablename__,
+        row_id=back.id,
+        field="reason",
+        value=reason,
+    )
+    why = "payer denial" if view is not None else None
+    if target is not None:  # the queue's coders take it as their next item
+        assert target.id is not None  # noqa: S101
+        item.queue_id = target.id
+        queue_service.transition(
+            session,
+            item=item,
+            to_status=Status.ready,
+            actor=actor,
+            action="returned",
+            reason=f"{why or 'billing return'} to queue {target.name}",
+        )
+    else:
+        queue_service.transition(
+            session,
+            item=item,
+            to_status=Status.returned,
+            actor=actor,
+            action="returned",
+            reason=why,
+            owner_id=item.coded_by_id,
+        )
+    return back, target
 
 
 def _is_denial(group: str, reason: str) -> bool:
@@ -384,50 +455,7 @@ def _return_denial(
         # biller, who may return it by hand.
         return
     view = claims_of(session, remit_claim_id=claim.id)[0]
-    settings = get_settings()
-    queue_name = denial_queue(view, settings)
-    if queue_name is None and locked.coded_by_id is None:
-        queue_name = settings.billing_denials_queue
-    target = _queue_named(session, queue_name) if queue_name else None
-    back = ClaimReturn(
-        work_item_id=item.id,
-        coder_id=None if target else locked.coded_by_id,
-        queue_id=target.id if target else None,
-        sealed_reason=b"",
-        returned_by=actor.name,
-    )
-    session.add(back)
-    session.flush()
-    assert back.id is not None  # noqa: S101
-    back.sealed_reason = records_service.seal_for_item(
-        session,
-        work_item_id=item.id,
-        table=ClaimReturn.__tablename__,
-        row_id=back.id,
-        field="reason",
-        value=denial_text(view),
-    )
-    if target is not None:  # the queue's coders take it as their next item
-        assert target.id is not None  # noqa: S101
-        locked.queue_id = target.id
-        queue_service.transition(
-            session,
-            item=locked,
-            to_status=Status.ready,
-            actor=actor,
-            action="returned",
-            reason=f"payer denial to queue {target.name}",
-        )
-    else:
-        queue_service.transition(
-            session,
-            item=locked,
-            to_status=Status.returned,
-            actor=actor,
-            action="returned",
-            reason="payer denial",
-            owner_id=locked.coded_by_id,
-        )
+    back, target = send_back(session, actor=actor, item=locked, reason=denial_text(view), view=view)
     claim.claim_return_id = back.id
     session.add(claim)
     audit_service.record(
@@ -631,7 +659,8 @@ def replacement_of(session: Session, *, work_item_id: int) -> str | None:
 
 
 def _corrected_after_billing(session: Session, *, work_item_id: int) -> bool:
-    """Whether the item's codes were corrected by QA since it was last billed."""
+    """Whether the item's codes were corrected by QA since it was last billed (a correction,
+    or a coder's code restored on an overturned finding)."""
     events = session.exec(
         select(WorkItemEvent.action, WorkItemEvent.to_status)
         .where(WorkItemEvent.work_item_id == work_item_id)
@@ -641,7 +670,7 @@ def _corrected_after_billing(session: Session, *, work_item_id: int) -> bool:
     for action, to_status in events:
         if to_status == Status.billed:
             return False  # billed again since (or never corrected after billing)
-        if action == "qa-corrected":
+        if action in ("qa-corrected", "qa-overturned"):
             return any(to == Status.billed for _, to in events)
     return False
 

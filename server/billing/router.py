@@ -23,6 +23,7 @@ from server.billing.schemas import (
     ReturnRequest,
 )
 from server.errors import AppError, ValidationFailed
+from server.models import Queue, Status
 from server.web import forms
 from server.web.templates import render
 
@@ -172,11 +173,13 @@ def api_billed(
 def api_return(
     session: SessionDep, actor: BillingDep, work_item_id: RowId, body: ReturnRequest
 ) -> dict[str, Any]:
-    """Send the item back to the coder who coded it, with the reason."""
+    """Send the item back to the coder who coded it, with the reason (with no coder on
+    record, to a queue by the denials rules: `queue` names it)."""
     item = service.return_to_coder(
         session, actor=actor, work_item_id=work_item_id, reason=body.reason
     )
-    return {"id": item.id, "status": item.status}
+    queue = session.get(Queue, item.queue_id) if item.status == Status.ready else None
+    return {"id": item.id, "status": item.status, "queue": queue.name if queue else None}
 
 
 # ---------------------------------------------------------------- remittances (X12 835)
@@ -350,6 +353,7 @@ def billing_page(
 _MESSAGES = {
     "billed": "Marked billed.",
     "returned": "Returned to the coder.",
+    "queued": "No coder on record: sent to a denials queue by the routing rules.",
     "sent": "Sent: the interchange file is downloaded and its claims are marked billed "
     "(see Billed history).",
 }
@@ -457,5 +461,6 @@ def return_page(
     reason: Annotated[str, Form(min_length=1, max_length=500)],
 ) -> Response:
     """Return to the coder from the claim page."""
-    service.return_to_coder(session, actor=actor, work_item_id=work_item_id, reason=reason)
-    return RedirectResponse("/billing?done=returned", status_code=303)
+    item = service.return_to_coder(session, actor=actor, work_item_id=work_item_id, reason=reason)
+    done = "queued" if item.status == Status.ready else "returned"
+    return RedirectResponse(f"/billing?done={done}", status_code=303)

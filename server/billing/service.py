@@ -184,7 +184,10 @@ def checked_claim(
             settings, payer.name if payer else None, payer.payer_id if payer else None
         ),
         place_of_service=place_of_service(
-            settings, record.encounter.encounter_class, record.encounter.facility
+            settings,
+            record.encounter.encounter_class,
+            record.encounter.facility,
+            record.encounter.modality,
         ),
         start=record.encounter.start,
         end=record.encounter.end,
@@ -228,9 +231,19 @@ def checked_claim(
     return claim, checks
 
 
-def place_of_service(settings: Settings, encounter_class: str, facility: str | None = None) -> str:
+def place_of_service(
+    settings: Settings,
+    encounter_class: str,
+    facility: str | None = None,
+    modality: str | None = None,
+) -> str:
     """The CMS place of service of a claim from the encounter class and the facility's
-    setting: inpatient 21, emergency 23, outpatient 22 at a hospital or 11 at an office."""
+    setting: inpatient 21, emergency 23, outpatient 22 at a hospital or 11 at an office; a
+    telehealth visit 02, or 10 with the patient at home."""
+    if modality == "telehealth-home":
+        return "10"
+    if modality == "telehealth":
+        return "02"
     klass = encounter_class.lower()
     if klass == "inpatient":
         return "21"
@@ -467,7 +480,8 @@ def mark_billed(
 def return_to_coder(
     session: Session, *, actor: Principal, work_item_id: int, reason: str
 ) -> WorkItem:
-    """Send the item back to the coder who coded it (status returned, first in their list)."""
+    """Send the item back to the coder who coded it (status returned, first in their list);
+    with no coder on record, to a queue by the denials rules (`remittance.return_queue`)."""
     text = reason.strip()
     if not text:
         raise ValidationFailed(
@@ -476,30 +490,15 @@ def return_to_coder(
     item = _billable_item(
         session, actor=actor, work_item_id=work_item_id, action=audit_service.Action.returned
     )
-    back = ClaimReturn(
-        work_item_id=work_item_id,
-        coder_id=item.coded_by_id,
-        sealed_reason=b"",
-        returned_by=actor.name,
-    )
-    session.add(back)
-    session.flush()
-    assert back.id is not None  # noqa: S101
-    back.sealed_reason = _seal_reason(session, back=back, reason=text[:500])
-    queue_service.transition(
-        session,
-        item=item,
-        to_status=Status.returned,
-        actor=actor,
-        action="returned",
-        owner_id=item.coded_by_id,
-    )
+    # The same routing as a payer's denial: to its coder, or with none on record to a queue.
+    _, target = remittance.send_back(session, actor=actor, item=item, reason=text[:500])
     audit_service.record(
         session,
         actor=actor,
         action=audit_service.Action.returned,
         work_item_id=work_item_id,
         purpose=PURPOSE,
+        detail=f"queue={target.id}" if target is not None else None,
     )
     return item
 

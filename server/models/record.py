@@ -54,6 +54,8 @@ class Encounter(SQLModel, table=True):
     payer_class: str | None = Field(default=None, max_length=100)
     start_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     end_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # telehealth / telehealth-home (FHIR class VR): the claim's place of service 02 / 10
+    modality: str | None = Field(default=None, max_length=20)
     # AES-256-GCM sealed JSON: patient demographics and identifiers, payer member id,
     # coding hints (conditions, procedures, claim lines).
     sealed_patient: bytes = Field(sa_type=LargeBinary)

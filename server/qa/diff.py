@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from server.coding.abstract import Abstract
 from server.coding.codesets import normalise
-from server.coding.schemas import Codes
+from server.coding.schemas import Codes, DiagnosisLine, ProcedureLine
 
 Kind = Literal[
     "added",
@@ -291,3 +291,137 @@ def differences(
     if abstract_before is not None and abstract_after is not None:
         out += abstract(abstract_before, abstract_after)
     return out
+
+
+# ---------------------------------------------------------------- undoing one difference
+
+
+def _dx_key(text: str | None) -> str | None:
+    return normalise(text.split()[0]) if text and text.split() else None
+
+
+def _px_key(text: str | None) -> tuple[str, str] | None:
+    parts = (text or "").split()
+    if len(parts) < 2:
+        return None
+    return parts[0], normalise(parts[1].split("-")[0])
+
+
+def _px_keys(codes: Codes) -> list[tuple[str, str]]:
+    return [(p.system, normalise(p.code)) for p in codes.procedures]
+
+
+def restore_data(d: Difference, before: Codes, before_abstract: Abstract | None) -> dict[str, Any]:
+    """What undoing `d` needs (patient data: seal it with the finding): the coder's line and
+    its place in the coder's codes, and which line the reviewer's is; or the field's value."""
+    if d.target == "abstract":
+        value = (
+            before_abstract.model_dump(mode="json").get(d.field or "") if before_abstract else None
+        )
+        return {"value": value}
+    if d.target == "dx":
+        dx_codes = [normalise(x.code) for x in before.diagnoses]
+        code = _dx_key(d.before)
+        index = dx_codes.index(code) if code in dx_codes else None
+        line = before.diagnoses[index].model_dump(mode="json") if index is not None else None
+        return {"line": line, "index": index, "now": _dx_key(d.after)}
+    px_keys = _px_keys(before)
+    key = _px_key(d.before)
+    index = px_keys.index(key) if key in px_keys else None
+    line = before.procedures[index].model_dump(mode="json") if index is not None else None
+    now = _px_key(d.after)
+    return {"line": line, "index": index, "now": list(now) if now else None}
+
+
+def _undo(lines: list[Any], keys: list[Any], kind: str, data: dict[str, Any], coder: Any) -> None:
+    """Undo one difference on `lines` in place (`keys`: each line's key, kept in step)."""
+    now = data.get("now")
+    now = tuple(now) if isinstance(now, list) else now
+    coder_key = keys_of(coder) if coder is not None else None
+    index = data.get("index")
+    at_now = keys.index(now) if now is not None and now in keys else None
+
+    def drop(k: Any) -> None:
+        if k in keys:
+            n = keys.index(k)
+            del lines[n], keys[n]
+
+    def put(n: int, line: Any) -> None:
+        n = max(0, min(n, len(lines)))
+        lines.insert(n, line)
+        keys.insert(n, keys_of(line))
+
+    if kind == "added":
+        if at_now is not None:
+            del lines[at_now], keys[at_now]
+        return
+    if coder is None:
+        return
+    if kind in ("revised", "poa_changed", "modifier_units_changed") and at_now is not None:
+        lines[at_now], keys[at_now] = coder, coder_key
+        return
+    if kind == "principal_changed":
+        drop(now)
+        drop(coder_key)
+        put(0, coder)
+        return
+    if kind == "resequenced":
+        if coder_key in keys:
+            current = lines[keys.index(coder_key)]
+            drop(coder_key)
+            put(index or 0, current)
+        return
+    if coder_key not in keys:  # deleted (or a revised line the reviewer's is gone from)
+        put(index if index is not None else len(lines), coder)
+
+
+def keys_of(line: Any) -> Any:
+    """A code line's key: the normalised diagnosis code, or (system, code) for a procedure."""
+    if hasattr(line, "system"):
+        return (line.system, normalise(line.code))
+    return normalise(line.code)
+
+
+def restore(
+    *,
+    kind: str,
+    target: str,
+    field: str | None,
+    data: dict[str, Any],
+    codes: Codes,
+    abstract: Abstract,
+) -> tuple[Codes, Abstract]:
+    """`codes` and `abstract` with one finding's difference undone: the coder's line back in
+    its place (a supervisor overturned the finding), from `restore_data`."""
+    if target == "abstract":
+        if not field:
+            return codes, abstract
+        return codes, Abstract.model_validate(
+            {**abstract.model_dump(mode="json"), field: data.get("value")}
+        )
+    if target == "dx":
+        dx = list(codes.diagnoses)
+        line = DiagnosisLine.model_validate(data["line"]) if data.get("line") else None
+        was = [keys_of(x) for x in dx]
+        _undo(dx, list(was), kind, data, line)
+        # The service lines point at diagnoses by line number: follow each to its new line
+        # (a replaced diagnosis is followed by the coder's that replaces it).
+        now = data.get("now")
+        swapped = {now: keys_of(line)} if line is not None and now is not None else {}
+        moved = {k: n for n, k in enumerate((keys_of(x) for x in dx), start=1)}
+
+        def follow(pointers: list[int]) -> list[int]:
+            out: list[int] = []
+            for p in pointers:
+                k = was[p - 1] if 0 < p <= len(was) else None
+                n = moved.get(swapped.get(k, k)) if k is not None else None
+                if n is not None and n not in out:
+                    out.append(n)
+            return out
+
+        px = [p.model_copy(update={"dx_pointers": follow(p.dx_pointers)}) for p in codes.procedures]
+        return codes.model_copy(update={"diagnoses": dx, "procedures": px}), abstract
+    px = list(codes.procedures)
+    pline = ProcedureLine.model_validate(data["line"]) if data.get("line") else None
+    _undo(px, [keys_of(x) for x in px], kind, data, pline)
+    return codes.model_copy(update={"procedures": px}), abstract

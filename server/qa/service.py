@@ -332,7 +332,13 @@ def decide(
             table=QaFinding.__tablename__,
             row_id=finding.id,
             field="detail",
-            value={"before": d.before, "after": d.after, "comment": given.comment.strip()},
+            value={
+                "before": d.before,
+                "after": d.after,
+                "comment": given.comment.strip(),
+                # what undoing it needs, should a supervisor overturn the finding
+                "restore": diff.restore_data(d, before, abstract_before),
+            },
         )
     # item.final_drg stays the DRG as submitted (the case-mix reports' "final at submit");
     # the DRG after QA is the review's qa_drg, and the claim groups the corrected codes.
@@ -503,10 +509,14 @@ def _seal_reason(session: Session, finding: QaFinding, *, field: str, reason: st
     )
 
 
+OVERTURNED = "qa-overturned"  # the event of a coder's code restored on an overturned finding
+
+
 def decide_rebuttal(
     session: Session, *, actor: Principal, finding_id: int, uphold: bool, reason: str = ""
 ) -> QaFinding:
-    """A supervisor other than the reviewer upholds or overturns a rebuttal: final."""
+    """A supervisor other than the reviewer upholds or overturns a rebuttal: final.
+    Overturned, the coder's code is restored in the item's codes (`restore_coder_code`)."""
     finding = _finding(session, finding_id=finding_id)
     if finding.status != "rebutted":
         raise ValidationFailed(
@@ -515,14 +525,26 @@ def decide_rebuttal(
         )
     if actor.user_id in (finding.reviewer_id, finding.coder_id):
         raise Forbidden("A second reviewer decides a rebuttal: not its reviewer or its coder.")
-    audit_service.record(
-        session,
-        actor=actor,
-        action=audit_service.Action.qa_decision,
-        work_item_id=finding.work_item_id,
-        purpose=PURPOSE,
-        detail=f"rebuttal finding={finding_id} {'upheld' if uphold else 'overturned'}",
-    )
+    detail = f"rebuttal finding={finding_id} {'upheld' if uphold else 'overturned'}"
+    if uphold:
+        audit_service.record(
+            session,
+            actor=actor,
+            action=audit_service.Action.qa_decision,
+            work_item_id=finding.work_item_id,
+            purpose=PURPOSE,
+            detail=detail,
+        )
+    else:  # the item's codes are opened to restore the coder's: an audited use, first
+        key = records_service.open_for_use(
+            session,
+            actor=actor,
+            work_item_id=finding.work_item_id,
+            action=audit_service.Action.qa_decision,
+            purpose=PURPOSE,
+            detail=detail,
+        )
+        restore_coder_code(session, actor=actor, finding=finding, key=key)
     if reason.strip():
         finding.sealed_decision = _seal_reason(session, finding, field="decision", reason=reason)
     finding.status = "upheld" if uphold else "overturned"
@@ -531,6 +553,67 @@ def decide_rebuttal(
     session.add(finding)
     session.flush()
     return finding
+
+
+def restore_coder_code(
+    session: Session, *, actor: Principal, finding: QaFinding, key: ItemKey
+) -> None:
+    """Undo an overturned finding's difference in the item's codes (or abstract), and say so
+    on the item's history (`qa-overturned`). A chart billed since the correction goes back
+    to ready for billing: its next claim replaces the one billed, as after a retrospective
+    correction (`remittance.replacement_of`)."""
+    assert finding.id is not None  # noqa: S101
+    item = queue_service.lock_item(session, finding.work_item_id)
+    assert item is not None  # noqa: S101 - a finding's item exists
+    opened = _open_field(key, finding_id=finding.id, field="detail", sealed=finding.sealed_detail)
+    data = (opened or {}).get("restore")
+    where = f"finding {finding.id}: {diff.KIND_LABELS.get(finding.kind, finding.kind)}"
+    if data is None:  # a finding stored before findings kept what undoing them needs
+        queue_service.record_event(
+            session,
+            item_id=finding.work_item_id,
+            actor_id=actor.user_id,
+            action=OVERTURNED,
+            from_status=item.status,
+            to_status=item.status,
+            owner_id=item.lease_owner_id,
+            reason=f"{where}; restore the coder's code by hand (no restore data)",
+        )
+        return
+    codes = coding_service.get_codes(session, key=key)
+    abstract = abstract_service.get_abstract(session, key=key)
+    codes_after, abstract_after = diff.restore(
+        kind=finding.kind,
+        target=finding.target,
+        field=finding.abstract_field,
+        data=data,
+        codes=codes,
+        abstract=abstract,
+    )
+    if codes_after != codes:
+        coding_service.store_codes(session, work_item_id=item.id or 0, codes=codes_after, key=key)
+    if abstract_after != abstract:
+        abstract_service.store_abstract(session, key=key, abstract=abstract_after)
+    if item.status == Status.billed:
+        queue_service.transition(
+            session,
+            item=item,
+            to_status=Status.ready_for_billing,
+            actor=actor,
+            action=OVERTURNED,
+            reason=f"{where}; coder's code restored, to bill as a replacement claim",
+        )
+        return
+    queue_service.record_event(
+        session,
+        item_id=finding.work_item_id,
+        actor_id=actor.user_id,
+        action=OVERTURNED,
+        from_status=item.status,
+        to_status=item.status,
+        owner_id=item.lease_owner_id,
+        reason=f"{where}; coder's code restored",
+    )
 
 
 # ---------------------------------------------------------------- one review, opened

@@ -26,6 +26,7 @@ from server.queue.items import item_row as item_row
 from server.queue.items import leased_item as leased_item
 from server.queue.items import lock_item as lock_item
 from server.queue.items import my_item as my_item
+from server.queue.items import record_event as record_event
 from server.queue.items import transition as transition
 from server.queue.items import user_id_of as user_id_of
 from server.queue.listing import SORTS as SORTS

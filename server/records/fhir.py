@@ -563,6 +563,40 @@ def _admission(enc: _Enc) -> dict[str, Any] | None:
     return found if any(v is not None for v in found.values()) else None
 
 
+VIRTUAL = "VR"  # v3 ActCode: virtual (telehealth)
+HOME_CODES = {"ho", "PTRES"}  # location-physical-type "house", v3 RoleCode "patient's residence"
+
+
+def _codes(concepts: Any) -> set[str]:
+    """Every coding code of a CodeableConcept or a list of them."""
+    out: set[str] = set()
+    for concept in concepts if isinstance(concepts, list) else [concepts]:
+        if isinstance(concept, dict):
+            for coding in concept.get("coding") or []:
+                if isinstance(coding, dict) and coding.get("code"):
+                    out.add(str(coding["code"]))
+    return out
+
+
+def _modality(b: _Bundle, res: dict[str, Any]) -> str | None:
+    """`telehealth` for a virtual encounter (class VR), `telehealth-home` when a location says
+    the patient was at home (physicalType `ho` or type `PTRES`, on the encounter's location
+    or the Location it references); None in person."""
+    if str((res.get("class") or {}).get("code")) != VIRTUAL:
+        return None
+    for entry in res.get("location") or []:
+        if not isinstance(entry, dict):
+            continue
+        codes = _codes(entry.get("physicalType"))
+        ref = (entry.get("location") or {}).get("reference")
+        found = b.resolve(ref, "Location") if isinstance(ref, str) else None
+        if found is not None:
+            codes |= _codes(found[1].get("physicalType")) | _codes(found[1].get("type"))
+        if codes & HOME_CODES:
+            return "telehealth-home"
+    return "telehealth"
+
+
 def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
     """One encounter of the bundle in our form (None if it has problems, now listed)."""
     patient_entry = b.resolve(enc.patient_ref, "Patient")
@@ -620,6 +654,7 @@ def _encounter_in(b: _Bundle, enc: _Enc) -> EncounterIn | None:
         },
         "providers": enc.providers,
         "admission": _admission(enc),
+        "modality": _modality(b, res),
     }
     try:
         return EncounterIn.model_validate(raw)

@@ -62,6 +62,13 @@ def safe_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+class Modality(StrEnum):
+    """A telehealth visit: the patient elsewhere than home, or at home (CMS POS 02 / 10)."""
+
+    telehealth = "telehealth"
+    telehealth_home = "telehealth-home"
+
+
 class EncounterClass(StrEnum):
     """How the visit is billed: decides 837I (inpatient) or 837P and the routing."""
 
@@ -197,6 +204,9 @@ class EncounterIn(_In):
     hints: HintsIn = Field(default_factory=HintsIn)
     providers: list[ProviderIn] = Field(default_factory=list, max_length=100)
     admission: AdmissionIn | None = None  # prefills the item's abstract
+    # How the visit took place: a telehealth visit (FHIR class VR) bills place of service 02,
+    # or 10 with the patient at home; None is in person (or not said).
+    modality: Modality | None = None
 
     @field_validator("start", "end")
     @classmethod
@@ -269,7 +279,7 @@ class PayerView(_View):
 
 
 class EncounterView(_View):
-    """Encounter metadata (the routing fields)."""
+    """Encounter metadata (the routing fields, and a telehealth visit's modality)."""
 
     source: str
     external_id: str
@@ -279,6 +289,7 @@ class EncounterView(_View):
     start: datetime | None = None
     end: datetime | None = None
     payer_class: str | None = None
+    modality: str | None = None
 
 
 class DocumentView(_View):

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
+from server.audit.search import PURPOSE_TITLES
 from server.auth.principal import Principal
 from server.billing.x12 import npi_ok
 from server.coding import nubc
@@ -215,6 +216,7 @@ def _insert(
         payer_class=data.payer_class,
         start_at=data.start,
         end_at=data.end,
+        modality=data.modality.value if data.modality else None,
         sealed_patient=b"",
     )
     session.add(encounter)
@@ -664,6 +666,7 @@ def open_record(
             start=encounter.start_at,
             end=encounter.end_at,
             payer_class=encounter.payer_class,
+            modality=encounter.modality,
         ),
         documents=[
             DocumentView(
@@ -801,9 +804,24 @@ def patient_identity(
     the audit log; audited first (`identity-lookup`, with its purpose), refusals too.
 
     Opened from the patient's latest encounter whose key still exists. Anyone without the
-    compliance role, or an id with no such patient, is refused with NotFound (audited).
+    compliance role, or an id with no such patient, is refused with NotFound (audited); a
+    purpose not among the audit log's purposes of use with 422 at `purpose` (audited).
     """
     action = audit_service.Action.identity_lookup
+    if purpose not in PURPOSE_TITLES:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=action,
+            outcome=audit_service.Outcome.failed,
+            patient_id=patient_id,
+            purpose=None,
+            detail="unknown purpose",
+        )
+        raise ValidationFailed(
+            f"'{purpose[:20]}' is not a purpose of use: pick one of {', '.join(PURPOSE_TITLES)}.",
+            details=[{"loc": ["purpose"], "msg": f"one of {', '.join(PURPOSE_TITLES)}"}],
+        )
     patient = session.get(Patient, patient_id) if actor.has_role(Role.compliance) else None
     row = None
     if patient is not None:
@@ -986,6 +1004,7 @@ def update_encounter(
     encounter.payer_class = data.payer_class
     encounter.start_at = data.start or encounter.start_at
     encounter.end_at = None if undo_discharge else (data.end or encounter.end_at)
+    encounter.modality = data.modality.value if data.modality else encounter.modality
     encounter.sealed_patient = _seal_patient(
         key, data_key_id=dk.id, encounter_id=encounter.id, data=data, visit=visit
     )

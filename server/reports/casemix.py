@@ -13,8 +13,10 @@ reviewer's sealed reason for a shift, opened one at a time through the audited d
 - **CC/MCC capture rate**: the share of those stays whose final grouping has at least one
   secondary diagnosis acting as CC or MCC (not excluded by the principal). Stays submitted
   before the counts were kept are not in the rate.
-- **DRG shifts**: baseline (the first grouping) to final (at submit), by the coder; final to
-  after QA, by the reviewer, with their reason.
+- **DRG shifts**: baseline (the first grouping) to final (at submit), by the coder, with
+  the reason where one exists (a physician query answered before submit: its answer is
+  sealed and opens through the same audited door); final to after QA, by the reviewer, with
+  the QA findings' categories (clear) and the reviewer's sealed reason.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from server.auth.principal import Principal
 from server.db import is_sqlite
 from server.edits.drg import weight_of
 from server.errors import NotFound, ValidationFailed
-from server.models import QaReview, Queue, User, WorkItem
+from server.models import PhysicianQuery, QaFinding, QaReview, Queue, User, WorkItem
 from server.models.base import utcnow
 from server.records import service as records_service
 from server.records.service import ItemKey
@@ -207,6 +209,7 @@ class Shift:
     by: str
     why: str
     review_id: int | None = None  # a QA shift: its sealed reason opens on demand
+    query_id: int | None = None  # a coder's shift after a query answered: the answer on demand
 
     @property
     def weight_change(self) -> float | None:
@@ -268,6 +271,7 @@ def drg_shifts(
         .order_by(col(WorkItem.coded_at).desc(), col(WorkItem.id).desc())
         .limit(SHIFT_LIMIT)
     ).all()
+    answered = _answered_queries(session, [(row[0], row[1]) for row in finals])
     shifts = [
         Shift(
             kind="final",
@@ -279,7 +283,12 @@ def drg_shifts(
             to_weight=weight_of(final, final_v),
             coder=name or UNKNOWN,
             by=name or UNKNOWN,
-            why="Coding after the first grouping (codes added or changed before submit)",
+            why=(
+                f"Physician query #{answered[item_id]} answered before submit"
+                if item_id in answered
+                else "Coding after the first grouping (codes added or changed before submit)"
+            ),
+            query_id=answered.get(item_id),
         )
         for item_id, at, base, base_v, final, final_v, name in finals
     ]
@@ -308,6 +317,7 @@ def drg_shifts(
         .order_by(col(QaReview.at).desc(), col(QaReview.id).desc())
         .limit(SHIFT_LIMIT)
     ).all()
+    categories = _categories(session, [row[0] for row in reviews])
     shifts += [
         Shift(
             kind="qa",
@@ -319,13 +329,97 @@ def drg_shifts(
             to_weight=weight_of(now, version),
             coder=coder_name,
             by=reviewer_name,
-            why=f"QA {outcome}",
+            why=f"QA {outcome}"
+            + (f": {categories[review_id]}" if categories.get(review_id) else ""),
             review_id=review_id,
         )
         for review_id, item_id, at, was, now, version, coder_name, reviewer_name, outcome in reviews
     ]
     shifts.sort(key=lambda s: (s.at is not None, s.at), reverse=True)
     return ShiftReport(since=since, until=until, shifts=shifts)
+
+
+def _answered_queries(session: Session, items: list[tuple[int, datetime | None]]) -> dict[int, int]:
+    """Each item's latest physician query answered before its submit (item id -> query id)."""
+    if not items:
+        return {}
+    submitted = dict(items)
+    rows = session.execute(
+        sa_select(
+            col(PhysicianQuery.work_item_id),
+            col(PhysicianQuery.id),
+            col(PhysicianQuery.answered_at),
+        )
+        .where(
+            col(PhysicianQuery.work_item_id).in_(list(submitted)),
+            col(PhysicianQuery.answered_at).is_not(None),
+            col(PhysicianQuery.sealed_answer).is_not(None),
+        )
+        .order_by(col(PhysicianQuery.answered_at), col(PhysicianQuery.id))
+    ).all()
+    found: dict[int, int] = {}
+    for item_id, query_id, answered_at in rows:
+        at = submitted.get(item_id)
+        if at is None or answered_at <= at:
+            found[item_id] = query_id  # the latest wins (ordered oldest first)
+    return found
+
+
+def _categories(session: Session, review_ids: list[int]) -> dict[int, str]:
+    """Each review's finding categories in words (clear: the taxonomy's labels), in order."""
+    from server.qa.taxonomy import taxonomy  # the QA domain's shipped taxonomy
+
+    if not review_ids:
+        return {}
+    labels: dict[int, list[str]] = {}
+    for review_id, category in session.execute(
+        sa_select(col(QaFinding.review_id), col(QaFinding.category))
+        .where(col(QaFinding.review_id).in_(review_ids))
+        .order_by(col(QaFinding.id))
+    ).all():
+        label = taxonomy().label(category) if category else ""
+        seen = labels.setdefault(review_id, [])
+        if label and label not in seen:
+            seen.append(label)
+    return {r: ", ".join(v) for r, v in labels.items() if v}
+
+
+def query_answer(session: Session, *, actor: Principal, query_id: int) -> str:
+    """The provider's answer behind a baseline-to-final DRG shift, opened through the audited
+    door the QA reasons use (a view of the item, purpose HOPERAT, audited before opening)."""
+    query = session.get(PhysicianQuery, query_id)
+    if query is None or query.sealed_answer is None:
+        audit_service.record_denied(
+            session,
+            actor=actor,
+            action=audit_service.Action.view_record,
+            work_item_id=query.work_item_id if query else None,
+            purpose="HOPERAT",
+            detail=f"drg-shift query={query_id}: no answered query",
+        )
+        raise NotFound("No such answered query.")
+    key = records_service.open_for_use(
+        session,
+        actor=actor,
+        work_item_id=query.work_item_id,
+        action=audit_service.Action.view_record,
+        purpose="HOPERAT",
+        detail=f"drg-shift reason query={query_id}",
+    )
+    return _answer(key=key, query=query)
+
+
+def _answer(*, key: ItemKey, query: PhysicianQuery) -> str:
+    """A query's sealed answer (option, text), opened with the key of the audited use."""
+    assert query.id is not None  # noqa: S101
+    assert query.sealed_answer is not None  # noqa: S101
+    raw = key.open(
+        table=PhysicianQuery.__tablename__,
+        row_id=query.id,
+        field="answer",
+        sealed=query.sealed_answer,
+    )
+    return " — ".join(str(raw.get(k)) for k in ("option", "text") if raw.get(k))
 
 
 def shift_reason(session: Session, *, actor: Principal, review_id: int) -> str:

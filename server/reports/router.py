@@ -548,6 +548,22 @@ def shift_reason(
     return response
 
 
+@router.post("/reports/drg-shifts/queries/{query_id}/answer", response_class=HTMLResponse)
+def shift_query_answer(
+    request: Request,
+    session: SessionDep,
+    actor: SupervisorDep,
+    query_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+) -> Response:
+    """The provider's answer behind a coder's shift, opened through the audited door (htmx)."""
+    answer = casemix.query_answer(session, actor=actor, query_id=query_id)
+    response = render(
+        request, "reports/shifts.html", {"answer": answer, "query_id": query_id}, block="answer"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 # ---------------------------------------------------------------- denials (835 remittances)
 
 DenialsBy = Annotated[str, Query(max_length=10, description="carc, payer, queue or coder")]

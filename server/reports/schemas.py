@@ -192,6 +192,7 @@ class ShiftView(BaseModel):
     by: str
     why: str
     review: int | None
+    query: int | None = None  # a physician query answered before submit (its answer sealed)
 
     @classmethod
     def of(cls, shift: Shift) -> ShiftView:
@@ -207,6 +208,7 @@ class ShiftView(BaseModel):
             by=shift.by,
             why=shift.why,
             review=shift.review_id,
+            query=shift.query_id,
         )
 
 

@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from server.audit.search import PURPOSE_TITLES
 from server.auth import passwords
 from server.config import PROJECT_ROOT, get_settings
 from server.web import display
@@ -23,6 +24,7 @@ templates.env.filters.update(
     note=display.note,
     totp_qr=passwords.totp_qr,
 )
+templates.env.globals["PURPOSE_TITLES"] = PURPOSE_TITLES  # the audit legend's purposes
 
 
 def is_htmx(request: Request) -> bool:

@@ -47,6 +47,7 @@ DECLARE
     v_name text;
     v_active boolean;
     v_roles text;
+    v_touched boolean;
 BEGIN
     SELECT s.user_id, s.csrf_token, s.last_seen_at, s.created_at, u.username, u.is_active,
         (SELECT string_agg(r.role, ' ' ORDER BY r.role COLLATE "C")
@@ -67,6 +68,13 @@ BEGIN
             NULL::timestamptz, NULL::timestamptz;
         RETURN;
     END IF;
+    -- The person's activity restarts the idle clock (as session_principal does), before the
+    -- claim: the ordinary path also touches the session row before it locks the coder's
+    -- user row, and the same order on both paths means no deadlock between them.
+    v_touched := p_activity AND p_now - v_seen > interval '10 seconds';
+    IF v_touched THEN
+        UPDATE user_session SET last_seen_at = p_now WHERE user_session.id = p_sid;
+    END IF;
     SELECT c.outcome, c.queue_name, (c.item).id, (c.item).status::text, (c.item).priority,
         (c.item).due_at, (c.item).lease_expires_at, (c.item).hold_reason::text,
         (c.item).created_at, (c.item).updated_at
@@ -74,11 +82,10 @@ BEGIN
         created_at, updated_at
     FROM chartdesk_claim(v_user, p_queue, p_now, p_exp, p_max, v_name, coalesce(v_roles, ''),
         p_ip, p_ua, p_request_id, p_batch) AS c;
-    -- The person's activity restarts the idle clock (as session_principal), except on a
-    -- refused queue (there the request's transaction rolls back today, the touch with it).
-    IF p_activity AND p_now - v_seen > interval '10 seconds'
-        AND outcome IS DISTINCT FROM 'no_queue' AND outcome IS DISTINCT FROM 'not_member' THEN
-        UPDATE user_session SET last_seen_at = p_now WHERE user_session.id = p_sid;
+    -- A refused queue answers an error, and the ordinary path rolls its touch back with the
+    -- request: put the old time back (the row stays locked by us until the call ends).
+    IF v_touched AND outcome IN ('no_queue', 'not_member') THEN
+        UPDATE user_session SET last_seen_at = v_seen WHERE user_session.id = p_sid;
     END IF;
     IF outcome IS NOT NULL THEN
         owner := v_name;

@@ -33,6 +33,7 @@ from server.web import router as web_router
 from server.web.guards import refuse_nul
 from server.web.handlers import install_handlers
 from server.web.middleware import SecurityMiddleware
+from server.web.routing import skip_unrelated_paths
 from server.workbench import router as workbench_router
 
 STATIC_DIR = PROJECT_ROOT / "server" / "static"
@@ -81,18 +82,23 @@ def create_app(*, check_migrations: bool = True) -> FastAPI:
     app.add_middleware(SecurityMiddleware)
     install_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(web_router.router)
-    app.include_router(auth_router.router)
-    app.include_router(oidc_router.router)
-    app.include_router(records_router.router)
-    app.include_router(queue_router.router)
-    app.include_router(qa_router.router)  # before workbench: /qa/mine before /qa/{id}
-    app.include_router(workbench_router.router)  # after queue: /api/v1/work/mine first
-    app.include_router(coding_router.router)
-    app.include_router(sampling_router.router)
-    app.include_router(billing_router.router)
-    app.include_router(queries_router.router)
-    app.include_router(edits_router.router)
-    app.include_router(audit_router.router)
-    app.include_router(reports_router.router)
+    # In this order: queue and qa before workbench (/api/v1/work/mine, /qa/mine before the
+    # item routes). Each router skips the paths none of its routes fit (web/routing.py).
+    for module in (
+        web_router,
+        auth_router,
+        oidc_router,
+        records_router,
+        queue_router,
+        qa_router,
+        workbench_router,
+        coding_router,
+        sampling_router,
+        billing_router,
+        queries_router,
+        edits_router,
+        audit_router,
+        reports_router,
+    ):
+        app.include_router(skip_unrelated_paths(module.router))
     return app

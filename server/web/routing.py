@@ -44,8 +44,36 @@ def starts_of(router: APIRouter) -> dict[int, frozenset[tuple[str, ...]]] | None
 
 def may_match(starts: dict[int, frozenset[tuple[str, ...]]], path: str) -> bool:
     """Whether a route with one of `starts` could match `path`."""
+    return _fits(starts, path_starts(path))
+
+
+def path_starts(path: str) -> tuple[tuple[str, ...], ...]:
+    """The path's first 0..DEPTH segments, each as a tuple (index n: the first n)."""
     segments = path.split("/", DEPTH + 1)[1:]
-    return any(tuple(segments[:n]) in keys for n, keys in starts.items())
+    return tuple(tuple(segments[:n]) for n in range(DEPTH + 1))
+
+
+def _fits(
+    starts: dict[int, frozenset[tuple[str, ...]]], prefixes: tuple[tuple[str, ...], ...]
+) -> bool:
+    for n, keys in starts.items():
+        if prefixes[n] in keys:
+            return True
+    return False
+
+
+_SCOPE_KEY = "chartdesk.path_starts"
+
+
+def _scope_starts(scope: Scope) -> tuple[tuple[str, ...], ...]:
+    """path_starts of the request's path, computed once per path for all the routers."""
+    path = get_route_path(scope)
+    cached = scope.get(_SCOPE_KEY)
+    if cached is not None and cached[0] == path:
+        return cached[1]  # type: ignore[no-any-return]
+    prefixes = path_starts(path)
+    scope[_SCOPE_KEY] = (path, prefixes)
+    return prefixes
 
 
 def skip_unrelated_paths(router: APIRouter) -> APIRouter:
@@ -58,7 +86,7 @@ def skip_unrelated_paths(router: APIRouter) -> APIRouter:
     scan = router.matches
 
     def matches(scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and not may_match(starts, get_route_path(scope)):
+        if scope["type"] == "http" and not _fits(starts, _scope_starts(scope)):
             return Match.NONE, {}
         return scan(scope)
 

@@ -189,7 +189,9 @@ class AsyncPool:
     claims and audits; run here, on the event loop, it needs no worker thread, no ORM
     session and no second round trip for the commit (autocommit: the statement is its own
     transaction). Statements are prepared on each connection once. A connection that
-    raised is closed, never reused: its state is unknown.
+    raised is closed, never reused: its state is unknown; after a connection-level error
+    the idle ones are closed too, so a database restart costs one failed request (503), not
+    one per pooled connection.
     """
 
     def __init__(self, dsn: str, size: int) -> None:
@@ -208,12 +210,20 @@ class AsyncPool:
             try:
                 cur = await conn.execute(sql, params, prepare=True)
                 row = await cur.fetchone()
-            except BaseException:
+            except BaseException as error:
                 with anyio.CancelScope(shield=True):
                     await conn.close()
+                    if isinstance(error, psycopg.OperationalError):
+                        await self.drain()  # the server may have restarted: all are stale
                 raise
             self.idle.append(conn)
             return row
+
+    async def drain(self) -> None:
+        """Close the idle connections (the next calls connect afresh)."""
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            await conn.close()
 
 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncPool]] = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from server.db import get_engine
@@ -181,3 +182,34 @@ def test_next_on_a_refused_queue_does_not_touch_the_session(make_client):
     assert client.post("/api/v1/work/next", json={"queue": "other"}).status_code == 403
     assert client.post("/api/v1/work/next", json={"queue": "nowhere"}).status_code == 404
     assert _session_row().last_seen_at == before
+
+
+def test_next_answers_the_item_as_the_list_of_my_work_shows_it(make_client):
+    make_items(1)
+    client = make_client()
+    sign_in(client, make_user("cora", "coder", queues=["default"]))
+    claimed = _next(client).json()
+    (listed,) = client.get("/api/v1/work/mine").json()["items"]
+    claimed.pop("age_seconds")
+    listed.pop("age_seconds")
+    assert claimed == listed
+
+
+def test_next_after_the_database_dropped_its_connections_recovers(make_client, backend):
+    if backend != "postgresql":
+        pytest.skip("the one-statement Next's own connections are PostgreSQL's")
+    make_items(3)
+    client = make_client()
+    sign_in(client, make_user("cora", "coder", queues=["default"]))
+    first = _next(client).json()["id"]
+    assert client.post(f"/api/v1/work/{first}/release").status_code == 200
+    with Session(get_engine()) as s:  # what a database restart does to pooled connections
+        s.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    answers = [_next(client).status_code for _ in range(3)]
+    assert answers.count(503) <= 1  # the request that met the dead connection, at most
+    assert answers[-1] == 200

@@ -59,7 +59,7 @@ def by_package(files: list[Path]) -> list[tuple[str, float]]:
     for f in files:
         if not f.exists():
             continue
-        for line in f.read_text().splitlines():
+        for line in f.read_text(errors="replace").splitlines():
             stack, _, n = line.rpartition(" ")
             if not stack or not n.isdigit():  # py-spy may leave a message line
                 continue
@@ -77,7 +77,7 @@ def top_frames(files: list[Path], top: int = 20) -> list[tuple[str, float]]:
     for f in files:
         if not f.exists():
             continue
-        for line in f.read_text().splitlines():
+        for line in f.read_text(errors="replace").splitlines():
             stack, _, n = line.rpartition(" ")
             if not stack or not n.isdigit():  # py-spy may leave a message line
                 continue
@@ -87,6 +87,43 @@ def top_frames(files: list[Path], top: int = 20) -> list[tuple[str, float]]:
     ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])
     keep = [(k, v / total) for k, v in ranked if "(server/" in k or "sqlalchemy/" in k]
     return keep[:top]
+
+
+def self_frames(files: list[Path], top: int = 15) -> list[tuple[str, float]]:
+    """Where the samples end (self time), any package: what the per-request cost is made of."""
+    own: dict[str, int] = {}
+    total = 0
+    for f in files:
+        if not f.exists():
+            continue
+        for line in f.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not stack or not n.isdigit():  # py-spy may leave a message line
+                continue
+            total += int(n)
+            leaf = stack.rsplit(";", 1)[-1]
+            own[leaf] = own.get(leaf, 0) + int(n)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])
+    return [(k, v / total) for k, v in ranked[:top]] if total else []
+
+
+def self_by_module(files: list[Path], top: int = 15) -> list[tuple[str, float]]:
+    """Self time by source file (the leaf frame's file), any package."""
+    own: dict[str, int] = {}
+    total = 0
+    for f in files:
+        if not f.exists():
+            continue
+        for line in f.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not stack or not n.isdigit():  # py-spy may leave a message line
+                continue
+            total += int(n)
+            leaf = stack.rsplit(";", 1)[-1]
+            where = leaf.rpartition("(")[2].split(":")[0]
+            own[where] = own.get(where, 0) + int(n)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])
+    return [(k, v / total) for k, v in ranked[:top]] if total else []
 
 
 def main() -> None:  # noqa: PLR0915
@@ -170,6 +207,12 @@ def main() -> None:  # noqa: PLR0915
                     say("Hottest frames:")
                     for frame, share in top_frames(files):
                         say(f"- {share:.0%} {frame}")
+                    say("Self time (where the samples end):")
+                    for frame, share in self_frames(files):
+                        say(f"- {share:.1%} {frame}")
+                    say("Self time by file:")
+                    for where, share in self_by_module(files):
+                        say(f"- {share:.1%} {where}")
                     say("")
             finally:
                 app.stop()

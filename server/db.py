@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import psycopg
 from fastapi import Depends
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import event, exc
@@ -65,6 +68,8 @@ DB_UNAVAILABLE: tuple[type[Exception], ...] = (
     exc.InterfaceError,
     exc.TimeoutError,  # no pooled connection came free in time
     exc.DisconnectionError,
+    psycopg.OperationalError,  # the hot routes' own connections (AsyncPool)
+    psycopg.InterfaceError,
 )
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE_MESSAGE = (
@@ -172,3 +177,73 @@ def get_session() -> Iterator[Session]:
     """A session outside requests: commits on success, rolls back on error."""
     with session_scope() as session:
         yield session
+
+
+# ---------------------------------------------------------------- the hot routes' pool
+
+
+class AsyncPool:
+    """A few autocommit psycopg connections on one event loop, for one-statement routes.
+
+    Next (`POST /api/v1/work/next`) is one call of a SQL function that checks the session,
+    claims and audits; run here, on the event loop, it needs no worker thread, no ORM
+    session and no second round trip for the commit (autocommit: the statement is its own
+    transaction). Statements are prepared on each connection once. A connection that
+    raised is closed, never reused: its state is unknown; after a connection-level error
+    the idle ones are closed too, so a database restart costs one failed request (503), not
+    one per pooled connection.
+    """
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self.dsn = dsn
+        self.idle: list[psycopg.AsyncConnection[Any]] = []
+        self.slots = asyncio.Semaphore(size)
+
+    async def fetchone(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Run one statement and answer its first row (None: no row)."""
+        async with self.slots:
+            conn = (
+                self.idle.pop()
+                if self.idle
+                else await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            )
+            try:
+                cur = await conn.execute(sql, params, prepare=True)
+                row = await cur.fetchone()
+            except BaseException as error:
+                with anyio.CancelScope(shield=True):
+                    await conn.close()
+                    if isinstance(error, psycopg.OperationalError):
+                        await self.drain()  # the server may have restarted: all are stale
+                raise
+            self.idle.append(conn)
+            return row
+
+    async def drain(self) -> None:
+        """Close the idle connections (the next calls connect afresh)."""
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            await conn.close()
+
+
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncPool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def async_pool() -> AsyncPool | None:
+    """This event loop's pool on the configured PostgreSQL (None on SQLite).
+
+    One per loop and database URL: a server process has one loop; tests start many. Its
+    size is half of `db_pool_size`, beside the engine's own pool (which the other routes use).
+    """
+    settings = get_settings()
+    url = settings.database_url
+    if not url.startswith("postgresql"):
+        return None
+    pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
+    pool = pools.get(url)
+    if pool is None:
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        pool = pools[url] = AsyncPool(dsn, max(1, settings.db_pool_size // 2))
+    return pool

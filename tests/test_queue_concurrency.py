@@ -18,7 +18,7 @@ import pytest
 from sqlmodel import Session, select
 
 from server.db import get_engine
-from server.models import Status, WorkItem, WorkItemEvent, utcnow
+from server.models import Status, UserSession, WorkItem, WorkItemEvent, utcnow
 from tests.support.factories import Account, fresh_totp, make_user
 from tests.support.pgcluster import free_port
 from tests.support.queue import make_items
@@ -198,5 +198,50 @@ def test_parallel_next_as_one_coder_never_exceeds_the_lease_limit(db_url, live_s
             leased = s.exec(select(WorkItem.id).where(WorkItem.status == Status.in_progress)).all()
         assert len(leased) == 1, f"{len(leased)} charts leased to one coder, limit 1"
         assert {item_id for _, item_id in answers} == set(leased)
+        with httpx.Client(base_url=live_server.url, cookies=cookies, headers=headers) as c:
+            assert c.post(f"/api/v1/work/{leased[0]}/release").status_code == 200
+
+
+@pytest.mark.pg_only
+def test_next_from_the_page_and_the_api_at_once_never_deadlocks(db_url, live_server):
+    """Tabs of one coder press Next at once, half on the page (the ordinary path) and half
+    through the API (one statement), each time with the session due for its activity touch:
+    both paths touch the session row before they lock the coder, so none of them waits on
+    the other in a cycle (a deadlock would answer 503 after PostgreSQL's one-second check)."""
+    make_items(20, queue="q0")
+    account = make_user("tabs", "coder", queues=["q0"])
+    with httpx.Client(base_url=live_server.url, timeout=60) as first:
+        _sign_in(first, account)
+        cookies, headers = dict(first.cookies), dict(first.headers)
+    tabs = 8
+    start = threading.Barrier(tabs)
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def tab(page: bool) -> None:
+        with httpx.Client(
+            base_url=live_server.url, timeout=60, cookies=cookies, headers=headers
+        ) as client:
+            start.wait()
+            r = client.post("/work/next" if page else "/api/v1/work/next", follow_redirects=False)
+            with lock:
+                answers.append(r.status_code)
+
+    for _ in range(3):
+        with Session(get_engine()) as s:  # the next request is due to touch the session
+            row = s.exec(select(UserSession)).one()
+            row.last_seen_at = utcnow() - timedelta(minutes=1)
+            s.add(row)
+            s.commit()
+        answers.clear()
+        threads = [threading.Thread(target=tab, args=(i % 2 == 0,)) for i in range(tabs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(answers) == [200] * (tabs // 2) + [303] * (tabs // 2)
+        with Session(get_engine()) as s:
+            leased = s.exec(select(WorkItem.id).where(WorkItem.status == Status.in_progress)).all()
+        assert len(leased) == 1
         with httpx.Client(base_url=live_server.url, cookies=cookies, headers=headers) as c:
             assert c.post(f"/api/v1/work/{leased[0]}/release").status_code == 200

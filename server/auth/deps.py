@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import threading
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -232,11 +233,68 @@ class RequireRoleOrScope(_Guarded):
         super().__init__(roles=roles, scopes=scopes)
 
 
+@dataclass
+class PendingCheck:
+    """A request whose access rule is checked later, by the route's own statement.
+
+    `check(session)` runs the ordinary rule (the same 401/403 and audited refusals as every
+    other route); the fast path checks the same in SQL (`chartdesk_claim_session`) and falls
+    back to `check` whenever that says no, so a refusal is always the ordinary one.
+    """
+
+    rule: _Guarded
+    request: Request
+    csrf: str | None
+
+    def check(self, session: Session) -> Principal:
+        """The ordinary access rule (sync: call it in a worker thread)."""
+        return _Guarded.__call__(self.rule, self.request, session, self.csrf)
+
+    def session_hash(self) -> str | None:
+        """The session id (hash of the cookie) when a fast check may be tried, else None.
+
+        Only a cookie session on an unsafe method with a CSRF token and an acceptable origin
+        qualifies; bearer tokens, and everything that would be refused before the session's
+        row is read, go the ordinary way.
+        """
+        request = self.request
+        if request.headers.get("authorization", "").lower().startswith("bearer "):
+            return None
+        cookie = request.cookies.get(get_settings().session_cookie_name)
+        if not cookie or not self.csrf or request.method not in UNSAFE_METHODS:
+            return None
+        try:
+            check_origin(request)
+        except Forbidden:
+            return None
+        return auth_service.sha256_hex(cookie)
+
+    @property
+    def activity(self) -> bool:
+        """The person's own request (restarts the idle clock), not a page's background one."""
+        return self.request.headers.get(BACKGROUND_HEADER) is None
+
+
+class RequireRoleInStatement(RequireRole):
+    """`RequireRole` for a route that checks the session inside its one SQL statement.
+
+    The dependency does no I/O: it hands the route a `PendingCheck`, and the route either
+    runs its statement with the check folded in (PostgreSQL, cookie session) or calls
+    `PendingCheck.check` first (the ordinary rule). Declared like any rule: the route table
+    test sees it.
+    """
+
+    async def __call__(self, request: Request) -> PendingCheck:  # type: ignore[override]
+        return PendingCheck(rule=self, request=request, csrf=await presented_csrf(request))
+
+
 SignedIn = Annotated[Principal, Depends(RequireRole())]
 Anyone = Annotated[Principal, Depends(Public())]
 
 # Who may call, by role or scope: every router takes its aliases from here.
 CoderDep = Annotated[Principal, Depends(RequireRole(Role.coder))]
+# A coder, checked by the route's own statement (Next: the claim checks the session).
+CoderInStatementDep = Annotated[PendingCheck, Depends(RequireRoleInStatement(Role.coder))]
 SupervisorDep = Annotated[Principal, Depends(RequireRole(Role.supervisor))]
 CoderOrSupervisorDep = Annotated[Principal, Depends(RequireRole(Role.coder, Role.supervisor))]
 BillerDep = Annotated[Principal, Depends(RequireRole(Role.biller))]

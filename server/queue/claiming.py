@@ -7,7 +7,7 @@ every transaction as BEGIN IMMEDIATE), and expired leases go back to `ready` thr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, column, text
@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.config import get_settings
+from server.db import AsyncPool
 from server.errors import Conflict, Forbidden, LeaseExpired, NotFound, ValidationFailed
 from server.models import Queue, QueueMember, Status, User, WorkItem
 from server.models.base import UTCDateTime, utcnow
@@ -306,6 +307,82 @@ def claim_next(session: Session, *, actor: Principal, queue: str | None = None) 
         session, actor=actor, action=audit_service.Action.claim, work_item_id=item.id
     )
     return ItemRow(item=item, queue=queues[item.queue_id], owner=actor.name)
+
+
+# Next in one round trip (PostgreSQL, cookie sessions): `chartdesk_claim_session`
+# (migration 0025) checks the session as session_principal + RequireRole(coder) would,
+# touches its last activity and calls chartdesk_claim; autocommit makes the call its own
+# transaction, so the claim, its item event and its audit row commit together.
+_CLAIM_SESSION_SQL = (
+    "SELECT outcome, queue_name, owner, id, status, priority, due_at, lease_expires_at, "
+    "hold_reason, created_at, updated_at FROM chartdesk_claim_session("
+    "%(sid)s, %(csrf)s, %(activity)s, %(idle)s, %(max_hours)s, %(role)s, %(queue)s, %(now)s, "
+    "%(exp)s, %(max)s, %(ip)s, %(ua)s, %(rid)s, %(batch)s)"
+)
+REFUSED = "refused"
+
+
+async def claim_next_in_one_trip(
+    pool: AsyncPool,
+    *,
+    session_hash: str,
+    csrf: str,
+    role: str,
+    activity: bool,
+    queue: str | None,
+    ip: str | None,
+    ua: str | None,
+    request_id: str | None,
+) -> dict[str, Any] | str | None:
+    """Next as one statement: the item (WorkItemView's fields), None (nothing) or REFUSED.
+
+    REFUSED means the session check said no and nothing was written: the caller runs the
+    ordinary access rule, which answers (and audits) the refusal as every route does.
+    """
+    settings = get_settings()
+    now = utcnow()
+    row = await pool.fetchone(
+        _CLAIM_SESSION_SQL,
+        {
+            "sid": session_hash,
+            "csrf": csrf,
+            "activity": activity,
+            "idle": settings.session_idle_minutes,
+            "max_hours": settings.session_max_hours,
+            "role": role,
+            "queue": queue,
+            "now": now,
+            "exp": now + lease_ttl(),
+            "max": settings.max_leased_items,
+            "ip": ip,
+            "ua": (ua or "")[:300] or None,
+            "rid": request_id,
+            "batch": SWEEP_BATCH,
+        },
+    )
+    if row is None:
+        return None
+    outcome, queue_name, owner, item_id, status, priority, due_at, expires, hold, made, upd = row
+    if outcome == REFUSED:
+        return REFUSED
+    if outcome == "no_queue":
+        raise NotFound(f"No queue named {queue}.")
+    if outcome == "not_member":
+        raise Forbidden(f"You are not a member of queue {queue_name}.")
+    made = made.astimezone(UTC)
+    return {
+        "id": item_id,
+        "queue": queue_name,
+        "status": status,
+        "priority": priority,
+        "due_at": due_at.astimezone(UTC) if due_at else None,
+        "lease_owner": owner,
+        "lease_expires_at": expires.astimezone(UTC) if expires else None,
+        "hold_reason": hold,
+        "created_at": made,
+        "updated_at": upd.astimezone(UTC),
+        "age_seconds": max(0, int((now - made).total_seconds())),
+    }
 
 
 def heartbeat(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem:

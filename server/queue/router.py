@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 from starlette.datastructures import FormData
@@ -13,14 +14,19 @@ from starlette.datastructures import FormData
 from server.auth.deps import (
     MAX_ROW_ID,
     CoderDep,
+    CoderInStatementDep,
     CoderOrSupervisorDep,
+    PendingCheck,
     RowId,
     SessionDep,
     SupervisorDep,
+    client_ip,
+    request_id,
 )
 from server.auth.principal import Principal
+from server.db import async_pool, session_scope
 from server.errors import AppError
-from server.models import Status, WorkItem
+from server.models import Role, Status, WorkItem
 from server.models.base import utcnow
 from server.queue import service
 from server.queue.schemas import (
@@ -58,14 +64,45 @@ def _view(session: Session, item: WorkItem) -> WorkItemView:
     response_model=WorkItemView,
     responses={204: {"description": "Nothing is waiting in the caller's queues."}},
 )
-def api_next(
-    session: SessionDep, actor: CoderDep, body: Annotated[NextRequest | None, Body()] = None
+async def api_next(
+    caller: CoderInStatementDep, body: Annotated[NextRequest | None, Body()] = None
 ) -> Any:
-    """Lease the next item (or return the one already held); 204 when nothing is waiting."""
-    row = service.claim_next(session, actor=actor, queue=body.queue if body else None)
-    if row is None:
-        return Response(status_code=204)
-    return WorkItemView.of(row)
+    """Lease the next item (or return the one already held); 204 when nothing is waiting.
+
+    PostgreSQL with a cookie session: one statement on the event loop (session check, claim,
+    item event, audit row; issue 23). A refusal there, a bearer token or SQLite: the ordinary
+    access rule and claim in one worker-thread call.
+    """
+    queue = body.queue if body else None
+    request = caller.request
+    pool = async_pool()
+    session_hash = caller.session_hash() if pool is not None else None
+    if pool is not None and session_hash is not None and caller.csrf:
+        found = await service.claim_next_in_one_trip(
+            pool,
+            session_hash=session_hash,
+            csrf=caller.csrf,
+            role=Role.coder,
+            activity=caller.activity,
+            queue=queue,
+            ip=client_ip(request),
+            ua=request.headers.get("user-agent"),
+            request_id=request_id(request),
+        )
+        if found is None:
+            return Response(status_code=204)
+        if isinstance(found, dict):
+            request.state.access_granted = True
+            body_json = WorkItemView(**found).model_dump_json()
+            return Response(body_json, media_type="application/json")
+    return await run_in_threadpool(_next_plain, caller, queue)
+
+
+def _next_plain(caller: PendingCheck, queue: str | None) -> Any:
+    with session_scope() as session:
+        actor = caller.check(session)
+        row = service.claim_next(session, actor=actor, queue=queue)
+        return Response(status_code=204) if row is None else WorkItemView.of(row)
 
 
 @router.get(f"{API}/work/mine", tags=["work"], response_model=WorkItemList)

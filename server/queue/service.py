@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from server.queue.claiming import SWEEP_BATCH as SWEEP_BATCH
 from server.queue.claiming import claim_next as claim_next
+from server.queue.claiming import claim_next_in_one_trip as claim_next_in_one_trip
 from server.queue.claiming import heartbeat as heartbeat
 from server.queue.claiming import hold as hold
 from server.queue.claiming import release as release

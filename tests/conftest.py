@@ -37,6 +37,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from server.coding import codesets
 from server.config import get_settings
 from server.db import get_engine
 from server.web.protocol import NoDelayHttpToolsProtocol
@@ -243,6 +244,10 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
+        # The ICD-10-CM index is built once per process (a few seconds, longer on a busy
+        # machine); a served app builds it at start-up before coders arrive. Build it before
+        # serving so that a browser's first chart does not outwait its expectations.
+        codesets.icd10cm()
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:

@@ -25,6 +25,7 @@ ABSTRACT = {
     "operating_npi": "1245319599",
     "procedure_dates": {"02703ZZ": "2026-01-11"},
     "birth_weight_grams": None,
+    "admission_date": None,  # the source's (none in this test's PUT)
 }
 
 

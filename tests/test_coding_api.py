@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -234,6 +235,9 @@ def test_qa_pages_show_the_chart_and_accept_by_form(make_client):
     assert page.status_code == 200
     assert 'value="J45.909"' in page.text
     assert 'class="document"' in page.text
+    # The Description column says what each code is (from the code sets, as the workbench).
+    assert re.search(r'value="E11\.9".*?class="code-title"[^>]*>Type 2 diabetes', page.text, re.S)
+    assert re.search(r'value="I10".*?class="code-title"[^>]*>Essential', page.text, re.S)
     r = sup.post(
         f"/qa/{held.item_id}",
         data={"decision": "accept", "csrf_token": sup.headers["X-CSRF-Token"]},

@@ -127,6 +127,15 @@
       }
     });
   });
+  // A save or check the server took: no units field stays marked as refused.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var elt = e.detail.elt;
+    var form = elt && elt.closest ? elt.closest("#codes-form") : null;
+    if (!form || !e.detail.successful) return;
+    form.querySelectorAll("input[name=px_units][aria-invalid]").forEach(function (input) {
+      input.removeAttribute("aria-invalid");
+    });
+  });
   // The lease is gone: the header stops counting it down (and its heartbeat stops).
   function leaseEnded() {
     var lease = document.getElementById("lease");

@@ -117,7 +117,7 @@ def test_a_lost_lease_says_so_in_the_code_panel_and_offers_the_way_on(
     expect(panel).not_to_contain_text("Back to My work")  # the flash's buttons, not words
     message = page.locator("#flash [role=alert]")
     expect(message).to_contain_text(re.compile("lease .*expired|no longer leased"))
-    expect(message).to_contain_text("Your latest change was not saved")
+    expect(message).to_contain_text("Nothing more can be saved on this chart")
     expect(message).to_contain_text("copy them")
     expect(message).not_to_contain_text("not kept")
     expect(message.get_by_role("link", name="Back to My work")).to_be_visible()

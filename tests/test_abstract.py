@@ -25,6 +25,7 @@ ABSTRACT = {
     "operating_npi": "1245319599",
     "procedure_dates": {"02703ZZ": "2026-01-11"},
     "birth_weight_grams": None,
+    "admission_date": None,  # the source's (none in this test's PUT)
 }
 
 
@@ -102,6 +103,29 @@ def test_the_grouper_uses_the_discharge_status(make_client):
     assert r.status_code == 200
     assert _codes(held, "I21.4")["drg"]["drg"] == "285"
     assert held.client.get(f"/api/v1/work/{held.item_id}").json()["drg"]["drg"] == "285"
+    # The check as you type groups with the saved abstract too (before any save), and
+    # opening the abstract for it is audited as its own use; nothing is saved.
+    from sqlmodel import Session, select
+
+    from server.db import get_engine
+    from server.models import AuditEvent
+
+    with Session(get_engine()) as s:
+        saves = len(s.exec(select(AuditEvent).where(AuditEvent.action == "code-save")).all())
+    form = {
+        "dx_code": ["I21.4"],
+        "dx_poa": ["Y"],
+        "csrf_token": held.client.headers["X-CSRF-Token"],
+    }
+    check = held.client.post(
+        f"/work/{held.item_id}/codes/check", data=form, headers={"HX-Request": "true"}
+    )
+    assert check.status_code == 200
+    assert "Working DRG 285" in check.text
+    with Session(get_engine()) as s:
+        events = s.exec(select(AuditEvent).where(AuditEvent.work_item_id == held.item_id)).all()
+        assert [e.action for e in events].count("code-check") == 1
+        assert [e.action for e in events].count("code-save") == saves
 
 
 def test_the_abstract_is_stored_sealed(make_client):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +335,45 @@ def test_the_837i_without_the_hour_sends_the_admission_date_only():
     assert "NM1*72" not in text
     assert "HI*BE" not in text
     assert "NM1*71*1*DEMO*ATTENDING****XX*1245319599~" in text  # the setting's
+
+
+def test_an_admission_near_midnight_keeps_its_date_and_hour_on_the_sources_clock():
+    """Admitted 23:30 at UTC-5 on 1 Nov is 04:30 UTC on 2 Nov: DTP*435 says 1 Nov, 23h."""
+    claim = _claim(
+        **{**ABSTRACTED, "admission_hour": 23, "admission_date": date(2026, 11, 1)},
+        start=datetime(2026, 11, 2, 4, 30, tzinfo=UTC),
+    )
+    text = x12.build_837(claim, Settings())
+    ok, log = pyx12_accepts(text)
+    assert ok, log
+    assert "DTP*435*DT*202611012300~" in text
+
+
+def test_json_ingest_keeps_the_admission_date_of_the_sources_clock_for_the_837i(
+    make_client, monkeypatch
+):
+    local = timezone(timedelta(hours=-5))
+    held = coder_with_item(
+        make_client,
+        **{
+            **STAY,
+            "start": datetime(2026, 1, 10, 23, 30, tzinfo=local),  # 04:30 UTC on the 11th
+            "admission": {"admission_hour": 23, "discharge_status": "01"},
+        },
+    )
+    abstract = _abstract(held)
+    assert (abstract["admission_date"], abstract["admission_hour"]) == ("2026-01-10", 23)
+    codes = {"diagnoses": [{"code": "I50.23", "poa": "Y"}], "procedures": []}
+    assert held.client.put(f"/api/v1/work/{held.item_id}/codes", json=codes).status_code == 200
+    # The workbench form saves its own fields only: the source's date stays.
+    form = {"csrf_token": held.client.headers["X-CSRF-Token"], "admission_hour": "23"}
+    held.client.post(f"/work/{held.item_id}/abstract", data=form)
+    assert _abstract(held)["admission_date"] == "2026-01-10"
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
+    monkeypatch.setattr(x12, "problems", lambda claim: [])
+    biller = signed_in(make_client, "biller1", "biller")
+    text = biller.get(f"/api/v1/billing/{held.item_id}/claim", params={"format": "x12"}).text
+    assert "DTP*435*DT*202601102300~" in text
 
 
 def test_the_fhir_claim_carries_the_drg_and_the_abstract():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -234,6 +235,9 @@ def test_qa_pages_show_the_chart_and_accept_by_form(make_client):
     assert page.status_code == 200
     assert 'value="J45.909"' in page.text
     assert 'class="document"' in page.text
+    # The Description column says what each code is (from the code sets, as the workbench).
+    assert re.search(r'value="E11\.9".*?class="code-title"[^>]*>Type 2 diabetes', page.text, re.S)
+    assert re.search(r'value="I10".*?class="code-title"[^>]*>Essential', page.text, re.S)
     r = sup.post(
         f"/qa/{held.item_id}",
         data={"decision": "accept", "csrf_token": sup.headers["X-CSRF-Token"]},
@@ -324,3 +328,30 @@ def test_checking_as_you_type_saves_nothing_and_a_change_saves_the_draft(make_cl
     assert r.status_code == 204
     went = f"/work?submitted={held.item_id}&to=ready_for_billing&warnings="
     assert r.headers["HX-Redirect"].startswith(went)
+
+
+def test_a_negative_number_of_units_is_refused_by_name_and_nothing_is_saved(make_client):
+    held = coder_with_item(make_client)
+    form = {
+        "dx_code": ["E11.9"],
+        "dx_poa": [""],
+        "px_system": ["CPT"],
+        "px_code": ["99213"],
+        "px_units": ["-2"],
+        "px_pointers": ["1"],
+        "px_charge": ["80"],
+    }
+    htmx = {"HX-Request": "true"}
+    for path in ("codes", "codes/check", "submit"):
+        r = held.client.post(f"/work/{held.item_id}/{path}", data=form, headers=htmx)
+        assert r.status_code == 422, path
+        assert "Procedure line 1: Units must be a whole number of 1 or more" in r.text
+        assert "must be numbers" not in r.text
+    r = held.client.put(
+        f"/api/v1/work/{held.item_id}/codes",
+        json={**GOOD_CODES, "procedures": [{"code": "99213", "system": "CPT", "units": 0}]},
+    )
+    assert r.status_code == 422
+    with Session(get_engine()) as s:
+        assert s.get(ItemCodes, held.item_id) is None
+        assert s.get(WorkItem, held.item_id).status == "in_progress"

@@ -54,6 +54,10 @@ def test_billed_chart_reviewed_again_accepted_back_to_billed_corrected_replaces_
     assert r.status_code == 200, r.text
     sup = signed_in(make_client, "sup1", "supervisor")
     biller = signed_in(make_client, "bill1", "biller")
+    # The billed chart's number links to the page a reviewer may open: the item's history.
+    listed = sup.get("/qa").text
+    assert f'<a href="/supervise/items/{item_id}">#{item_id}</a>' in listed
+    assert sup.get(f"/supervise/items/{item_id}").status_code == 200
 
     # Accepted: back to billed, nothing to bill again.
     r = sup.post(f"/api/v1/qa/{item_id}/retrospective")

@@ -51,6 +51,16 @@ def test_next_opens_the_item_and_the_forms_work(make_client):
     assert 'id="resume"' in held_page.text
     r = client.post(f"/work/{item_id}/resume", data=csrf, follow_redirects=False)
     assert r.status_code == 303
+    assert r.headers["location"] == f"/work/{item_id}"
+    assert item(item_id).status == Status.in_progress
+    # Resume again (a second click, an old tab): My work says why, at /work, not at the
+    # address the form was posted to, and the chart is there to open.
+    again = client.post(f"/work/{item_id}/resume", data=csrf, follow_redirects=False)
+    assert again.status_code == 409
+    assert 'id="work-error" role="alert"' in again.text
+    assert f"Chart #{item_id} was not resumed: Only held or returned items" in again.text
+    assert 'data-page-url="/work"' in again.text
+    assert f'id="item-{item_id}" data-status="in_progress"' in again.text
     assert item(item_id).status == Status.in_progress
     r = client.post(f"/work/{item_id}/release", data=csrf, follow_redirects=False)
     assert r.status_code == 303

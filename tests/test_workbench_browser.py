@@ -111,12 +111,24 @@ def test_a_lost_lease_says_so_in_the_code_panel_and_offers_the_way_on(
     dx.fill("J02.9")
     dx.press("Tab")
     expect(page.locator("#codes-ok")).to_have_count(0)
-    expect(page.locator("#codes-not-saved")).to_contain_text("Not saved")
+    panel = page.locator("#codes-not-saved")
+    expect(panel).to_contain_text("Not saved: this chart is no longer yours")
+    expect(panel).to_contain_text("Your codes are still on screen")
+    expect(panel).not_to_contain_text("Back to My work")  # the flash's buttons, not words
     message = page.locator("#flash [role=alert]")
     expect(message).to_contain_text(re.compile("lease .*expired|no longer leased"))
-    expect(message).to_contain_text("was not kept")
+    expect(message).to_contain_text("Nothing more can be saved on this chart")
+    expect(message).to_contain_text("copy them")
+    expect(message).not_to_contain_text("not kept")
     expect(message.get_by_role("link", name="Back to My work")).to_be_visible()
     expect(message.get_by_role("button", name="Next chart")).to_be_visible()
+    # The header no longer counts down a lease the coder does not hold.
+    expect(page.locator("#lease")).to_have_text(re.compile(r"^\s*Lease ended"))
+    expect(page.locator("[data-countdown-to]")).to_have_count(0)
+    dx.fill("J03.90")
+    dx.press("Tab")  # a second try says the same, once
+    expect(page.locator("#lease")).to_have_text(re.compile(r"^\s*Lease ended"))
+    expect(panel).to_have_count(1)
 
 
 def test_a_bad_audit_search_replaces_the_old_results_with_the_reason(

@@ -36,6 +36,9 @@ class Action(StrEnum):
     assign = "assign"
     move = "move"
     code_save = "code-save"
+    # The as-you-type check of an inpatient stay opened its abstract and the patient's age
+    # and sex for the grouper (nothing saved).
+    code_check = "code-check"
     submit = "submit"
     qa_decision = "qa-decision"
     claim_export = "claim-export"

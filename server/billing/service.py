@@ -208,6 +208,7 @@ def checked_claim(
         drg=checks.drg.drg if checks.drg else None,  # of the codes billed (after any QA)
         drg_version=checks.drg.version if checks.drg and checks.drg.drg else None,
         admission_hour=abstract.admission_hour,
+        admission_date=abstract.admission_date,
         attending=_physician(session, encounter_id=item.encounter_id, npi=abstract.attending_npi),
         operating=_physician(session, encounter_id=item.encounter_id, npi=abstract.operating_npi),
         procedure_dates=dict(abstract.procedure_dates),

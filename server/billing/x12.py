@@ -74,6 +74,7 @@ class ClaimData:
     drg: str | None = None  # the three-digit MS-DRG of the billed codes
     drg_version: str | None = None  # the MS-DRG grouper version ("43.0")
     admission_hour: int | None = None  # FL13, 0-23 (None: not known)
+    admission_date: date | None = None  # the admission's date on the hour's (source's) clock
     attending: Physician | None = None  # from the abstract (None: the billing setting's)
     operating: Physician | None = None  # the operating physician (2310B NM1*72)
     procedure_dates: dict[str, date] = field(default_factory=dict)  # PCS code -> performed
@@ -462,10 +463,14 @@ def _claim_837i(claim: ClaimData, now: datetime, settings: Settings) -> list[lis
         ["DTP", "434", "RD8", f"{_date(start, now)}-{_date(end, now)}"],
     ]
     if inpatient:  # the admission date (D8), with the hour when the abstract knows it (DT)
+        # Date and hour on one clock: the source's (its date beside its hour), not UTC's date.
+        admitted = (
+            claim.admission_date.strftime("%Y%m%d") if claim.admission_date else _date(start, now)
+        )
         segs.append(
-            ["DTP", "435", "D8", _date(start, now)]
+            ["DTP", "435", "D8", admitted]
             if claim.admission_hour is None
-            else ["DTP", "435", "DT", f"{_date(start, now)}{claim.admission_hour:02d}00"]
+            else ["DTP", "435", "DT", f"{admitted}{claim.admission_hour:02d}00"]
         )
     # Institutional claim codes (2300 CL1): admission type (priority of the visit), point
     # of origin, discharge status from the abstract. Inpatient: 9 ("information not

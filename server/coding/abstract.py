@@ -66,6 +66,9 @@ class Abstract(BaseModel):
     admission_source: str | None = Field(default=None, max_length=2)
     discharge_status: str | None = Field(default=None, max_length=2)
     admission_hour: int | None = Field(default=None, ge=0, le=23)  # NUBC FL13: 00-23
+    # The admission's date on the source's own clock (the stay's start as the source wrote
+    # it, with its offset): FL13's hour goes with this date, not with the UTC one.
+    admission_date: date | None = None
     attending_npi: Npi | None = None
     operating_npi: Npi | None = None
     # An ICD-10-CM code's shape (it goes on the 837I as is: no X12 delimiters get through).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -52,7 +53,7 @@ def codes_from_form(form: FormData) -> Codes:
         if c.strip()
     ]
     n = len(px_code)
-    procedures = []
+    procedures: list[ProcedureLine] = []
     for system, code, mods, units, pointers, charge, evidence, charge_code in zip(
         pad("px_system", n),
         px_code,
@@ -66,13 +67,25 @@ def codes_from_form(form: FormData) -> Codes:
     ):
         if not code.strip() and not charge_code.strip():
             continue
+        line = len(procedures) + 1
+        units = units.strip() or "1"
+        if not re.fullmatch(r"[0-9]{1,3}", units) or int(units) < 1:
+            raise ValidationFailed(
+                f"Procedure line {line}: Units must be a whole number of 1 or more (999 at most).",
+                details=[
+                    {
+                        "loc": ["procedures", line - 1, "units"],
+                        "msg": "Units must be a whole number of 1 or more.",
+                    }
+                ],
+            )
         try:
             procedures.append(
                 ProcedureLine(
                     code=code.strip()[:10],
                     system=(system or "CPT").upper(),
                     modifiers=mods.replace(",", " ").upper().split()[:4],
-                    units=int(units or 1),
+                    units=int(units),
                     dx_pointers=[int(p) for p in pointers.replace(",", " ").split()][:4],
                     charge=float(charge or 0),
                     evidence=_evidence(evidence),
@@ -81,7 +94,7 @@ def codes_from_form(form: FormData) -> Codes:
             )
         except (ValueError, PydanticValidationError) as exc:
             raise ValidationFailed(
-                f"Procedure line {len(procedures) + 1}: units, pointers and charge must be "
+                f"Procedure line {line}: pointers and charge must be "
                 "numbers, and the system CPT, HCPCS or PCS.",
                 details=[{"loc": ["procedures", len(procedures)], "msg": "not a number"}],
             ) from exc

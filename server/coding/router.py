@@ -220,9 +220,11 @@ def check_codes_page(
     work_item_id: RowId,
     codes: CodesForm,
 ) -> Response:
-    """Validation as you type: check what is on screen without saving (nothing is audited)."""
+    """Validation as you type: check what is on screen without saving. An inpatient stay is
+    grouped as the save groups it (the saved abstract's discharge status, the patient's age
+    and sex): opening those is an audited use (code-check); an outpatient check opens nothing."""
     item = queue_service.leased_item(session, actor=actor, work_item_id=work_item_id)
-    context = service.claim_context(session, item=item)
+    context = service.check_context(session, actor=actor, item=item)
     codes = service.with_charge_codes(session, codes=codes, on=context.date_of_service)
     result = service.validate(session, codes=codes, context=context)
     return _workbench(

@@ -293,6 +293,24 @@ def claim_context(
     return context
 
 
+def check_context(
+    session: Session, *, actor: Principal, item: WorkItem
+) -> edits_service.ClaimContext:
+    """The as-you-type check's claim context: an inpatient stay's with its saved abstract and
+    the patient's age and sex (the grouper's inputs), opened under a code-check audit row."""
+    if not is_inpatient(session, item):
+        return claim_context(session, item=item)
+    assert item.id is not None  # noqa: S101 - a leased item
+    key = records_service.open_for_use(
+        session,
+        actor=actor,
+        work_item_id=item.id,
+        action=audit_service.Action.code_check,
+        purpose="TREAT",
+    )
+    return claim_context(session, item=item, key=key)
+
+
 def with_charge_codes(session: Session, *, codes: Codes, on: date) -> Codes:
     """The lines with the HCPCS/CPT code of the chargemaster line picked filled in where the
     coder left the code blank (CPT for 5 digits or 4 digits and a letter, else HCPCS)."""

@@ -224,6 +224,7 @@ def _my_work_page(
     actor: Principal,
     *,
     message: str | None = None,
+    error: str | None = None,
     submitted: bool = False,
     status_code: int = 200,
 ) -> Response:
@@ -236,8 +237,11 @@ def _my_work_page(
             "encounters": service.encounters_of(session, rows=rows),
             "queues": service.queues_of(session, user_id=service.user_id_of(actor)),
             "message": message,
+            "error": error,
             "submitted": submitted,
             "now": utcnow(),
+            # A refused form posted from it (Resume) shows again at /work, not at its action.
+            "page_url": "/work" if error else None,
         },
         status_code=status_code,
     )
@@ -311,9 +315,23 @@ def hold_page(
     return RedirectResponse("/work", status_code=303)
 
 
+def _resume_refused(request: Request, session: Session, exc: AppError, _form: FormData) -> Response:
+    """My work again (at /work) saying why the chart was not resumed."""
+    return _my_work_page(
+        request,
+        session,
+        request.state.principal,
+        error=f"Chart #{request.path_params['work_item_id']} was not resumed: {exc.message}",
+        status_code=exc.status_code,
+    )
+
+
 @router.post("/work/{work_item_id}/resume", response_class=HTMLResponse)
-def resume_page(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> Response:
-    """Take a held or returned item back and open it."""
+def resume_page(
+    request: Request, session: SessionDep, actor: CoderDep, work_item_id: RowId
+) -> Response:
+    """Take a held or returned item back and open it; if refused, My work says why."""
+    forms.on_error(request, _resume_refused)
     service.resume(session, actor=actor, work_item_id=work_item_id)
     return RedirectResponse(f"/work/{work_item_id}", status_code=303)
 

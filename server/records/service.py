@@ -463,6 +463,8 @@ def _prefill(admission: AdmissionIn, data: EncounterIn) -> dict[str, Any]:
         "admission_source": source if source in nubc.ADMISSION_SOURCE else None,
         "discharge_status": status if status in nubc.DISCHARGE_STATUS else None,
         "admission_hour": admission.admission_hour,
+        # The date on the clock of the hour (the start as the source wrote it, its offset).
+        "admission_date": data.start.date().isoformat() if data.start else None,
         "attending_npi": _valid_npi(admission.attending_npi),
         "operating_npi": _valid_npi(admission.operating_npi),
         **({"procedure_dates": dates} if dates else {}),

@@ -92,6 +92,9 @@
   }
   document.addEventListener("htmx:responseError", function (e) {
     var elt = e.detail.elt;
+    var leaseLost = e.detail.xhr.status === 409 &&
+      /data-code="lease_expired"/.test(e.detail.xhr.responseText || "");
+    if (leaseLost) leaseEnded(); // the heartbeat's answer too
     var form = elt && elt.closest ? elt.closest("#codes-form") : null;
     if (!form) return;
     var text = "";
@@ -100,6 +103,10 @@
       var alert = doc.querySelector("[role=alert]");
       text = alert ? alert.textContent.trim() : "";
     } catch (err) { text = ""; }
+    if (leaseLost) {
+      text = "this chart is no longer yours (its lease ended or was taken back). " +
+        "Your codes are still on screen: copy what you need, then press Next chart.";
+    }
     var problems = document.getElementById("code-problems");
     if (problems) {
       var p = document.createElement("p");
@@ -107,10 +114,39 @@
       p.setAttribute("role", "alert");
       p.id = "codes-not-saved";
       p.textContent = "✖ Not saved: " + (text || "the server refused this change.") +
-        " What you typed is still on screen.";
+        (leaseLost ? "" : " What you typed is still on screen.");
       problems.replaceChildren(p);
     }
+    // A refused number of units: the field itself says so (the message names the line).
+    form.querySelectorAll("input[name=px_units]").forEach(function (input) {
+      var v = input.value.trim();
+      if (v === "" || (/^[0-9]{1,3}$/.test(v) && parseInt(v, 10) >= 1)) {
+        input.removeAttribute("aria-invalid");
+      } else {
+        input.setAttribute("aria-invalid", "true");
+      }
+    });
   });
+  // A save or check the server took: no units field stays marked as refused.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var elt = e.detail.elt;
+    var form = elt && elt.closest ? elt.closest("#codes-form") : null;
+    if (!form || !e.detail.successful) return;
+    form.querySelectorAll("input[name=px_units][aria-invalid]").forEach(function (input) {
+      input.removeAttribute("aria-invalid");
+    });
+  });
+  // The lease is gone: the header stops counting it down (and its heartbeat stops).
+  function leaseEnded() {
+    var lease = document.getElementById("lease");
+    if (!lease || lease.getAttribute("data-ended")) return;
+    var ended = document.createElement("span");
+    ended.id = "lease";
+    ended.setAttribute("data-ended", "1");
+    ended.className = "lease-ended";
+    ended.textContent = "Lease ended: this chart is no longer yours.";
+    lease.replaceWith(ended);
+  }
   document.addEventListener("htmx:beforeSwap", function (e) {
     var elt = e.detail.elt;
     var inPanel = elt && elt.closest && elt.closest("#codes-form");

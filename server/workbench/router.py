@@ -25,7 +25,7 @@ from server.auth.deps import (
 from server.auth.principal import Principal
 from server.billing import cdm
 from server.coding import abstract as abstract_service
-from server.coding import nubc
+from server.coding import codesets, nubc
 from server.coding import service as coding_service
 from server.coding.abstract import Abstract
 from server.coding.forms import CodesForm, codes_from_form
@@ -461,6 +461,7 @@ def _qa_page(
         else None
     )
     kept = kept or {}
+    shown = codes if codes is not None else chart.codes
     # The message of a difference without a category, at its row (details are by position).
     row_errors = {
         differences[d["loc"][1]].key: str(d.get("msg", ""))
@@ -478,7 +479,9 @@ def _qa_page(
         {
             "item": chart.item,
             "record": chart.record,
-            "codes": codes if codes is not None else chart.codes,
+            "codes": shown,
+            # The Description column: each code's title from the code sets, as the workbench.
+            "titles": codesets.titles(session, codes=shown),
             "coder_codes": chart.codes,
             "inpatient": chart.inpatient,
             "drg": chart.drg,

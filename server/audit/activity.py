@@ -111,10 +111,10 @@ def roll_up(session: Session, *, now: datetime | None = None) -> int:
     todo = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     todo = [d for d in todo if d not in closed]
     done = 0
-    # Runs of consecutive open days, each counted in one grouped query.
+    # Runs of consecutive open days (a month at most), each counted in one grouped query.
     while todo:
         run = [todo.pop(0)]
-        while todo and todo[0] == run[-1] + timedelta(days=1):
+        while todo and todo[0] == run[-1] + timedelta(days=1) and len(run) < DAYS:
             run.append(todo.pop(0))
         for day, counts in _raw(session, run).items():
             session.add_all(AuditDay(day=day, kind=k, events=n) for k, n in counts.items())

@@ -132,6 +132,15 @@ def test_dnfb_follows_a_discharge_date_changed_after_arrival(session):
     session.commit()
     counts = {b.label: b.count for b in service.dnfb(session, as_of=AS_OF).buckets}
     assert (counts["0-3"], counts["15-30"]) == (0, 1)
+    # Its payer class and class corrected too: the groupings follow.
+    encounter.payer_class = "medicaid"
+    encounter.encounter_class = "emergency"
+    session.add(encounter)
+    session.commit()
+    by_payer = service.dnfb(session, by="payer_class", as_of=AS_OF)
+    assert [(g.key, g.total) for g in by_payer.groups] == [("medicaid", 1)]
+    by_class = service.dnfb(session, by="class", as_of=AS_OF)
+    assert [(g.key, g.total) for g in by_class.groups] == [("emergency", 1)]
     encounter.end_at = None  # discharge undone: its start (none here) -> not aged
     session.add(encounter)
     session.commit()

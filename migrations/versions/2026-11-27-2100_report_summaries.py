@@ -2,9 +2,10 @@
 
 - `coding_day`: submits per local day, coder, encounter class and final DRG, with the
   seconds of the leases they ended; kept on submit, built here from the stored submits.
-- `work_item.discharged_at`: the encounter's discharge moment (end of service, else start)
-  beside the status, with `ix_work_item_dnfb (status, discharged_at, queue_id)`: DNFB by
-  queue is an index-only count; backfilled from the encounters.
+- `work_item.discharged_at`, `encounter_class`, `payer_class`: the encounter's discharge
+  moment (end of service, else start) and classes beside the status, with
+  `ix_work_item_dnfb`: DNFB by queue, class or payer class is an index-only count;
+  backfilled from the encounters.
 - `audit_day`: the compliance activity counts of closed days (rolled up by the sealer),
   and a partial index of the events that figure counts, for the days not rolled up.
 - `ix_work_item_coded_mix`: case-mix reads its columns from the index alone.
@@ -69,11 +70,18 @@ def upgrade() -> None:
                 "discharged_at", server.models.base.UTCDateTime(timezone=True), nullable=True
             )
         )
+        batch_op.add_column(sa.Column("encounter_class", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("payer_class", sa.String(length=100), nullable=True))
     op.execute(
-        "UPDATE work_item SET discharged_at = (SELECT coalesce(encounter.end_at, "
-        "encounter.start_at) FROM encounter WHERE encounter.id = work_item.encounter_id)"
+        "UPDATE work_item SET (discharged_at, encounter_class, payer_class) = (SELECT "
+        "coalesce(encounter.end_at, encounter.start_at), encounter.encounter_class, "
+        "encounter.payer_class FROM encounter WHERE encounter.id = work_item.encounter_id)"
     )
-    op.create_index("ix_work_item_dnfb", "work_item", ["status", "discharged_at", "queue_id"])
+    op.create_index(
+        "ix_work_item_dnfb",
+        "work_item",
+        ["status", "discharged_at", "queue_id", "encounter_class", "payer_class"],
+    )
     # Case-mix reads every column it needs from this index (an index-only scan).
     op.create_index(
         "ix_work_item_coded_mix",
@@ -100,6 +108,8 @@ def downgrade() -> None:
     op.drop_index("ix_work_item_coded_mix", table_name="work_item")
     op.drop_index("ix_work_item_dnfb", table_name="work_item")
     with op.batch_alter_table("work_item", schema=None) as batch_op:
+        batch_op.drop_column("payer_class")
+        batch_op.drop_column("encounter_class")
         batch_op.drop_column("discharged_at")
     op.drop_table("audit_day")
     op.drop_table("coding_day")

@@ -60,8 +60,16 @@ class WorkItem(SQLModel, table=True):
             postgresql_where=text("final_drg IS NOT NULL"),
             sqlite_where=text("final_drg IS NOT NULL"),
         ),
-        # DNFB: unbilled items by status and discharge, read from the index alone.
-        Index("ix_work_item_dnfb", "status", "discharged_at", "queue_id"),
+        # DNFB: unbilled items by status and discharge, grouped by queue, class or payer
+        # class, read from the index alone.
+        Index(
+            "ix_work_item_dnfb",
+            "status",
+            "discharged_at",
+            "queue_id",
+            "encounter_class",
+            "payer_class",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -88,8 +96,12 @@ class WorkItem(SQLModel, table=True):
     final_mcc_count: int | None = None
     # The encounter's discharge moment (end of service, else start), kept beside the status
     # for DNFB (migration 0027): set when the item is written and whenever the encounter's
-    # dates change (server.reports.summary keeps it), so DNFB needs no join to the encounter.
+    # dates or classes change (server.reports.summary keeps them), so DNFB needs no join to
+    # the encounter.
     discharged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The encounter's class and payer class, kept beside it the same way (DNFB groups by them).
+    encounter_class: str | None = Field(default=None, max_length=40)
+    payer_class: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -151,8 +151,8 @@ def dnfb(session: Session, *, by: str = "queue", as_of: datetime | None = None) 
     check_grouping(by)
     as_of = (as_of or utcnow()).astimezone(UTC)
     today = as_of.astimezone(hospital_zone()).date()
-    # The discharge moment kept beside the status (migration 0027): by queue, the count is
-    # read from ix_work_item_dnfb alone; by class or payer, each item joins its encounter.
+    # The discharge moment and classes kept beside the status (migration 0027): the count
+    # is read from ix_work_item_dnfb alone, whatever the grouping.
     discharged = col(WorkItem.discharged_at)
     whens = [
         (discharged >= day_start(today - timedelta(days=oldest)), label)
@@ -165,30 +165,17 @@ def dnfb(session: Session, *, by: str = "queue", as_of: datetime | None = None) 
         discharged.is_not(None),
         discharged <= as_of,
     )
-    if by == "queue":
-        # Grouped by queue id in the index, named after: 5 queues, not 100,000 joins.
+    key: Any = {
+        "queue": col(WorkItem.queue_id),
+        "class": col(WorkItem.encounter_class),
+        "payer_class": col(WorkItem.payer_class),
+    }[by]
+    found: list[Any] = list(
+        session.execute(select(key, bucket, func.count()).where(*filters).group_by(key, bucket))
+    )
+    if by == "queue":  # grouped by id in the index, named after: a few queues, no join
         names = dict(session.execute(sa_select(col(Queue.id), col(Queue.name))).all())
-        raw = session.execute(
-            select(col(WorkItem.queue_id), bucket, func.count())
-            .where(*filters)
-            .group_by(col(WorkItem.queue_id), bucket)
-        ).all()
-        found: list[tuple[Any, str, int]] = [(names.get(q), label, n) for q, label, n in raw]
-    else:
-        key: Any = {
-            "class": col(Encounter.encounter_class),
-            "payer_class": col(Encounter.payer_class),
-        }[by]
-        found = [
-            tuple(r)
-            for r in session.execute(
-                select(key, bucket, func.count())
-                .select_from(WorkItem)
-                .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
-                .where(*filters)
-                .group_by(key, bucket)
-            ).all()
-        ]
+        found = [(names.get(q), label, n) for q, label, n in found]
     totals = {b.label: b for b in _empty_buckets()}
     groups: dict[str, DnfbGroup] = {}
     for group_key, label, count in found:

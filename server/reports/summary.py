@@ -4,9 +4,10 @@
   seconds of the leases they ended. Written by `add_submit` in the submit's own transaction
   (called by `record_event` for every `submit` event), so productivity and throughput read
   whole days from it and only a window's partial first and last day from the raw submits.
-- `work_item.discharged_at`: the encounter's discharge moment (end of service, else start)
-  beside the item's status, kept by the mapper events below whenever an item is written or
-  its encounter's dates change, so DNFB counts from one index without joining encounters.
+- `work_item.discharged_at`, `encounter_class`, `payer_class`: the encounter's discharge
+  moment (end of service, else start) and classes beside the item's status, kept by the
+  mapper events below whenever an item is written or its encounter's dates or classes
+  change, so DNFB counts from one index without joining encounters.
 
 Days are calendar days in the hospital's zone (`CHARTDESK_AUDIT_TIMEZONE`); after changing
 the zone, rebuild the summary (`rebuild_coding_days`, as the migration does).
@@ -184,21 +185,34 @@ _DISCHARGE = func.coalesce(_ENC.c.end_at, _ENC.c.start_at)
 
 @event.listens_for(WorkItem, "before_insert")
 def _item_discharge(mapper: Any, connection: Any, item: WorkItem) -> None:
-    """A new item carries its encounter's discharge moment."""
-    if item.discharged_at is None and item.encounter_id is not None:
-        item.discharged_at = connection.execute(
-            select(_DISCHARGE).where(_ENC.c.id == item.encounter_id)
-        ).scalar()
+    """A new item carries its encounter's discharge moment and classes."""
+    if item.encounter_id is None:
+        return
+    row = connection.execute(
+        select(_DISCHARGE, _ENC.c.encounter_class, _ENC.c.payer_class).where(
+            _ENC.c.id == item.encounter_id
+        )
+    ).first()
+    if row is not None:
+        item.discharged_at, item.encounter_class, item.payer_class = row
+
+
+_KEPT = ("end_at", "start_at", "encounter_class", "payer_class")
 
 
 @event.listens_for(Encounter, "after_update")
 def _encounter_dates(mapper: Any, connection: Any, encounter: Encounter) -> None:
-    """An encounter's dates changed (an HL7 update, a discharge undone): its item follows."""
+    """An encounter's dates or classes changed (an HL7 update, a discharge undone): its
+    item follows."""
     state = inspect(encounter)
-    if not (state.attrs.end_at.history.has_changes() or state.attrs.start_at.history.has_changes()):
+    if not any(getattr(state.attrs, name).history.has_changes() for name in _KEPT):
         return
     connection.execute(
         update(_ITEM)
         .where(_ITEM.c.encounter_id == encounter.id)
-        .values(discharged_at=encounter.end_at or encounter.start_at)
+        .values(
+            discharged_at=encounter.end_at or encounter.start_at,
+            encounter_class=encounter.encounter_class,
+            payer_class=encounter.payer_class,
+        )
     )

@@ -447,7 +447,8 @@ def _raw_submits(
     rows = (
         sa_select(
             col(User.username).label("coder"),
-            col(Encounter.encounter_class).label("klass"),
+            # The class kept on the item (migration 0027): no look-up of the encounter.
+            col(WorkItem.encounter_class).label("klass"),
             col(WorkItemEvent.at).label("submitted"),
             lease_start.label("started"),
             col(WorkItem.final_drg).label("drg"),
@@ -456,7 +457,6 @@ def _raw_submits(
         .select_from(WorkItemEvent)
         .join(User, col(User.id) == col(WorkItemEvent.actor_id))
         .join(WorkItem, col(WorkItem.id) == col(WorkItemEvent.work_item_id))
-        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
         .where(
             col(WorkItemEvent.action) == "submit",
             col(WorkItemEvent.at) >= since,

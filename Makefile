@@ -66,10 +66,11 @@ bench-pages: install
 bench-hl7: install
 	$(PY) -m bench.hl7
 
-# Dashboard figures (productivity, case-mix, DNFB) at 1M work items beside the same SQL in
-# psql, with and without migration 0019's indexes (bench/results/reports-latest.md).
+# Dashboard figures (productivity, throughput, case-mix, DNFB) at 1M work items and the
+# compliance activity at 10M audit events, beside the same SQL in psql
+# (bench/results/reports-latest.md).
 bench-reports: install
-	$(PY) -m bench.reports --before
+	$(PY) -m bench.reports
 
 clean:
 	rm -rf $(VENV) node_modules server/static/vendor var

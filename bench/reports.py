@@ -7,10 +7,10 @@ with a final MS-DRG and CC/MCC counts), runs ANALYZE, then times each report fun
 in process (`--rounds` runs, p50/p95, the ORM and Python included) beside its compiled SQL
 run in psql with `\\timing`, and prints EXPLAIN (ANALYZE, BUFFERS) of the productivity
 query, and the dashboard's 10-second refresh (full figures against the change check).
-With `--before`, the figures are taken again with the submits' lease start cleared, so
-productivity looks each one up as before migration 0023.
+Then `--events` audit events (default 10,000,000) over the last 365 days, and the
+compliance activity figure, before and after the sealer's roll-up of settled days.
 The rows are synthetic load, not coding facts. Writes bench/results/reports-latest.md.
-Usage: .venv/bin/python -m bench.reports [--items N] [--rounds N] [--before]
+Usage: .venv/bin/python -m bench.reports [--items N] [--events N] [--rounds N]
 """
 
 from __future__ import annotations
@@ -58,14 +58,15 @@ LOAD = [
     "now() - (g % 365) * interval '1 day' - interval '1 day', '\\x00', now() "
     "FROM generate_series(1, {items}) g",
     "INSERT INTO work_item (encounter_id, queue_id, status, priority, coded_by_id, coded_at, "
-    "final_drg, final_drg_version, final_cc_count, final_mcc_count, created_at, updated_at) "
+    "final_drg, final_drg_version, final_cc_count, final_mcc_count, created_at, updated_at, "
+    "discharged_at, encounter_class, payer_class) "
     "SELECT e.id, 1 + e.id % 5, CASE WHEN e.id % 10 = 0 THEN 'ready' ELSE 'billed' END, 0, "
     "1 + e.id % 50, e.end_at + interval '1 day', "
     "CASE WHEN e.encounter_class = 'inpatient' THEN (ARRAY['291','292','293','871','872'])"
     "[1 + e.id % 5] END, CASE WHEN e.encounter_class = 'inpatient' THEN '43.0' END, "
     "CASE WHEN e.encounter_class = 'inpatient' THEN e.id % 2 END, "
-    "CASE WHEN e.encounter_class = 'inpatient' THEN e.id % 3 / 2 END, now(), now() "
-    "FROM encounter e",
+    "CASE WHEN e.encounter_class = 'inpatient' THEN e.id % 3 / 2 END, now(), now(), "
+    "coalesce(e.end_at, e.start_at), e.encounter_class, e.payer_class FROM encounter e",
     "INSERT INTO work_item_event (work_item_id, at, actor_id, action, from_status, to_status, "
     "owner_id) SELECT w.id, w.coded_at - interval '25 minutes', w.coded_by_id, 'claim', "
     "'ready', 'in_progress', w.coded_by_id FROM work_item w ORDER BY w.coded_at",
@@ -85,13 +86,16 @@ def pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
-def psql_ms(cluster: Any, sql: str, rounds: int) -> list[float]:
-    """The statement `rounds` times in psql with \\timing: milliseconds each."""
+def psql_ms(cluster: Any, sql: str | list[str], rounds: int) -> list[float]:
+    """The statement (or a call's statements, summed per round) `rounds` times in psql with
+    \\timing: milliseconds each round."""
     import re
 
-    # As the app runs it: productivity turns JIT off for its transaction (SET LOCAL).
-    setup = ["SET jit = off;"] if "lease_start" in sql else []
-    script = [*setup, "\\timing on", "\\o /dev/null", *([sql.rstrip(";") + ";"] * rounds)]
+    statements = [sql] if isinstance(sql, str) else sql
+    # As the app runs them: the reports turn JIT off for their transaction (SET LOCAL).
+    setup = ["SET jit = off;"]
+    body = [q.rstrip(";") + ";" for q in statements if not q.startswith("SET LOCAL")]
+    script = [*setup, "\\timing on", "\\o /dev/null", *(body * rounds)]
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write("\n".join(script) + "\n")
     psql = str(cluster.bindir / "psql")
@@ -99,7 +103,9 @@ def psql_ms(cluster: Any, sql: str, rounds: int) -> list[float]:
     out = subprocess.run(
         [*cmd, "-d", "bench", "-f", f.name], capture_output=True, text=True, check=True
     )
-    return [float(m) for m in re.findall(r"Time: ([0-9.]+) ms", out.stdout)]
+    times = [float(m) for m in re.findall(r"Time: ([0-9.]+) ms", out.stdout)]
+    n = len(body)
+    return [sum(times[i : i + n]) for i in range(0, len(times), n)]
 
 
 class Recorder:
@@ -121,41 +127,91 @@ class Recorder:
             return psycopg.ClientCursor(c).mogrify(sql, params)
 
 
-def measure(cluster: Any, dsn: str, rounds: int) -> dict[str, Any]:
-    """Each figure's in-process times and the psql times of its main statement."""
+FIGURES = {
+    "productivity, last 7 days": lambda s: _service().productivity(s),
+    # Not on day boundaries: whole days from the summary, the partial first and last from
+    # the raw submits.
+    "productivity, last 30 days": lambda s: _service().productivity(
+        s, since=datetime.now(UTC).replace(microsecond=0) - _days(30)
+    ),
+    # Partial first and last days with submits in them (the bench's submits are all at the
+    # load's time of day): ~2,700 raw submits each side of the summary's whole days.
+    "productivity, 30 days ± 1 hour": lambda s: _service().productivity(
+        s,
+        since=datetime.now(UTC).replace(microsecond=0) - _days(30) - _hours(1),
+        until=datetime.now(UTC).replace(microsecond=0) + _hours(1),
+    ),
+    "throughput, last 30 days": lambda s: _work().throughput(s),
+    "case-mix by coder, 12 months": lambda s: _casemix().case_mix(s, by="coder"),
+    "case-mix by month, 12 months": lambda s: _casemix().case_mix(s, by="month"),
+    "DNFB by queue": lambda s: _service().dnfb(s, by="queue"),
+    "DNFB by class": lambda s: _service().dnfb(s, by="class"),
+    "DNFB by payer class": lambda s: _service().dnfb(s, by="payer_class"),
+}
+ACTIVITY = {"compliance activity, last 30 days": lambda s: _activity().activity(s)}
+
+
+def _service() -> Any:
+    from server.reports import service
+
+    return service
+
+
+def _work() -> Any:
+    from server.reports import work
+
+    return work
+
+
+def _casemix() -> Any:
+    from server.reports import casemix
+
+    return casemix
+
+
+def _activity() -> Any:
+    from server.audit import activity
+
+    return activity
+
+
+def measure(
+    cluster: Any, dsn: str, rounds: int, figures: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Each figure's in-process times, and the psql times of every statement it ran (summed
+    per round)."""
+    from sqlalchemy import event
     from sqlmodel import Session
 
     from server.db import get_engine
-    from server.reports import casemix, service
 
     engine = get_engine()
-    figures = {
-        "productivity, last 7 days": lambda s: service.productivity(s),
-        "productivity, last 30 days": lambda s: service.productivity(
-            s, since=datetime.now(UTC).replace(microsecond=0) - _days(30)
-        ),
-        "case-mix by coder, 12 months": lambda s: casemix.case_mix(s, by="coder"),
-        "case-mix by month, 12 months": lambda s: casemix.case_mix(s, by="month"),
-        "DNFB by queue": lambda s: service.dnfb(s, by="queue"),
-    }
     out: dict[str, Any] = {}
-    for name, call in figures.items():
-        rec = Recorder(engine)
+    for name, call in (figures or FIGURES).items():
         times = []
-        for _ in range(rounds):
+        rec = Recorder(engine)
+        for n in range(rounds):
             with Session(engine) as s:
                 t = time.perf_counter()
                 call(s)
                 times.append((time.perf_counter() - t) * 1000)
-        # The report's own statement is the longest one it ran (the standards and QA look-ups
-        # beside productivity are a few rows each).
-        main = max(range(len(rec.statements)), key=lambda i: len(rec.statements[i][0]))
-        sql = rec.literal(dsn, main)
-        from sqlalchemy import event
-
-        event.remove(engine, "before_cursor_execute", rec._seen)  # noqa: SLF001
-        out[name] = {"app": times, "psql": psql_ms(cluster, sql, rounds), "sql": sql}
+            if n == 0:
+                event.remove(engine, "before_cursor_execute", rec._seen)  # noqa: SLF001
+        statements = [rec.literal(dsn, i) for i in range(len(rec.statements))]
+        main = max(statements, key=len)
+        out[name] = {
+            "app": times,
+            "psql": psql_ms(cluster, statements, rounds),
+            "sql": main,
+            "statements": len([q for q in statements if not q.startswith("SET LOCAL")]),
+        }
     return out
+
+
+def _hours(n: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(hours=n)
 
 
 def _days(n: int) -> Any:
@@ -172,12 +228,50 @@ def explain(dsn: str, sql: str) -> str:
     return "\n".join(r[0] for r in rows)
 
 
+def load_audit(dsn: str, events: int) -> float:
+    """`events` audit events over the last 365 days up to now, in bench.load's mix (4 in 10
+    record views, 1 in 97 refused), 1M per transaction, the secondary indexes built after.
+    Returns the seconds it took."""
+    from bench.load import ACTIONS
+
+    started = time.perf_counter()
+    step = 365 * 86400 / max(events, 1)
+    chunk = 1_000_000
+    with psycopg.connect(dsn, autocommit=True) as c:
+        indexes = c.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = 'audit_event' "
+            "AND i.indexname NOT IN (SELECT conname FROM pg_constraint)"
+        ).fetchall()
+        c.execute("SET session_replication_role = replica")  # the loader stamps the times
+        for name, _ in indexes:
+            c.execute(f'DROP INDEX "{name}"')  # type: ignore[arg-type]
+        for lo in range(1, events + 1, chunk):
+            hi = min(events, lo + chunk - 1)
+            c.execute(
+                "INSERT INTO audit_event (time, action, outcome, actor, actor_kind, actor_roles, "  # noqa: S608
+                "patient_id, work_item_id, source_ip, user_agent, request_id, purpose) "
+                "SELECT now() - g * %(step)s * interval '1 second', "
+                f"{ACTIONS}[1 + g %% 10], "
+                "CASE WHEN g %% 97 = 0 THEN 'denied' ELSE 'success' END, "
+                "'coder' || lpad((g %% 500)::text, 3, '0'), 'user', 'coder', "
+                "1 + g %% 100000, 1 + g %% 1000000, '10.20.' || (g %% 250) || '.' || (g %% 199), "
+                "'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0', md5(g::text), 'TREAT' "
+                "FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g",
+                {"step": step, "lo": lo, "hi": hi},
+            )
+        c.execute("SET maintenance_work_mem = '512MB'")
+        for _, ddl in indexes:
+            c.execute(ddl)
+        c.execute("VACUUM ANALYZE audit_event")
+    return time.perf_counter() - started
+
+
 def main() -> None:
     """Load, measure, write the results."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=10_000_000, help="audit events")
     ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--before", action="store_true", help="also measure without 0019's indexes")
     args = ap.parse_args()
     cluster = start_cluster(fast=True)
     try:
@@ -192,22 +286,53 @@ def main() -> None:
         with psycopg.connect(dsn, autocommit=True) as c:
             for sql in LOAD:
                 c.execute(sql.replace("{items}", str(args.items)))  # type: ignore[arg-type]
+        # The per-day coding summary, as migration 0027 builds it from the stored submits.
+        from server.db import get_engine
+        from server.reports import summary
+
+        with get_engine().begin() as conn:
+            summary_rows = summary.rebuild_coding_days(conn)
+        with psycopg.connect(dsn, autocommit=True) as c:
             c.execute("VACUUM ANALYZE")
         loaded = time.perf_counter() - started
-        runs = {"after": measure(cluster, dsn, args.rounds)}
-        plans = {"after": explain(dsn, runs["after"]["productivity, last 7 days"]["sql"])}
+        runs = {"figures": measure(cluster, dsn, args.rounds)}
+        plans = {
+            "productivity, 30 days ± 1 hour (a partial day's raw submits)": explain(
+                dsn, runs["figures"]["productivity, 30 days ± 1 hour"]["sql"]
+            ),
+            "DNFB by queue": explain(dsn, runs["figures"]["DNFB by queue"]["sql"]),
+        }
         refresh = measure_refresh(dsn, args.rounds)
-        if args.before:
-            # As before migration 0023: no lease start on the submits, so productivity looks
-            # each one up (the report's fallback is the old query).
-            with psycopg.connect(dsn, autocommit=True) as c:
-                c.execute(
-                    "UPDATE work_item_event SET lease_started_at = NULL WHERE action = 'submit'"
-                )
-                c.execute("VACUUM ANALYZE work_item_event")
-            runs["before"] = measure(cluster, dsn, args.rounds)
-            plans["before"] = explain(dsn, runs["before"]["productivity, last 7 days"]["sql"])
-        write(args, loaded, runs, plans, refresh)
+        audit_s = load_audit(dsn, args.events)
+        # Nothing rolled up yet: every day of the window counted from the partial index.
+        runs["activity, no day rolled up"] = measure(cluster, dsn, args.rounds, ACTIVITY)
+        plans["compliance activity, no day rolled up"] = explain(
+            dsn, runs["activity, no day rolled up"]["compliance activity, last 30 days"]["sql"]
+        )
+        # As the sealer does every hour: settled days into audit_day.
+        t = time.perf_counter()
+        from sqlmodel import Session
+
+        from server.audit import activity
+
+        with Session(get_engine()) as s:
+            closed = activity.roll_up(s)
+            s.commit()
+        rollup_s = time.perf_counter() - t
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("ANALYZE audit_day")
+        runs["activity, settled days rolled up"] = measure(cluster, dsn, args.rounds, ACTIVITY)
+        plans["compliance activity, rolled up (today and yesterday from the log)"] = explain(
+            dsn,
+            runs["activity, settled days rolled up"]["compliance activity, last 30 days"]["sql"],
+        )
+        notes = {
+            "summary_rows": summary_rows,
+            "audit_s": audit_s,
+            "rollup_s": rollup_s,
+            "closed": closed,
+        }
+        write(args, loaded, runs, plans, refresh, notes)
     finally:
         cluster.stop()
 
@@ -248,40 +373,51 @@ def measure_refresh(dsn: str, rounds: int) -> dict[str, Any]:
     return out
 
 
+TITLES = {
+    "figures": "The dashboard figures (migration 0027: per-day summary, discharge beside status, "
+    "covering index)",
+    "activity, no day rolled up": "Compliance activity, no day rolled up (every day counted "
+    "from the partial index ix_audit_event_activity)",
+    "activity, settled days rolled up": "Compliance activity, settled days rolled up by the "
+    "sealer (today and yesterday counted from the log)",
+}
+
+
 def write(
     args: Any,
     loaded: float,
     runs: dict[str, Any],
     plans: dict[str, str],
     refresh: dict[str, Any] | None = None,
+    notes: dict[str, Any] | None = None,
 ) -> None:
     """bench/results/reports-latest.md: a table per run, the plans, the SQL."""
+    notes = notes or {}
     lines = [
         "# Dashboard figures at scale (bench/reports.py)",
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {args.items:,} work items, "
-        f"{2 * args.items:,} work item events · loaded in {loaded:.0f} s · "
-        f"{args.rounds} rounds · 2 shared cores, PostgreSQL 15 on loopback (fsync off: a "
-        "read-only benchmark). Target: each figure p95 under 200 ms. Load average at the "
-        "end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + ".",
+        f"{2 * args.items:,} work item events ({notes.get('summary_rows', 0):,} coding_day "
+        f"rows) · loaded in {loaded:.0f} s · {args.events:,} audit events over the last 365 "
+        f"days loaded in {notes.get('audit_s', 0):.0f} s, {notes.get('closed', 0)} settled "
+        f"days rolled up in {notes.get('rollup_s', 0):.1f} s · {args.rounds} rounds · 2 shared "
+        "cores, PostgreSQL 15 on loopback (fsync off: a read-only benchmark). Target: each "
+        "figure p95 under 200 ms. psql runs every statement the call ran (summed per round). "
+        "Load average at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + ".",
         "",
     ]
     for label, run in runs.items():
-        title = (
-            "with migration 0023 (the lease start kept on each submit)"
-            if label == "after"
-            else "lease start looked up per submit (before 0023; case-mix and DNFB unchanged)"
-        )
         lines += [
-            f"## {title}",
+            f"## {TITLES.get(label, label)}",
             "",
-            "| figure | app p50 | app p95 | same SQL in psql p50 | psql p95 | target |",
-            "|---|---|---|---|---|---|",
+            "| figure | statements | app p50 | app p95 | same SQL in psql p50 | psql p95 "
+            "| target |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, m in run.items():
             p95 = pct(m["app"], 95)
             lines.append(
-                f"| {name} | {pct(m['app'], 50):.1f} ms | {p95:.1f} ms | "
+                f"| {name} | {m['statements']} | {pct(m['app'], 50):.1f} ms | {p95:.1f} ms | "
                 f"{pct(m['psql'], 50):.1f} ms | {pct(m['psql'], 95):.1f} ms | "
                 f"{'met' if p95 < 200 else 'NOT met'} |"
             )
@@ -305,20 +441,14 @@ def write(
             )
         lines.append("")
     for label, plan in plans.items():
-        lines += [
-            f"## EXPLAIN ANALYZE, productivity last 7 days ({label})",
-            "",
-            "```",
-            plan,
-            "```",
-            "",
-        ]
-    lines += ["## The SQL", ""]
-    for name, m in runs["after"].items():
-        lines += [f"**{name}**", "", "```sql", m["sql"], "```", ""]
+        lines += [f"## EXPLAIN ANALYZE, {label}", "", "```", plan, "```", ""]
+    lines += ["## The SQL (the longest statement of each figure)", ""]
+    for run in runs.values():
+        for name, m in run.items():
+            lines += [f"**{name}**", "", "```sql", m["sql"], "```", ""]
     out = ROOT / "bench" / "results" / "reports-latest.md"
     out.write_text("\n".join(lines))
-    print("\n".join(lines[:40]))  # noqa: T201
+    print("\n".join(lines[:60]))  # noqa: T201
 
 
 if __name__ == "__main__":

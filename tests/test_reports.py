@@ -13,7 +13,7 @@ from server.config import get_settings
 from server.db import get_engine
 from server.models import AuditEvent, Status, WorkItemEvent
 from server.queue.items import record_event
-from server.reports import service
+from server.reports import service, summary
 from tests.support.coding import GOOD_CODES, coder_with_item
 from tests.support.factories import make_user, sign_in
 from tests.support.queue import dummy_item, ensure_queue
@@ -347,6 +347,10 @@ def test_productivity_from_a_real_lease_release_and_submit(make_client):
         events[3].lease_started_at = events[2].at  # the history moved back in time with it
         submit_id = events[3].id
         s.commit()
+        # The history was rewritten under the per-day summary: build it again, as the
+        # migration does from the stored submits.
+        summary.rebuild_coding_days(s.connection())
+        s.commit()
     sup = make_client()
     sign_in(sup, make_user("sue", "supervisor"))
     body = sup.get("/api/v1/reports/productivity?since=2026-11-20&until=2026-11-20").json()
@@ -358,6 +362,8 @@ def test_productivity_from_a_real_lease_release_and_submit(make_client):
         assert submit is not None
         submit.lease_started_at = None
         s.add(submit)
+        s.commit()
+        summary.rebuild_coding_days(s.connection())
         s.commit()
     body = sup.get("/api/v1/reports/productivity?since=2026-11-20&until=2026-11-20").json()
     assert [(i["coder"], i["charts"], i["hours"]) for i in body["items"]] == [("coder1", 1, 0.75)]

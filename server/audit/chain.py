@@ -745,6 +745,22 @@ def _unsealed(conn: Connection, pg: bool) -> tuple[int, int | None]:
 # ---------------------------------------------------------------- the background sealer
 
 
+ROLL_UP_EVERY = timedelta(hours=1)
+
+
+def roll_up_activity(*, engine: Engine | None = None) -> int:
+    """Roll the settled days of the compliance activity figure into `audit_day` (counts per
+    day and kind; see server.audit.activity). Returns how many days it closed."""
+    from sqlmodel import Session
+
+    from server.audit import activity
+
+    with Session(engine or get_engine()) as session:
+        done = activity.roll_up(session)
+        session.commit()
+    return done
+
+
 class BackgroundSealer:
     """Seals every `interval` seconds in a daemon thread until `stop()`."""
 
@@ -760,11 +776,20 @@ class BackgroundSealer:
             self._thread.start()
 
     def _run(self) -> None:
+        rolled: datetime | None = None
         while not self._stop.wait(self.interval):
             try:
                 seal_pending()
             except Exception as exc:  # keep sealing on the next round; never log event data
                 log.warning("audit sealer round failed: %s", type(exc).__name__)
+            # Once an hour: close the settled days of the compliance activity figure.
+            now = datetime.now(UTC)
+            if rolled is None or now - rolled >= ROLL_UP_EVERY:
+                try:
+                    roll_up_activity()
+                    rolled = now
+                except Exception as exc:  # the figure counts open days itself meanwhile
+                    log.warning("audit activity roll-up failed: %s", type(exc).__name__)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the thread to stop and wait for its current round to finish."""

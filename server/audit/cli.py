@@ -62,6 +62,8 @@ def seal() -> None:
     """Seal finished events now and sign a checkpoint (the app does this by itself)."""
     result = chain.seal_pending(wait=True, checkpoint=True)
     typer.echo(f"sealed {result.sealed} events; chain head at seq {result.head_seq}")
+    days = chain.roll_up_activity()
+    typer.echo(f"activity: {days} settled days rolled up")
 
 
 @audit_app.command("export")

@@ -18,7 +18,7 @@ from server.models.query import EncounterProvider, PhysicianQuery, ProviderAccou
 from server.models.queue import Queue, QueueMember, RoutingRule
 from server.models.record import DataKey, Document, Encounter, Hl7Message, Patient
 from server.models.remit import RemitAdjustment, RemitClaim, RemitLine, RemitRemark, Remittance
-from server.models.report import ProductivityStandard
+from server.models.report import AuditDay, CodingDay, ProductivityStandard
 from server.models.review import FlagCase, FlagCaseStep
 from server.models.sampling import QaSampleRule, QaSampling
 from server.models.security import OidcTransaction, RateLimitCounter
@@ -26,7 +26,9 @@ from server.models.user import Role, Scope, ServiceToken, User, UserRole, UserSe
 from server.models.work import Status, WorkItem, WorkItemEvent
 
 __all__ = [
+    "AuditDay",
     "AuditEvent",
+    "CodingDay",
     "ChargeItem",
     "ClaimRecord",
     "ClaimReturn",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer
+from sqlalchemy import BigInteger, Index, Integer, text
 from sqlmodel import Field, SQLModel
 
 from server.models.base import UTCDateTime, utcnow
+
+# The events the compliance activity figure counts (record views, break-glass, refusals).
+ACTIVITY_WHERE = "action IN ('emergency-access', 'view-record') OR outcome = 'denied'"
 
 
 class AuditEvent(SQLModel, table=True):
@@ -22,6 +25,16 @@ class AuditEvent(SQLModel, table=True):
         Index("ix_audit_event_patient_time", "patient_id", "time"),
         Index("ix_audit_event_actor_time", "actor", "time"),
         Index("ix_audit_event_work_item_time", "work_item_id", "time"),
+        # The compliance activity figure (views, refusals, break-glass) for the days not yet
+        # rolled up into audit_day, read from the index alone (migration 0027).
+        Index(
+            "ix_audit_event_activity",
+            "time",
+            "action",
+            "outcome",
+            postgresql_where=text(ACTIVITY_WHERE),
+            sqlite_where=text(ACTIVITY_WHERE),
+        ),
     )
 
     # BIGINT on PostgreSQL; INTEGER on SQLite, where only that spelling autoincrements.

@@ -47,6 +47,29 @@ class WorkItem(SQLModel, table=True):
             postgresql_where=text("final_drg IS NOT NULL"),
             sqlite_where=text("final_drg IS NOT NULL"),
         ),
+        # Case-mix reads every column it needs from here (an index-only scan; 0027).
+        Index(
+            "ix_work_item_coded_mix",
+            "coded_at",
+            "final_drg",
+            "final_drg_version",
+            "final_cc_count",
+            "final_mcc_count",
+            "coded_by_id",
+            "queue_id",
+            postgresql_where=text("final_drg IS NOT NULL"),
+            sqlite_where=text("final_drg IS NOT NULL"),
+        ),
+        # DNFB: unbilled items by status and discharge, grouped by queue, class or payer
+        # class, read from the index alone.
+        Index(
+            "ix_work_item_dnfb",
+            "status",
+            "discharged_at",
+            "queue_id",
+            "encounter_class",
+            "payer_class",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -71,6 +94,14 @@ class WorkItem(SQLModel, table=True):
     # the CC/MCC capture rate needs them in clear). None for outpatient (migration 0019).
     final_cc_count: int | None = None
     final_mcc_count: int | None = None
+    # The encounter's discharge moment (end of service, else start), kept beside the status
+    # for DNFB (migration 0027): set when the item is written and whenever the encounter's
+    # dates or classes change (server.reports.summary keeps them), so DNFB needs no join to
+    # the encounter.
+    discharged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The encounter's class and payer class, kept beside it the same way (DNFB groups by them).
+    encounter_class: str | None = Field(default=None, max_length=40)
+    payer_class: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

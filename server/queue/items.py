@@ -23,6 +23,7 @@ from server.db import is_sqlite
 from server.errors import Forbidden, LeaseExpired, NotFound
 from server.models import Queue, Status, User, WorkItem, WorkItemEvent
 from server.models.base import UTCDateTime, utcnow
+from server.reports import summary
 
 TIMES = (bindparam("now", type_=UTCDateTime()),)
 _INSERT_ITEM_EVENT = insert(WorkItemEvent.__table__)  # type: ignore[attr-defined]
@@ -62,12 +63,13 @@ def record_event(
     # A submit keeps the start of the lease it ends (migration 0023), so productivity reads
     # a window's submits alone instead of looking each lease start up at report time.
     started = lease_start_of(session, item_id=item_id) if action == "submit" else None
+    at = at or utcnow()
     # A Core INSERT, as for audit rows: cheaper than the ORM's unit of work for one row.
     session.execute(
         _INSERT_ITEM_EVENT,
         {
             "work_item_id": item_id,
-            "at": at or utcnow(),
+            "at": at,
             "actor_id": actor_id,
             "action": action,
             "from_status": from_status,
@@ -77,6 +79,10 @@ def record_event(
             "lease_started_at": started,
         },
     )
+    if action == "submit":
+        # The day's summary in the same transaction (migration 0027): productivity and
+        # throughput read whole days from it.
+        summary.add_submit(session, item_id=item_id, coder_id=actor_id, at=at, started=started)
 
 
 # Events that hand an item to a coder in progress: a lease starts.

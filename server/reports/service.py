@@ -39,7 +39,7 @@ from server.edits.drg import weight_of as drg_weight
 from server.errors import ValidationFailed
 from server.models import AuditEvent, Encounter, Queue, Status, User, WorkItem, WorkItemEvent
 from server.models.base import utcnow
-from server.models.report import ProductivityStandard
+from server.models.report import CodingDay, ProductivityStandard
 from server.queue import items
 from server.reports import quality
 
@@ -145,39 +145,40 @@ def dnfb(session: Session, *, by: str = "queue", as_of: datetime | None = None) 
     """Discharged, not final billed items by days since discharge, grouped by `by`.
 
     One grouped query: each item's bucket is decided in SQL by comparing its discharge
-    moment with the local midnights that bound the buckets, so the count scales with the
-    index, not with Python.
+    moment (kept on the item) with the local midnights that bound the buckets, so the count
+    scales with the index, not with Python.
     """
     check_grouping(by)
     as_of = (as_of or utcnow()).astimezone(UTC)
     today = as_of.astimezone(hospital_zone()).date()
-    discharged = discharge_at()
+    # The discharge moment and classes kept beside the status (migration 0027): the count
+    # is read from ix_work_item_dnfb alone, whatever the grouping.
+    discharged = col(WorkItem.discharged_at)
     whens = [
         (discharged >= day_start(today - timedelta(days=oldest)), label)
         for label, oldest in BUCKETS
         if oldest is not None
     ]
     bucket = case(*whens, else_=BUCKET_LABELS[-1])
-    key: Any = {
-        "queue": col(Queue.name),
-        "class": col(Encounter.encounter_class),
-        "payer_class": col(Encounter.payer_class),
-    }[by]
-    stmt = (
-        select(key, bucket, func.count())
-        .select_from(WorkItem)
-        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
-        .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
-        .where(
-            col(WorkItem.status).in_(UNBILLED),  # IN, not !=: ix_work_item_status serves it
-            discharged.is_not(None),
-            discharged <= as_of,
-        )
-        .group_by(key, bucket)
+    filters = (
+        col(WorkItem.status).in_(UNBILLED),  # IN, not !=: the index's first column serves it
+        discharged.is_not(None),
+        discharged <= as_of,
     )
+    key: Any = {
+        "queue": col(WorkItem.queue_id),
+        "class": col(WorkItem.encounter_class),
+        "payer_class": col(WorkItem.payer_class),
+    }[by]
+    found: list[Any] = list(
+        session.execute(select(key, bucket, func.count()).where(*filters).group_by(key, bucket))
+    )
+    if by == "queue":  # grouped by id in the index, named after: a few queues, no join
+        names = dict(session.execute(sa_select(col(Queue.id), col(Queue.name))).all())
+        found = [(names.get(q), label, n) for q, label, n in found]
     totals = {b.label: b for b in _empty_buckets()}
     groups: dict[str, DnfbGroup] = {}
-    for group_key, label, count in session.execute(stmt).all():
+    for group_key, label, count in found:
         name = group_key if group_key else UNKNOWN
         group = groups.setdefault(name, DnfbGroup(key=name))
         group.buckets[BUCKET_LABELS.index(label)].count += count
@@ -325,6 +326,18 @@ def _aware(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def whole_days(since: datetime, until: datetime) -> tuple[date, date] | None:
+    """The local days lying wholly inside [since, until) as [first, stop), or None."""
+    zone = hospital_zone()
+    first = since.astimezone(zone).date()
+    if day_start(first) < since:
+        first += timedelta(days=1)
+    stop = until.astimezone(zone).date()
+    if stop <= first:
+        return None
+    return first, stop
+
+
 def productivity(
     session: Session,
     *,
@@ -335,13 +348,86 @@ def productivity(
     """Charts submitted per coder in [since, until), the hours of their leases, per class
     (one coder's alone with `coder_id`).
 
-    One query: each submit in the window with the time of the lease start before it (the
-    last `claim`/`assign`/`reassign`/`resume` of that item into progress, kept on the submit
-    event), its coder and the encounter's class, summed in SQL per coder, class and final DRG.
+    Whole local days are read from `coding_day` (kept on submit: charts and lease seconds
+    per day, coder, class and final DRG); only a window's partial first and last day are
+    summed from the raw submits (each with the lease start kept on it).
     """
     since, until = check_window(since, until)
-    # The lease start is kept on the submit event (migration 0023). A submit stored without
-    # it (written by another path) falls back to the look-up; COALESCE runs it for those only.
+    if not is_sqlite(session):
+        # A few small grouped reads: JIT compilation costs more than it saves.
+        session.execute(text("SET LOCAL jit = off"))
+    rows: list[tuple[Any, ...]] = []
+    days = whole_days(since, until)
+    if days is None:
+        rows += _raw_submits(session, since, until, coder_id)
+    else:
+        first, stop = days
+        rows += _summary_rows(session, first, stop, coder_id)
+        if since < day_start(first):
+            rows += _raw_submits(session, since, day_start(first), coder_id)
+        if day_start(stop) < until:
+            rows += _raw_submits(session, day_start(stop), until, coder_id)
+    per_coder: dict[str, CoderFigures] = {}
+    per_class: dict[str, dict[str, ClassFigures]] = defaultdict(dict)
+    standards = standards_by_class(session)
+    for username, enc_class, drg, version, n, total in rows:
+        spent = max(0.0, float(total or 0.0))
+        coder = per_coder.setdefault(username, CoderFigures(encounter_class="", coder=username))
+        klass = per_class[username].setdefault(
+            enc_class, ClassFigures(encounter_class=enc_class, standard=standards.get(enc_class))
+        )
+        for figures in (coder, klass):
+            figures.charts += int(n)
+            figures.seconds += spent
+        weight = drg_weight(drg, version) if drg else None
+        if weight is not None:
+            coder.weight_sum += weight * int(n)
+            coder.weighted += int(n)
+    scores = quality.accuracy(session, since=since, until=until, coder_id=coder_id)
+    coders = []
+    for username in sorted(per_coder):
+        coder = per_coder[username]
+        coder.by_class = [per_class[username][k] for k in sorted(per_class[username])]
+        if username in scores:
+            coder.reviewed, coder.accepted = scores[username].reviewed, scores[username].accepted
+        coders.append(coder)
+    return ProductivityReport(since=since, until=until, coders=coders)
+
+
+def _summary_rows(
+    session: Session, first: date, stop: date, coder_id: int | None
+) -> list[tuple[Any, ...]]:
+    """(coder, class, drg, version, charts, seconds) of the local days [first, stop), from
+    `coding_day`."""
+    stmt = (
+        sa_select(
+            col(User.username),
+            col(CodingDay.encounter_class),
+            col(CodingDay.drg),
+            col(CodingDay.drg_version),
+            func.sum(col(CodingDay.charts)),
+            func.sum(col(CodingDay.lease_seconds)),
+        )
+        .join(User, col(User.id) == col(CodingDay.coder_id))
+        .where(col(CodingDay.day) >= first, col(CodingDay.day) < stop)
+        .group_by(
+            col(User.username),
+            col(CodingDay.encounter_class),
+            col(CodingDay.drg),
+            col(CodingDay.drg_version),
+        )
+    )
+    if coder_id is not None:
+        stmt = stmt.where(col(CodingDay.coder_id) == coder_id)
+    return [tuple(r) for r in session.execute(stmt).all()]
+
+
+def _raw_submits(
+    session: Session, since: datetime, until: datetime, coder_id: int | None
+) -> list[tuple[Any, ...]]:
+    """(coder, class, drg, version, charts, seconds) of the submits in [since, until) (a
+    partial day), each with the lease start before it: kept on the submit event (migration
+    0023), else looked up (COALESCE runs the look-up for those only)."""
     start = WorkItemEvent.__table__.alias("lease_start")  # type: ignore[attr-defined]
     lookup = (
         select(start.c.at)
@@ -361,7 +447,8 @@ def productivity(
     rows = (
         sa_select(
             col(User.username).label("coder"),
-            col(Encounter.encounter_class).label("klass"),
+            # The class kept on the item (migration 0027): no look-up of the encounter.
+            col(WorkItem.encounter_class).label("klass"),
             col(WorkItemEvent.at).label("submitted"),
             lease_start.label("started"),
             col(WorkItem.final_drg).label("drg"),
@@ -370,7 +457,6 @@ def productivity(
         .select_from(WorkItemEvent)
         .join(User, col(User.id) == col(WorkItemEvent.actor_id))
         .join(WorkItem, col(WorkItem.id) == col(WorkItemEvent.work_item_id))
-        .join(Encounter, col(Encounter.id) == col(WorkItem.encounter_id))
         .where(
             col(WorkItemEvent.action) == "submit",
             col(WorkItemEvent.at) >= since,
@@ -384,38 +470,11 @@ def productivity(
         span: Any = (func.julianday(sub.c.submitted) - func.julianday(sub.c.started)) * 86400.0
     else:
         span = func.extract("epoch", sub.c.submitted - sub.c.started)
-        # The plan is a few index look-ups per submit: JIT compilation costs more than it saves.
-        session.execute(text("SET LOCAL jit = off"))
     seconds = func.sum(case((sub.c.started.is_(None), 0.0), else_=span))
-    # Aggregated in SQL: one row per coder, class and final DRG, whatever the window's size.
     stmt = sa_select(
         sub.c.coder, sub.c.klass, sub.c.drg, sub.c.version, func.count(), seconds
     ).group_by(sub.c.coder, sub.c.klass, sub.c.drg, sub.c.version)
-    per_coder: dict[str, CoderFigures] = {}
-    per_class: dict[str, dict[str, ClassFigures]] = defaultdict(dict)
-    standards = standards_by_class(session)
-    for username, enc_class, drg, version, n, total in session.execute(stmt).all():
-        spent = max(0.0, float(total or 0.0))
-        coder = per_coder.setdefault(username, CoderFigures(encounter_class="", coder=username))
-        klass = per_class[username].setdefault(
-            enc_class, ClassFigures(encounter_class=enc_class, standard=standards.get(enc_class))
-        )
-        for figures in (coder, klass):
-            figures.charts += int(n)
-            figures.seconds += spent
-        weight = drg_weight(drg, version)
-        if weight is not None:
-            coder.weight_sum += weight * int(n)
-            coder.weighted += int(n)
-    scores = quality.accuracy(session, since=since, until=until, coder_id=coder_id)
-    coders = []
-    for username in sorted(per_coder):
-        coder = per_coder[username]
-        coder.by_class = [per_class[username][k] for k in sorted(per_class[username])]
-        if username in scores:
-            coder.reviewed, coder.accepted = scores[username].reviewed, scores[username].accepted
-        coders.append(coder)
-    return ProductivityReport(since=since, until=until, coders=coders)
+    return [tuple(r) for r in session.execute(stmt).all()]
 
 
 def standards_by_class(session: Session) -> dict[str, float]:

@@ -419,6 +419,44 @@ _CHAIN_SQL = {
 _RANGE_SQL = _CHAIN_FROM.format(txid=_PG_TXID) + "WHERE s.seq BETWEEN %s AND %s ORDER BY s.seq"
 _SEAL_TXID = 4 + N_FIELDS  # in a chain row: the seal's txid, then the event's
 
+# The fast path's rows: PostgreSQL writes each event's `canonical` bytes itself (in C), so
+# the Python loop only hashes a prebuilt buffer. Each value is rendered exactly as
+# `canonical` renders it in a UTC session: integers as digits, text through to_json (the
+# same escapes as Python's json with ensure_ascii=False: \" \\ \b \f \n \r \t, other
+# control characters as \u00XX), NULL as null, time as datetime.isoformat() (microseconds
+# only when not zero). Times outside years 1..9999 (which Python cannot hold) give NULL,
+# which sends verify to the exact walk. A rendering that differed from `canonical` could
+# only fail a hash, never pass one: the fast path's "intact" still means every stored hash
+# was reproduced.
+_JSON_TEXT = "coalesce(to_json(e.{0})::text, 'null')"
+_JSON_INT = "coalesce(e.{0}::text, 'null')"
+_CANON_TIME = (
+    "CASE WHEN e.time >= TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+    "AND e.time < TIMESTAMPTZ '10000-01-01 00:00:00+00' THEN "
+    "'\"' || to_char(e.time, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN to_char(e.time, 'US') "
+    "= '000000' THEN '' ELSE '.' || to_char(e.time, 'US') END || '+00:00\"' END"
+)
+_CANON_SQL = (
+    "convert_to('[' || "
+    + " || ',' || ".join(
+        "e.id::text"
+        if name == "id"
+        else _CANON_TIME
+        if name == "time"
+        else (_JSON_INT if name in ("patient_id", "work_item_id") else _JSON_TEXT).format(name)
+        for name in CANONICAL_FIELDS
+    )
+    + " || ']', 'UTF8')"
+)
+_RANGE_CANON_SQL = (
+    f"SELECT s.seq, s.hash, {_CANON_SQL}, "  # noqa: S608  # nosec B608 - fixed column names
+    f"s.event_txid IS NOT DISTINCT FROM {_PG_TXID}, "
+    "(extract(epoch FROM e.time) * 1000000)::bigint "
+    "FROM audit_seal s LEFT JOIN audit_event e ON e.id = s.event_id "
+    "WHERE s.seq BETWEEN %s AND %s ORDER BY s.seq"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def _utc(value: Any) -> datetime:
     """A raw driver timestamp as the aware UTC datetime the ORM would give (UTCDateTime)."""
@@ -692,26 +730,34 @@ def _check_ranges(url: str, ranges: list[tuple[int, int]], floors: Floors) -> bo
 
 def _check_range(raw: Any, lo: int, hi: int, floors: Floors) -> bool:
     """Whether seals lo..hi are gapless and each reproduces its stored hash (and passes
-    `_soft_problem`)."""
+    `_soft_problem`: the txid the seal recorded, no time before its checkpoint's floor).
+
+    PostgreSQL sends each event's canonical bytes (`_RANGE_CANON_SQL`), the transaction-id
+    check as a boolean and the time in microseconds: no per-row value objects here.
+    """
     expected = lo
     prev = GENESIS
     at = _floor_at(floors, lo)
+    micro = timedelta(microseconds=1)
+    floor_us = [(f[1] - _EPOCH) // micro for f in floors]
+    next_floor = floors[at + 1][0] if at + 1 < len(floors) else None
+    sha256 = hashlib.sha256
     with raw.cursor(name=f"chartdesk_verify_{lo}", binary=True) as cur:
         cur.itersize = BATCH
-        cur.execute(_RANGE_SQL, (lo - 1, hi))
-        for row in cur:
-            seq = row[0]
+        cur.execute(_RANGE_CANON_SQL, (lo - 1, hi))
+        for seq, stored, canon, txid_same, time_us in cur:
             if seq < lo:  # the link just before the range: its stored hash starts it
-                prev = bytes.fromhex(row[2])
+                prev = bytes.fromhex(stored)
                 continue
-            if seq != expected or row[3] is None:
+            if seq != expected or canon is None or not txid_same:
                 return False
-            h = link(prev, row[4:])
-            if h.hex() != row[2]:
+            h = sha256(prev + canon).digest()
+            if h.hex() != stored:
                 return False
-            while at + 1 < len(floors) and floors[at + 1][0] < seq:
+            while next_floor is not None and next_floor < seq:
                 at += 1
-            if _soft_problem(row, floors, at) is not None:
+                next_floor = floors[at + 1][0] if at + 1 < len(floors) else None
+            if at >= 0 and time_us < floor_us[at]:
                 return False
             prev = h
             expected += 1

@@ -59,7 +59,7 @@ def by_package(files: list[Path]) -> list[tuple[str, float]]:
     for f in files:
         if not f.exists():
             continue
-        for line in f.read_text().splitlines():
+        for line in f.read_text(errors="replace").splitlines():
             stack, _, n = line.rpartition(" ")
             if not stack or not n.isdigit():  # py-spy may leave a message line
                 continue
@@ -77,7 +77,7 @@ def top_frames(files: list[Path], top: int = 20) -> list[tuple[str, float]]:
     for f in files:
         if not f.exists():
             continue
-        for line in f.read_text().splitlines():
+        for line in f.read_text(errors="replace").splitlines():
             stack, _, n = line.rpartition(" ")
             if not stack or not n.isdigit():  # py-spy may leave a message line
                 continue

@@ -173,7 +173,7 @@ class Profile:
         for f in self.files:
             if not f.exists():
                 continue
-            for line in f.read_text().splitlines():
+            for line in f.read_text(errors="replace").splitlines():
                 stack, _, n = line.rpartition(" ")
                 if not stack or not n.isdigit():  # py-spy may leave a message line
                     continue

@@ -4,6 +4,11 @@ The load generator shares the machine's 2 cores with the server, so its own CPU 
 request matters: httpx spends several times the server's CPU per request, which made the
 generator, not Chartdesk, the bottleneck. This client writes the request bytes itself and
 reads back the status, Content-Length (or chunked) body, nothing else.
+
+Two ways to drive it: `run_load`, closed loops (each client sends its next request when the
+last one is answered, so a slow server slows the offered load), and `run_open`, open-loop
+arrivals at a fixed rate whatever the server does (latency counted from each arrival's due
+time, so time spent waiting for a free connection or behind a late schedule counts).
 """
 
 from __future__ import annotations
@@ -112,6 +117,8 @@ class Load:
 
     latencies: list[float] = field(default_factory=list)
     wall: float = 0.0
+    offered: float = 0.0  # open loop: arrivals per second scheduled
+    dropped: int = 0  # open loop: arrivals still unanswered when the phase's grace ran out
     errors: dict[int, int] = field(default_factory=dict)
     seen: list[Any] = field(default_factory=list)
 
@@ -182,11 +189,87 @@ def run_load(
 
 
 async def timed(load: Load, c: Conn, method: str, path: str, body: Any = None) -> Reply:
-    """Send a request; record its latency if it succeeded (2xx), else count the status."""
-    t = time.perf_counter()
+    """Send a request; record its latency if it succeeded (2xx), else count the status.
+
+    Under `run_open` the latency runs from the arrival's due time (`c.extra["due"]`, taken
+    by the first timed request of the step), not from when a connection became free.
+    """
+    t = c.extra.pop("due", None) or time.perf_counter()
     reply = await c.request(method, path, body)
     if 200 <= reply.status < 300:
         load.latencies.append(time.perf_counter() - t)
     else:
         load.errors[reply.status] = load.errors.get(reply.status, 0) + 1
     return reply
+
+
+async def _run_open(
+    host: str,
+    port: int,
+    clients: list[tuple[Identity | None, Step]],
+    rate: float,
+    seconds: float,
+    setup: Setup | None,
+    teardown: Setup | None,
+    grace: float,
+) -> Load:
+    conns = [Conn(host, port, ident) for ident, _ in clients]
+    steps = {id(c): step for c, (_, step) in zip(conns, clients, strict=True)}
+    for c in conns:
+        await c.open()
+        if setup is not None:
+            await setup(c)
+    free: asyncio.Queue[Conn] = asyncio.Queue()
+    for c in conns:
+        free.put_nowait(c)
+    load = Load(offered=rate)
+
+    async def arrival(due: float) -> None:
+        c = await free.get()
+        try:
+            c.extra["due"] = due
+            await steps[id(c)](c, load)
+        finally:
+            c.extra.pop("due", None)
+            free.put_nowait(c)
+
+    tasks: list[asyncio.Task[None]] = []
+    n = int(rate * seconds)
+    t0 = time.perf_counter()
+    for k in range(n):
+        due = t0 + k / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(arrival(due)))
+    _, pending = await asyncio.wait(tasks, timeout=grace) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    load.dropped = len(pending)
+    load.wall = time.perf_counter() - t0
+    for c in conns:
+        await c.close()
+        if teardown is not None:
+            await teardown(c)
+    return load
+
+
+def run_open(
+    host: str,
+    port: int,
+    clients: list[tuple[Identity | None, Step]],
+    rate: float,
+    seconds: float,
+    *,
+    setup: Setup | None = None,
+    teardown: Setup | None = None,
+    grace: float = 30.0,
+) -> Load:
+    """Open-loop arrivals: one every 1/`rate` s for `seconds`, each served by the next free
+    client (its connection and step); latency from the arrival's due time.
+
+    The clients are only a pool of connections: with enough of them, a slow answer does
+    not hold back the next arrival, so queueing shows in the latencies instead of in a lower
+    offered rate. Arrivals unanswered `grace` s after the last one are counted as dropped.
+    """
+    return asyncio.run(_run_open(host, port, clients, rate, seconds, setup, teardown, grace))

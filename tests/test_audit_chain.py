@@ -37,14 +37,14 @@ def _write_events(n: int, *, actor: str = "alice", action: str = "claim") -> lis
     ids = []
     with session_scope() as session:
         for i in range(n):
-            event = audit_service.record(
-                session,
-                actor=Principal(name=actor, kind="user", roles=frozenset({"coder"})),
-                action=audit_service.Action(action),
-                work_item_id=i + 1,
+            ids.append(
+                audit_service.record(
+                    session,
+                    actor=Principal(name=actor, kind="user", roles=frozenset({"coder"})),
+                    action=audit_service.Action(action),
+                    work_item_id=i + 1,
+                )
             )
-            assert event.id is not None
-            ids.append(event.id)
     return ids
 
 
@@ -626,3 +626,41 @@ def test_a_deleted_checkpoint_row_is_caught_by_the_checkpoint_file(
         "reason": "the checkpoint signed at seq 4 is in the checkpoint file but missing "
         "from the database: deleted",
     }
+
+
+@pytest.mark.pg_only
+def test_postgres_verify_reproduces_awkward_events_without_the_slow_walk(
+    db_url: str, jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path renders each event's canonical bytes in SQL: quotes, backslashes,
+    control characters, non-ASCII text, NULLs and a time on a whole second must come out
+    byte for byte as `chain.canonical` wrote them when sealing, or verify would fall back
+    to walking the chain (slow) on every intact log."""
+    awkward = ['a "quoted" \\ path', "tab\there\nnewline\x01\x1f", "café — ü 漢字 \u2028", None]
+    for half in (awkward[:2], awkward[2:]):  # two rounds: a signed checkpoint between them
+        with session_scope() as session:
+            for i, detail in enumerate(half):
+                audit_service.record(
+                    session,
+                    actor=Principal(
+                        name=f"o'brien {i}",
+                        kind="user",
+                        roles=frozenset({"coder"}),
+                        user_agent=detail,
+                    ),
+                    action=audit_service.Action.claim,
+                    detail=detail,
+                    patient_id=i or None,
+                )
+        if detail is None:  # one event on a whole second: isoformat drops the .000000
+            with superuser(db_url) as run:
+                run("UPDATE audit_event SET time = date_trunc('second', time) WHERE detail IS NULL")
+        assert chain.seal_pending(checkpoint=True).sealed == len(half)
+
+    def no_walk(*_args: Any) -> int:
+        raise AssertionError("verify fell back to the walk on an intact chain")
+
+    monkeypatch.setattr(chain, "_walk", no_walk)
+    report = chain.verify(jobs=jobs)
+    assert report.ok, report.first_bad
+    assert report.events_checked == len(awkward)

@@ -47,8 +47,12 @@ def api_events(
     until: Annotated[datetime | None, Query()] = None,
     limit: Annotated[int, Query()] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> AuditEventList:
-    """Search the audit log, newest first, with keyset pagination (audited)."""
+) -> Response:
+    """Search the audit log, newest first, with keyset pagination (audited).
+
+    Serialized once, here (`response_model` stays for the OpenAPI schema): handing FastAPI
+    the model made it validate the page again and encode it twice.
+    """
     flt = review.EventFilter(
         actor=actor_name,
         patient_mrn=patient,
@@ -59,9 +63,10 @@ def api_events(
         until=until,
     )
     page = review.search(session, actor=actor, flt=flt, limit=limit, cursor=cursor)
-    return AuditEventList(
+    body = AuditEventList(
         items=[AuditEventView.of(e) for e in page.events], next_cursor=page.next_cursor
     )
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get(f"{API}/verify", tags=["audit"], response_model=VerifyView)

@@ -11,7 +11,7 @@ and never commit.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -517,6 +517,11 @@ class OpenedRecord:
 
     record: RecordView
     key: ItemKey
+    # The encounter row (metadata only, its sealed fields still sealed), kept referenced so
+    # that the session's identity map holds it while the chart is composed: the claim
+    # context's `session.get(Encounter, ...)` then costs no second SELECT (the map holds
+    # rows weakly, and nothing else kept this one alive past open_record).
+    encounter: Encounter | None = field(default=None, repr=False, compare=False)
 
 
 # Built once (SQLAlchemy reuses their cache keys): every chart view runs them.
@@ -686,6 +691,7 @@ def open_record(
     return OpenedRecord(
         record=record,
         key=ItemKey(mint=_MINT, work_item_id=work_item_id, key=key, data_key_id=dk.id),
+        encounter=encounter,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.datastructures import FormData
@@ -216,8 +216,12 @@ def abstract_page(
 
 
 @router.get(f"{API}/work/{{work_item_id}}", tags=["work"])
-def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[str, Any]:
-    """The decrypted record of an item the caller holds, audited before it leaves."""
+def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> JSONResponse:
+    """The decrypted record of an item the caller holds, audited before it leaves.
+
+    Every part is already JSON (model_dump(mode="json")), so it is encoded once here:
+    returned as a dict, FastAPI walked the whole record again (jsonable_encoder) first.
+    """
     chart = service.open_chart(
         session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
     )
@@ -226,16 +230,18 @@ def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> dict[
     record["codes"] = chart.codes.model_dump(mode="json")
     record["queries"] = [q.model_dump(mode="json") for q in chart.queries]
     record["providers"] = [p.model_dump(mode="json") for p in chart.providers]
-    return {
-        **view,
-        **record,
-        "id": chart.item.id,
-        "status": chart.item.status,
-        "queue": view["queue"],
-        "abstract": chart.abstract.model_dump(mode="json"),
-        "drg": chart.drg.model_dump(mode="json") if chart.drg else None,
-        "returned": _returned(chart),
-    }
+    return JSONResponse(
+        {
+            **view,
+            **record,
+            "id": chart.item.id,
+            "status": chart.item.status,
+            "queue": view["queue"],
+            "abstract": chart.abstract.model_dump(mode="json"),
+            "drg": chart.drg.model_dump(mode="json") if chart.drg else None,
+            "returned": _returned(chart),
+        }
+    )
 
 
 def _returned(chart: ChartView) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ from bench.run import (  # noqa: E402
     prepare_database,
     sign_in_all,
 )
-from bench.server import Profile, Server  # noqa: E402
+from bench.server import Profile, Server, samples  # noqa: E402
 from tests.support.pgcluster import start_cluster  # noqa: E402
 
 PACKAGES = (
@@ -56,17 +57,11 @@ def by_package(files: list[Path]) -> list[tuple[str, float]]:
     """Share of the GIL-holding samples whose stack passes through each package (inclusive)."""
     shares: dict[str, int] = {}
     total = 0
-    for f in files:
-        if not f.exists():
-            continue
-        for line in f.read_text(errors="replace").splitlines():
-            stack, _, n = line.rpartition(" ")
-            if not stack or not n.isdigit():  # py-spy may leave a message line
-                continue
-            total += int(n)
-            for pkg in PACKAGES:
-                if pkg in stack:
-                    shares[pkg] = shares.get(pkg, 0) + int(n)
+    for stack, n in samples(files):
+        total += n
+        for pkg in PACKAGES:
+            if pkg in stack:
+                shares[pkg] = shares.get(pkg, 0) + n
     return sorted(((k, v / total) for k, v in shares.items()), key=lambda kv: -kv[1])
 
 
@@ -74,56 +69,35 @@ def top_frames(files: list[Path], top: int = 20) -> list[tuple[str, float]]:
     """The hottest frames of Chartdesk and SQLAlchemy (inclusive share of all samples)."""
     inclusive: dict[str, int] = {}
     total = 0
-    for f in files:
-        if not f.exists():
-            continue
-        for line in f.read_text(errors="replace").splitlines():
-            stack, _, n = line.rpartition(" ")
-            if not stack or not n.isdigit():  # py-spy may leave a message line
-                continue
-            total += int(n)
-            for frame in set(stack.split(";")):
-                inclusive[frame] = inclusive.get(frame, 0) + int(n)
+    for stack, n in samples(files):
+        total += n
+        for frame in set(stack.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + n
     ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])
     keep = [(k, v / total) for k, v in ranked if "(server/" in k or "sqlalchemy/" in k]
     return keep[:top]
 
 
-def self_frames(files: list[Path], top: int = 15) -> list[tuple[str, float]]:
-    """Where the samples end (self time), any package: what the per-request cost is made of."""
+def _self_shares(files: list[Path], key: Callable[[str], str], top: int) -> list[tuple[str, float]]:
+    """Self time (where the samples end) grouped by `key` of the leaf frame."""
     own: dict[str, int] = {}
     total = 0
-    for f in files:
-        if not f.exists():
-            continue
-        for line in f.read_text(errors="replace").splitlines():
-            stack, _, n = line.rpartition(" ")
-            if not stack or not n.isdigit():  # py-spy may leave a message line
-                continue
-            total += int(n)
-            leaf = stack.rsplit(";", 1)[-1]
-            own[leaf] = own.get(leaf, 0) + int(n)
+    for stack, n in samples(files):
+        total += n
+        where = key(stack.rsplit(";", 1)[-1])
+        own[where] = own.get(where, 0) + n
     ranked = sorted(own.items(), key=lambda kv: -kv[1])
     return [(k, v / total) for k, v in ranked[:top]] if total else []
+
+
+def self_frames(files: list[Path], top: int = 15) -> list[tuple[str, float]]:
+    """Where the samples end (self time), any package: what the per-request cost is made of."""
+    return _self_shares(files, lambda leaf: leaf, top)
 
 
 def self_by_module(files: list[Path], top: int = 15) -> list[tuple[str, float]]:
     """Self time by source file (the leaf frame's file), any package."""
-    own: dict[str, int] = {}
-    total = 0
-    for f in files:
-        if not f.exists():
-            continue
-        for line in f.read_text(errors="replace").splitlines():
-            stack, _, n = line.rpartition(" ")
-            if not stack or not n.isdigit():  # py-spy may leave a message line
-                continue
-            total += int(n)
-            leaf = stack.rsplit(";", 1)[-1]
-            where = leaf.rpartition("(")[2].split(":")[0]
-            own[where] = own.get(where, 0) + int(n)
-    ranked = sorted(own.items(), key=lambda kv: -kv[1])
-    return [(k, v / total) for k, v in ranked[:top]] if total else []
+    return _self_shares(files, lambda leaf: leaf.rpartition("(")[2].split(":")[0], top)
 
 
 def main() -> None:  # noqa: PLR0915

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -130,6 +131,17 @@ def keys_init(root: Path, env: dict[str, str]) -> None:
     subprocess.run([chartdesk, "keys", "init"], cwd=root, env=env, check=True, capture_output=True)
 
 
+def samples(files: list[Path]) -> Iterator[tuple[str, int]]:
+    """(stack, count) of every sample in py-spy's raw files (a message line is skipped)."""
+    for f in files:
+        if not f.exists():
+            continue
+        for line in f.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if stack and n.isdigit():
+                yield stack, int(n)
+
+
 class Profile:
     """py-spy (dev extra) sampling every worker for `seconds`, collapsed stacks to `prefix`."""
 
@@ -170,17 +182,10 @@ class Profile:
             p.wait(timeout=120)
         inclusive: dict[str, int] = {}
         total = 0
-        for f in self.files:
-            if not f.exists():
-                continue
-            for line in f.read_text(errors="replace").splitlines():
-                stack, _, n = line.rpartition(" ")
-                if not stack or not n.isdigit():  # py-spy may leave a message line
-                    continue
-                count = int(n)
-                total += count
-                for frame in set(stack.split(";")):
-                    if "(server/" in frame:
-                        inclusive[frame] = inclusive.get(frame, 0) + count
+        for stack, count in samples(self.files):
+            total += count
+            for frame in set(stack.split(";")):
+                if "(server/" in frame:
+                    inclusive[frame] = inclusive.get(frame, 0) + count
         ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
         return [(frame, n / total) for frame, n in ranked] if total else []

@@ -568,7 +568,8 @@ def restore_coder_code(
     opened = _open_field(key, finding_id=finding.id, field="detail", sealed=finding.sealed_detail)
     data = (opened or {}).get("restore")
     where = f"finding {finding.id}: {diff.KIND_LABELS.get(finding.kind, finding.kind)}"
-    if data is None:  # a finding stored before findings kept what undoing them needs
+
+    def note(reason: str) -> None:  # the overturn on the item's history, status unchanged
         queue_service.record_event(
             session,
             item_id=finding.work_item_id,
@@ -577,8 +578,11 @@ def restore_coder_code(
             from_status=item.status,
             to_status=item.status,
             owner_id=item.lease_owner_id,
-            reason=f"{where}; restore the coder's code by hand (no restore data)",
+            reason=f"{where}; {reason}",
         )
+
+    if data is None:  # a finding stored before findings kept what undoing them needs
+        note("restore the coder's code by hand (no restore data)")
         return
     codes = coding_service.get_codes(session, key=key)
     abstract = abstract_service.get_abstract(session, key=key)
@@ -604,16 +608,7 @@ def restore_coder_code(
             reason=f"{where}; coder's code restored, to bill as a replacement claim",
         )
         return
-    queue_service.record_event(
-        session,
-        item_id=finding.work_item_id,
-        actor_id=actor.user_id,
-        action=OVERTURNED,
-        from_status=item.status,
-        to_status=item.status,
-        owner_id=item.lease_owner_id,
-        reason=f"{where}; coder's code restored",
-    )
+    note("coder's code restored")
 
 
 # ---------------------------------------------------------------- one review, opened

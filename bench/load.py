@@ -51,15 +51,19 @@ class Loaded:
     secrets: dict[str, str] = field(default_factory=dict)  # username -> TOTP secret
 
 
-def insert_events(dsn: str, *, first: int, count: int, total: int, items: int) -> None:
+def insert_events(
+    dsn: str, *, first: int, count: int, total: int, items: int, recent: bool = False
+) -> None:
     """Append generated audit events `first`..`first+count-1` of `total`, 1M per transaction.
 
-    Spread evenly over the twelve months of 2025, 500 actors (`coder000`..`coder499`, the
-    same names as the bench's coders), patients 1..items, realistic widths for every column.
+    Spread evenly over the twelve months of 2025 (`recent`: the 365 days up to now), 500
+    actors (`coder000`..`coder499`, the same names as the bench's coders), patients
+    1..items, realistic widths for every column.
     Each chunk is its own transaction, so each has its own txid, as the sealer expects.
     """
     step = 365 * 86400 / total
     chunk = 1_000_000
+    origin = "now() - interval '365 days'" if recent else "timestamptz '2025-01-01 00:00:00+00'"
     with psycopg.connect(dsn, autocommit=True) as c:
         # Bulk load: the table's secondary indexes are dropped and built again afterwards
         # with their own definitions (much faster than updating them row by row).
@@ -79,7 +83,7 @@ def insert_events(dsn: str, *, first: int, count: int, total: int, items: int) -
                 "INSERT INTO audit_event (time, action, outcome, actor, actor_kind, actor_roles, "  # noqa: S608
                 "patient_id, mrn_index, work_item_id, source_ip, user_agent, request_id, "
                 "purpose, detail) "
-                "SELECT timestamptz '2025-01-01 00:00:00+00' + g * %(step)s * interval '1 second', "
+                f"SELECT {origin} + g * %(step)s * interval '1 second', "
                 f"{ACTIONS}[1 + g %% 10], "
                 "CASE WHEN g %% 97 = 0 THEN 'denied' ELSE 'success' END, "
                 "'coder' || lpad((g %% 500)::text, 3, '0'), 'user', 'coder', "

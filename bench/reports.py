@@ -232,36 +232,11 @@ def load_audit(dsn: str, events: int) -> float:
     """`events` audit events over the last 365 days up to now, in bench.load's mix (4 in 10
     record views, 1 in 97 refused), 1M per transaction, the secondary indexes built after.
     Returns the seconds it took."""
-    from bench.load import ACTIONS
+    from bench.load import insert_events
 
     started = time.perf_counter()
-    step = 365 * 86400 / max(events, 1)
-    chunk = 1_000_000
+    insert_events(dsn, first=1, count=events, total=events, items=1_000_000, recent=True)
     with psycopg.connect(dsn, autocommit=True) as c:
-        indexes = c.execute(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = 'audit_event' "
-            "AND i.indexname NOT IN (SELECT conname FROM pg_constraint)"
-        ).fetchall()
-        c.execute("SET session_replication_role = replica")  # the loader stamps the times
-        for name, _ in indexes:
-            c.execute(f'DROP INDEX "{name}"')  # type: ignore[arg-type]
-        for lo in range(1, events + 1, chunk):
-            hi = min(events, lo + chunk - 1)
-            c.execute(
-                "INSERT INTO audit_event (time, action, outcome, actor, actor_kind, actor_roles, "  # noqa: S608
-                "patient_id, work_item_id, source_ip, user_agent, request_id, purpose) "
-                "SELECT now() - g * %(step)s * interval '1 second', "
-                f"{ACTIONS}[1 + g %% 10], "
-                "CASE WHEN g %% 97 = 0 THEN 'denied' ELSE 'success' END, "
-                "'coder' || lpad((g %% 500)::text, 3, '0'), 'user', 'coder', "
-                "1 + g %% 100000, 1 + g %% 1000000, '10.20.' || (g %% 250) || '.' || (g %% 199), "
-                "'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0', md5(g::text), 'TREAT' "
-                "FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g",
-                {"step": step, "lo": lo, "hi": hi},
-            )
-        c.execute("SET maintenance_work_mem = '512MB'")
-        for _, ddl in indexes:
-            c.execute(ddl)
         c.execute("VACUUM ANALYZE audit_event")
     return time.perf_counter() - started
 

@@ -271,9 +271,7 @@ def compliance_identity(
     who = records_service.patient_identity(
         session, actor=actor, patient_id=patient_id, purpose=purpose
     )
-    response = render(request, "audit/_identity.html", {"who": who})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render(request, "audit/_identity.html", {"who": who})
 
 
 @router.get("/compliance/users/{username}", response_class=HTMLResponse)

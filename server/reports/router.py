@@ -541,11 +541,9 @@ def shift_reason(
 ) -> Response:
     """The QA reviewer's reason for one shift, opened through the audited door (htmx)."""
     reason = casemix.shift_reason(session, actor=actor, review_id=review_id)
-    response = render(
+    return render(
         request, "reports/shifts.html", {"reason": reason, "review_id": review_id}, block="reason"
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @router.post("/reports/drg-shifts/queries/{query_id}/answer", response_class=HTMLResponse)
@@ -557,11 +555,9 @@ def shift_query_answer(
 ) -> Response:
     """The provider's answer behind a coder's shift, opened through the audited door (htmx)."""
     answer = casemix.query_answer(session, actor=actor, query_id=query_id)
-    response = render(
+    return render(
         request, "reports/shifts.html", {"answer": answer, "query_id": query_id}, block="answer"
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 # ---------------------------------------------------------------- denials (835 remittances)

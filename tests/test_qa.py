@@ -269,6 +269,7 @@ def test_the_coder_agrees_or_rebuts_and_a_second_supervisor_decides(make_client)
     top = r.text.split('id="form-error">')[1].split("</div>")[0]
     assert top == "Say why you disagree: the supervisor decides on your reason."
     assert 'aria-invalid="true"' in r.text
+    assert f'data-page-url="/qa/reviews/{review_id}"' in r.text  # a reload lands on the review
     r = held.client.post(f"/api/v1/qa/findings/{deleted['id']}/response", json={"agree": True})
     assert r.json() == {"id": deleted["id"], "status": "agreed"}
     r = held.client.post(

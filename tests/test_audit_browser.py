@@ -95,8 +95,10 @@ def test_show_identity_beside_a_patient_id(
         button = row.locator("button[data-identity]")
         # Label in name (WCAG 2.5.3, axe label-content-name-mismatch): say what is seen.
         assert (button.get_attribute("aria-label") or "").startswith("Show identity")
-        button.click()
+        button.focus()
+        comp.keyboard.press("Enter")  # by keyboard: focus lands on the name, not the page top
         expect(row.locator(".identity")).to_contain_text("Tobias Lindqvist")
+        expect(row.locator(".identity")).to_be_focused()
         expect(row.locator(".identity")).to_contain_text(MRN)
         assert MRN not in comp.url
         # The officer picks another purpose of use: the next lookup is audited with it.

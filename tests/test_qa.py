@@ -260,6 +260,16 @@ def test_the_coder_agrees_or_rebuts_and_a_second_supervisor_decides(make_client)
     )
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["loc"] == ["reason"]
+    # On the page: the message once at the top (no field fragment run on), the field marked.
+    r = held.client.post(
+        f"/qa/findings/{principal['id']}/response",
+        data={"agree": "false", "reason": " ", "csrf_token": held.client.headers["X-CSRF-Token"]},
+    )
+    assert r.status_code == 422
+    top = r.text.split('id="form-error">')[1].split("</div>")[0]
+    assert top == "Say why you disagree: the supervisor decides on your reason."
+    assert 'aria-invalid="true"' in r.text
+    assert f'data-page-url="/qa/reviews/{review_id}"' in r.text  # a reload lands on the review
     r = held.client.post(f"/api/v1/qa/findings/{deleted['id']}/response", json={"agree": True})
     assert r.json() == {"id": deleted["id"], "status": "agreed"}
     r = held.client.post(

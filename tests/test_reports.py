@@ -355,6 +355,10 @@ def test_productivity_from_a_real_lease_release_and_submit(make_client):
     sign_in(sup, make_user("sue", "supervisor"))
     body = sup.get("/api/v1/reports/productivity?since=2026-11-20&until=2026-11-20").json()
     assert [(i["coder"], i["charts"], i["hours"]) for i in body["items"]] == [("coder1", 1, 0.75)]
+    # No standard set: the page says so instead of charting coder1 at 0 % of one.
+    page = sup.get("/reports/productivity?since=2026-11-20&until=2026-11-20").text
+    assert 'id="no-standard"' in page
+    assert 'id="standard-chart"' not in page
     # A submit stored without its lease start (before migration 0023's backfill, or by another
     # path) gives the same figure: the report looks that one up.
     with Session(get_engine()) as s:

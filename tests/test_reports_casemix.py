@@ -246,6 +246,32 @@ def test_submit_keeps_the_cc_mcc_counts_and_the_shifts_show_who_and_why(make_cli
     assert reason not in mine.text
 
 
+def test_net_weight_change_of_shifts_without_a_weight_is_a_dash_not_zero(make_client, monkeypatch):
+    """A shift whose DRGs have no weight (a grouper version without Table 5) is not a change
+    of +0.0000: the net cell says it is not known."""
+    stay = {
+        "class": "inpatient",
+        "start": datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+        "end": datetime(2026, 1, 14, 11, 0, tzinfo=UTC),
+    }
+    held = coder_with_item(make_client, "nw-coder", **stay)
+    for dx in (["I50.23"], ["I50.23", "N17.9"]):  # baseline 293, final 292
+        body = {"diagnoses": [{"code": c, "poa": "Y"} for c in dx], "procedures": []}
+        assert held.client.put(f"/api/v1/work/{held.item_id}/codes", json=body).status_code == 200
+    r = held.client.put(f"/api/v1/work/{held.item_id}/abstract", json={"discharge_status": "01"})
+    assert r.status_code == 200
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
+    sup = signed_in(make_client, "nw-sue", "supervisor")
+    net = (
+        'data-kind="final"><th scope="row">Baseline → final</th>'
+        '<td data-figure="count">1</td><td data-figure="net">'
+    )
+    known = sup.get("/reports/drg-shifts").text.split(net)[1]
+    assert known[0] in "+-"  # weights known: a signed number
+    monkeypatch.setattr(casemix, "weight_of", lambda drg, version: None)
+    assert net + "—</td>" in sup.get("/reports/drg-shifts").text
+
+
 def test_shift_reasons_a_query_answer_opened_on_request_and_the_qa_categories(make_client):
     from tests.test_queries_api import PROVIDERS, _provider, _query
 

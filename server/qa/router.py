@@ -194,6 +194,8 @@ def _review_page(
             "errors": forms.field_errors(error),
             "error_finding": finding_id,
             "kept": kept or {},
+            # A refused answer shows at the review's address, not the form's action.
+            "page_url": f"/qa/reviews/{review_id}" if error else None,
         },
         status_code=error.status_code if error else 200,
     )

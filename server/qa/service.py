@@ -477,7 +477,9 @@ def respond(
     if not agree and not reason.strip():
         raise ValidationFailed(
             "Say why you disagree: the supervisor decides on your reason.",
-            details=[{"loc": ["reason"], "msg": "required to rebut"}],
+            # The field's message is part of the page's: shown once at the top ("...
+            # your reason. required to rebut" read as two sentences run together).
+            details=[{"loc": ["reason"], "msg": "Say why you disagree"}],
         )
     audit_service.record(
         session,

@@ -234,6 +234,10 @@ class ShiftReport:
         """Shifts of one kind."""
         return sum(s.kind == kind for s in self.shifts)
 
+    def unweighted(self, kind: str) -> int:
+        """Shifts of one kind whose change in weight is not known (a DRG without a weight)."""
+        return sum(s.kind == kind and s.weight_change is None for s in self.shifts)
+
     def net_weight(self, kind: str) -> float:
         """The sum of the weight changes of one kind (known weights only)."""
         return round(sum(s.weight_change or 0.0 for s in self.shifts if s.kind == kind), 4)

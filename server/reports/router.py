@@ -208,8 +208,14 @@ def _productivity_page(
         chart_id="productivity-chart",
     )
     zone = service.hospital_zone()
+    # Only coders with a percent: one who worked no class with a standard is "—" in the
+    # table, not a bar at 0 %.
     chart_standard = bar_chart(
-        [Bar(c.coder, c.percent_of_standard or 0.0) for c in report.coders],
+        [
+            Bar(c.coder, c.percent_of_standard)
+            for c in report.coders
+            if c.percent_of_standard is not None
+        ],
         title="Percent of the standard by coder",
         x_label="Coder",
         y_label="Percent of standard (%)",
@@ -222,6 +228,7 @@ def _productivity_page(
             "report": report,
             "chart": chart,
             "chart_standard": chart_standard,
+            "no_standard": all(c.percent_of_standard is None for c in report.coders),
             "since_day": report.since.astimezone(zone).date().isoformat(),
             "until_day": (report.until.astimezone(zone) - timedelta(seconds=1)).date().isoformat(),
             "error": forms.message(error) if error else None,

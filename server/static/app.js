@@ -147,6 +147,17 @@
     ended.textContent = "Lease ended: this chart is no longer yours.";
     lease.replaceWith(ended);
   }
+  // A button replaced by what it fetched ("Show identity", "Show reason", "Show answer"):
+  // the button had focus and is gone, so focus goes to the text that took its place
+  // (data-focus-on-arrival), not back to the top of the page where the next Tab would start.
+  document.addEventListener("htmx:load", function (e) {
+    var elt = e.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-focus-on-arrival")) return;
+    var active = document.activeElement;
+    if (active && active !== document.body && document.contains(active)) return;
+    elt.setAttribute("tabindex", "-1");
+    elt.focus();
+  });
   document.addEventListener("htmx:beforeSwap", function (e) {
     var elt = e.detail.elt;
     var inPanel = elt && elt.closest && elt.closest("#codes-form");

@@ -234,6 +234,27 @@ def test_a_qa_correction_records_the_drg_shift(make_client):
             (review.qa_weight - review.coder_weight) * 6500.0, 2
         )
 
+    # The coder rebuts the finding and a second supervisor overturns it: the coder's codes
+    # are back, and so is the DRG after QA (no shift left for the reports to show).
+    [finding] = held.client.get("/api/v1/qa/findings").json()["items"]
+    r = held.client.post(
+        f"/api/v1/qa/findings/{finding['id']}/response",
+        json={"agree": False, "reason": "not documented by the attending"},
+    )
+    assert r.json()["status"] == "rebutted", r.text
+    boss = signed_in(make_client, "drg-boss", "supervisor")
+    r = boss.post(
+        f"/qa/findings/{finding['id']}/decision",
+        data={"decision": "overturn", "csrf_token": boss.headers["X-CSRF-Token"]},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    with Session(get_engine()) as s:
+        review = s.exec(select(QaReview).where(QaReview.work_item_id == held.item_id)).one()
+        assert (review.coder_drg, review.qa_drg) == ("292", "292")
+        assert review.qa_weight == review.coder_weight
+        assert review.payment_difference == 0
+
 
 def test_weights_only_for_the_versions_of_the_table_shipped():
     later = drg.group(_codes("I50.23"), inpatient=True, discharge=date(2026, 10, 2))

@@ -557,6 +557,34 @@ def decide_rebuttal(
     return finding
 
 
+def _regroup_review(
+    session: Session,
+    *,
+    review_id: int,
+    item: WorkItem,
+    key: ItemKey,
+    codes: Codes,
+    abstract: Abstract,
+) -> None:
+    """The review's DRG after QA follows an overturn: grouped again from the restored codes,
+    with its weight and payment difference, so that the DRG-shift report and the review page
+    no longer show a shift the deciding supervisor took back. Outpatient reviews have none."""
+    review = session.get(QaReview, review_id)
+    if review is None or review.qa_drg is None:
+        return
+    drg, weight, _ = _weight_and_drg(session, item=item, key=key, codes=codes, abstract=abstract)
+    if drg is None:  # the restored codes group to nothing: keep what the review said
+        return
+    review.qa_drg = drg
+    review.qa_weight = weight
+    review.payment_difference = (
+        round((weight - review.coder_weight) * get_settings().qa_base_rate, 2)
+        if weight is not None and review.coder_weight is not None
+        else None
+    )
+    session.add(review)
+
+
 def restore_coder_code(
     session: Session, *, actor: Principal, finding: QaFinding, key: ItemKey
 ) -> None:
@@ -600,6 +628,14 @@ def restore_coder_code(
         coding_service.store_codes(session, work_item_id=item.id or 0, codes=codes_after, key=key)
     if abstract_after != abstract:
         abstract_service.store_abstract(session, key=key, abstract=abstract_after)
+    _regroup_review(
+        session,
+        review_id=finding.review_id,
+        item=item,
+        key=key,
+        codes=codes_after,
+        abstract=abstract_after,
+    )
     if item.status == Status.billed:
         queue_service.transition(
             session,

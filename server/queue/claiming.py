@@ -113,6 +113,15 @@ _NAMED_QUEUE = (
 )
 
 
+def _refuse_queue(outcome: str | None, *, queue: str | None, queue_name: str | None) -> None:
+    """A named queue the claim may not take from: unknown (404) or not the caller's (403).
+    One wording for the plain path and both SQL functions' outcomes."""
+    if outcome == "no_queue":
+        raise NotFound(f"No queue named {queue}.")
+    if outcome == "not_member":
+        raise Forbidden(f"You are not a member of queue {queue_name}.")
+
+
 def _claimable_queues(session: Session, *, me: int, queue: str | None) -> dict[int, str]:
     """{id: name} of the queues a claim may take from, in one query.
 
@@ -122,10 +131,13 @@ def _claimable_queues(session: Session, *, me: int, queue: str | None) -> dict[i
     if queue is None:
         return dict(session.execute(_MY_QUEUES, {"me": me}).all())
     row = session.execute(_NAMED_QUEUE, {"me": me, "name": queue}).first()
-    if row is None:
-        raise NotFound(f"No queue named {queue}.")
-    if row[2] is None:
-        raise Forbidden(f"You are not a member of queue {row[1]}.")
+    if row is None or row[2] is None:
+        _refuse_queue(
+            "no_queue" if row is None else "not_member",
+            queue=queue,
+            queue_name=row[1] if row is not None else None,
+        )
+    assert row is not None  # noqa: S101 - refused above
     return {row[0]: row[1]}
 
 
@@ -258,10 +270,7 @@ def _claim_in_one_call(
     if row is None:
         return None
     item, outcome, queue_name = row
-    if outcome == "no_queue":
-        raise NotFound(f"No queue named {queue}.")
-    if outcome == "not_member":
-        raise Forbidden(f"You are not a member of queue {queue_name}.")
+    _refuse_queue(outcome, queue=queue, queue_name=queue_name)
     return ItemRow(item=item, queue=queue_name, owner=actor.name)
 
 
@@ -365,10 +374,7 @@ async def claim_next_in_one_trip(
     outcome, queue_name, owner, item_id, status, priority, due_at, expires, hold, made, upd = row
     if outcome == REFUSED:
         return REFUSED
-    if outcome == "no_queue":
-        raise NotFound(f"No queue named {queue}.")
-    if outcome == "not_member":
-        raise Forbidden(f"You are not a member of queue {queue_name}.")
+    _refuse_queue(outcome, queue=queue, queue_name=queue_name)
     made = made.astimezone(UTC)
     return {
         "id": item_id,

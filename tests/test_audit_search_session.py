@@ -137,7 +137,8 @@ def test_the_one_statement_search_answers_every_filter_as_the_ordinary_path(
     # The filters do select: the patient's month is its own 8 events, newest first.
     (page,) = _all_pages(client, _searches()[0])
     times = [i["time"] for i in page["items"]]
-    assert len(times) == 8 and times == sorted(times, reverse=True)
+    assert len(times) == 8
+    assert times == sorted(times, reverse=True)
     assert {i["patient"] for i in page["items"]} == {_patient_id()}
     assert page["items"][0]["time"].endswith("Z")
 
@@ -161,10 +162,12 @@ def test_the_one_statement_search_writes_the_ordinary_audit_row(
             rows.append(row)
     assert [row.pop("request_id") for row in rows] == ids
     assert rows[0] == rows[1]
-    assert rows[0]["actor"] == "cleo" and rows[0]["actor_roles"] == "compliance"
+    assert rows[0]["actor"] == "cleo"
+    assert rows[0]["actor_roles"] == "compliance"
     assert rows[0]["patient_id"] == _patient_id()
     assert rows[0]["mrn_index"] == review.patient_index(MRN)
-    assert rows[0]["purpose"] == "HCOMPL" and rows[0]["user_agent"] == "compliance-desk"
+    assert rows[0]["purpose"] == "HCOMPL"
+    assert rows[0]["user_agent"] == "compliance-desk"
     assert MRN not in rows[0]["detail"]
 
 

@@ -51,6 +51,35 @@ from server.billing.cli import billing_app  # noqa: E402
 
 app.add_typer(billing_app, name="billing")
 
+reports_app = typer.Typer(help="The dashboards' per-day summaries.", no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
+
+
+@reports_app.command("rebuild")
+def reports_rebuild() -> None:
+    """Count the per-day summaries again in CHARTDESK_AUDIT_TIMEZONE (run after changing it).
+
+    Productivity and throughput read whole days from `coding_day` and the compliance activity
+    figure settled days from `audit_day`; both are counted in the hospital's zone, so after a
+    change of zone their days are the old zone's until rebuilt. One transaction: the reports
+    never see them half built.
+    """
+    from sqlalchemy import delete
+
+    from server.audit import activity
+    from server.db import session_scope
+    from server.models import AuditDay
+    from server.reports import summary
+
+    with session_scope() as session:
+        rows = summary.rebuild_coding_days(session.connection())
+        session.execute(delete(AuditDay))
+        days = activity.roll_up(session)
+    typer.echo(
+        f"coding_day: {rows} rows in {get_settings().audit_timezone}; "
+        f"activity: {days} settled days rolled up"
+    )
+
 err = Console(stderr=True)
 
 

@@ -186,7 +186,8 @@ class AsyncPool:
     """A few autocommit psycopg connections on one event loop, for one-statement routes.
 
     Next (`POST /api/v1/work/next`) is one call of a SQL function that checks the session,
-    claims and audits; run here, on the event loop, it needs no worker thread, no ORM
+    claims and audits, and a compliance officer's audit search one that checks, audits and
+    reads; run here, on the event loop, each needs no worker thread, no ORM
     session and no second round trip for the commit (autocommit: the statement is its own
     transaction). Statements are prepared on each connection once. A connection that
     raised is closed, never reused: its state is unknown; after a connection-level error
@@ -201,6 +202,13 @@ class AsyncPool:
 
     async def fetchone(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """Run one statement and answer its first row (None: no row)."""
+        rows = await self.fetch(sql, params, first=True)
+        return rows[0] if rows else None
+
+    async def fetch(
+        self, sql: str, params: dict[str, Any], *, first: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement and answer its rows (`first`: only the first, if any)."""
         async with self.slots:
             conn = (
                 self.idle.pop()
@@ -209,7 +217,11 @@ class AsyncPool:
             )
             try:
                 cur = await conn.execute(sql, params, prepare=True)
-                row = await cur.fetchone()
+                if first:
+                    row = await cur.fetchone()
+                    rows = [] if row is None else [row]
+                else:
+                    rows = await cur.fetchall()
             except BaseException as error:
                 with anyio.CancelScope(shield=True):
                     await conn.close()
@@ -217,7 +229,7 @@ class AsyncPool:
                         await self.drain()  # the server may have restarted: all are stale
                 raise
             self.idle.append(conn)
-            return row
+            return rows
 
     async def drain(self) -> None:
         """Close the idle connections (the next calls connect afresh)."""

@@ -349,6 +349,19 @@ def test_an_admission_near_midnight_keeps_its_date_and_hour_on_the_sources_clock
     assert "DTP*435*DT*202611012300~" in text
 
 
+def test_the_fhir_claim_puts_the_admission_hour_on_the_sources_date():
+    """Admitted 23:xx at UTC-5 on 1 Nov: the FHIR period starts 04:00 UTC on 2 Nov, not on
+    2 Nov at 23:00 (the UTC date with the local hour)."""
+    local = timezone(timedelta(hours=-5))
+    claim = _claim(
+        **{**ABSTRACTED, "admission_hour": 23, "admission_date": date(2026, 11, 1)},
+        start=datetime(2026, 11, 1, 23, 30, tzinfo=local),
+    )
+    info = x12.build_fhir(claim, Settings())["supportingInfo"]
+    (stay,) = [e for e in info if e["category"]["coding"][0]["code"] == "hospitalized"]
+    assert stay["timingPeriod"]["start"] == "2026-11-02T04:00:00+00:00"
+
+
 def test_json_ingest_keeps_the_admission_date_of_the_sources_clock_for_the_837i(
     make_client, monkeypatch
 ):

@@ -115,3 +115,36 @@ def test_overturned_after_billing_restores_the_code_and_bills_a_replacement(make
     assert (
         f'id="replaces-{item_id}"' in signed_in(make_client, "bill1", "biller").get("/billing").text
     )
+
+
+def test_an_overturn_waits_while_a_coder_has_the_chart_open(make_client):
+    """A chart returned by billing and resumed by its coder: overturning now would change the
+    codes on the coder's screen (and their next save would undo it), so the decision is
+    refused at the finding, with the reason kept; once the coder submits, it goes through."""
+    held, _, item_id, findings = _reviewed(make_client)
+    _, principal = findings
+    _rebut(held.client, principal)
+    biller = signed_in(make_client, "bill1", "biller")
+    r = biller.post(f"/api/v1/billing/{item_id}/return", json={"reason": "check the principal"})
+    assert r.status_code == 200, r.text
+    assert held.client.post(f"/api/v1/work/{item_id}/resume").status_code == 200
+    boss = signed_in(make_client, "boss", "supervisor")
+    r = boss.post(
+        f"/qa/findings/{principal['id']}/decision",
+        data={
+            "decision": "overturn",
+            "reason": "the H&P supports the coder",
+            "csrf_token": boss.headers["X-CSRF-Token"],
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 409
+    assert f"Chart #{item_id} is being coded right now" in r.text
+    assert "the H&amp;P supports the coder" in r.text  # the reason as typed, at the finding
+    assert _dx(item_id) == ["E11.65", "I10"]
+    assert _overturned_events(item_id) == []
+    statuses = {f["id"]: f["status"] for f in boss.get("/api/v1/qa/findings").json()["items"]}
+    assert statuses[principal["id"]] == "rebutted"
+    assert held.client.post(f"/api/v1/work/{item_id}/submit").status_code == 200
+    _decide(boss, principal, "overturn")
+    assert _dx(item_id) == ["E11.9", "I10"]

@@ -422,3 +422,42 @@ def test_a_coder_sees_their_own_figures_and_activity(make_client):
     sup = make_client()
     sign_in(sup, make_user("sue", "supervisor"))
     assert sup.get("/reports/mine").status_code == 403
+
+
+def test_reports_rebuild_counts_the_days_again_in_a_new_zone(make_client, monkeypatch):
+    """A submit at 03:30 UTC on 20 Nov is 22:30 on 19 Nov in New York: after the zone changes,
+    `chartdesk reports rebuild` moves its chart to the 19th (the summary kept the old day)."""
+    from typer.testing import CliRunner
+
+    from server.cli import app
+    from server.models import AuditDay, CodingDay
+
+    held = coder_with_item(make_client)
+    held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
+    with Session(get_engine()) as s:
+        submit = s.exec(
+            select(WorkItemEvent).where(
+                WorkItemEvent.work_item_id == held.item_id, WorkItemEvent.action == "submit"
+            )
+        ).one()
+        submit.at, submit.lease_started_at = _at("2026-11-20T03:30"), _at("2026-11-20T02:30")
+        s.add(submit)
+        s.add(AuditDay(day=_at("2026-11-19T12:00").date(), kind="views", events=99))
+        s.commit()
+        summary.rebuild_coding_days(s.connection())
+        s.commit()
+        assert [str(d.day) for d in s.exec(select(CodingDay)).all()] == ["2026-11-20"]
+    monkeypatch.setenv("CHARTDESK_AUDIT_TIMEZONE", "America/New_York")
+    get_settings.cache_clear()
+    out = CliRunner().invoke(app, ["reports", "rebuild"])
+    assert out.exit_code == 0, out.output
+    assert "America/New_York" in out.stdout
+    with Session(get_engine()) as s:
+        assert [str(d.day) for d in s.exec(select(CodingDay)).all()] == ["2026-11-19"]
+        stale = s.exec(select(AuditDay).where(AuditDay.events == 99)).all()
+        assert stale == []  # the old zone's roll-up is gone (counted again from the log)
+    sup = make_client()
+    sign_in(sup, make_user("sue", "supervisor"))
+    body = sup.get("/api/v1/reports/productivity?since=2026-11-19&until=2026-11-19").json()
+    assert [(i["coder"], i["charts"], i["hours"]) for i in body["items"]] == [("coder1", 1, 1.0)]

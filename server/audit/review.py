@@ -35,6 +35,7 @@ from server.audit.search import PURPOSE as PURPOSE
 from server.audit.search import EventFilter as EventFilter
 from server.audit.search import Page as Page
 from server.audit.search import check_filter as check_filter
+from server.audit.search import check_search as check_search
 from server.audit.search import decode_cursor as decode_cursor
 from server.audit.search import default_window as default_window
 from server.audit.search import encode_cursor as encode_cursor
@@ -42,3 +43,4 @@ from server.audit.search import filtered_events as filtered_events
 from server.audit.search import patient_ids as patient_ids
 from server.audit.search import patient_index as patient_index
 from server.audit.search import search as search
+from server.audit.search import search_in_one_trip as search_in_one_trip

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from sqlmodel import Session
 
@@ -18,8 +19,18 @@ from server.audit import activity, review
 from server.audit import service as audit_service
 from server.audit.schemas import AuditEventList, AuditEventView, VerifyView
 from server.audit.search import PURPOSE
-from server.auth.deps import MAX_ROW_ID, AuditorDep, ComplianceDep, SessionDep
+from server.auth.deps import (
+    MAX_ROW_ID,
+    AuditorDep,
+    AuditorInStatementDep,
+    ComplianceDep,
+    PendingCheck,
+    SessionDep,
+    client_ip,
+    request_id,
+)
 from server.auth.principal import Principal
+from server.db import async_pool, session_scope
 from server.errors import AppError
 from server.records import service as records_service
 from server.reports.svg import Bar, bar_chart
@@ -35,9 +46,8 @@ API = "/api/v1/audit"
 
 
 @router.get(f"{API}/events", tags=["audit"], response_model=AuditEventList)
-def api_events(
-    session: SessionDep,
-    actor: AuditorDep,
+async def api_events(
+    caller: AuditorInStatementDep,
     actor_name: Annotated[str | None, Query(alias="actor", max_length=100)] = None,
     patient: Annotated[str | None, Query(max_length=100, description="an MRN")] = None,
     work_item: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
@@ -50,8 +60,10 @@ def api_events(
 ) -> Response:
     """Search the audit log, newest first, with keyset pagination (audited).
 
-    Serialized once, here (`response_model` stays for the OpenAPI schema): handing FastAPI
-    the model made it validate the page again and encode it twice.
+    PostgreSQL with a compliance officer's cookie session: one statement on the event loop
+    (session check, patient lookup, audit row, page; issue 23). A refusal there, a bad
+    filter, a token or SQLite: the ordinary access rule and search in one worker-thread
+    call. Serialized once, here (`response_model` stays for the OpenAPI schema).
     """
     flt = review.EventFilter(
         actor=actor_name,
@@ -62,7 +74,44 @@ def api_events(
         since=since,
         until=until,
     )
-    page = review.search(session, actor=actor, flt=flt, limit=limit, cursor=cursor)
+    request = caller.request
+    pool = async_pool()
+    session_hash = caller.session_hash() if pool is not None else None
+    if pool is not None and session_hash is not None:
+        try:
+            checked, before = review.check_search(flt, limit=limit, cursor=cursor)
+        except AppError:
+            pass  # the ordinary path checks access first, then answers the 422
+        else:
+            page = await review.search_in_one_trip(
+                pool,
+                session_hash=session_hash,
+                activity=caller.activity,
+                roles=caller.rule.roles,
+                flt=checked,
+                limit=limit,
+                before=before,
+                ip=client_ip(request),
+                ua=request.headers.get("user-agent"),
+                request_id=request_id(request),
+            )
+            if isinstance(page, review.Page):
+                request.state.access_granted = True
+                return _events_answer(page)
+    return await run_in_threadpool(_events_plain, caller, flt, limit, cursor)
+
+
+def _events_plain(
+    caller: PendingCheck, flt: review.EventFilter, limit: int, cursor: str | None
+) -> Response:
+    with session_scope() as session:
+        actor = caller.check(session)
+        return _events_answer(
+            review.search(session, actor=actor, flt=flt, limit=limit, cursor=cursor)
+        )
+
+
+def _events_answer(page: review.Page) -> Response:
     body = AuditEventList(
         items=[AuditEventView.of(e) for e in page.events], next_cursor=page.next_cursor
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from server.audit.search import EventRow
 from server.models.audit import AuditEvent
 
 
@@ -26,8 +27,8 @@ class AuditEventView(BaseModel):
     purpose: str | None
 
     @classmethod
-    def of(cls, event: AuditEvent) -> AuditEventView:
-        """The view of a stored event."""
+    def of(cls, event: AuditEvent | EventRow) -> AuditEventView:
+        """The view of a stored event (a model, or a row of the one-trip search)."""
         assert event.id is not None  # noqa: S101
         return cls(
             id=event.id,

@@ -10,7 +10,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
@@ -18,9 +18,12 @@ from sqlmodel import Session, col, select
 from server.audit import service as audit_service
 from server.audit.service import Action, Outcome
 from server.auth.principal import Principal
+from server.config import get_settings
+from server.db import AsyncPool
 from server.errors import ValidationFailed
 from server.keyring import mrn_index
 from server.models import AuditEvent, Patient
+from server.models.base import utcnow
 
 MAX_LIMIT = 500
 PURPOSE = "HCOMPL"  # HL7 v3 ActReason: health compliance
@@ -186,16 +189,12 @@ def search(
     cursor: str | None = None,
 ) -> Page:
     """Events matching `flt`, newest first, `limit` per page; the search itself is audited."""
-    flt = check_filter(flt)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed(
-            "Invalid audit search.", details=[{"loc": "limit", "msg": f"1 to {MAX_LIMIT}"}]
-        )
+    flt, before = check_search(flt, limit=limit, cursor=cursor)
     stmt, _ = audited_events(session, actor=actor, flt=flt, detail=flt.describe())
     if stmt is None:
         return Page(events=[], next_cursor=None)
-    if cursor:
-        when, ident = decode_cursor(cursor)
+    if before:
+        when, ident = before
         stmt = stmt.where(
             or_(
                 col(AuditEvent.time) < when,
@@ -203,10 +202,104 @@ def search(
             )
         )
     stmt = stmt.order_by(col(AuditEvent.time).desc(), col(AuditEvent.id).desc()).limit(limit + 1)
-    rows = list(session.exec(stmt).all())
+    return _page(list(session.exec(stmt).all()), limit=limit)
+
+
+def check_search(
+    flt: EventFilter, *, limit: int, cursor: str | None
+) -> tuple[EventFilter, tuple[datetime, int] | None]:
+    """The checked filter and the cursor's (time, id), or a 422 naming the bad field."""
+    flt = check_filter(flt)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(
+            "Invalid audit search.", details=[{"loc": "limit", "msg": f"1 to {MAX_LIMIT}"}]
+        )
+    return flt, decode_cursor(cursor) if cursor else None
+
+
+def _page(rows: list[Any], *, limit: int) -> Page:
+    """A page from up to `limit + 1` events, newest first (one more: there is a next page)."""
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(events=rows, next_cursor=encode_cursor(rows[-1]) if more and rows else None)
+
+
+class EventRow(NamedTuple):
+    """An event as the one-trip search reads it (the columns AuditEventView shows)."""
+
+    refused: bool
+    id: int
+    time: datetime
+    action: str
+    outcome: str
+    actor: str | None
+    actor_roles: str
+    work_item_id: int | None
+    patient_id: int | None
+    source_ip: str | None
+    request_id: str | None
+    purpose: str | None
+
+
+_SEARCH_SESSION_SQL = (
+    "SELECT * FROM chartdesk_audit_search_session(%(sid)s, %(activity)s, %(idle)s, "
+    "%(max_hours)s, %(roles)s, %(now)s, %(ip)s, %(ua)s, %(rid)s, %(purpose)s, %(detail)s, "
+    "%(mrn_index)s, %(actor)s, %(work_item)s, %(action)s, %(outcome)s, %(since)s, "
+    "%(until)s, %(before)s, %(before_id)s, %(limit)s)"
+)
+REFUSED = "refused"
+
+
+async def search_in_one_trip(
+    pool: AsyncPool,
+    *,
+    session_hash: str,
+    activity: bool,
+    roles: tuple[str, ...],
+    flt: EventFilter,
+    limit: int,
+    before: tuple[datetime, int] | None,
+    ip: str | None,
+    ua: str | None,
+    request_id: str | None,
+) -> Page | str:
+    """`search` for a session, as one statement (migration 0030): the page, or REFUSED.
+
+    `flt`, `limit` and `before` come checked from `check_search`. REFUSED: the session check
+    said no and nothing was written; the caller runs the ordinary access rule, which answers
+    (and audits) the refusal as every route does.
+    """
+    settings = get_settings()
+    rows = await pool.fetch(
+        _SEARCH_SESSION_SQL,
+        {
+            "sid": session_hash,
+            "activity": activity,
+            "idle": settings.session_idle_minutes,
+            "max_hours": settings.session_max_hours,
+            "roles": list(roles),
+            "now": utcnow(),
+            "ip": ip,
+            "ua": (ua or "")[:300] or None,
+            "rid": request_id,
+            "purpose": PURPOSE,
+            "detail": flt.describe(),
+            "mrn_index": patient_index(flt.patient_mrn) if flt.patient_mrn else None,
+            "actor": flt.actor,
+            "work_item": flt.work_item,
+            "action": flt.action,
+            "outcome": flt.outcome,
+            "since": flt.since,
+            "until": flt.until,
+            "before": before[0] if before else None,
+            "before_id": before[1] if before else None,
+            "limit": limit + 1,
+        },
+    )
+    if rows and rows[0][0]:
+        return REFUSED
+    events = [EventRow(*r)._replace(time=r[2].astimezone(UTC)) for r in rows]
+    return _page(events, limit=limit)
 
 
 def default_window(days: int = 7) -> tuple[datetime, datetime]:

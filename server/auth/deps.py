@@ -253,20 +253,23 @@ class PendingCheck:
     def session_hash(self) -> str | None:
         """The session id (hash of the cookie) when a fast check may be tried, else None.
 
-        Only a cookie session on an unsafe method with a CSRF token and an acceptable origin
-        qualifies; bearer tokens, and everything that would be refused before the session's
-        row is read, go the ordinary way.
+        Only a cookie session qualifies, and on an unsafe method only with a CSRF token and an
+        acceptable origin; bearer tokens, and everything that would be refused before the
+        session's row is read, go the ordinary way.
         """
         request = self.request
         if request.headers.get("authorization", "").lower().startswith("bearer "):
             return None
         cookie = request.cookies.get(get_settings().session_cookie_name)
-        if not cookie or not self.csrf or request.method not in UNSAFE_METHODS:
+        if not cookie:
             return None
-        try:
-            check_origin(request)
-        except Forbidden:
-            return None
+        if request.method in UNSAFE_METHODS:
+            if not self.csrf:
+                return None
+            try:
+                check_origin(request)
+            except Forbidden:
+                return None
         return auth_service.sha256_hex(cookie)
 
     @property
@@ -275,8 +278,8 @@ class PendingCheck:
         return self.request.headers.get(BACKGROUND_HEADER) is None
 
 
-class RequireRoleInStatement(RequireRole):
-    """`RequireRole` for a route that checks the session inside its one SQL statement.
+class _InStatement(_Guarded):
+    """An access rule checked inside the route's own SQL statement.
 
     The dependency does no I/O: it hands the route a `PendingCheck`, and the route either
     runs its statement with the check folded in (PostgreSQL, cookie session) or calls
@@ -286,6 +289,14 @@ class RequireRoleInStatement(RequireRole):
 
     async def __call__(self, request: Request) -> PendingCheck:  # type: ignore[override]
         return PendingCheck(rule=self, request=request, csrf=await presented_csrf(request))
+
+
+class RequireRoleInStatement(_InStatement, RequireRole):
+    """`RequireRole` for a route that checks the session inside its one SQL statement."""
+
+
+class RequireRoleOrScopeInStatement(_InStatement, RequireRoleOrScope):
+    """`RequireRoleOrScope` for such a route: a token (a scope) always takes the ordinary way."""
 
 
 SignedIn = Annotated[Principal, Depends(RequireRole())]
@@ -315,4 +326,9 @@ BillingDep = Annotated[
 ]
 AuditorDep = Annotated[
     Principal, Depends(RequireRoleOrScope(roles=(Role.compliance,), scopes=(Scope.audit,)))
+]
+# The same, checked by the route's own statement (the audit search API).
+AuditorInStatementDep = Annotated[
+    PendingCheck,
+    Depends(RequireRoleOrScopeInStatement(roles=(Role.compliance,), scopes=(Scope.audit,))),
 ]

@@ -891,10 +891,12 @@ def _fhir_inpatient(claim: ClaimData, resource: dict[str, Any]) -> None:
         ]
     info: list[dict[str, Any]] = []
     if claim.start is not None:
-        start = claim.start.astimezone(UTC)
+        start = claim.start
         if claim.admission_hour is not None:
+            # The abstract's hour is on the source's clock: set it on the start as the source
+            # wrote it (its own offset), then say the moment in UTC (as DTP*435 keeps the date).
             start = start.replace(hour=claim.admission_hour, minute=0, second=0, microsecond=0)
-        period = {"start": start.isoformat()}
+        period = {"start": start.astimezone(UTC).isoformat()}
         if claim.end is not None:
             period["end"] = claim.end.astimezone(UTC).isoformat()
         info.append(_info(len(info) + 1, "hospitalized", timingPeriod=period))

@@ -538,6 +538,7 @@ def decide_rebuttal(
             detail=detail,
         )
     else:  # the item's codes are opened to restore the coder's: an audited use, first
+        _refuse_while_coded(session, work_item_id=finding.work_item_id)
         key = records_service.open_for_use(
             session,
             actor=actor,
@@ -555,6 +556,25 @@ def decide_rebuttal(
     session.add(finding)
     session.flush()
     return finding
+
+
+def _refuse_while_coded(session: Session, *, work_item_id: int) -> None:
+    """An overturn rewrites the item's codes: never under a coder who has the chart open (their
+    screen would be stale, and their next save would undo the restore). The item stays locked
+    for the rest of the decision, so no one claims it in between."""
+    item = queue_service.lock_item(session, work_item_id)
+    if (
+        item is not None
+        and item.status == Status.in_progress
+        and item.lease_expires_at is not None
+        and item.lease_expires_at > utcnow()
+    ):
+        raise Conflict(
+            f"Chart #{work_item_id} is being coded right now. Decide this rebuttal once the "
+            "coder has submitted or released it: overturning it now would change the codes "
+            "on their screen.",
+            code="chart_in_progress",
+        )
 
 
 def _regroup_review(

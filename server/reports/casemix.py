@@ -21,6 +21,7 @@ reviewer's sealed reason for a shift, opened one at a time through the audited d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -388,29 +389,51 @@ def _categories(session: Session, review_ids: list[int]) -> dict[int, str]:
     return {r: ", ".join(v) for r, v in labels.items() if v}
 
 
-def query_answer(session: Session, *, actor: Principal, query_id: int) -> str:
-    """The provider's answer behind a baseline-to-final DRG shift, opened through the audited
-    door the QA reasons use (a view of the item, purpose HOPERAT, audited before opening)."""
-    query = session.get(PhysicianQuery, query_id)
-    if query is None or query.sealed_answer is None:
+def _opened_behind_shift(
+    session: Session,
+    *,
+    actor: Principal,
+    work_item_id: int | None,
+    detail: str,
+    missing: str | None,
+    reveal: Callable[[ItemKey], str],
+) -> str:
+    """One sealed field behind a DRG shift, through the audited door: a view of the item,
+    purpose HOPERAT, audited before `reveal` opens it. `missing`: why there is nothing to
+    open (the attempt is audited as refused, and answered 404)."""
+    if missing is not None or work_item_id is None:
         audit_service.record_denied(
             session,
             actor=actor,
             action=audit_service.Action.view_record,
-            work_item_id=query.work_item_id if query else None,
+            work_item_id=work_item_id,
             purpose="HOPERAT",
-            detail=f"drg-shift query={query_id}: no answered query",
+            detail=f"{detail}: {missing}",
         )
-        raise NotFound("No such answered query.")
+        raise NotFound(f"No such {missing.removeprefix('no ') if missing else 'item'}.")
     key = records_service.open_for_use(
         session,
         actor=actor,
-        work_item_id=query.work_item_id,
+        work_item_id=work_item_id,
         action=audit_service.Action.view_record,
         purpose="HOPERAT",
-        detail=f"drg-shift reason query={query_id}",
+        detail=detail,
     )
-    return _answer(key=key, query=query)
+    return reveal(key)
+
+
+def query_answer(session: Session, *, actor: Principal, query_id: int) -> str:
+    """The provider's answer behind a baseline-to-final DRG shift (audited, as QA reasons)."""
+    query = session.get(PhysicianQuery, query_id)
+    answered = query is not None and query.sealed_answer is not None
+    return _opened_behind_shift(
+        session,
+        actor=actor,
+        work_item_id=query.work_item_id if query else None,
+        detail=f"drg-shift reason query={query_id}",
+        missing=None if answered else "no answered query",
+        reveal=lambda key: _answer(key=key, query=query),  # type: ignore[arg-type]
+    )
 
 
 def _answer(*, key: ItemKey, query: PhysicianQuery) -> str:
@@ -427,30 +450,19 @@ def _answer(*, key: ItemKey, query: PhysicianQuery) -> str:
 
 
 def shift_reason(session: Session, *, actor: Principal, review_id: int) -> str:
-    """A QA reviewer's reason for a DRG shift, opened through the audited door (the use is
-    audited as a view of the item, purpose HOPERAT, before the reason is opened)."""
+    """A QA reviewer's reason for a DRG shift (audited before it is opened; none: "")."""
     review = session.get(QaReview, review_id)
-    if review is None or not review.coder_drg or review.coder_drg == review.qa_drg:
-        audit_service.record_denied(
-            session,
-            actor=actor,
-            action=audit_service.Action.view_record,
-            work_item_id=review.work_item_id if review else None,
-            purpose="HOPERAT",
-            detail=f"drg-shift reason review={review_id}: no such shift",
-        )
-        raise NotFound("No such DRG shift.")
-    if review.sealed_reason is None:
+    shifted = review is not None and bool(review.coder_drg) and review.coder_drg != review.qa_drg
+    if shifted and review is not None and review.sealed_reason is None:
         return ""
-    key = records_service.open_for_use(
+    return _opened_behind_shift(
         session,
         actor=actor,
-        work_item_id=review.work_item_id,
-        action=audit_service.Action.view_record,
-        purpose="HOPERAT",
+        work_item_id=review.work_item_id if review else None,
         detail=f"drg-shift reason review={review_id}",
+        missing=None if shifted else "no DRG shift",
+        reveal=lambda key: _reason(key=key, review=review),  # type: ignore[arg-type]
     )
-    return _reason(key=key, review=review)
 
 
 def _reason(*, key: ItemKey, review: QaReview) -> str:

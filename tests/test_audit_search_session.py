@@ -17,7 +17,7 @@ from server.audit import review
 from server.audit import router as audit_router
 from server.db import get_engine, session_scope
 from server.models import AuditEvent, Patient, User, UserSession
-from tests.support.factories import make_encounter, make_user, sign_in
+from tests.support.factories import make_encounter, make_user, session_row, shift_session, sign_in
 
 MRN = "MRN-SEARCH-4410"
 EVENTS = "/api/v1/audit/events"
@@ -186,20 +186,6 @@ def test_a_search_finds_itself_and_commits_before_it_answers(
 # ---------------------------------------------------------------- refusals (both backends)
 
 
-def _session_row() -> UserSession:
-    with Session(get_engine()) as s:
-        return s.exec(select(UserSession)).one()
-
-
-def _shift_session(**delta: timedelta) -> None:
-    with Session(get_engine()) as s:
-        row = s.exec(select(UserSession)).one()
-        for field, by in delta.items():
-            setattr(row, field, getattr(row, field) - by)
-        s.add(row)
-        s.commit()
-
-
 def _searched() -> int:
     with Session(get_engine()) as s:
         return len(s.exec(select(AuditEvent.id).where(AuditEvent.action == "audit-search")).all())
@@ -224,7 +210,7 @@ def test_without_a_session_the_search_asks_to_sign_in(make_client: Any) -> None:
 
 def test_an_idle_session_is_signed_out_audited_and_nothing_is_searched(make_client: Any) -> None:
     client = _compliance(make_client)
-    _shift_session(last_seen_at=timedelta(minutes=16))
+    shift_session(last_seen_at=timedelta(minutes=16))
     r = client.get(EVENTS, params={"action": "not-an-action"})  # 401 comes before the 422
     assert (r.status_code, r.json()["error"]["code"]) == (401, "session_expired")
     with Session(get_engine()) as s:
@@ -235,7 +221,7 @@ def test_an_idle_session_is_signed_out_audited_and_nothing_is_searched(make_clie
 
 def test_past_the_absolute_limit_or_deactivated_the_search_is_refused(make_client: Any) -> None:
     client = _compliance(make_client)
-    _shift_session(created_at=timedelta(hours=12, minutes=1))
+    shift_session(created_at=timedelta(hours=12, minutes=1))
     assert client.get(EVENTS).status_code == 401
     client = _compliance(make_client, "cyd")
     with Session(get_engine()) as s:
@@ -265,9 +251,9 @@ def test_a_search_restarts_the_idle_clock_but_a_background_one_does_not(
     make_client: Any,
 ) -> None:
     client = _compliance(make_client)
-    _shift_session(last_seen_at=timedelta(minutes=5))
-    before = _session_row().last_seen_at
+    shift_session(last_seen_at=timedelta(minutes=5))
+    before = session_row().last_seen_at
     assert client.get(EVENTS, headers={"X-Chartdesk-Background": "1"}).status_code == 200
-    assert _session_row().last_seen_at == before
+    assert session_row().last_seen_at == before
     assert client.get(EVENTS).status_code == 200
-    assert _session_row().last_seen_at > before + timedelta(minutes=4)
+    assert session_row().last_seen_at > before + timedelta(minutes=4)

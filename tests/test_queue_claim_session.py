@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from server.db import get_engine
 from server.models import AuditEvent, Status, User, UserSession, WorkItem
 from server.queue import router as queue_router
-from tests.support.factories import make_token, make_user, sign_in
+from tests.support.factories import make_token, make_user, session_row, shift_session, sign_in
 from tests.support.queue import make_items
 
 
@@ -32,20 +32,6 @@ def _denied(detail: str) -> list[AuditEvent]:
             select(AuditEvent).where(AuditEvent.outcome == "denied", AuditEvent.detail == detail)
         )
         return list(rows.all())
-
-
-def _session_row() -> UserSession:
-    with Session(get_engine()) as s:
-        return s.exec(select(UserSession)).one()
-
-
-def _shift_session(**delta: timedelta) -> None:
-    with Session(get_engine()) as s:
-        row = s.exec(select(UserSession)).one()
-        for field, by in delta.items():
-            setattr(row, field, getattr(row, field) - by)
-        s.add(row)
-        s.commit()
 
 
 def test_next_answers_the_claim_with_the_item_and_its_audit_row(make_client, backend):
@@ -126,7 +112,7 @@ def test_next_on_an_idle_session_signs_out_audits_and_claims_nothing(make_client
     make_items(1)
     client = make_client()
     sign_in(client, make_user("cora", "coder", queues=["default"]))
-    _shift_session(last_seen_at=timedelta(minutes=16))
+    shift_session(last_seen_at=timedelta(minutes=16))
     r = _next(client)
     assert (r.status_code, r.json()["error"]["code"]) == (401, "session_expired")
     with Session(get_engine()) as s:
@@ -141,7 +127,7 @@ def test_next_past_the_absolute_limit_is_refused(make_client):
     make_items(1)
     client = make_client()
     sign_in(client, make_user("cora", "coder", queues=["default"]))
-    _shift_session(created_at=timedelta(hours=12, minutes=1))
+    shift_session(created_at=timedelta(hours=12, minutes=1))
     assert _next(client).status_code == 401
     assert _claimed() == []
 
@@ -165,23 +151,23 @@ def test_next_restarts_the_idle_clock_but_a_background_request_does_not(make_cli
     make_items(2)
     client = make_client()
     sign_in(client, make_user("cora", "coder", queues=["default"]))
-    _shift_session(last_seen_at=timedelta(minutes=5))
-    before = _session_row().last_seen_at
+    shift_session(last_seen_at=timedelta(minutes=5))
+    before = session_row().last_seen_at
     assert _next(client, headers={"X-Chartdesk-Background": "1"}).status_code == 200
-    assert _session_row().last_seen_at == before
+    assert session_row().last_seen_at == before
     assert _next(client).status_code == 200
-    assert _session_row().last_seen_at > before + timedelta(minutes=4)
+    assert session_row().last_seen_at > before + timedelta(minutes=4)
 
 
 def test_next_on_a_refused_queue_does_not_touch_the_session(make_client):
     make_items(1, queue="other")
     client = make_client()
     sign_in(client, make_user("cora", "coder", queues=["default"]))
-    _shift_session(last_seen_at=timedelta(minutes=5))
-    before = _session_row().last_seen_at
+    shift_session(last_seen_at=timedelta(minutes=5))
+    before = session_row().last_seen_at
     assert client.post("/api/v1/work/next", json={"queue": "other"}).status_code == 403
     assert client.post("/api/v1/work/next", json={"queue": "nowhere"}).status_code == 404
-    assert _session_row().last_seen_at == before
+    assert session_row().last_seen_at == before
 
 
 def test_next_answers_the_item_as_the_list_of_my_work_shows_it(make_client):

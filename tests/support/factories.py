@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pyotp
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.db import get_engine
-from server.models import User
+from server.models import User, UserSession
 
 
 @dataclass
@@ -195,3 +196,19 @@ def make_encounter(queue: str = "default", priority: int = 0, **overrides: Any) 
         s.add(item)
         s.commit()
         return int(created.id)
+
+
+def session_row() -> UserSession:
+    """The one signed-in session's row (tests with a single session)."""
+    with Session(get_engine()) as s:
+        return s.exec(select(UserSession)).one()
+
+
+def shift_session(**delta: timedelta) -> None:
+    """Move the one session's times back (e.g. `last_seen_at=timedelta(minutes=16)`: idle)."""
+    with Session(get_engine()) as s:
+        row = s.exec(select(UserSession)).one()
+        for field, by in delta.items():
+            setattr(row, field, getattr(row, field) - by)
+        s.add(row)
+        s.commit()

@@ -62,13 +62,16 @@ def test_database_down_answers_503_with_retry_after_then_recovers(
     own_cluster: Cluster, outage_client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = outage_client
-    sign_in(client, make_user("ann", "coder"))
+    # Both one-statement routes (Next, the audit search) and the ordinary ones.
+    sign_in(client, make_user("ann", "coder", "compliance"))
     assert client.get("/api/v1/me").status_code == 200
+    assert client.get("/api/v1/audit/events").status_code == 200
     own_cluster.halt()
     try:
         caplog.set_level(logging.INFO, logger="chartdesk.access")
         _unavailable_json(client.get("/api/v1/me"))
         _unavailable_json(client.post("/api/v1/work/next"))
+        _unavailable_json(client.get("/api/v1/audit/events"))
         page = client.get("/home")
         assert page.status_code == 503
         assert page.headers["content-type"].startswith("text/html")
@@ -86,6 +89,7 @@ def test_database_down_answers_503_with_retry_after_then_recovers(
         own_cluster.start()
     # Back without restarting the app: the pool drops its dead connections.
     assert client.get("/api/v1/me").status_code == 200
+    assert client.get("/api/v1/audit/events").status_code == 200
     assert client.get("/readyz").status_code == 200
 
 

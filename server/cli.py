@@ -80,6 +80,7 @@ def reports_rebuild() -> None:
         f"activity: {days} settled days rolled up"
     )
 
+
 err = Console(stderr=True)
 
 

@@ -4,14 +4,22 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.factories import Account, fresh_totp, make_user
+from server.coding import codesets
+from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.queue import expire
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _code_index() -> None:
+    codesets.icd10cm()
 
 
 def _sign_in(page: Page, url: str, account: Account) -> None:
@@ -55,3 +63,46 @@ def test_a_reports_show_button_is_the_size_of_its_csv_link(
     expect(link).to_be_visible()
     assert show.evaluate(_LOOK) == link.evaluate(_LOOK)
     _shot(page, path.rsplit("/", 1)[-1])
+
+
+def _open_next_chart(page: Page, url: str, item: int) -> None:
+    page.goto(f"{url}/work")
+    page.keyboard.press("n")
+    expect(page).to_have_url(f"{url}/work/{item}")
+
+
+def test_a_lost_lease_turns_the_status_badge_to_lease_ended(
+    page: Page, live_server, backend
+) -> None:
+    item = make_encounter(queue="default")
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    _sign_in(page, url, coder)
+    _open_next_chart(page, url, item)
+    badge = page.locator("#item-status")
+    expect(badge).to_have_text("in progress")
+    expire(item)
+    dx = page.locator("#dx-lines input[name=dx_code]").first
+    dx.fill("J06.9")
+    dx.press("Tab")  # the save is refused: 409 lease_expired
+    expect(page.locator("#lease")).to_have_text(re.compile(r"^\s*Lease ended"))
+    expect(badge).to_have_text("Lease ended")  # not "in progress" beside it
+    expect(dx).to_have_value("J06.9")
+    _shot(page, "lease-lost-badge")
+
+
+def test_a_header_countdown_that_runs_out_turns_the_badge_too(
+    page: Page, live_server, backend
+) -> None:
+    item = make_encounter(queue="default")
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    _sign_in(page, url, coder)
+    _open_next_chart(page, url, item)
+    badge = page.locator("#item-status")
+    expect(badge).to_have_text("in progress")
+    page.locator("#lease [data-countdown-to]").evaluate(
+        "e => e.setAttribute('data-countdown-to', '2000-01-01T00:00:00Z')"
+    )
+    expect(page.locator("#lease [data-countdown-to]")).to_have_text("expired")
+    expect(badge).to_have_text("Lease ended")

@@ -146,6 +146,15 @@
     ended.className = "lease-ended";
     ended.textContent = "Lease ended: this chart is no longer yours.";
     lease.replaceWith(ended);
+    statusEnded();
+  }
+  // The status badge beside the title says so too, not "in progress" under a lease that ended.
+  function statusEnded() {
+    var badge = document.getElementById("item-status");
+    if (!badge || badge.getAttribute("data-ended")) return;
+    badge.setAttribute("data-ended", "1");
+    badge.className = "badge bad";
+    badge.textContent = "Lease ended";
   }
   // A button replaced by what it fetched ("Show identity", "Show reason", "Show answer"):
   // the button had focus and is gone, so focus goes to the text that took its place
@@ -265,6 +274,7 @@
     document.querySelectorAll("[data-countdown-to]").forEach(function (el) {
       var left = Math.floor((Date.parse(el.getAttribute("data-countdown-to")) - Date.now()) / 1000);
       el.textContent = left > 0 ? Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") : "expired";
+      if (left <= 0 && el.closest("#lease")) statusEnded(); // the header's own lease ran out
     });
   }, 1000);
 })();

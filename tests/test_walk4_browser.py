@@ -88,6 +88,10 @@ def test_a_lost_lease_turns_the_status_badge_to_lease_ended(
     expect(page.locator("#lease")).to_have_text(re.compile(r"^\s*Lease ended"))
     expect(badge).to_have_text("Lease ended")  # not "in progress" beside it
     expect(dx).to_have_value("J06.9")
+    # Release and Hold would only answer 409 on a page of their own: the flash offers the way on.
+    expect(page.locator("#release")).to_have_count(0)
+    expect(page.locator("#hold-form")).to_have_count(0)
+    expect(page.locator("#flash").get_by_role("button", name="Next chart")).to_be_visible()
     _shot(page, "lease-lost-badge")
 
 
@@ -106,3 +110,26 @@ def test_a_header_countdown_that_runs_out_turns_the_badge_too(
     )
     expect(page.locator("#lease [data-countdown-to]")).to_have_text("expired")
     expect(badge).to_have_text("Lease ended")
+
+
+def test_a_code_typed_over_does_not_keep_the_old_codes_description(
+    page: Page, live_server, backend
+) -> None:
+    item = make_encounter(queue="default")
+    coder = make_user("ana", "coder", queues=["default"])
+    url = live_server.url
+    _sign_in(page, url, coder)
+    _open_next_chart(page, url, item)
+    dx = page.locator("#dx-lines input[name=dx_code]").first
+    title = page.locator("#dx-lines .code-title").first
+    dx.fill("J06.9")
+    expect(title).to_have_text("Acute upper respiratory infection, unspecified")
+    dx.press("Tab")
+    dx.fill("ZZZ.99")  # not a code: no description, not J06.9's
+    dx.press("Tab")
+    expect(page.locator("#code-problems")).to_contain_text("ZZZ.99 is not an ICD-10-CM code")
+    expect(title).to_have_text("")
+    expect(dx).to_have_value("ZZZ.99")
+    dx.fill("J02.9")
+    expect(title).to_have_text("Acute pharyngitis, unspecified")
+    _shot(page, "code-typed-over")

@@ -147,6 +147,10 @@
     ended.textContent = "Lease ended: this chart is no longer yours.";
     lease.replaceWith(ended);
     statusEnded();
+    // Release and Hold act on a lease the coder no longer holds: they could only answer 409
+    // on a page of their own; the flash offers the ways on (My work, Next chart).
+    var actions = document.querySelector("#item-head #item-actions");
+    if (actions) actions.remove();
   }
   // The status badge beside the title says so too, not "in progress" under a lease that ended.
   function statusEnded() {

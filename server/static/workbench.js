@@ -277,8 +277,9 @@
     var match = Array.prototype.find.call(list.options, function (o) {
       return o.value.toUpperCase() === value;
     });
-    if (match) cell.textContent = match.textContent.replace(match.value, "").trim();
-    else if (!value) cell.textContent = "";
+    // No option for what is typed (a half-typed or unknown code): no description, never the
+    // one of the code that was there before.
+    cell.textContent = match ? match.textContent.replace(match.value, "").trim() : "";
   }
   document.addEventListener("input", function (e) {
     if (e.target.matches && e.target.matches("input.code-input")) {

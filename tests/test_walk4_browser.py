@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server.coding import codesets
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.coding import GOOD_CODES
+from tests.support.factories import Account, fresh_totp, make_encounter, make_user, sign_in
 from tests.support.queue import expire
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
@@ -133,3 +134,36 @@ def test_a_code_typed_over_does_not_keep_the_old_codes_description(
     dx.fill("J02.9")
     expect(title).to_have_text("Acute pharyngitis, unspecified")
     _shot(page, "code-typed-over")
+
+
+def test_a_qa_difference_without_a_category_is_shown_with_its_message_in_view(
+    page: Page, live_server, backend, make_client
+) -> None:
+    item = make_encounter(queue="default")
+    coder = make_user("tina", "coder", queues=["default"])
+    reviewer = make_user("rita", "supervisor")
+    api = make_client()
+    sign_in(api, coder)
+    boss = make_client()
+    sign_in(boss, reviewer)
+    assert boss.put("/api/v1/queues/default/qa-sample", json={"percent": 100}).is_success
+    assert api.post("/api/v1/work/next", json={}).json()["id"] == item
+    api.put(f"/api/v1/work/{item}/codes", json=GOOD_CODES)
+    assert api.post(f"/api/v1/work/{item}/submit").json()["status"] == "qa_review"
+    url = live_server.url
+    _sign_in(page, url, reviewer)
+    page.goto(f"{url}/qa/{item}")
+    page.locator("#dx-lines input[name=dx_code]").first.fill("E11.65")
+    page.click("#qa-preview")
+    page.fill("#difference-1 input[name=finding_comment]", "hyperglycemia documented")
+    page.click("#qa-correct")  # no category chosen: 422, the page again
+    category = page.locator("#difference-1 select[name=finding_category]")
+    expect(category).to_be_focused()
+    # At 1366x768 the row sits below the fold: the field and its own message are brought
+    # into view, not left cut off under the summary at the top.
+    expect(page.locator("#err-finding-1")).to_be_in_viewport(ratio=1)
+    expect(category).to_be_in_viewport(ratio=1)
+    expect(page.locator("#difference-1 input[name=finding_comment]")).to_have_value(
+        "hyperglycemia documented"
+    )
+    _shot(page, "qa-no-category")

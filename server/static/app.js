@@ -191,6 +191,11 @@
     formError.scrollIntoView({ block: "center" });
     if (field) {
       field.focus({ preventScroll: true });
+      // A field far below the message (the QA worksheet's differences) with its own message
+      // cut off at the bottom of the window: show the field and its message instead.
+      var note = document.getElementById((field.getAttribute("aria-describedby") || "").split(" ")[0]) || field;
+      var box = note.getBoundingClientRect();
+      if (box.top < 0 || box.bottom > window.innerHeight) note.scrollIntoView({ block: "center" });
     } else {
       formError.setAttribute("tabindex", "-1");
       formError.focus({ preventScroll: true });

@@ -131,8 +131,12 @@ def test_a_code_typed_over_does_not_keep_the_old_codes_description(
     expect(page.locator("#code-problems")).to_contain_text("ZZZ.99 is not an ICD-10-CM code")
     expect(title).to_have_text("")
     expect(dx).to_have_value("ZZZ.99")
+    expect(dx).to_have_attribute("aria-invalid", "true")  # marked at the field too
+    page.reload()  # the saved draft's refused code is marked as the chart opens
+    expect(dx).to_have_attribute("aria-invalid", "true")
     dx.fill("J02.9")
     expect(title).to_have_text("Acute pharyngitis, unspecified")
+    expect(dx).not_to_have_attribute("aria-invalid", "true")
     _shot(page, "code-typed-over")
 
 

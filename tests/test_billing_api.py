@@ -284,6 +284,7 @@ def test_a_refused_return_or_billed_shows_the_claim_again_with_what_was_typed(ma
     assert 'id="form-error"' in form
     assert re.search(r'id="claim-number"[^>]*value="PAYER 1 &lt;b&gt;"[^>]*aria-invalid', form)
     assert 'id="form-error"' not in bad.text[bad.text.index('id="return-form"') :]
+    assert 'title="Letters, digits and . _ / - only"' in form  # the browser's own hint
     with Session(get_engine()) as s:
         item = s.get(WorkItem, held.item_id)
         assert item is not None

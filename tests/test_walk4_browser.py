@@ -171,3 +171,38 @@ def test_a_qa_difference_without_a_category_is_shown_with_its_message_in_view(
         "hyperglycemia documented"
     )
     _shot(page, "qa-no-category")
+
+
+def test_a_refused_identity_purpose_is_marked_at_the_picker_and_reveals_nothing(
+    page: Page, live_server, backend, make_client
+) -> None:
+    make_encounter(queue="default")
+    coder = make_user("ana", "coder", queues=["default"])
+    officer = make_user("olga", "compliance")
+    api = make_client()
+    sign_in(api, coder)
+    item = api.post("/api/v1/work/next", json={}).json()["id"]
+    assert api.get(f"/api/v1/work/{item}").status_code == 200  # a view-record with a patient
+    url = live_server.url
+    _sign_in(page, url, officer)
+    page.goto(f"{url}/compliance")
+    page.fill("input[name=actor]", "ana")
+    page.click("#search")
+    row = page.locator('#events tr[data-action="view-record"]').first
+    picker = page.locator("#events-purpose")
+    # A tampered page sends a purpose that is not in the legend.
+    picker.evaluate("s => { const o = new Option('BOGUS', 'BOGUS'); s.add(o); s.value = 'BOGUS'; }")
+    row.locator("button[data-identity]").click()
+    expect(page.locator("#flash [role=alert]")).to_contain_text("is not a purpose of use")
+    expect(picker).to_have_attribute("aria-invalid", "true")
+    expect(row.locator(".identity")).to_have_count(0)  # nothing revealed
+    expect(row.locator("button[data-identity]")).to_be_visible()
+    _shot(page, "identity-bad-purpose")
+    # By keyboard: the picker takes another purpose, and the lookup goes through.
+    picker.focus()
+    page.keyboard.press("Home")  # the first purpose in the legend
+    expect(picker).not_to_have_value("BOGUS")
+    expect(picker).not_to_have_attribute("aria-invalid", "true")
+    row.locator("button[data-identity]").focus()
+    page.keyboard.press("Enter")
+    expect(row.locator(".identity")).to_be_focused()

@@ -136,6 +136,25 @@
       input.removeAttribute("aria-invalid");
     });
   });
+  // A "Show identity" lookup refused for its purpose of use (422): the purpose picker it sent
+  // is marked as the field at fault (the message is in the flash); a lookup that went
+  // through, or another pick, clears it.
+  function identityPurpose(elt) {
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-identity")) return null;
+    var include = elt.getAttribute("hx-include");
+    return include ? document.querySelector(include) : null;
+  }
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var picker = identityPurpose(e.detail.elt);
+    if (!picker) return;
+    if (e.detail.xhr.status === 422) picker.setAttribute("aria-invalid", "true");
+    else if (e.detail.successful) picker.removeAttribute("aria-invalid");
+  });
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("select[name=purpose][aria-invalid]")) {
+      e.target.removeAttribute("aria-invalid");
+    }
+  });
   // The lease is gone: the header stops counting it down (and its heartbeat stops).
   function leaseEnded() {
     var lease = document.getElementById("lease");

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -259,6 +260,36 @@ def test_the_coder_sees_why_billing_returned_the_item(make_client):
     assert "Returned by billing" in panel.text
     assert "add modifier 59 &lt;b&gt;" in panel.text  # escaped
     assert 'value="E11.9"' in panel.text  # the draft comes back for fixing
+
+
+def test_a_refused_return_or_billed_shows_the_claim_again_with_what_was_typed(make_client):
+    held = _coded(make_client)
+    biller = signed_in(make_client, "biller1", "biller")
+    csrf = biller.headers["X-CSRF-Token"]
+    blank = biller.post(
+        f"/billing/{held.item_id}/return", data={"reason": "   ", "csrf_token": csrf}
+    )
+    assert blank.status_code == 422
+    page = blank.text
+    assert 'id="claim-lines"' in page  # the claim page, not a dead end
+    form = page[page.index('id="return-form"') :]
+    assert 'id="form-error">Say why the item goes back.</div>' in form
+    assert re.search(r'id="return-reason"[^>]*value="   "[^>]*aria-invalid="true"', form)
+    bad = biller.post(
+        f"/billing/{held.item_id}/billed",
+        data={"claim_number": "PAYER 1 <b>", "csrf_token": csrf},
+    )
+    assert bad.status_code == 422
+    form = bad.text[bad.text.index('id="billed-form"') :]
+    assert 'id="form-error"' in form
+    assert re.search(r'id="claim-number"[^>]*value="PAYER 1 &lt;b&gt;"[^>]*aria-invalid', form)
+    assert 'id="form-error"' not in bad.text[bad.text.index('id="return-form"') :]
+    assert 'title="Letters, digits and . _ / - only"' in form  # the browser's own hint
+    with Session(get_engine()) as s:
+        item = s.get(WorkItem, held.item_id)
+        assert item is not None
+        assert item.status == "ready_for_billing"  # nothing changed
+        assert s.exec(select(ClaimRecord)).all() == []
 
 
 def test_a_mistyped_provider_npi_refuses_the_export(make_client, monkeypatch):

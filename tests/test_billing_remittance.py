@@ -345,6 +345,9 @@ def test_denial_report_by_carc_payer_queue_coder_with_csv(make_client):
     assert page.status_code == 200
     assert 'id="denials-chart"' in page.text
     assert "ACME HEALTH PLAN" in page.text
+    by_carc = boss.get("/reports/denials", params={"by": "carc"}).text
+    assert ">By reason (CARC)</h2>" in by_carc  # the acronym stays capitalised
+    assert "Denials by reason (CARC)</caption>" in by_carc
     bad = boss.get("/reports/denials", params={"by": "nope"})
     assert bad.status_code == 422
     assert 'id="report-error"' in bad.text

@@ -58,13 +58,18 @@ def test_next_opens_the_item_and_the_forms_work(make_client):
     again = client.post(f"/work/{item_id}/resume", data=csrf, follow_redirects=False)
     assert again.status_code == 409
     assert 'id="work-error" role="alert"' in again.text
-    assert f"Chart #{item_id} was not resumed: Only held or returned items" in again.text
+    assert f"Chart #{item_id} was not resumed: it is already in progress with you" in again.text
     assert 'data-page-url="/work"' in again.text
     assert f'id="item-{item_id}" data-status="in_progress"' in again.text
     assert item(item_id).status == Status.in_progress
     r = client.post(f"/work/{item_id}/release", data=csrf, follow_redirects=False)
     assert r.status_code == 303
     assert item(item_id).status == Status.ready
+    # Released, it is nobody's: a Resume from the old page says why, not "already yours".
+    late = client.post(f"/work/{item_id}/resume", data=csrf, follow_redirects=False)
+    assert late.status_code in (403, 404, 409)
+    assert f"Chart #{item_id} was not resumed" in late.text
+    assert "already in progress with you" not in late.text
 
 
 def test_a_late_heartbeat_shows_a_message_instead_of_the_lease(make_client):

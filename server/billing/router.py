@@ -441,10 +441,32 @@ def claim_page(
     return render(request, "billing/claim.html", {"item_id": work_item_id, "page": page})
 
 
+def _claim_failed(request: Request, session: Session, exc: AppError, form: FormData) -> Response:
+    """The claim page again, the message in the form that failed (Mark billed or Return to
+    coder) at its field, and what the biller typed kept."""
+    work_item_id = int(request.path_params["work_item_id"])
+    page = service.claim_page(session, actor=request.state.principal, work_item_id=work_item_id)
+    failed = "billed" if request.url.path.endswith("/billed") else "return"
+    return render(
+        request,
+        "billing/claim.html",
+        {
+            "item_id": work_item_id,
+            "page": page,
+            "failed": failed,
+            "error": forms.message(exc),
+            "errors": forms.field_errors(exc),
+            "typed": {k: v for k, v in form.items() if k in ("claim_number", "reason")},
+        },
+        status_code=exc.status_code,
+    )
+
+
 @router.post("/billing/{work_item_id}/billed", response_class=HTMLResponse)
 def billed_page(
     session: SessionDep,
     actor: BillerDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_claim_failed))],
     work_item_id: RowId,
     claim_number: Annotated[str, Form(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._/-]+$")],
 ) -> Response:
@@ -457,6 +479,7 @@ def billed_page(
 def return_page(
     session: SessionDep,
     actor: BillerDep,
+    _form: Annotated[None, Depends(forms.ErrorPage(_claim_failed))],
     work_item_id: RowId,
     reason: Annotated[str, Form(min_length=1, max_length=500)],
 ) -> Response:

@@ -459,7 +459,8 @@ def mark_billed(
     number = claim_number.strip()
     if not number:
         raise ValidationFailed(
-            "Give the claim number.", details=[{"loc": ["claim_number"], "msg": "required"}]
+            "Give the claim number.",
+            details=[{"loc": ["claim_number"], "msg": "Give the claim number."}],
         )
     item = _billable_item(
         session, actor=actor, work_item_id=work_item_id, action=audit_service.Action.billed
@@ -486,7 +487,8 @@ def return_to_coder(
     text = reason.strip()
     if not text:
         raise ValidationFailed(
-            "Say why the item goes back.", details=[{"loc": ["reason"], "msg": "required"}]
+            "Say why the item goes back.",
+            details=[{"loc": ["reason"], "msg": "Say why the item goes back."}],
         )
     item = _billable_item(
         session, actor=actor, work_item_id=work_item_id, action=audit_service.Action.returned

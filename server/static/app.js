@@ -136,6 +136,25 @@
       input.removeAttribute("aria-invalid");
     });
   });
+  // A "Show identity" lookup refused for its purpose of use (422): the purpose picker it sent
+  // is marked as the field at fault (the message is in the flash); a lookup that went
+  // through, or another pick, clears it.
+  function identityPurpose(elt) {
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-identity")) return null;
+    var include = elt.getAttribute("hx-include");
+    return include ? document.querySelector(include) : null;
+  }
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var picker = identityPurpose(e.detail.elt);
+    if (!picker) return;
+    if (e.detail.xhr.status === 422) picker.setAttribute("aria-invalid", "true");
+    else if (e.detail.successful) picker.removeAttribute("aria-invalid");
+  });
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("select[name=purpose][aria-invalid]")) {
+      e.target.removeAttribute("aria-invalid");
+    }
+  });
   // The lease is gone: the header stops counting it down (and its heartbeat stops).
   function leaseEnded() {
     var lease = document.getElementById("lease");
@@ -146,6 +165,19 @@
     ended.className = "lease-ended";
     ended.textContent = "Lease ended: this chart is no longer yours.";
     lease.replaceWith(ended);
+    statusEnded();
+    // Release and Hold act on a lease the coder no longer holds: they could only answer 409
+    // on a page of their own; the flash offers the ways on (My work, Next chart).
+    var actions = document.querySelector("#item-head #item-actions");
+    if (actions) actions.remove();
+  }
+  // The status badge beside the title says so too, not "in progress" under a lease that ended.
+  function statusEnded() {
+    var badge = document.getElementById("item-status");
+    if (!badge || badge.getAttribute("data-ended")) return;
+    badge.setAttribute("data-ended", "1");
+    badge.className = "badge bad";
+    badge.textContent = "Lease ended";
   }
   // A button replaced by what it fetched ("Show identity", "Show reason", "Show answer"):
   // the button had focus and is gone, so focus goes to the text that took its place
@@ -178,6 +210,11 @@
     formError.scrollIntoView({ block: "center" });
     if (field) {
       field.focus({ preventScroll: true });
+      // A field far below the message (the QA worksheet's differences) with its own message
+      // cut off at the bottom of the window: show the field and its message instead.
+      var note = document.getElementById((field.getAttribute("aria-describedby") || "").split(" ")[0]) || field;
+      var box = note.getBoundingClientRect();
+      if (box.top < 0 || box.bottom > window.innerHeight) note.scrollIntoView({ block: "center" });
     } else {
       formError.setAttribute("tabindex", "-1");
       formError.focus({ preventScroll: true });
@@ -265,6 +302,7 @@
     document.querySelectorAll("[data-countdown-to]").forEach(function (el) {
       var left = Math.floor((Date.parse(el.getAttribute("data-countdown-to")) - Date.now()) / 1000);
       el.textContent = left > 0 ? Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") : "expired";
+      if (left <= 0 && el.closest("#lease")) statusEnded(); // the header's own lease ran out
     });
   }, 1000);
 })();

@@ -277,8 +277,13 @@
     var match = Array.prototype.find.call(list.options, function (o) {
       return o.value.toUpperCase() === value;
     });
-    if (match) cell.textContent = match.textContent.replace(match.value, "").trim();
-    else if (!value) cell.textContent = "";
+    // No option for what is typed (a half-typed or unknown code): no description, never the
+    // one of the code that was there before. Only the text: the cell also holds the line's
+    // evidence links (and their hidden field), which stay.
+    var text = match ? match.textContent.replace(match.value, "").trim() : "";
+    var first = cell.firstChild;
+    if (first && first.nodeType === 3) first.nodeValue = text;
+    else if (text) cell.insertBefore(document.createTextNode(text), first);
   }
   document.addEventListener("input", function (e) {
     if (e.target.matches && e.target.matches("input.code-input")) {
@@ -397,4 +402,37 @@
     });
     if (changed) changed.dispatchEvent(new Event("change", { bubbles: true }));
   });
+  // A code the check refuses (not a code, not valid on the date, a header...) is marked at its
+  // field too, like refused units, not only in the list under the lines. The server numbers
+  // the lines it read: the filled ones, in order (a procedure line counts with a charge code).
+  function markRefusedCodes() {
+    var panel = document.getElementById("code-problems");
+    if (!panel || !form()) return;
+    var bad = {};
+    panel.querySelectorAll(".problem.error[data-loc]").forEach(function (p) {
+      var m = /^(diagnoses|procedures)\.(\d+)\.code$/.exec(p.getAttribute("data-loc"));
+      if (m) bad[m[1] + "." + m[2]] = true;
+    });
+    function mark(input, refused) {
+      if (refused) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    }
+    var n = 0;
+    form().querySelectorAll("#dx-lines input[name=dx_code]").forEach(function (input) {
+      if (!input.value.trim()) { mark(input, false); return; }
+      mark(input, bad["diagnoses." + n]);
+      n += 1;
+    });
+    n = 0;
+    form().querySelectorAll("#px-lines tbody tr").forEach(function (tr) {
+      var code = tr.querySelector("input[name=px_code]");
+      var charge = tr.querySelector("input[name=px_charge_code]");
+      if (!code) return;
+      if (!code.value.trim() && !(charge && charge.value.trim())) { mark(code, false); return; }
+      mark(code, bad["procedures." + n]);
+      n += 1;
+    });
+  }
+  document.addEventListener("htmx:afterSettle", markRefusedCodes);
+  markRefusedCodes(); // a saved draft's refused codes, as the chart opens
 })();

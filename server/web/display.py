@@ -1,8 +1,8 @@
 """How values read on every page: times in the hospital's zone in one format, ages, notes.
 
-Registered as Jinja filters (`when`, `day`, `age`, `stay_days`, `note`). The note filter
-escapes everything first and only then adds its own tags, so text from the source system
-can never become markup.
+Registered as Jinja filters (`when`, `day`, `age`, `stay_days`, `note`, `midsentence`). The
+note filter escapes everything first and only then adds its own tags, so text from the source
+system can never become markup.
 """
 
 from __future__ import annotations
@@ -125,6 +125,12 @@ def note(text: object) -> Markup:
     flush()
     # Built only from escaped text and our own tags (h4, p, br, ul, li).
     return Markup("".join(out))  # noqa: S704  # nosec B704
+
+
+def midsentence(title: object) -> str:
+    """A title inside a sentence, acronyms kept: 'Reason (CARC)' -> 'reason (CARC)'."""
+    words = str(title or "").split(" ")
+    return " ".join(w if sum(c.isupper() for c in w) > 1 else w.lower() for w in words)
 
 
 def money(cents: object) -> str:

@@ -22,6 +22,7 @@ templates.env.filters.update(
     age=display.age,
     stay_days=display.stay_days,
     note=display.note,
+    midsentence=display.midsentence,
     totp_qr=passwords.totp_qr,
 )
 templates.env.globals["PURPOSE_TITLES"] = PURPOSE_TITLES  # the audit legend's purposes

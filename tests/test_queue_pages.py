@@ -81,3 +81,17 @@ def test_a_late_heartbeat_shows_a_message_instead_of_the_lease(make_client):
     assert beat.status_code == 409
     assert beat.headers["HX-Retarget"] == "#flash"
     assert "expired" in beat.text
+
+
+def test_an_old_link_to_a_submitted_chart_says_it_was_submitted_not_lost(make_client):
+    """The coder opens a chart they already submitted (a bookmark, the back button): the page
+    says where it went, not that unsaved changes were lost with an ended lease."""
+    from tests.support.coding import GOOD_CODES, coder_with_item
+
+    held = coder_with_item(make_client)
+    held.client.put(f"/api/v1/work/{held.item_id}/codes", json=GOOD_CODES)
+    assert held.client.post(f"/api/v1/work/{held.item_id}/submit").status_code == 200
+    page = held.client.get(f"/work/{held.item_id}")
+    assert page.status_code == 409
+    assert f"You submitted chart #{held.item_id}; it is ready for billing now" in page.text
+    assert "are lost" not in page.text

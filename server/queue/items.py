@@ -20,7 +20,7 @@ from server.audit import service as audit_service
 from server.auth.principal import Principal
 from server.config import get_settings
 from server.db import is_sqlite
-from server.errors import Forbidden, LeaseExpired, NotFound
+from server.errors import Conflict, Forbidden, LeaseExpired, NotFound
 from server.models import Queue, Status, User, WorkItem, WorkItemEvent
 from server.models.base import UTCDateTime, utcnow
 from server.reports import summary
@@ -213,8 +213,23 @@ def my_item(session: Session, *, actor: Principal, work_item_id: int) -> WorkIte
     if item is not None and in_my_list(item, me):
         return item
     if item is not None and _was_holder(session, item_id=work_item_id, user_id=me):
+        where = _SUBMITTED.get(item.status) if item.coded_by_id == me else None
+        if where is not None:  # an old link to a chart the caller finished: nothing was lost
+            raise Conflict(
+                f"You submitted chart #{work_item_id}; it is {where} now and no longer in "
+                "your list.",
+                code="submitted",
+            )
         raise LeaseExpired("This item is no longer leased to you.")
     raise _not_yours(session, actor=actor, work_item_id=work_item_id)
+
+
+# Where a submitted chart is, in words, for the coder who submitted it.
+_SUBMITTED: dict[str, str] = {
+    Status.qa_review: "in QA review",
+    Status.ready_for_billing: "ready for billing",
+    Status.billed: "billed",
+}
 
 
 def in_my_list(item: WorkItem, me: int) -> bool:

@@ -136,12 +136,21 @@ def wording_problems(data: QueryIn) -> list[dict[str, Any]]:
 
 def encounter_providers(session: Session, *, encounter_id: int) -> list[ProviderView]:
     """The practitioners of an encounter (NPI and name, public directory data)."""
-    rows = session.exec(
-        select(EncounterProvider)
-        .where(EncounterProvider.encounter_id == encounter_id)
-        .order_by(col(EncounterProvider.id))
-    ).all()
-    return [ProviderView(npi=p.npi, name=p.name) for p in rows]
+    rows = session.execute(_PROVIDERS, {"encounter_id": encounter_id})
+    return [ProviderView(npi=npi, name=name) for npi, name in rows]
+
+
+# Built once (a chart view reads both): an encounter's practitioners, an item's queries.
+_PROVIDERS = (
+    select(col(EncounterProvider.npi), col(EncounterProvider.name))
+    .where(col(EncounterProvider.encounter_id) == bindparam("encounter_id"))
+    .order_by(col(EncounterProvider.id))
+)
+_ITEM_QUERIES = (
+    select(PhysicianQuery)
+    .where(col(PhysicianQuery.work_item_id) == bindparam("item_id"))
+    .order_by(col(PhysicianQuery.id))
+)
 
 
 def _quotes(
@@ -307,11 +316,7 @@ def _view(session: Session, query: PhysicianQuery, key: ItemKey) -> QueryView:
 
 def item_queries(session: Session, *, key: ItemKey) -> list[QueryView]:
     """Every query of the item whose key the chart's audited view handed out, oldest first."""
-    rows = session.exec(
-        select(PhysicianQuery)
-        .where(PhysicianQuery.work_item_id == key.work_item_id)
-        .order_by(col(PhysicianQuery.id))
-    ).all()
+    rows = session.exec(_ITEM_QUERIES, params={"item_id": key.work_item_id}).all()
     return [_view(session, q, key) for q in rows]
 
 

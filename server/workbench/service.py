@@ -29,7 +29,16 @@ from server.coding import codesets
 from server.coding import service as coding_service
 from server.coding.abstract import Abstract
 from server.coding.schemas import Codes, DrgView
-from server.models import ClaimReturn, ItemAbstract, ItemCodes, Queue, Status, User, WorkItem
+from server.models import (
+    ClaimReturn,
+    ItemAbstract,
+    ItemCodes,
+    PhysicianQuery,
+    Queue,
+    Status,
+    User,
+    WorkItem,
+)
 from server.qa import service as qa_service
 from server.queries import service as queries_service
 from server.queries.schemas import ProviderView, QueryView
@@ -92,7 +101,8 @@ def _checked_item(
 # What a chart shows of the item beside the record, read once: its queue's name, its
 # holder's username (queue_service.item_row's names), its sealed codes and abstract (the
 # rows coding_service.get_codes and abstract.get_abstract read) and its latest return
-# (billing_service.last_return's row). Four statements before; one now.
+# (billing_service.last_return's row), and whether it has physician queries to read (most
+# have none: then item_queries is skipped). Five statements before; one now (issue 23).
 _OWNER = User.__table__.alias("owner")  # type: ignore[attr-defined]
 _CHART_PARTS = (
     select(
@@ -101,6 +111,10 @@ _CHART_PARTS = (
         col(ItemCodes.sealed_lines),
         col(ItemAbstract.sealed_abstract),
         ClaimReturn,
+        select(col(PhysicianQuery.id))
+        .where(col(PhysicianQuery.work_item_id) == col(WorkItem.id))
+        .exists()
+        .label("has_queries"),
     )
     .select_from(WorkItem)
     .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
@@ -141,7 +155,7 @@ def open_chart(
         item = session.get(WorkItem, work_item_id)
         assert item is not None  # noqa: S101 - open_record found it
     # The queue and holder names and the sealed parts in one round trip (issue 23).
-    queue, owner, sealed_lines, sealed_abstract, back = session.execute(
+    queue, owner, sealed_lines, sealed_abstract, back, has_queries = session.execute(
         _CHART_PARTS, {"item_id": work_item_id}
     ).one()
     codes = coding_service.open_codes(key=opened.key, sealed=sealed_lines)
@@ -157,7 +171,7 @@ def open_chart(
         problems=problems,
         inpatient=context.inpatient,
         returned=billing_service.open_return(session, key=opened.key, back=back),
-        queries=queries_service.item_queries(session, key=opened.key),
+        queries=queries_service.item_queries(session, key=opened.key) if has_queries else [],
         providers=queries_service.encounter_providers(session, encounter_id=item.encounter_id),
         # The code panel's descriptions: only where it is shown (not the API's answer).
         titles=codesets.titles(session, codes=codes) if checks else {},

@@ -121,3 +121,38 @@ def test_a_view_is_six_statements_and_a_bare_chart_answers_empty_parts(make_clie
     chart, sent = _counted_view(held.client, held.item_id)
     assert len(sent) <= 7, sent
     assert chart["returned"]["reason"] == "recheck"
+
+
+def test_each_answered_query_on_the_chart_names_its_provider_and_who_answered(make_client):
+    from tests.support.factories import fresh_totp
+    from tests.test_queries_api import _provider, _query
+
+    held = coder_with_item(make_client, "ana", providers=PROVIDERS)
+    for npi, user, option in (
+        ("1245319599", "drwhit", "Acute bronchitis"),
+        ("1003000126", "drbo", "Community-acquired pneumonia"),
+    ):
+        chart = held.client.get(f"/api/v1/work/{held.item_id}").json()
+        r = held.client.post(
+            f"/api/v1/work/{held.item_id}/queries", json=_query(chart, provider=npi)
+        )
+        assert r.status_code == 200, r.text
+        provider, account = _provider(make_client, user, npi=npi)
+        r = provider.post(
+            f"/api/v1/queries/{r.json()['id']}/answer",
+            json={"option": option, "totp": fresh_totp(account)},
+        )
+        assert r.status_code == 200, r.text
+        assert held.client.post(f"/api/v1/work/{held.item_id}/resume").status_code == 200
+
+    chart, sent = _counted_view(held.client, held.item_id)
+    assert [
+        (q["provider"]["name"], q["answer"]["answered_by"], q["answer"]["option"])
+        for q in chart["queries"]
+    ] == [
+        ("Dr. Ada Whitlock", "drwhit", "Acute bronchitis"),
+        ("Dr. Ben Okafor", "drbo", "Community-acquired pneumonia"),
+    ]
+    # The six, plus the queries, their providers' names and their answerers, once each
+    # (not two more statements per query).
+    assert len(sent) <= 9, sent

@@ -284,7 +284,8 @@ def _provider_names(session: Session, queries: list[PhysicianQuery]) -> dict[int
 def _answerers(session: Session, queries: list[PhysicianQuery]) -> dict[int, str]:
     """{user id: username} of whoever answered these queries."""
     return _usernames(
-        session, {q.answered_by_id for q in queries if q.answered_by_id and q.sealed_answer}
+        session,
+        {q.answered_by_id for q in queries if q.answered_by_id and q.sealed_answer is not None},
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
@@ -530,12 +530,23 @@ def _seal_reason(session: Session, *, back: ClaimReturn, reason: str) -> bytes:
 
 def last_return(session: Session, *, key: ItemKey) -> ReturnNote | None:
     """The latest return of an item, its reason opened with the key of an audited view."""
-    back = session.exec(
-        select(ClaimReturn)
-        .where(ClaimReturn.work_item_id == key.work_item_id)
-        .order_by(col(ClaimReturn.id).desc())
-        .limit(1)
-    ).first()
+    back = session.exec(_LAST_RETURN, params={"item_id": key.work_item_id}).first()
+    return open_return(session, key=key, back=back)
+
+
+# The latest return of an item: the one with the highest id (built once).
+LATEST_RETURN_ID = (
+    select(func.max(ClaimReturn.id))
+    .where(col(ClaimReturn.work_item_id) == bindparam("item_id"))
+    .correlate(None)  # never the enclosing query's claim_return (the chart joins one)
+    .scalar_subquery()
+)
+_LAST_RETURN = select(ClaimReturn).where(col(ClaimReturn.id) == LATEST_RETURN_ID)
+
+
+def open_return(session: Session, *, key: ItemKey, back: ClaimReturn | None) -> ReturnNote | None:
+    """An item's latest return (the row `LATEST_RETURN_ID` names, None: never returned), its
+    reason opened with the key of an audited view; for a caller that read the row itself."""
     if back is None or back.id is None:
         return None
     reason = key.open(

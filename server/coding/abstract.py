@@ -124,14 +124,17 @@ class Abstract(BaseModel):
 def get_abstract(session: Session, *, key: ItemKey) -> Abstract:
     """The item's abstract (empty if none), opened with the key of an audited view or use."""
     row = session.get(ItemAbstract, key.work_item_id)
-    if row is None:
+    return open_abstract(key=key, sealed=row.sealed_abstract if row is not None else None)
+
+
+def open_abstract(*, key: ItemKey, sealed: bytes | None) -> Abstract:
+    """The item's sealed abstract (`item_abstract.sealed_abstract`, None: no row), opened with
+    the key of an audited view or use; for a caller that read the row itself (the chart)."""
+    if sealed is None:
         return Abstract()
     return Abstract.model_validate(
         key.open(
-            table=ItemAbstract.__tablename__,
-            row_id=key.work_item_id,
-            field=FIELD,
-            sealed=row.sealed_abstract,
+            table=ItemAbstract.__tablename__, row_id=key.work_item_id, field=FIELD, sealed=sealed
         ),
         context={"stored": True},
     )

@@ -479,14 +479,17 @@ def working_drg(codes: Codes, context: edits_service.ClaimContext) -> DrgView | 
 def get_codes(session: Session, *, key: ItemKey) -> Codes:
     """The item's saved lines (empty if none), opened with the key of an audited view or use."""
     row = session.get(ItemCodes, key.work_item_id)
-    if row is None:
+    return open_codes(key=key, sealed=row.sealed_lines if row is not None else None)
+
+
+def open_codes(*, key: ItemKey, sealed: bytes | None) -> Codes:
+    """The item's sealed lines (`item_codes.sealed_lines`, None: no row), opened with the key
+    of an audited view or use; for a caller that read the row itself (the chart's one read)."""
+    if sealed is None:
         return Codes()
     return Codes.model_validate(
         key.open(
-            table=ItemCodes.__tablename__,
-            row_id=key.work_item_id,
-            field="lines",
-            sealed=row.sealed_lines,
+            table=ItemCodes.__tablename__, row_id=key.work_item_id, field="lines", sealed=sealed
         )
     )
 

@@ -136,12 +136,21 @@ def wording_problems(data: QueryIn) -> list[dict[str, Any]]:
 
 def encounter_providers(session: Session, *, encounter_id: int) -> list[ProviderView]:
     """The practitioners of an encounter (NPI and name, public directory data)."""
-    rows = session.exec(
-        select(EncounterProvider)
-        .where(EncounterProvider.encounter_id == encounter_id)
-        .order_by(col(EncounterProvider.id))
-    ).all()
-    return [ProviderView(npi=p.npi, name=p.name) for p in rows]
+    rows = session.execute(_PROVIDERS, {"encounter_id": encounter_id})
+    return [ProviderView(npi=npi, name=name) for npi, name in rows]
+
+
+# Built once (a chart view reads both): an encounter's practitioners, an item's queries.
+_PROVIDERS = (
+    select(col(EncounterProvider.npi), col(EncounterProvider.name))
+    .where(col(EncounterProvider.encounter_id) == bindparam("encounter_id"))
+    .order_by(col(EncounterProvider.id))
+)
+_ITEM_QUERIES = (
+    select(PhysicianQuery)
+    .where(col(PhysicianQuery.work_item_id) == bindparam("item_id"))
+    .order_by(col(PhysicianQuery.id))
+)
 
 
 def _quotes(
@@ -272,14 +281,33 @@ def _provider_names(session: Session, queries: list[PhysicianQuery]) -> dict[int
     return {q.id or 0: names.get((q.work_item_id, q.provider_npi), "") for q in queries}
 
 
-def _view(session: Session, query: PhysicianQuery, key: ItemKey) -> QueryView:
-    """A query's sealed fields opened with the key an audited door handed out."""
+def _answerers(session: Session, queries: list[PhysicianQuery]) -> dict[int, str]:
+    """{user id: username} of whoever answered these queries."""
+    return _usernames(
+        session,
+        {q.answered_by_id for q in queries if q.answered_by_id and q.sealed_answer is not None},
+    )
+
+
+def _view(
+    session: Session,
+    query: PhysicianQuery,
+    key: ItemKey,
+    *,
+    names: dict[int, str] | None = None,
+    by: dict[int, str] | None = None,
+) -> QueryView:
+    """A query's sealed fields opened with the key an audited door handed out.
+
+    `names` (_provider_names) and `by` (_answerers), when a caller read them for many
+    queries at once; else they are read for this one.
+    """
     assert query.id is not None  # noqa: S101
     content = key.open(table=TABLE, row_id=query.id, field="content", sealed=query.sealed_content)
     answer = None
     if query.sealed_answer is not None:
         raw = key.open(table=TABLE, row_id=query.id, field="answer", sealed=query.sealed_answer)
-        by = _usernames(session, {query.answered_by_id} if query.answered_by_id else set())
+        by = _answerers(session, [query]) if by is None else by
         answer = AnswerView(
             option=raw.get("option"),
             text=raw.get("text"),
@@ -296,7 +324,8 @@ def _view(session: Session, query: PhysicianQuery, key: ItemKey) -> QueryView:
         basis=content.get("basis"),
         indicators=[IndicatorView.model_validate(i) for i in content["indicators"]],
         provider=ProviderView(
-            npi=query.provider_npi, name=_provider_names(session, [query]).get(query.id, "")
+            npi=query.provider_npi,
+            name=(_provider_names(session, [query]) if names is None else names).get(query.id, ""),
         ),
         patient=content.get("patient") or {},
         created_at=query.created_at,
@@ -307,12 +336,11 @@ def _view(session: Session, query: PhysicianQuery, key: ItemKey) -> QueryView:
 
 def item_queries(session: Session, *, key: ItemKey) -> list[QueryView]:
     """Every query of the item whose key the chart's audited view handed out, oldest first."""
-    rows = session.exec(
-        select(PhysicianQuery)
-        .where(PhysicianQuery.work_item_id == key.work_item_id)
-        .order_by(col(PhysicianQuery.id))
-    ).all()
-    return [_view(session, q, key) for q in rows]
+    rows = list(session.exec(_ITEM_QUERIES, params={"item_id": key.work_item_id}).all())
+    # The providers' names and the answerers' usernames once for all the item's queries
+    # (they were two statements per query: issue 23).
+    names, by = _provider_names(session, rows), _answerers(session, rows)
+    return [_view(session, q, key, names=names, by=by) for q in rows]
 
 
 def _may_read(session: Session, actor: Principal, query: PhysicianQuery) -> bool:

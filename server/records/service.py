@@ -525,15 +525,15 @@ class OpenedRecord:
 
 
 # Built once (SQLAlchemy reuses their cache keys): every chart view runs them.
-_ENCOUNTER_PATIENT_KEY = (
-    select(Encounter, Patient, DataKey)
+# The encounter, its patient, its data key and its documents in one round trip (one row per
+# document, at least one row: issue 23, two statements before). Still sealed: nothing is
+# opened before the view is audited.
+_ENCOUNTER_PATIENT_KEY_DOCUMENTS = (
+    select(Encounter, Patient, DataKey, Document)
     .join(Patient, col(Patient.id) == col(Encounter.patient_id))
     .join(DataKey, col(DataKey.id) == col(Encounter.data_key_id))
+    .outerjoin(Document, col(Document.encounter_id) == col(Encounter.id))
     .where(col(Encounter.id) == bindparam("encounter_id"))
-)
-_DOCUMENTS = (
-    select(Document)
-    .where(col(Document.encounter_id) == bindparam("encounter_id"))
     .order_by(col(Document.position), col(Document.id))
 )
 
@@ -593,10 +593,11 @@ def open_record(
             action=action,
         )
         raise NotFound("No such work item.")
-    # The encounter, its patient and its data key in one round trip.
-    encounter, patient, dk = session.execute(
-        _ENCOUNTER_PATIENT_KEY, {"encounter_id": item.encounter_id}
-    ).one()
+    rows = session.execute(
+        _ENCOUNTER_PATIENT_KEY_DOCUMENTS, {"encounter_id": item.encounter_id}
+    ).all()
+    encounter, patient, dk, _ = rows[0]
+    docs = [doc for *_, doc in rows if doc is not None]
     assert encounter.id is not None  # noqa: S101
     if dk.wrapped is None:
         _refuse(
@@ -621,7 +622,6 @@ def open_record(
         detail=f"view={view}"
         + (f"; reason={emergency_reason}" if emergency_reason is not None else ""),
     )
-    docs = list(session.execute(_DOCUMENTS, {"encounter_id": encounter.id}).scalars())
     try:
         assert dk.id is not None  # noqa: S101
         key = crypto.unwrap(load_keyring(), data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)

@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlmodel import Session
+from sqlalchemy import bindparam, select
+from sqlmodel import Session, col
 
 from server.auth.principal import Principal
 from server.billing import service as billing_service
@@ -28,7 +29,16 @@ from server.coding import codesets
 from server.coding import service as coding_service
 from server.coding.abstract import Abstract
 from server.coding.schemas import Codes, DrgView
-from server.models import Status, WorkItem
+from server.models import (
+    ClaimReturn,
+    ItemAbstract,
+    ItemCodes,
+    PhysicianQuery,
+    Queue,
+    Status,
+    User,
+    WorkItem,
+)
 from server.qa import service as qa_service
 from server.queries import service as queries_service
 from server.queries.schemas import ProviderView, QueryView
@@ -88,6 +98,34 @@ def _checked_item(
     return None
 
 
+# What a chart shows of the item beside the record, read once: its queue's name, its
+# holder's username (queue_service.item_row's names), its sealed codes and abstract (the
+# rows coding_service.get_codes and abstract.get_abstract read) and its latest return
+# (billing_service.last_return's row), and whether it has physician queries to read (most
+# have none: then item_queries is skipped). Five statements before; one now (issue 23).
+_OWNER = User.__table__.alias("owner")  # type: ignore[attr-defined]
+_CHART_PARTS = (
+    select(
+        col(Queue.name),
+        _OWNER.c.username,
+        col(ItemCodes.sealed_lines),
+        col(ItemAbstract.sealed_abstract),
+        ClaimReturn,
+        select(col(PhysicianQuery.id))
+        .where(col(PhysicianQuery.work_item_id) == col(WorkItem.id))
+        .exists()
+        .label("has_queries"),
+    )
+    .select_from(WorkItem)
+    .join(Queue, col(Queue.id) == col(WorkItem.queue_id))
+    .outerjoin(_OWNER, _OWNER.c.id == col(WorkItem.lease_owner_id))
+    .outerjoin(ItemCodes, col(ItemCodes.work_item_id) == col(WorkItem.id))
+    .outerjoin(ItemAbstract, col(ItemAbstract.work_item_id) == col(WorkItem.id))
+    .outerjoin(ClaimReturn, col(ClaimReturn.id) == billing_service.LATEST_RETURN_ID)
+    .where(col(WorkItem.id) == bindparam("item_id"))
+)
+
+
 def open_chart(
     session: Session,
     *,
@@ -116,20 +154,24 @@ def open_chart(
     if item is None:
         item = session.get(WorkItem, work_item_id)
         assert item is not None  # noqa: S101 - open_record found it
-    codes = coding_service.get_codes(session, key=opened.key)
-    abstract = abstract_service.get_abstract(session, key=opened.key)  # opened once
+    # The queue and holder names and the sealed parts in one round trip (issue 23).
+    queue, owner, sealed_lines, sealed_abstract, back, has_queries = session.execute(
+        _CHART_PARTS, {"item_id": work_item_id}
+    ).one()
+    codes = coding_service.open_codes(key=opened.key, sealed=sealed_lines)
+    abstract = abstract_service.open_abstract(key=opened.key, sealed=sealed_abstract)  # once
     context = coding_service.claim_context(
         session, item=item, record=opened.record, abstract=abstract
     )
     problems = coding_service.validate(session, codes=codes, context=context) if checks else None
     return ChartView(
-        row=queue_service.item_row(session, item=item),
+        row=ItemRow(item=item, queue=queue, owner=owner),
         record=opened.record,
         codes=codes,
         problems=problems,
         inpatient=context.inpatient,
-        returned=billing_service.last_return(session, key=opened.key),
-        queries=queries_service.item_queries(session, key=opened.key),
+        returned=billing_service.open_return(session, key=opened.key, back=back),
+        queries=queries_service.item_queries(session, key=opened.key) if has_queries else [],
         providers=queries_service.encounter_providers(session, encounter_id=item.encounter_id),
         # The code panel's descriptions: only where it is shown (not the API's answer).
         titles=codesets.titles(session, codes=codes) if checks else {},

@@ -350,14 +350,14 @@ def test_an_admission_near_midnight_keeps_its_date_and_hour_on_the_sources_clock
 
 
 def test_the_fhir_claim_puts_the_admission_hour_on_the_sources_date():
-    """Admitted 23:xx at UTC-5 on 1 Nov: the FHIR period starts 04:00 UTC on 2 Nov, not on
-    2 Nov at 23:00 (the UTC date with the local hour)."""
-    local = timezone(timedelta(hours=-5))
+    """Admitted 23:30 in New York on 1 Nov, stored as 04:30 UTC on 2 Nov (as the records
+    service gives it): the FHIR period starts 04:00 UTC on 2 Nov (23h on the source's date),
+    not on 2 Nov at 23:00 (the UTC date with the local hour)."""
     claim = _claim(
         **{**ABSTRACTED, "admission_hour": 23, "admission_date": date(2026, 11, 1)},
-        start=datetime(2026, 11, 1, 23, 30, tzinfo=local),
+        start=datetime(2026, 11, 2, 4, 30, tzinfo=UTC),
     )
-    info = x12.build_fhir(claim, Settings())["supportingInfo"]
+    info = x12.build_fhir(claim, Settings(audit_timezone="America/New_York"))["supportingInfo"]
     (stay,) = [e for e in info if e["category"]["coding"][0]["code"] == "hospitalized"]
     assert stay["timingPeriod"]["start"] == "2026-11-02T04:00:00+00:00"
 

@@ -12,8 +12,9 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from server.config import Settings
 from server.csvsafe import SafeWriter
@@ -803,7 +804,7 @@ def build_fhir(claim: ClaimData, settings: Settings) -> dict[str, Any]:
     if procedures:
         resource["procedure"] = procedures
     if claim.inpatient:
-        _fhir_inpatient(claim, resource)
+        _fhir_inpatient(claim, resource, settings)
     return resource
 
 
@@ -828,7 +829,7 @@ def _nubc_code(system: str, code: str) -> dict[str, Any]:
     return {"coding": [{"system": _NUBC + system, "code": code}]}
 
 
-def _fhir_inpatient(claim: ClaimData, resource: dict[str, Any]) -> None:
+def _fhir_inpatient(claim: ClaimData, resource: dict[str, Any], settings: Settings) -> None:
     """The abstract and the MS-DRG on an institutional Claim: the DRG as the principal
     diagnosis's packageCode, the admitting diagnosis, procedure dates, the attending and
     operating physicians (careTeam) and the admission (supportingInfo)."""
@@ -893,9 +894,12 @@ def _fhir_inpatient(claim: ClaimData, resource: dict[str, Any]) -> None:
     if claim.start is not None:
         start = claim.start
         if claim.admission_hour is not None:
-            # The abstract's hour is on the source's clock: set it on the start as the source
-            # wrote it (its own offset), then say the moment in UTC (as DTP*435 keeps the date).
-            start = start.replace(hour=claim.admission_hour, minute=0, second=0, microsecond=0)
+            # The abstract's hour is on the hospital's clock, beside the admission's own date
+            # (the source's, as DTP*435 gives them): that local moment, said in UTC. The stored
+            # start is UTC, so its date is a day late for an evening admission west of UTC.
+            zone = ZoneInfo(settings.audit_timezone)
+            day = claim.admission_date or start.astimezone(zone).date()
+            start = datetime.combine(day, time(claim.admission_hour), tzinfo=zone)
         period = {"start": start.astimezone(UTC).isoformat()}
         if claim.end is not None:
             period["end"] = claim.end.astimezone(UTC).isoformat()

@@ -395,22 +395,23 @@ def _opened_behind_shift(
     actor: Principal,
     work_item_id: int | None,
     detail: str,
-    missing: str | None,
+    refused: tuple[str, str] | None,
     reveal: Callable[[ItemKey], str],
 ) -> str:
     """One sealed field behind a DRG shift, through the audited door: a view of the item,
-    purpose HOPERAT, audited before `reveal` opens it. `missing`: why there is nothing to
-    open (the attempt is audited as refused, and answered 404)."""
-    if missing is not None or work_item_id is None:
+    purpose HOPERAT, audited before `reveal` opens it. `refused`: nothing to open, as (the
+    refusal's audit detail, the 404's message)."""
+    if refused is not None or work_item_id is None:
+        why, message = refused or (f"{detail}: no item", "No such item.")
         audit_service.record_denied(
             session,
             actor=actor,
             action=audit_service.Action.view_record,
             work_item_id=work_item_id,
             purpose="HOPERAT",
-            detail=f"{detail}: {missing}",
+            detail=why,
         )
-        raise NotFound(f"No such {missing.removeprefix('no ') if missing else 'item'}.")
+        raise NotFound(message)
     key = records_service.open_for_use(
         session,
         actor=actor,
@@ -431,7 +432,9 @@ def query_answer(session: Session, *, actor: Principal, query_id: int) -> str:
         actor=actor,
         work_item_id=query.work_item_id if query else None,
         detail=f"drg-shift reason query={query_id}",
-        missing=None if answered else "no answered query",
+        refused=None
+        if answered
+        else (f"drg-shift query={query_id}: no answered query", "No such answered query."),
         reveal=lambda key: _answer(key=key, query=query),  # type: ignore[arg-type]
     )
 
@@ -460,7 +463,9 @@ def shift_reason(session: Session, *, actor: Principal, review_id: int) -> str:
         actor=actor,
         work_item_id=review.work_item_id if review else None,
         detail=f"drg-shift reason review={review_id}",
-        missing=None if shifted else "no DRG shift",
+        refused=None
+        if shifted
+        else (f"drg-shift reason review={review_id}: no such shift", "No such DRG shift."),
         reveal=lambda key: _reason(key=key, review=review),  # type: ignore[arg-type]
     )
 

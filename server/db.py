@@ -199,6 +199,9 @@ class AsyncPool:
         self.dsn = dsn
         self.idle: list[psycopg.AsyncConnection[Any]] = []
         self.slots = asyncio.Semaphore(size)
+        # Statements that may run long (an audit search over a big log) take at most a third
+        # of the connections, so that Next always has the rest.
+        self.long_slots = asyncio.Semaphore(max(1, size // 3))
 
     async def fetchone(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """Run one statement and answer its first row (None: no row)."""
@@ -206,9 +209,18 @@ class AsyncPool:
         return rows[0] if rows else None
 
     async def fetch(
-        self, sql: str, params: dict[str, Any], *, first: bool = False
+        self, sql: str, params: dict[str, Any], *, first: bool = False, long: bool = False
     ) -> list[tuple[Any, ...]]:
-        """Run one statement and answer its rows (`first`: only the first, if any)."""
+        """Run one statement and answer its rows (`first`: only the first, if any; `long`: it
+        may run long, so it waits for one of the connections such statements may hold)."""
+        if long:
+            async with self.long_slots:
+                return await self._fetch(sql, params, first=first)
+        return await self._fetch(sql, params, first=first)
+
+    async def _fetch(
+        self, sql: str, params: dict[str, Any], *, first: bool
+    ) -> list[tuple[Any, ...]]:
         async with self.slots:
             conn = (
                 self.idle.pop()

@@ -70,6 +70,8 @@ def _searches() -> list[dict[str, Any]]:
         {"work_item": 12, "outcome": "denied"},
         {"action": "view-record", "since": "2026-03-03T00:00:00+01:00", "limit": 2},
         {"outcome": "success", "until": "2026-03-05T12:00:00", "limit": 4},
+        # Empty filters are no filters (as the form sends them), not "equals ''".
+        {"action": "", "outcome": "", "until": "2026-03-10T00:00:00Z", "limit": 5},
     ]
 
 
@@ -240,6 +242,8 @@ def test_a_bad_filter_answers_422_at_its_field_and_searches_nothing(make_client:
         ({"since": "2026-03-02T00:00:00Z", "until": "2026-03-01T00:00:00Z"}, "since"),
         ({"limit": 501}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        # A time the check cannot convert: refused, never searched without its window.
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
     ):
         r = client.get(EVENTS, params=params)
         assert r.status_code == 422, params
@@ -257,3 +261,37 @@ def test_a_search_restarts_the_idle_clock_but_a_background_one_does_not(
     assert session_row().last_seen_at == before
     assert client.get(EVENTS).status_code == 200
     assert session_row().last_seen_at > before + timedelta(minutes=4)
+
+
+def test_searches_hold_at_most_a_third_of_the_connections_next_uses(db_url: str) -> None:
+    """Slow audit searches (a big log) never hold every connection of the event loop's pool:
+    at most a third run at once, and Next's statement does not wait for any of them."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the event loop's pool is PostgreSQL's")
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from server.db import async_pool
+
+    sleeping = (
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(0.5)%%' "
+        "AND state = 'active'"
+    )
+
+    async def go() -> tuple[int, int]:
+        pool = async_pool()
+        assert pool is not None
+        slow = [  # more than the pool's 7 connections
+            asyncio.create_task(pool.fetch("SELECT pg_sleep(0.5)", {}, long=True)) for _ in range(8)
+        ]
+        await asyncio.sleep(0.1)
+        (running,) = await pool.fetchone(sleeping, {}) or (0,)  # Next's kind of statement
+        finished = sum(t.done() for t in slow)
+        await asyncio.gather(*slow)
+        return int(running), finished
+
+    # In a thread of its own: a browser test's event loop may be running on this one.
+    with ThreadPoolExecutor(1) as own:
+        running, finished = own.submit(asyncio.run, go()).result()
+    assert running == 2  # a third of 7 (CHARTDESK_DB_POOL_SIZE 30 // 4)
+    assert finished == 0  # the short statement did not queue behind a search

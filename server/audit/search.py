@@ -92,6 +92,7 @@ def check_filter(flt: EventFilter) -> EventFilter:
         raise ValidationFailed("Invalid audit search.", details=problems)
     flt.actor = (flt.actor or "").strip() or None
     flt.patient_mrn = (flt.patient_mrn or "").strip() or None
+    flt.action, flt.outcome = flt.action or None, flt.outcome or None  # "": no filter
     return flt
 
 
@@ -295,6 +296,7 @@ async def search_in_one_trip(
             "before_id": before[1] if before else None,
             "limit": limit + 1,
         },
+        long=True,  # a search may walk a big log: it never holds all of Next's connections
     )
     if rows and rows[0][0]:
         return REFUSED

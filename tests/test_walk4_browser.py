@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from server.coding import codesets
+from tests.support.browser import LAPTOP, browser_sign_in, screenshot
 from tests.support.coding import GOOD_CODES
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user, sign_in
+from tests.support.factories import make_encounter, make_user, sign_in
 from tests.support.queue import expire
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
@@ -21,23 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
 @pytest.fixture(autouse=True, scope="module")
 def _code_index() -> None:
     codesets.icd10cm()
-
-
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
-
-
-def _shot(page: Page, name: str) -> None:
-    where = os.environ.get("CHARTDESK_SCREENSHOTS")
-    if where:
-        Path(where).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(where) / f"walk4-{name}.png"))
 
 
 _LOOK = """e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);
@@ -57,13 +39,13 @@ def test_a_reports_show_button_is_the_size_of_its_csv_link(
     page: Page, live_server, backend, path: str, csv: str
 ) -> None:
     sup = make_user("sue", "supervisor")
-    _sign_in(page, live_server.url, sup)
+    browser_sign_in(page, live_server.url, sup, size=LAPTOP)
     page.goto(f"{live_server.url}{path}")
     show = page.get_by_role("button", name="Show")
     link = page.locator(csv)
     expect(link).to_be_visible()
     assert show.evaluate(_LOOK) == link.evaluate(_LOOK)
-    _shot(page, path.rsplit("/", 1)[-1])
+    screenshot(page, "walk4-" + path.rsplit("/", 1)[-1])
 
 
 def _open_next_chart(page: Page, url: str, item: int) -> None:
@@ -78,7 +60,7 @@ def test_a_lost_lease_turns_the_status_badge_to_lease_ended(
     item = make_encounter(queue="default")
     coder = make_user("ana", "coder", queues=["default"])
     url = live_server.url
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder, size=LAPTOP)
     _open_next_chart(page, url, item)
     badge = page.locator("#item-status")
     expect(badge).to_have_text("in progress")
@@ -93,7 +75,7 @@ def test_a_lost_lease_turns_the_status_badge_to_lease_ended(
     expect(page.locator("#release")).to_have_count(0)
     expect(page.locator("#hold-form")).to_have_count(0)
     expect(page.locator("#flash").get_by_role("button", name="Next chart")).to_be_visible()
-    _shot(page, "lease-lost-badge")
+    screenshot(page, "walk4-lease-lost-badge")
 
 
 def test_a_header_countdown_that_runs_out_turns_the_badge_too(
@@ -102,7 +84,7 @@ def test_a_header_countdown_that_runs_out_turns_the_badge_too(
     item = make_encounter(queue="default")
     coder = make_user("ana", "coder", queues=["default"])
     url = live_server.url
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder, size=LAPTOP)
     _open_next_chart(page, url, item)
     badge = page.locator("#item-status")
     expect(badge).to_have_text("in progress")
@@ -119,7 +101,7 @@ def test_a_code_typed_over_does_not_keep_the_old_codes_description(
     item = make_encounter(queue="default")
     coder = make_user("ana", "coder", queues=["default"])
     url = live_server.url
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder, size=LAPTOP)
     _open_next_chart(page, url, item)
     dx = page.locator("#dx-lines input[name=dx_code]").first
     title = page.locator("#dx-lines .code-title").first
@@ -137,7 +119,7 @@ def test_a_code_typed_over_does_not_keep_the_old_codes_description(
     dx.fill("J02.9")
     expect(title).to_have_text("Acute pharyngitis, unspecified")
     expect(dx).not_to_have_attribute("aria-invalid", "true")
-    _shot(page, "code-typed-over")
+    screenshot(page, "walk4-code-typed-over")
 
 
 def test_a_qa_difference_without_a_category_is_shown_with_its_message_in_view(
@@ -155,7 +137,7 @@ def test_a_qa_difference_without_a_category_is_shown_with_its_message_in_view(
     api.put(f"/api/v1/work/{item}/codes", json=GOOD_CODES)
     assert api.post(f"/api/v1/work/{item}/submit").json()["status"] == "qa_review"
     url = live_server.url
-    _sign_in(page, url, reviewer)
+    browser_sign_in(page, url, reviewer, size=LAPTOP)
     page.goto(f"{url}/qa/{item}")
     page.locator("#dx-lines input[name=dx_code]").first.fill("E11.65")
     page.click("#qa-preview")
@@ -170,7 +152,7 @@ def test_a_qa_difference_without_a_category_is_shown_with_its_message_in_view(
     expect(page.locator("#difference-1 input[name=finding_comment]")).to_have_value(
         "hyperglycemia documented"
     )
-    _shot(page, "qa-no-category")
+    screenshot(page, "walk4-qa-no-category")
 
 
 def test_a_refused_identity_purpose_is_marked_at_the_picker_and_reveals_nothing(
@@ -184,7 +166,7 @@ def test_a_refused_identity_purpose_is_marked_at_the_picker_and_reveals_nothing(
     item = api.post("/api/v1/work/next", json={}).json()["id"]
     assert api.get(f"/api/v1/work/{item}").status_code == 200  # a view-record with a patient
     url = live_server.url
-    _sign_in(page, url, officer)
+    browser_sign_in(page, url, officer, size=LAPTOP)
     page.goto(f"{url}/compliance")
     page.fill("input[name=actor]", "ana")
     page.click("#search")
@@ -197,7 +179,7 @@ def test_a_refused_identity_purpose_is_marked_at_the_picker_and_reveals_nothing(
     expect(picker).to_have_attribute("aria-invalid", "true")
     expect(row.locator(".identity")).to_have_count(0)  # nothing revealed
     expect(row.locator("button[data-identity]")).to_be_visible()
-    _shot(page, "identity-bad-purpose")
+    screenshot(page, "walk4-identity-bad-purpose")
     # By keyboard: the picker takes another purpose, and the lookup goes through.
     picker.focus()
     page.keyboard.press("Home")  # the first purpose in the legend

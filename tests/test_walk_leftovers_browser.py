@@ -3,15 +3,14 @@ where a person sees it (screenshots under CHARTDESK_SCREENSHOTS when set)."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from server.coding import codesets
-from tests.support.factories import Account, fresh_totp, make_encounter, make_user
+from tests.support.browser import LAPTOP, browser_sign_in, screenshot
+from tests.support.factories import make_encounter, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.pg_only]
 
@@ -21,30 +20,13 @@ def _code_index() -> None:
     codesets.icd10cm()
 
 
-def _sign_in(page: Page, url: str, account: Account) -> None:
-    page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(f"{url}/login")
-    page.fill("#username", account.username)
-    page.fill("#password", account.password)
-    page.fill("#totp", fresh_totp(account))
-    page.click("#sign-in")
-    expect(page.locator("#home-title")).to_be_visible()
-
-
-def _shot(page: Page, name: str) -> None:
-    where = os.environ.get("CHARTDESK_SCREENSHOTS")
-    if where:
-        Path(where).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(where) / f"walk-{name}.png"))
-
-
 def test_the_key_that_brings_the_chart_back_is_not_typed_into_the_code(
     page: Page, live_server, backend
 ) -> None:
     item = make_encounter(queue="default")
     coder = make_user("ana", "coder", queues=["default"])
     url = live_server.url
-    _sign_in(page, url, coder)
+    browser_sign_in(page, url, coder, size=LAPTOP)
     page.goto(f"{url}/work")
     page.keyboard.press("n")
     expect(page).to_have_url(f"{url}/work/{item}")
@@ -54,14 +36,14 @@ def test_the_key_that_brings_the_chart_back_is_not_typed_into_the_code(
     # The coder looks away (another window); the chart hides; they come back and press a key.
     page.evaluate("window.dispatchEvent(new Event('blur'))")
     expect(page.locator("body")).to_have_class(re.compile(r"\bprivacy\b"))
-    _shot(page, "privacy-hidden")
+    screenshot(page, "walk-privacy-hidden")
     page.keyboard.press("x")
     expect(page.locator("body")).not_to_have_class(re.compile(r"\bprivacy\b"))
     expect(code).to_have_value("J06.9")  # not J06.9x
     expect(code).to_be_focused()
     page.keyboard.type("0")  # from then on keys type as always
     expect(code).to_have_value("J06.90")
-    _shot(page, "privacy-back")
+    screenshot(page, "walk-privacy-back")
 
 
 def test_a_failed_bulk_action_stays_on_the_filtered_list(page: Page, live_server, backend) -> None:
@@ -69,7 +51,7 @@ def test_a_failed_bulk_action_stays_on_the_filtered_list(page: Page, live_server
     make_encounter(queue="default", priority=1)
     sup = make_user("sue", "supervisor")
     url = live_server.url
-    _sign_in(page, url, sup)
+    browser_sign_in(page, url, sup, size=LAPTOP)
     page.goto(f"{url}/supervise?queue=default&sort=priority&dir=desc")
     page.check(f'input[name=ids][value="{first}"]')
     page.select_option("#bulk-action", "priority")
@@ -79,7 +61,7 @@ def test_a_failed_bulk_action_stays_on_the_filtered_list(page: Page, live_server
     expect(error).to_have_text(
         "Nothing was changed. The priority is a whole number from -1000 to 1000."
     )
-    _shot(page, "bulk-failed")
+    screenshot(page, "walk-bulk-failed")
     expect(page).to_have_url(f"{url}/supervise?queue=default&sort=priority&dir=desc")
     expect(page.locator("#filters select[name=queue]")).to_have_value("default")
     expect(page.locator('#items th[aria-sort="descending"]')).to_contain_text("Priority")
@@ -107,9 +89,9 @@ def _overlap(page: Page, a: str, b: str) -> bool:
 def test_the_queries_filter_sits_above_the_list_at_1366(page: Page, live_server, backend) -> None:
     sup = make_user("sue", "supervisor")
     url = live_server.url
-    _sign_in(page, url, sup)
+    browser_sign_in(page, url, sup, size=LAPTOP)
     page.goto(f"{url}/queries?status=")
-    _shot(page, "queries")
+    screenshot(page, "walk-queries")
     assert not _overlap(page, "#query-filter", "#queries")
     assert not _overlap(page, "#query-filter", "h1")
     box = page.locator("#query-filter").bounding_box()
@@ -126,7 +108,7 @@ def test_a_missing_field_is_named_in_a_plain_sentence_on_the_page(
     item = make_encounter(queue="default")
     sup = make_user("sue", "supervisor")
     url = live_server.url
-    _sign_in(page, url, sup)
+    browser_sign_in(page, url, sup, size=LAPTOP)
     page.goto(f"{url}/supervise")
     # The field does not reach the server (as when a page was saved before a field was
     # added): the walk saw "Check the marked fields. Field required" here.
@@ -135,6 +117,6 @@ def test_a_missing_field_is_named_in_a_plain_sentence_on_the_page(
     row.get_by_role("button", name="Set").click()
     error = page.locator("#supervise-error")
     expect(error).to_have_text("Priority is required.")
-    _shot(page, "plain-error")
+    screenshot(page, "walk-plain-error")
     expect(page.get_by_text("Field required")).to_have_count(0)
     expect(page.get_by_text("Input should")).to_have_count(0)

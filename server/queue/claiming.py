@@ -464,6 +464,12 @@ def resume(session: Session, *, actor: Principal, work_item_id: int) -> WorkItem
         item = lock_item(session, work_item_id) or item
         if not in_my_list(item, user_id_of(actor)):
             raise LeaseExpired("This item is no longer yours.")
+    if item.status == Status.in_progress and item.lease_owner_id == actor.user_id:
+        # A second Resume (a stale tab, a double click): the first one already opened it.
+        raise Conflict(
+            "it is already in progress with you (resumed a moment ago, perhaps in another "
+            "tab). Press Open on its line."
+        )
     if item.status not in (Status.on_hold, Status.returned):
         raise Conflict("Only held or returned items can be resumed.")
     owner = item.lease_owner_id or item.coded_by_id

@@ -316,24 +316,12 @@ def hold_page(
 
 
 def _resume_refused(request: Request, session: Session, exc: AppError, _form: FormData) -> Response:
-    """My work again (at /work) saying why the chart was not resumed; a second Resume of a
-    chart the first one already opened (a stale tab, a double click) says so plainly."""
+    """My work again (at /work) saying why the chart was not resumed."""
     item_id = request.path_params["work_item_id"]
-    actor: Principal = request.state.principal
-    item = session.get(WorkItem, int(item_id))
-    if (
-        item is not None
-        and item.status == Status.in_progress
-        and item.lease_owner_id is not None
-        and item.lease_owner_id == actor.user_id
-    ):
-        error = (
-            f"Chart #{item_id} was not resumed: it is already in progress with you "
-            "(resumed a moment ago, perhaps in another tab). Press Open on its line."
-        )
-    else:
-        error = f"Chart #{item_id} was not resumed: {exc.message}"
-    return _my_work_page(request, session, actor, error=error, status_code=exc.status_code)
+    error = f"Chart #{item_id} was not resumed: {exc.message}"
+    return _my_work_page(
+        request, session, request.state.principal, error=error, status_code=exc.status_code
+    )
 
 
 @router.post("/work/{work_item_id}/resume", response_class=HTMLResponse)

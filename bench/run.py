@@ -447,19 +447,7 @@ def per_request(dsn: str, who: Any, held: dict[str, int], n: int = 100) -> dict[
     with TestClient(create_app()) as client, psycopg.connect(dsn, autocommit=True) as db:
 
         def signed_in(user: str) -> dict[str, str]:
-            client.cookies.clear()  # a sign-in presenting another session's cookie ends it
-            r = client.post(
-                "/api/v1/session",
-                json={
-                    "username": user,
-                    "password": loader.PASSWORD,
-                    "totp": pyotp.TOTP(who.secrets[user]).now(),
-                },
-            )
-            r.raise_for_status()
-            cookie = _cookie(r)
-            client.cookies.clear()
-            return {"X-CSRF-Token": r.json()["csrf_token"], "Cookie": cookie}
+            return client_headers(client, user, who.secrets[user])
 
         for _ in range(120):  # start-up work in the app's threads (code set index) first
             t = time.process_time()
@@ -510,6 +498,19 @@ def per_request(dsn: str, who: Any, held: dict[str, int], n: int = 100) -> dict[
 def _cookie(response: Any) -> str:
     name = next(iter(response.cookies.keys()))
     return f"{name}={response.cookies[name]}"
+
+
+def client_headers(client: Any, user: str, secret: str) -> dict[str, str]:
+    """Sign `user` in on an in-process TestClient; the headers that carry that session
+    (cookie and CSRF token), so one client can act as several people in turn."""
+    client.cookies.clear()  # a sign-in presenting another session's cookie ends it
+    r = client.post(
+        "/api/v1/session",
+        json={"username": user, "password": loader.PASSWORD, "totp": pyotp.TOTP(secret).now()},
+    )
+    r.raise_for_status()
+    client.cookies.clear()
+    return {"X-CSRF-Token": r.json()["csrf_token"], "Cookie": _cookie(r)}
 
 
 # ---------------------------------------------------------------- the run

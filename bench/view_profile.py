@@ -25,12 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyotp
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench import load as loader  # noqa: E402
-from bench.run import _cookie, prepare_database  # noqa: E402
+from bench.run import client_headers, prepare_database  # noqa: E402
 from bench.server import samples  # noqa: E402
 from tests.support.pgcluster import start_cluster  # noqa: E402
 
@@ -76,17 +74,7 @@ def measure(who: Any, o: Any) -> str:
             if time.process_time() - t < 0.02:
                 break
         user = who.readers[0]
-        r = client.post(
-            "/api/v1/session",
-            json={
-                "username": user,
-                "password": loader.PASSWORD,
-                "totp": pyotp.TOTP(who.secrets[user]).now(),
-            },
-        )
-        r.raise_for_status()
-        headers = {"X-CSRF-Token": r.json()["csrf_token"], "Cookie": _cookie(r)}
-        client.cookies.clear()
+        headers = client_headers(client, user, who.secrets[user])
         r = client.post("/api/v1/work/next", json={"queue": "records"}, headers=headers)
         r.raise_for_status()
         item = int(r.json()["id"])

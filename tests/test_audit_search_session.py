@@ -16,8 +16,15 @@ from sqlmodel import Session, select
 from server.audit import review
 from server.audit import router as audit_router
 from server.db import get_engine, session_scope
-from server.models import AuditEvent, Patient, User, UserSession
-from tests.support.factories import make_encounter, make_user, session_row, shift_session, sign_in
+from server.models import AuditEvent, Patient, UserSession
+from tests.support.factories import (
+    make_encounter,
+    make_user,
+    session_row,
+    shift_session,
+    sign_in,
+    update_user,
+)
 
 MRN = "MRN-SEARCH-4410"
 EVENTS = "/api/v1/audit/events"
@@ -226,11 +233,7 @@ def test_past_the_absolute_limit_or_deactivated_the_search_is_refused(make_clien
     shift_session(created_at=timedelta(hours=12, minutes=1))
     assert client.get(EVENTS).status_code == 401
     client = _compliance(make_client, "cyd")
-    with Session(get_engine()) as s:
-        user = s.exec(select(User).where(User.username == "cyd")).one()
-        user.is_active = False
-        s.add(user)
-        s.commit()
+    update_user("cyd", is_active=False)
     assert client.get(EVENTS).status_code == 401
     assert _searched() == 0
 

@@ -11,9 +11,16 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from server.db import get_engine
-from server.models import AuditEvent, Status, User, UserSession, WorkItem
+from server.models import AuditEvent, Status, UserSession, WorkItem
 from server.queue import router as queue_router
-from tests.support.factories import make_token, make_user, session_row, shift_session, sign_in
+from tests.support.factories import (
+    make_token,
+    make_user,
+    session_row,
+    shift_session,
+    sign_in,
+    update_user,
+)
 from tests.support.queue import make_items
 
 
@@ -137,12 +144,7 @@ def test_next_by_a_deactivated_coder_is_refused(make_client):
     client = make_client()
     account = make_user("cora", "coder", queues=["default"])
     sign_in(client, account)
-    with Session(get_engine()) as s:
-        user = s.get(User, account.user_id)
-        assert user is not None
-        user.is_active = False
-        s.add(user)
-        s.commit()
+    update_user(account.username, is_active=False)
     assert _next(client).status_code == 401
     assert _claimed() == []
 

@@ -48,20 +48,21 @@ def test_a_reports_show_button_is_the_size_of_its_csv_link(
     screenshot(page, "walk4-" + path.rsplit("/", 1)[-1])
 
 
-def _open_next_chart(page: Page, url: str, item: int) -> None:
+def _coder_at_a_chart(page: Page, url: str) -> int:
+    """A coder signed in at laptop size, a chart opened from My work by its `n` key."""
+    item = make_encounter(queue="default")
+    browser_sign_in(page, url, make_user("ana", "coder", queues=["default"]), size=LAPTOP)
     page.goto(f"{url}/work")
     page.keyboard.press("n")
     expect(page).to_have_url(f"{url}/work/{item}")
+    return item
 
 
 def test_a_lost_lease_turns_the_status_badge_to_lease_ended(
     page: Page, live_server, backend
 ) -> None:
-    item = make_encounter(queue="default")
-    coder = make_user("ana", "coder", queues=["default"])
     url = live_server.url
-    browser_sign_in(page, url, coder, size=LAPTOP)
-    _open_next_chart(page, url, item)
+    item = _coder_at_a_chart(page, url)
     badge = page.locator("#item-status")
     expect(badge).to_have_text("in progress")
     expire(item)
@@ -81,11 +82,8 @@ def test_a_lost_lease_turns_the_status_badge_to_lease_ended(
 def test_a_header_countdown_that_runs_out_turns_the_badge_too(
     page: Page, live_server, backend
 ) -> None:
-    item = make_encounter(queue="default")
-    coder = make_user("ana", "coder", queues=["default"])
     url = live_server.url
-    browser_sign_in(page, url, coder, size=LAPTOP)
-    _open_next_chart(page, url, item)
+    _coder_at_a_chart(page, url)
     badge = page.locator("#item-status")
     expect(badge).to_have_text("in progress")
     page.locator("#lease [data-countdown-to]").evaluate(
@@ -98,11 +96,8 @@ def test_a_header_countdown_that_runs_out_turns_the_badge_too(
 def test_a_code_typed_over_does_not_keep_the_old_codes_description(
     page: Page, live_server, backend
 ) -> None:
-    item = make_encounter(queue="default")
-    coder = make_user("ana", "coder", queues=["default"])
     url = live_server.url
-    browser_sign_in(page, url, coder, size=LAPTOP)
-    _open_next_chart(page, url, item)
+    _coder_at_a_chart(page, url)
     dx = page.locator("#dx-lines input[name=dx_code]").first
     title = page.locator("#dx-lines .code-title").first
     dx.fill("J06.9")

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.support.factories import Account, make_encounter, make_user, sign_in
+from tests.support.factories import Account, make_encounter, make_user, sign_in, update_user
 
 GOOD_CODES: dict[str, Any] = {
     "diagnoses": [{"code": "E11.9"}, {"code": "I10"}, {"code": "J45.909"}],
@@ -44,17 +44,7 @@ def coder_with_item(
     item_id = make_encounter(**encounter)
     account = make_user(username, "coder", queues=["default"])
     if in_training:
-        from sqlmodel import Session
-
-        from server.db import get_engine
-        from server.models import User
-
-        with Session(get_engine()) as s:
-            user = s.get(User, account.user_id)
-            assert user is not None
-            user.in_training = True
-            s.add(user)
-            s.commit()
+        update_user(username, in_training=True)
     client = make_client()
     sign_in(client, account)
     r = client.post("/api/v1/work/next", json={})

@@ -212,3 +212,13 @@ def shift_session(**delta: timedelta) -> None:
             setattr(row, field, getattr(row, field) - by)
         s.add(row)
         s.commit()
+
+
+def update_user(username: str, **fields: Any) -> None:
+    """Change a user's row directly (e.g. `is_active=False`, `in_training=True`)."""
+    with Session(get_engine()) as s:
+        user = s.exec(select(User).where(User.username == username)).one()
+        for name, value in fields.items():
+            setattr(user, name, value)
+        s.add(user)
+        s.commit()

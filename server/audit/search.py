@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -75,7 +75,9 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def check_filter(flt: EventFilter) -> EventFilter:
-    """Refuse unknown actions/outcomes and backwards ranges (422, every problem listed)."""
+    """The filter checked and tidied (a copy: the caller's is left as sent), or a 422 listing
+    every problem: unknown actions/outcomes, times outside the calendar, backwards ranges."""
+    flt = replace(flt)
     problems: list[dict[str, str]] = []
     if flt.action and flt.action not in {a.value for a in Action}:
         problems.append({"loc": "action", "msg": f"unknown action {flt.action!r}"})

@@ -95,3 +95,4 @@ def test_an_old_link_to_a_submitted_chart_says_it_was_submitted_not_lost(make_cl
     assert page.status_code == 409
     assert f"You submitted chart #{held.item_id}; it is ready for billing now" in page.text
     assert "are lost" not in page.text
+    assert '<span class="flash-actions"><a href="/work">Back to My work</a></span>' in page.text

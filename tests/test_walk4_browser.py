@@ -75,6 +75,7 @@ def test_a_lost_lease_turns_the_status_badge_to_lease_ended(
     # Release and Hold would only answer 409 on a page of their own: the flash offers the way on.
     expect(page.locator("#release")).to_have_count(0)
     expect(page.locator("#hold-form")).to_have_count(0)
+    expect(page.locator("#submit-codes")).to_be_disabled()
     expect(page.locator("#flash").get_by_role("button", name="Next chart")).to_be_visible()
     screenshot(page, "walk4-lease-lost-badge")
 

@@ -170,6 +170,9 @@
     // on a page of their own; the flash offers the ways on (My work, Next chart).
     var actions = document.querySelector("#item-head #item-actions");
     if (actions) actions.remove();
+    // Submit too: it could only answer the same 409 again.
+    var submit = document.getElementById("submit-codes");
+    if (submit) submit.disabled = true;
   }
   // The status badge beside the title says so too, not "in progress" under a lease that ended.
   function statusEnded() {

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from server.db import get_engine
 from server.models import AuditEvent
+from server.workbench import router as workbench_router
 from tests.support.coding import coder_with_item, signed_in
 from tests.test_billing_api import _coded
 from tests.test_queries_api import PROVIDERS
@@ -99,7 +101,10 @@ def _counted_view(client, item_id: int) -> tuple[dict, list[str]]:  # type: igno
 DATA = {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}  # not BEGIN (SQLite's lock) or COMMIT
 
 
-def test_a_view_is_six_statements_and_a_bare_chart_answers_empty_parts(make_client):
+def test_a_view_is_six_statements_and_a_bare_chart_answers_empty_parts(make_client, monkeypatch):
+    # The ordinary path (SQLite's, a bearer token's, and every chart the one-statement view
+    # of PostgreSQL does not open: see tests/test_view_session.py).
+    monkeypatch.setattr(workbench_router, "async_pool", lambda: None)
     bare = coder_with_item(make_client, "cy")
     chart, sent = _counted_view(bare.client, bare.item_id)
     # The session, the locked item, the encounter with its documents, the audit row, the
@@ -121,6 +126,28 @@ def test_a_view_is_six_statements_and_a_bare_chart_answers_empty_parts(make_clie
     chart, sent = _counted_view(held.client, held.item_id)
     assert len(sent) <= 7, sent
     assert chart["returned"]["reason"] == "recheck"
+
+
+def test_on_postgresql_a_coders_view_is_one_statement(make_client, backend, monkeypatch):
+    """Session check, lock, lease, audit event and sealed chart: one call (issue 23)."""
+    if backend != "postgresql":
+        pytest.skip("the one-statement view is PostgreSQL's")
+    from server.db import AsyncPool
+
+    bare = coder_with_item(make_client, "cy")
+    calls: list[str] = []
+    fetch = AsyncPool.fetch
+
+    async def counted(self, sql, params, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(sql)
+        return await fetch(self, sql, params, **kwargs)
+
+    monkeypatch.setattr(AsyncPool, "fetch", counted)
+    chart, sent = _counted_view(bare.client, bare.item_id)
+    assert sent == []  # nothing through the ORM's engine
+    assert len(calls) == 2  # the warm-up view and the counted one: one statement each
+    assert all("chartdesk_view_session" in sql for sql in calls)
+    assert chart["lease_owner"] == "cy"
 
 
 def test_each_answered_query_on_the_chart_names_its_provider_and_who_answered(make_client):

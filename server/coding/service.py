@@ -288,8 +288,26 @@ def claim_context(
     )
     if context.inpatient and abstract is None and key is not None:
         abstract = abstract_service.get_abstract(session, key=key)
+    return _with_discharge(context, abstract)
+
+
+def record_context(
+    encounter: Encounter, *, record: RecordView, abstract: abstract_service.Abstract
+) -> edits_service.ClaimContext:
+    """`claim_context` of a chart opened in one trip: its encounter row, record and abstract
+    are all in hand, so nothing is read."""
+    context = edits_service.context_of(
+        encounter, birth_date=record.patient.birth_date, sex=record.patient.sex, audited=True
+    )
+    return _with_discharge(context, abstract)
+
+
+def _with_discharge(
+    context: edits_service.ClaimContext, abstract: abstract_service.Abstract | None
+) -> edits_service.ClaimContext:
+    """An inpatient stay's context with its abstract's discharge status (the grouper's)."""
     if context.inpatient and abstract is not None:
-        context = dataclasses.replace(context, discharge_status=abstract.discharge_status)
+        return dataclasses.replace(context, discharge_status=abstract.discharge_status)
     return context
 
 

@@ -141,6 +141,12 @@ def _sex(sex: str | None) -> int:
     return {"male": 0, "m": 0, "female": 1, "f": 1}.get((sex or "").lower(), 2)
 
 
+def groups(codes: Codes, *, inpatient: bool) -> bool:
+    """Whether `group` runs the grouper for these codes (an inpatient stay with a diagnosis);
+    else it answers None at once. The grouper runs under a lock: never on the event loop."""
+    return inpatient and any(d.code.strip() for d in codes.diagnoses)
+
+
 def group(
     codes: Codes,
     *,
@@ -155,11 +161,9 @@ def group(
     Without the patient's age and sex (no audited view in hand) the grouper is given an
     adult of unknown sex, as the MCE is; age and sex splits then show when the draft is saved.
     """
-    if not inpatient:
+    if not groups(codes, inpatient=inpatient):
         return None
     dx = [d for d in codes.diagnoses if d.code.strip()]
-    if not dx:
-        return None
     number = version_for(discharge)
     if number is None:
         return DrgView(

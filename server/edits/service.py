@@ -128,7 +128,19 @@ def context_for(
     `birth_date`/`sex` come only from a record opened through the audited door; without
     them the age and sex edits are not run.
     """
-    encounter = session.get(Encounter, item.encounter_id)
+    return context_of(
+        session.get(Encounter, item.encounter_id), birth_date=birth_date, sex=sex, audited=audited
+    )
+
+
+def context_of(
+    encounter: Encounter | None,
+    *,
+    birth_date: str | date | None = None,
+    sex: str | None = None,
+    audited: bool = False,
+) -> ClaimContext:
+    """`context_for` of an encounter row already in hand (the one-trip chart view read it)."""
     klass = encounter.encounter_class.lower() if encounter else "outpatient"
     inpatient = klass == "inpatient"
     when: datetime | None = None

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from server.audit import service as audit_service
 from server.audit.search import PURPOSE_TITLES
@@ -26,6 +27,7 @@ from server.auth.principal import Principal
 from server.billing.x12 import npi_ok
 from server.coding import nubc
 from server.config import get_settings
+from server.db import AsyncPool, session_scope
 from server.errors import AppError, Conflict, NotFound, ValidationFailed
 from server.keyring import load_keyring, mrn_index
 from server.models import (
@@ -483,7 +485,8 @@ class ItemKey:
 
     Other domains keep patient data of an item sealed under its encounter's data key (code
     lines, QA and return reasons, ...). Opening them takes an `ItemKey`, and only this
-    module's audited doors hand one out: `open_record` (the view is audited first) and
+    module's audited doors hand one out: `open_record` (the view is audited first),
+    `open_record_in_one_trip` (its statement audits the view with the read) and
     `open_for_use` (the use is audited first). So a function that opens sealed item data
     says so in its signature, and cannot be called without an audited access before it.
     """
@@ -492,7 +495,7 @@ class ItemKey:
 
     def __init__(self, *, mint: object, work_item_id: int, key: bytes, data_key_id: int) -> None:
         if mint is not _MINT:
-            raise TypeError("an ItemKey comes only from open_record or open_for_use")
+            raise TypeError("an ItemKey comes only from an audited door of server.records.service")
         self.work_item_id = work_item_id
         self._key = key
         self._data_key_id = data_key_id
@@ -623,9 +626,13 @@ def open_record(
         + (f"; reason={emergency_reason}" if emergency_reason is not None else ""),
     )
     try:
-        assert dk.id is not None  # noqa: S101
-        key = crypto.unwrap(load_keyring(), data_key_id=dk.id, kek_id=dk.kek_id, wrapped=dk.wrapped)
-        sealed, hints, opened = _decrypt(key=key, data_key_id=dk.id, encounter=encounter, docs=docs)
+        return _opened(
+            work_item_id=work_item_id,
+            encounter=encounter,
+            key_row=(dk.id, dk.kek_id, dk.wrapped),
+            docs=docs,
+            view=view,
+        )
     except AppError as exc:
         _refuse(
             session,
@@ -638,6 +645,30 @@ def open_record(
             action=action,
         )
         raise
+
+
+def _opened(
+    *,
+    work_item_id: int,
+    encounter: Encounter,
+    key_row: tuple[int | None, str, bytes | None],
+    docs: list[Document],
+    view: str,
+) -> OpenedRecord:
+    """The open half of an audited view: unwrap the key, decrypt, compose the record.
+
+    Only for rows whose view was audited already (`open_record`, and the one-trip read whose
+    statement wrote the event). An AppError (a key that does not unwrap, a seal that does not
+    open) is for the caller to audit as failed. `key_row`: the data key's id, KEK id and
+    wrapped key.
+    """
+    data_key_id, kek_id, wrapped = key_row
+    assert encounter.id is not None  # noqa: S101
+    assert data_key_id is not None  # noqa: S101
+    key = crypto.unwrap(load_keyring(), data_key_id=data_key_id, kek_id=kek_id, wrapped=wrapped)
+    sealed, hints, opened = _decrypt(
+        key=key, data_key_id=data_key_id, encounter=encounter, docs=docs
+    )
     raw = sealed["patient"]
     fields = {
         "mrn": raw["mrn"],
@@ -657,11 +688,10 @@ def open_record(
         )
     else:
         person = PatientView(**fields)
-    assert patient.id is not None  # noqa: S101
     record = RecordView(
         work_item_id=work_item_id,
         encounter_id=encounter.id,
-        patient_id=patient.id,
+        patient_id=encounter.patient_id,
         view=view,
         patient=person,
         encounter=EncounterView(
@@ -690,9 +720,154 @@ def open_record(
     )
     return OpenedRecord(
         record=record,
-        key=ItemKey(mint=_MINT, work_item_id=work_item_id, key=key, data_key_id=dk.id),
+        key=ItemKey(mint=_MINT, work_item_id=work_item_id, key=key, data_key_id=data_key_id),
         encounter=encounter,
     )
+
+
+@dataclass(frozen=True)
+class ChartRead:
+    """What the one-trip view read beside the record: the item (every column), its queue's
+    name, its holder, its sealed code lines and abstract (None: none saved) and the
+    encounter's practitioners as (NPI, name)."""
+
+    item: WorkItem
+    queue: str
+    holder: str
+    sealed_lines: bytes | None
+    sealed_abstract: bytes | None
+    providers: list[tuple[str, str]]
+
+
+# `chartdesk_view_session` (migration 0031) answers the item and encounter rows as composites;
+# they are expanded here column by column from the models, so a column a later migration adds
+# is read too (a test checks every one arrives).
+_ITEM_FIELDS = tuple(c.name for c in WorkItem.__table__.columns)  # type: ignore[attr-defined]
+_ENCOUNTER_FIELDS = tuple(c.name for c in Encounter.__table__.columns)  # type: ignore[attr-defined]
+_VIEW_COLUMNS = ", ".join(
+    [f"(r.item_row).{name}" for name in _ITEM_FIELDS]
+    + [f"(r.encounter_row).{name}" for name in _ENCOUNTER_FIELDS]
+    + [
+        f"r.{name}"
+        for name in (
+            "queue_name holder holder_roles key_kek_id key_wrapped doc_ids doc_positions "
+            "doc_dates doc_sealed codes_sealed abstract_sealed provider_npis provider_names"
+        ).split()
+    ]
+)
+_VIEW_SESSION_SQL = (
+    f"SELECT r.outcome, {_VIEW_COLUMNS} FROM chartdesk_view_session("  # noqa: S608  # nosec B608 - model column names
+    "%(sid)s, %(activity)s, %(idle)s, %(max_hours)s, %(roles)s, %(now)s, %(item)s, %(ip)s, "
+    "%(ua)s, %(rid)s, %(purpose)s, %(detail)s) AS r"
+)
+
+
+def _utc(value: Any) -> Any:
+    """A timestamp read by psycopg (in the connection's zone) in UTC, as UTCDateTime reads it."""
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+async def open_record_in_one_trip(
+    pool: AsyncPool,
+    *,
+    session_hash: str,
+    activity: bool,
+    roles: tuple[str, ...],
+    work_item_id: int,
+    ip: str | None,
+    ua: str | None,
+    request_id: str | None,
+) -> tuple[OpenedRecord, ChartRead] | None:
+    """`open_record` of the coder's leased item (view "coding", purpose TREAT) for a cookie
+    session, as one statement: `chartdesk_view_session` checks the session, locks the item,
+    checks the lease, writes the `view-record` event and reads the sealed chart in one
+    transaction; the open half (`_opened`) then runs here, on the event loop.
+
+    None: nothing was written (the session check said no, or the chart is not one the
+    statement opens); the caller takes the ordinary path, which answers and audits as it
+    always has. A key or seal that does not open is audited as failed, beside the view event
+    that committed with the read, and raised as `open_record` raises it.
+    """
+    settings = get_settings()
+    row = await pool.fetchone(
+        _VIEW_SESSION_SQL,
+        {
+            "sid": session_hash,
+            "activity": activity,
+            "idle": settings.session_idle_minutes,
+            "max_hours": settings.session_max_hours,
+            "roles": list(roles),
+            "now": utcnow(),
+            "item": work_item_id,
+            "ip": ip,
+            "ua": (ua or "")[:300] or None,
+            "rid": request_id,
+            "purpose": "TREAT",
+            "detail": "view=coding",
+        },
+    )
+    if row is None or row[0] != "opened":
+        return None
+    n, m = len(_ITEM_FIELDS), len(_ENCOUNTER_FIELDS)
+    item = WorkItem(**{k: _utc(v) for k, v in zip(_ITEM_FIELDS, row[1 : 1 + n], strict=True)})
+    encounter = Encounter(
+        **{k: _utc(v) for k, v in zip(_ENCOUNTER_FIELDS, row[1 + n : 1 + n + m], strict=True)}
+    )
+    (queue, holder, holder_roles, kek_id, wrapped, ids, positions, dates, sealed, lines,
+     abstract, npis, names) = row[1 + n + m :]  # fmt: skip
+    encounter_id = int(encounter.id or 0)
+    docs = [
+        Document(id=doc_id, encounter_id=encounter_id, position=pos, doc_date=_utc(at), sealed=body)
+        for doc_id, pos, at, body in zip(
+            ids or [], positions or [], dates or [], sealed or [], strict=True
+        )
+    ]
+    try:
+        opened = _opened(
+            work_item_id=work_item_id,
+            encounter=encounter,
+            key_row=(encounter.data_key_id, kek_id, wrapped),
+            docs=docs,
+            view="coding",
+        )
+    except AppError as exc:
+        actor = Principal(
+            name=holder,
+            kind="user",
+            roles=frozenset(holder_roles.split()),
+            source_ip=ip,
+            user_agent=ua,
+            request_id=request_id,
+            user_id=item.lease_owner_id,
+        )
+        await run_in_threadpool(
+            _audit_failed_open, actor, work_item_id, encounter.patient_id, exc.code
+        )
+        raise
+    read = ChartRead(
+        item=item,
+        queue=queue,
+        holder=holder,
+        sealed_lines=lines,
+        sealed_abstract=abstract,
+        providers=list(zip(npis or [], names or [], strict=True)),
+    )
+    return opened, read
+
+
+def _audit_failed_open(actor: Principal, work_item_id: int, patient_id: int, code: str) -> None:
+    """The `failed` event of a one-trip view whose key or seal did not open (its own
+    transaction, as open_record's refusal is written)."""
+    with session_scope() as session:
+        _refuse(
+            session,
+            actor=actor,
+            work_item_id=work_item_id,
+            purpose="TREAT",
+            patient_id=patient_id,
+            outcome=audit_service.Outcome.failed,
+            detail=code,
+        )
 
 
 # ---------------------------------------------------------------- other domains' sealed fields

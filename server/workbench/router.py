@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -17,10 +18,14 @@ from starlette.datastructures import FormData
 from server.auth.deps import (
     MAX_ROW_ID,
     CoderDep,
+    CoderInStatementDep,
     CoderOrSupervisorDep,
+    PendingCheck,
     RowId,
     SessionDep,
     SupervisorDep,
+    client_ip,
+    request_id,
 )
 from server.auth.principal import Principal
 from server.billing import cdm
@@ -31,6 +36,7 @@ from server.coding.abstract import Abstract
 from server.coding.forms import CodesForm, codes_from_form
 from server.coding.schemas import Codes
 from server.config import get_settings
+from server.db import async_pool, session_scope
 from server.errors import AppError, ValidationFailed
 from server.models.base import utcnow
 from server.qa import diff as qa_diff
@@ -216,15 +222,47 @@ def abstract_page(
 
 
 @router.get(f"{API}/work/{{work_item_id}}", tags=["work"])
-def api_item(session: SessionDep, actor: CoderDep, work_item_id: RowId) -> JSONResponse:
+async def api_item(caller: CoderInStatementDep, work_item_id: RowId) -> JSONResponse:
     """The decrypted record of an item the caller holds, audited before it leaves.
 
-    Every part is already JSON (model_dump(mode="json")), so it is encoded once here:
-    returned as a dict, FastAPI walked the whole record again (jsonable_encoder) first.
+    PostgreSQL with a coder's cookie session: one statement on the event loop (session
+    check, lease lock, audit event, sealed chart; issue 23), then the same opening and
+    answer as the ordinary path. A refusal there, a chart it does not open, a token or
+    SQLite: the ordinary access rule and `open_chart` in one worker-thread call.
     """
-    chart = service.open_chart(
-        session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
-    )
+    request = caller.request
+    pool = async_pool()
+    session_hash = caller.session_hash() if pool is not None else None
+    if pool is not None and session_hash is not None:
+        chart = await service.coding_chart_in_one_trip(
+            pool,
+            session_hash=session_hash,
+            activity=caller.activity,
+            roles=caller.rule.roles,
+            work_item_id=work_item_id,
+            ip=client_ip(request),
+            ua=request.headers.get("user-agent"),
+            request_id=request_id(request),
+        )
+        if chart is not None:
+            request.state.access_granted = True
+            return _item_answer(chart)
+    return await run_in_threadpool(_item_plain, caller, work_item_id)
+
+
+def _item_plain(caller: PendingCheck, work_item_id: int) -> JSONResponse:
+    with session_scope() as session:
+        actor = caller.check(session)
+        chart = service.open_chart(
+            session, actor=actor, work_item_id=work_item_id, purpose="TREAT", view="coding"
+        )
+        return _item_answer(chart)
+
+
+def _item_answer(chart: ChartView) -> JSONResponse:
+    """The API's chart. Every part is already JSON (model_dump(mode="json")), so it is
+    encoded once here: returned as a dict, FastAPI walked the whole record again
+    (jsonable_encoder) first."""
     view = WorkItemView.of(chart.row).model_dump(mode="json")
     record = chart.record.model_dump(mode="json")
     record["codes"] = chart.codes.model_dump(mode="json")

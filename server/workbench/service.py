@@ -20,6 +20,7 @@ from typing import Literal
 
 from sqlalchemy import bindparam, select
 from sqlmodel import Session, col
+from starlette.concurrency import run_in_threadpool
 
 from server.auth.principal import Principal
 from server.billing import service as billing_service
@@ -29,6 +30,8 @@ from server.coding import codesets
 from server.coding import service as coding_service
 from server.coding.abstract import Abstract
 from server.coding.schemas import Codes, DrgView
+from server.db import AsyncPool
+from server.edits import drg as drg_service
 from server.models import (
     ClaimReturn,
     ItemAbstract,
@@ -183,6 +186,63 @@ def open_chart(
         ]
         if findings
         else [],
+    )
+
+
+async def coding_chart_in_one_trip(
+    pool: AsyncPool,
+    *,
+    session_hash: str,
+    activity: bool,
+    roles: tuple[str, ...],
+    work_item_id: int,
+    ip: str | None,
+    ua: str | None,
+    request_id: str | None,
+) -> ChartView | None:
+    """`open_chart(view="coding")` as the coder's API reads it (no checks, no findings) in one
+    statement on the event loop (`records_service.open_record_in_one_trip`; issue 23).
+
+    None: nothing was written; the caller takes the ordinary path (`open_chart`), which
+    answers every refusal and every chart this one does not open (physician queries, a
+    billing return) as it always has.
+    """
+    found = await records_service.open_record_in_one_trip(
+        pool,
+        session_hash=session_hash,
+        activity=activity,
+        roles=roles,
+        work_item_id=work_item_id,
+        ip=ip,
+        ua=ua,
+        request_id=request_id,
+    )
+    if found is None:
+        return None
+    opened, read = found
+    assert opened.encounter is not None  # noqa: S101 - the one-trip read hands it over
+    codes = coding_service.open_codes(key=opened.key, sealed=read.sealed_lines)
+    abstract = abstract_service.open_abstract(key=opened.key, sealed=read.sealed_abstract)
+    context = coding_service.record_context(
+        opened.encounter, record=opened.record, abstract=abstract
+    )
+    if drg_service.groups(codes, inpatient=context.inpatient):  # the grouper: in a thread
+        drg = await run_in_threadpool(coding_service.working_drg, codes, context)
+    else:
+        drg = coding_service.working_drg(codes, context)
+    return ChartView(
+        row=ItemRow(item=read.item, queue=read.queue, owner=read.holder),
+        record=opened.record,
+        codes=codes,
+        problems=None,
+        inpatient=context.inpatient,
+        returned=None,  # an item with a return takes the ordinary path
+        queries=[],  # so does one with physician queries
+        providers=[ProviderView(npi=npi, name=name) for npi, name in read.providers],
+        titles={},
+        drg=drg,
+        abstract=abstract,
+        qa_findings=[],
     )
 
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from server.migrate import upgrade
 from tests.conftest import reset_caches
-from tests.support.factories import make_user, sign_in
+from tests.support.factories import make_encounter, make_user, sign_in
 from tests.support.pgcluster import Cluster, find_pg_bin, start_cluster
 
 
@@ -62,15 +62,19 @@ def test_database_down_answers_503_with_retry_after_then_recovers(
     own_cluster: Cluster, outage_client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = outage_client
-    # Both one-statement routes (Next, the audit search) and the ordinary ones.
-    sign_in(client, make_user("ann", "coder", "compliance"))
+    # The one-statement routes (Next, the record view, the audit search) and ordinary ones.
+    make_encounter()
+    sign_in(client, make_user("ann", "coder", "compliance", queues=["default"]))
     assert client.get("/api/v1/me").status_code == 200
+    item = client.post("/api/v1/work/next").json()["id"]
+    assert client.get(f"/api/v1/work/{item}").status_code == 200
     assert client.get("/api/v1/audit/events").status_code == 200
     own_cluster.halt()
     try:
         caplog.set_level(logging.INFO, logger="chartdesk.access")
         _unavailable_json(client.get("/api/v1/me"))
         _unavailable_json(client.post("/api/v1/work/next"))
+        _unavailable_json(client.get(f"/api/v1/work/{item}"))
         _unavailable_json(client.get("/api/v1/audit/events"))
         page = client.get("/home")
         assert page.status_code == 503
@@ -89,6 +93,7 @@ def test_database_down_answers_503_with_retry_after_then_recovers(
         own_cluster.start()
     # Back without restarting the app: the pool drops its dead connections.
     assert client.get("/api/v1/me").status_code == 200
+    assert client.get(f"/api/v1/work/{item}").status_code == 200
     assert client.get("/api/v1/audit/events").status_code == 200
     assert client.get("/readyz").status_code == 200
 

@@ -2,10 +2,11 @@
 
 `records.service` is the only module that opens sealed data with `records/crypto.py`
 (`records.keys` imports it to re-wrap and destroy data keys, never to open). It opens the record
-itself only in `open_record`, after the view is audited, and it hands other domains the key
-to an item's sealed fields (code lines, QA and return reasons) only as an `ItemKey`, which
-its two audited doors mint: `open_record` (a view) and `open_for_use` (a use such as
-submit). So a function that opens sealed item data must take an `ItemKey`, and no caller
+itself only after the view is audited (`open_record`, and `open_record_in_one_trip`, whose
+one statement writes the view's audit row with the read; both through `_opened`), and it
+hands other domains the key to an item's sealed fields (code lines, QA and return reasons)
+only as an `ItemKey`, which its audited doors mint: those two (a view) and `open_for_use` (a
+use such as submit). So a function that opens sealed item data must take an `ItemKey`, and no caller
 can get one without an audit row in its transaction. No reviewed list of callers to keep.
 """
 
@@ -58,7 +59,8 @@ def test_only_the_records_service_imports_crypto() -> None:
 
 
 def test_the_key_to_sealed_item_data_is_minted_only_by_the_audited_doors() -> None:
-    """Only `open_record` and `open_for_use` build an ItemKey; nothing else touches the mint."""
+    """Only the audited doors build an ItemKey (the views through their shared open half,
+    `_opened`, which only they call); nothing else touches the mint."""
     minted_in = set()
     for name, tree in _modules().items():
         for func in ast.walk(tree):
@@ -70,9 +72,22 @@ def test_the_key_to_sealed_item_data_is_minted_only_by_the_audited_doors() -> No
                 if isinstance(node, ast.Attribute) and node.attr in ("_MINT", "_key"):
                     assert name == "records.service", f"{name}:{func.name} reaches into ItemKey"
     assert minted_in == {
-        "records.service:open_record",
+        "records.service:_opened",  # the open half of the two audited views (below)
         "records.service:open_for_use",
         "records.service:__init__",  # ItemKey's own check
+    }
+    callers = {
+        f"{name}:{func.name}"
+        for name, tree in _modules().items()
+        for func in ast.walk(tree)
+        if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(func)
+        if isinstance(node, ast.Name | ast.Attribute)
+        and (node.id if isinstance(node, ast.Name) else node.attr) == "_opened"
+    }
+    assert callers == {
+        "records.service:open_record",
+        "records.service:open_record_in_one_trip",
     }
     with pytest.raises(TypeError):
         ItemKey(mint=object(), work_item_id=1, key=b"\0" * 32, data_key_id=1)
@@ -92,7 +107,7 @@ def test_there_is_no_unaudited_opener() -> None:
         if "ItemKey" in str(typing.get_type_hints(getattr(records_service, n)).get("return"))
         or "OpenedRecord" in str(typing.get_type_hints(getattr(records_service, n)).get("return"))
     }
-    assert returns_key == {"open_record", "open_for_use"}
+    assert returns_key == {"open_record", "open_record_in_one_trip", "open_for_use"}
 
 
 def test_functions_that_open_sealed_item_fields_take_an_item_key() -> None:

@@ -1,0 +1,105 @@
+"""Review of the one-statement record view (issue 23): cases where it must still answer,
+audit and behave as the ordinary path does."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from server.config import get_settings
+from server.db import get_engine
+from server.keyring import AwsKmsProvider
+from server.models import AuditEvent, ItemCodes
+from server.workbench import router as workbench_router
+from tests.support.coding import coder_with_item
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _FakeKms:
+    """A KMS client standing in for AWS: wraps by prefixing, and notes where it was called."""
+
+    def __init__(self) -> None:
+        self.decrypts_on_loop: list[bool] = []
+
+    def encrypt(self, *, KeyId: str, Plaintext: bytes, EncryptionContext: Any) -> Any:  # noqa: N803
+        return {"CiphertextBlob": b"kms!" + Plaintext}
+
+    def decrypt(
+        self,
+        *,
+        CiphertextBlob: bytes,  # noqa: N803
+        KeyId: str,  # noqa: N803
+        EncryptionContext: Any,  # noqa: N803
+    ) -> Any:
+        self.decrypts_on_loop.append(_on_event_loop())
+        return {"Plaintext": CiphertextBlob[4:]}
+
+
+def test_a_kms_wrapped_key_is_not_unwrapped_on_the_event_loop(
+    make_client: Any, backend: str, keyring: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CHARTDESK_KMS_KEY_ID, opening a chart is a network call to KMS (seconds, and
+    minutes of retries in an outage): it must run in a worker thread as the ordinary path
+    runs it, never on the loop that serves every other request of the process."""
+    if backend != "postgresql":
+        pytest.skip("the one-statement view is PostgreSQL's")
+    fake = _FakeKms()
+    monkeypatch.setenv("CHARTDESK_KMS_KEY_ID", "test-key")
+    get_settings.cache_clear()
+    keyring.touch()
+    monkeypatch.setattr(AwsKmsProvider, "client", lambda self: fake)
+    held = coder_with_item(make_client, "ana")
+    with Session(get_engine()) as s:
+        kek = s.execute(
+            text(
+                "SELECT k.kek_id FROM data_key k JOIN encounter e ON e.data_key_id = k.id "
+                "JOIN work_item w ON w.encounter_id = e.id WHERE w.id = :i"
+            ),
+            {"i": held.item_id},
+        ).scalar_one()
+    assert kek == "kms:test-key"
+    calls: list[int] = []
+    plain = workbench_router._item_plain
+    monkeypatch.setattr(workbench_router, "_item_plain", lambda *a: (calls.append(1), plain(*a))[1])
+    r = held.client.get(f"/api/v1/work/{held.item_id}")
+    assert r.status_code == 200, r.text
+    assert calls == []  # the one-statement view answered
+    assert fake.decrypts_on_loop == [False]
+
+
+def test_a_broken_code_seal_leaves_no_unfollowed_view_row(make_client: Any, backend: str) -> None:
+    """Code lines altered at rest: the answer is 500 record_integrity on both paths. The one
+    statement committed its view event, so a `failed` row must follow it (as it does for a
+    broken document), not a bare `success` for a chart that never left."""
+    held = coder_with_item(make_client, "ana")
+    r = held.client.put(
+        f"/api/v1/work/{held.item_id}/codes", json={"diagnoses": [{"code": "J20.9"}]}
+    )
+    assert r.status_code == 200, r.text
+    with Session(get_engine()) as s:
+        row = s.get(ItemCodes, held.item_id)
+        assert row is not None
+        row.sealed_lines = row.sealed_lines[:-1] + bytes([row.sealed_lines[-1] ^ 1])
+        s.add(row)
+        s.commit()
+        before = int(s.execute(text("SELECT coalesce(max(id), 0) FROM audit_event")).scalar())
+    r = held.client.get(f"/api/v1/work/{held.item_id}")
+    assert (r.status_code, r.json()["error"]["code"]) == (500, "record_integrity")
+    with Session(get_engine()) as s:
+        rows = s.exec(
+            select(AuditEvent.action, AuditEvent.outcome)
+            .where(AuditEvent.work_item_id == held.item_id, col(AuditEvent.id) > before)
+            .order_by(col(AuditEvent.id))
+        ).all()
+    assert [tuple(x) for x in rows] in ([], [("view-record", "success"), ("view-record", "failed")])

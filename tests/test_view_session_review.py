@@ -15,7 +15,7 @@ from server.db import get_engine
 from server.keyring import AwsKmsProvider
 from server.models import AuditEvent, ItemCodes
 from server.workbench import router as workbench_router
-from tests.support.coding import coder_with_item
+from tests.support.coding import coder_with_item, signed_in
 
 
 def _on_event_loop() -> bool:
@@ -103,3 +103,46 @@ def test_a_broken_code_seal_leaves_no_unfollowed_view_row(make_client: Any, back
             .order_by(col(AuditEvent.id))
         ).all()
     assert [tuple(x) for x in rows] in ([], [("view-record", "success"), ("view-record", "failed")])
+
+
+def _denied_access(actor: str) -> int:
+    with Session(get_engine()) as s:
+        return len(
+            s.exec(
+                select(AuditEvent.id).where(
+                    AuditEvent.actor == actor,
+                    AuditEvent.action == "access",
+                    AuditEvent.outcome == "denied",
+                )
+            ).all()
+        )
+
+
+@pytest.mark.parametrize("wild", ["0", "abc", str(2**31)])
+def test_a_bad_item_id_is_refused_by_the_access_rule_first(make_client: Any, wild: str) -> None:
+    """Who may call is checked before what they sent: signed out 401, a biller 403 (audited),
+    as every other route answers (and this one did before it was one statement); a coder
+    then hears the 422 of the bad id, with no idle-clock touch kept."""
+    url = f"/api/v1/work/{wild}"
+    assert make_client().get(url).status_code == 401
+    biller = signed_in(make_client, "bill", "biller")
+    r = biller.get(url)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+    assert _denied_access("bill") == 1
+    coder = signed_in(make_client, "cody", "coder")
+    r = coder.get(url)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_failed")
+    assert r.json()["error"]["details"][0]["loc"][-1] == "work_item_id"
+
+
+def test_the_other_one_statement_routes_check_access_before_their_parameters(
+    make_client: Any,
+) -> None:
+    """Next (a bad body) and the audit search (a bad filter): 401 signed out, 403 audited
+    for a person without the role, as the ordinary rule answers."""
+    anonymous = make_client()
+    assert anonymous.get("/api/v1/audit/events?work_item=0").status_code == 401
+    assert anonymous.post("/api/v1/work/next", json={"queue": ["x"]}).status_code == 401
+    biller = signed_in(make_client, "bill", "biller")
+    assert biller.get("/api/v1/audit/events?work_item=0").status_code == 403
+    assert _denied_access("bill") == 1

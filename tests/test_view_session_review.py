@@ -30,6 +30,10 @@ def _on_event_loop() -> bool:
 class _FakeKms:
     """A KMS client standing in for AWS: wraps by prefixing, and notes where it was called."""
 
+    class exceptions:  # noqa: N801 - boto3's name
+        class InvalidCiphertextException(Exception):  # noqa: N818
+            """KMS's refusal of a blob."""
+
     def __init__(self) -> None:
         self.decrypts_on_loop: list[bool] = []
 
@@ -77,6 +81,42 @@ def test_a_kms_wrapped_key_is_not_unwrapped_on_the_event_loop(
     assert r.status_code == 200, r.text
     assert calls == []  # the one-statement view answered
     assert fake.decrypts_on_loop == [False]
+
+
+def test_kms_out_of_reach_leaves_no_unfollowed_view_row(
+    make_client: Any, backend: str, keyring: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KMS cannot be reached when the chart is opened: no chart leaves, and the log does not
+    say it was seen (the ordinary path rolls its event back; the one statement committed
+    its event, so a `failed` one must follow)."""
+    fake = _FakeKms()
+    monkeypatch.setenv("CHARTDESK_KMS_KEY_ID", "test-key")
+    get_settings.cache_clear()
+    keyring.touch()
+    monkeypatch.setattr(AwsKmsProvider, "client", lambda self: fake)
+    held = coder_with_item(make_client, "ana")
+
+    def down(**_: Any) -> Any:
+        raise ConnectionError("kms.us-east-1.amazonaws.com unreachable")
+
+    monkeypatch.setattr(fake, "decrypt", down)
+    with Session(get_engine()) as s:
+        before = int(s.execute(text("SELECT coalesce(max(id), 0) FROM audit_event")).scalar())
+    r = held.client.get(f"/api/v1/work/{held.item_id}")
+    assert r.status_code == 500
+    with Session(get_engine()) as s:
+        rows = s.exec(
+            select(AuditEvent.action, AuditEvent.outcome, AuditEvent.detail)
+            .where(AuditEvent.work_item_id == held.item_id, col(AuditEvent.id) > before)
+            .order_by(col(AuditEvent.id))
+        ).all()
+    assert [tuple(x) for x in rows] in (
+        [],
+        [
+            ("view-record", "success", "view=coding"),
+            ("view-record", "failed", "ConnectionError"),
+        ],
+    )
 
 
 def test_a_broken_code_seal_leaves_no_unfollowed_view_row(make_client: Any, backend: str) -> None:

@@ -855,10 +855,11 @@ async def open_record_in_one_trip(
             opened = await run_in_threadpool(opening)
         else:
             opened = opening()
-    except AppError as exc:
-        await run_in_threadpool(
-            _audit_failed_open, actor, work_item_id, encounter.patient_id, exc.code
-        )
+    except Exception as exc:  # a seal, the keyring or KMS (its outage raises its own errors)
+        # The view event committed with the read: the failure follows it (the type's name
+        # only for an unexpected error: a message could quote data).
+        code = exc.code if isinstance(exc, AppError) else type(exc).__name__
+        await run_in_threadpool(_audit_failed_open, actor, work_item_id, encounter.patient_id, code)
         raise
     read = ChartRead(
         item=item,

@@ -4,6 +4,7 @@ audit and behave as the ordinary path does."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,9 +14,10 @@ from sqlmodel import Session, col, select
 from server.config import get_settings
 from server.db import get_engine
 from server.keyring import AwsKmsProvider
-from server.models import AuditEvent, ItemCodes
+from server.models import AuditEvent, ItemCodes, UserSession
 from server.workbench import router as workbench_router
-from tests.support.coding import coder_with_item, signed_in
+from tests.support.coding import Held, coder_with_item, signed_in
+from tests.support.factories import make_encounter, make_user, shift_session, sign_in
 from tests.test_db_outage import outage_client, own_cluster  # noqa: F401 - fixtures
 
 
@@ -194,7 +196,6 @@ def test_the_record_view_answers_503_while_postgresql_is_down(
 ) -> None:
     """The one statement's pool raises psycopg's own errors: the same 503 with Retry-After as
     every other route, and the view works again once the database is back."""
-    from tests.support.factories import make_user, sign_in
     from tests.test_db_outage import _unavailable_json
 
     cluster = request.getfixturevalue("own_cluster")
@@ -208,3 +209,43 @@ def test_the_record_view_answers_503_while_postgresql_is_down(
     finally:
         cluster.start()
     assert client.get("/api/v1/work/1").status_code == 404
+
+
+def test_an_idle_session_is_ended_once_and_nothing_is_opened(make_client: Any) -> None:
+    """Idle past the limit: the statement refuses and writes nothing; the ordinary rule ends
+    the session (one `session-timeout` event) and answers 401 session_expired."""
+    held = coder_with_item(make_client, "ana")
+    shift_session(last_seen_at=timedelta(minutes=16))
+    r = held.client.get(f"/api/v1/work/{held.item_id}")
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "session_expired")
+    with Session(get_engine()) as s:
+        assert s.exec(select(UserSession)).all() == []
+        timeouts = s.exec(
+            select(AuditEvent.outcome).where(AuditEvent.action == "session-timeout")
+        ).all()
+        viewed = s.exec(
+            select(AuditEvent.id).where(
+                AuditEvent.work_item_id == held.item_id, AuditEvent.action == "view-record"
+            )
+        ).all()
+    assert timeouts == ["success"]
+    assert viewed == []
+
+
+def test_a_coder_who_is_also_a_supervisor_sees_and_is_audited_alike(
+    make_client: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several roles: the same chart and the same audit row (all the roles named) both ways."""
+    if backend != "postgresql":
+        pytest.skip("the one-statement view is PostgreSQL's")
+    from tests.test_view_session import _both_ways
+
+    item_id = make_encounter()
+    account = make_user("sam", "supervisor", "coder", "biller", queues=["default"])
+    client = make_client()
+    sign_in(client, account)
+    assert client.post("/api/v1/work/next", json={}).json()["id"] == item_id
+    (fast, plain), (fast_rows, plain_rows) = _both_ways(Held(client, account, item_id), monkeypatch)
+    assert fast == plain
+    assert fast_rows == plain_rows
+    assert fast_rows[0]["actor_roles"] == "biller coder supervisor"

@@ -4,7 +4,9 @@ audit and behave as the ordinary path does."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -249,3 +251,35 @@ def test_a_coder_who_is_also_a_supervisor_sees_and_is_audited_alike(
     assert fast == plain
     assert fast_rows == plain_rows
     assert fast_rows[0]["actor_roles"] == "biller coder supervisor"
+
+
+@pytest.mark.parametrize("path", ["one statement", "ordinary"])
+def test_a_lease_that_runs_out_while_the_view_waits_for_its_lock_is_409(
+    make_client: Any, backend: str, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """The item's row is locked by another transaction (a heartbeat, a submit) while the lease
+    runs out: once the lock is granted the lease is checked as of then, as the ordinary
+    `leased_item` checks it (its clock is read after the lock), so no chart leaves."""
+    if path == "ordinary":
+        monkeypatch.setattr(workbench_router, "async_pool", lambda: None)
+    held = coder_with_item(make_client, "ana")
+    url = f"/api/v1/work/{held.item_id}"
+    answers: list[Any] = []
+    with get_engine().connect() as other:
+        other.execute(
+            text(
+                "UPDATE work_item SET lease_expires_at = :t WHERE id = :i"
+            ),  # holds the row lock until the commit below
+            {"t": datetime.now(UTC) + timedelta(seconds=1), "i": held.item_id},
+        )
+        if backend == "sqlite":
+            other.commit()  # one writer: the request would wait for the file lock instead
+            time.sleep(1.5)
+        else:
+            getter = threading.Thread(target=lambda: answers.append(held.client.get(url)))
+            getter.start()
+            time.sleep(1.5)  # the request waits for the row; the lease runs out meanwhile
+            other.commit()
+            getter.join()
+    r = answers[0] if answers else held.client.get(url)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "lease_expired")

@@ -151,6 +151,12 @@ def _end(session: Session, *, ok: bool) -> None:
             session.close()
 
 
+def end_session(session: Session, *, ok: bool) -> None:
+    """`_end` for a session made outside `session_scope` (commit or roll back, after-end
+    work, close)."""
+    _end(session, ok=ok)
+
+
 async def _get_session() -> AsyncIterator[Session]:
     """session_scope for a request, with one thread hand-off instead of two (issue 23).
 

@@ -51,6 +51,7 @@ DECLARE
     v_me record;
     v_item work_item;
     v_enc encounter;
+    v_locked_at timestamptz;
 BEGIN
     SELECT * INTO v_me FROM chartdesk_session_check(
         p_sid, NULL, p_activity, p_idle_minutes, p_max_hours, p_roles, p_now);
@@ -62,11 +63,15 @@ BEGIN
     -- Locked as the ordinary path's leased_item locks it (after the session's touch: one
     -- order, no deadlock), so a submit or release cannot slip between check and read.
     SELECT * INTO v_item FROM work_item w WHERE w.id = p_item FOR UPDATE;
+    -- The lease is checked as of the moment the lock was granted, as leased_item reads its
+    -- clock after the lock: the server's time plus however long the lock was waited for
+    -- (measured on this clock alone, so no skew between the two hosts' clocks enters).
+    v_locked_at := p_now + (clock_timestamp() - statement_timestamp());
     SELECT * INTO v_enc FROM encounter e WHERE e.id = v_item.encounter_id;
     IF v_item.id IS NULL
         OR v_item.lease_owner_id IS DISTINCT FROM v_me.user_id
         OR v_item.status IS DISTINCT FROM 'in_progress'
-        OR NOT coalesce(v_item.lease_expires_at > p_now, false)
+        OR NOT coalesce(v_item.lease_expires_at > v_locked_at, false)
         OR NOT EXISTS (SELECT 1 FROM data_key k
                        WHERE k.id = v_enc.data_key_id AND k.wrapped IS NOT NULL)
         OR EXISTS (SELECT 1 FROM physician_query q WHERE q.work_item_id = p_item)

@@ -20,7 +20,7 @@ from server.auth import ratelimit
 from server.auth import service as auth_service
 from server.auth.principal import Principal
 from server.config import get_settings
-from server.db import SESSION
+from server.db import SESSION, end_session, get_engine
 from server.errors import Forbidden, NotAuthenticated
 from server.models import Role, Scope
 
@@ -250,6 +250,22 @@ class PendingCheck:
         """The ordinary access rule (sync: call it in a worker thread)."""
         return _Guarded.__call__(self.rule, self.request, session, self.csrf)
 
+    def check_alone(self) -> None:
+        """The ordinary rule for a request its own parameters refuse (sync: a worker thread).
+
+        FastAPI runs the dependencies before it validates the parameters, so an ordinary
+        route answers a refused caller 401/403 (audited) before a bad parameter's 422; this
+        rule's dependency checks nothing, so the 422 handler calls this first. The rule's
+        work is rolled back (the 422 rolled the ordinary request back: no idle-clock touch);
+        its refusals are written after, as always.
+        """
+        session = Session(get_engine(), expire_on_commit=False)
+        ok = False
+        try:
+            self.check(session)
+        finally:
+            end_session(session, ok=ok)
+
     def session_hash(self) -> str | None:
         """The session id (hash of the cookie) when a fast check may be tried, else None.
 
@@ -288,7 +304,9 @@ class _InStatement(_Guarded):
     """
 
     async def __call__(self, request: Request) -> PendingCheck:  # type: ignore[override]
-        return PendingCheck(rule=self, request=request, csrf=await presented_csrf(request))
+        pending = PendingCheck(rule=self, request=request, csrf=await presented_csrf(request))
+        request.state.pending_check = pending  # for the 422 handler (`check_alone`)
+        return pending
 
 
 class RequireRoleInStatement(_InStatement, RequireRole):

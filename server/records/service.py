@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +30,7 @@ from server.coding import nubc
 from server.config import get_settings
 from server.db import AsyncPool, session_scope
 from server.errors import AppError, Conflict, NotFound, ValidationFailed
-from server.keyring import load_keyring, mrn_index
+from server.keyring import AwsKmsProvider, load_keyring, mrn_index
 from server.models import (
     DataKey,
     Document,
@@ -737,6 +738,15 @@ class ChartRead:
     sealed_lines: bytes | None
     sealed_abstract: bytes | None
     providers: list[tuple[str, str]]
+    # The holder as the view's audit event names them (for a `failed` event that follows it).
+    actor: Principal = field(repr=False, compare=False)
+
+
+async def audit_failed_view(read: ChartRead, *, patient_id: int, code: str) -> None:
+    """A one-trip view's `failed` event, after its committed `view-record` one: a sealed
+    part of the chart (code lines, abstract) did not open once the statement had returned."""
+    assert read.item.id is not None  # noqa: S101
+    await run_in_threadpool(_audit_failed_open, read.actor, read.item.id, patient_id, code)
 
 
 # `chartdesk_view_session` (migration 0031) answers the item and encounter rows as composites;
@@ -822,27 +832,34 @@ async def open_record_in_one_trip(
             ids or [], positions or [], dates or [], sealed or [], strict=True
         )
     ]
+    actor = Principal(
+        name=holder,
+        kind="user",
+        roles=frozenset(holder_roles.split()),
+        source_ip=ip,
+        user_agent=ua,
+        request_id=request_id,
+        user_id=item.lease_owner_id,
+    )
+    opening = partial(
+        _opened,
+        work_item_id=work_item_id,
+        encounter=encounter,
+        key_row=(encounter.data_key_id, kek_id, wrapped),
+        docs=docs,
+        view="coding",
+    )
     try:
-        opened = _opened(
-            work_item_id=work_item_id,
-            encounter=encounter,
-            key_row=(encounter.data_key_id, kek_id, wrapped),
-            docs=docs,
-            view="coding",
-        )
-    except AppError as exc:
-        actor = Principal(
-            name=holder,
-            kind="user",
-            roles=frozenset(holder_roles.split()),
-            source_ip=ip,
-            user_agent=ua,
-            request_id=request_id,
-            user_id=item.lease_owner_id,
-        )
-        await run_in_threadpool(
-            _audit_failed_open, actor, work_item_id, encounter.patient_id, exc.code
-        )
+        if str(kek_id).startswith(AwsKmsProvider.PREFIX):
+            # Unwrapping is a call to KMS (network, retries in an outage): never on the loop.
+            opened = await run_in_threadpool(opening)
+        else:
+            opened = opening()
+    except Exception as exc:  # a seal, the keyring or KMS (its outage raises its own errors)
+        # The view event committed with the read: the failure follows it (the type's name
+        # only for an unexpected error: a message could quote data).
+        code = exc.code if isinstance(exc, AppError) else type(exc).__name__
+        await run_in_threadpool(_audit_failed_open, actor, work_item_id, encounter.patient_id, code)
         raise
     read = ChartRead(
         item=item,
@@ -851,6 +868,7 @@ async def open_record_in_one_trip(
         sealed_lines=lines,
         sealed_abstract=abstract,
         providers=list(zip(npis or [], names or [], strict=True)),
+        actor=actor,
     )
     return opened, read
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -184,6 +185,17 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        # A route whose access rule is checked in its own statement (auth.deps.PendingCheck):
+        # who may call is still answered before what they sent, as on every other route.
+        pending = getattr(request.state, "pending_check", None)
+        if pending is not None:
+            request.state.pending_check = None
+            try:
+                await run_in_threadpool(pending.check_alone)
+            except AppError as refused:
+                return await app_error(request, refused)
+            except DB_UNAVAILABLE as down:
+                return await database_unavailable(request, down)
         if not wants_json(request):  # a form with a bad field: its page again, input kept
             details = [{**d, "msg": plain_field_problem(d)} for d in _safe_validation_details(exc)]
             sentences = list(dict.fromkeys(str(d["msg"]) for d in details))

@@ -32,6 +32,7 @@ from server.coding.abstract import Abstract
 from server.coding.schemas import Codes, DrgView
 from server.db import AsyncPool
 from server.edits import drg as drg_service
+from server.errors import AppError
 from server.models import (
     ClaimReturn,
     ItemAbstract,
@@ -221,8 +222,14 @@ async def coding_chart_in_one_trip(
         return None
     opened, read = found
     assert opened.encounter is not None  # noqa: S101 - the one-trip read hands it over
-    codes = coding_service.open_codes(key=opened.key, sealed=read.sealed_lines)
-    abstract = abstract_service.open_abstract(key=opened.key, sealed=read.sealed_abstract)
+    try:
+        codes = coding_service.open_codes(key=opened.key, sealed=read.sealed_lines)
+        abstract = abstract_service.open_abstract(key=opened.key, sealed=read.sealed_abstract)
+    except AppError as exc:  # the view event committed with the read: the failure follows it
+        await records_service.audit_failed_view(
+            read, patient_id=opened.record.patient_id, code=exc.code
+        )
+        raise
     context = coding_service.record_context(
         opened.encounter, record=opened.record, abstract=abstract
     )

@@ -75,6 +75,7 @@ def test_database_down_answers_503_with_retry_after_then_recovers(
         _unavailable_json(client.get("/api/v1/me"))
         _unavailable_json(client.post("/api/v1/work/next"))
         _unavailable_json(client.get(f"/api/v1/work/{item}"))
+        _unavailable_json(client.get("/api/v1/work/0"))  # a bad id: the access rule first
         _unavailable_json(client.get("/api/v1/audit/events"))
         page = client.get("/home")
         assert page.status_code == 503

@@ -20,7 +20,6 @@ from server.models import AuditEvent, ItemCodes, UserSession
 from server.workbench import router as workbench_router
 from tests.support.coding import Held, coder_with_item, signed_in
 from tests.support.factories import make_encounter, make_user, shift_session, sign_in
-from tests.test_db_outage import outage_client, own_cluster  # noqa: F401 - fixtures
 
 
 def _on_event_loop() -> bool:
@@ -191,26 +190,6 @@ def test_the_other_one_statement_routes_check_access_before_their_parameters(
     biller = signed_in(make_client, "bill", "biller")
     assert biller.get("/api/v1/audit/events?work_item=0").status_code == 403
     assert _denied_access("bill") == 1
-
-
-def test_the_record_view_answers_503_while_postgresql_is_down(
-    request: pytest.FixtureRequest,
-) -> None:
-    """The one statement's pool raises psycopg's own errors: the same 503 with Retry-After as
-    every other route, and the view works again once the database is back."""
-    from tests.test_db_outage import _unavailable_json
-
-    cluster = request.getfixturevalue("own_cluster")
-    client = request.getfixturevalue("outage_client")
-    sign_in(client, make_user("ann", "coder"))
-    assert client.get("/api/v1/work/1").status_code == 404  # warm: the pool has a connection
-    cluster.halt()
-    try:
-        _unavailable_json(client.get("/api/v1/work/1"))
-        _unavailable_json(client.get("/api/v1/work/0"))  # a bad id: the rule's check first
-    finally:
-        cluster.start()
-    assert client.get("/api/v1/work/1").status_code == 404
 
 
 def test_an_idle_session_is_ended_once_and_nothing_is_opened(make_client: Any) -> None:

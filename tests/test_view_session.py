@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from server.auth.deps import InStatementCaller
 from server.db import async_pool, get_engine
 from server.models import AuditEvent, Document, Encounter, User, UserSession, WorkItem
 from server.records import service as records_service
@@ -184,15 +185,16 @@ def test_the_statement_reads_every_column_of_the_item_and_encounter(
     async def go() -> Any:
         pool = async_pool()
         assert pool is not None
-        found = await records_service.open_record_in_one_trip(
-            pool,
+        caller = InStatementCaller(
             session_hash=sid,
             activity=False,
             roles=("coder",),
-            work_item_id=held.item_id,
             ip=None,
-            ua=None,
+            user_agent=None,
             request_id=None,
+        )
+        found = await records_service.open_record_in_one_trip(
+            pool, caller=caller, work_item_id=held.item_id
         )
         await pool.drain()
         return found

@@ -26,8 +26,6 @@ from server.auth.deps import (
     ComplianceDep,
     PendingCheck,
     SessionDep,
-    client_ip,
-    request_id,
 )
 from server.auth.principal import Principal
 from server.db import async_pool, session_scope
@@ -74,29 +72,19 @@ async def api_events(
         since=since,
         until=until,
     )
-    request = caller.request
     pool = async_pool()
-    session_hash = caller.session_hash() if pool is not None else None
-    if pool is not None and session_hash is not None:
+    trip = caller.in_statement() if pool is not None else None
+    if pool is not None and trip is not None:
         try:
             checked, before = review.check_search(flt, limit=limit, cursor=cursor)
         except AppError:
             pass  # the ordinary path checks access first, then answers the 422
         else:
             page = await review.search_in_one_trip(
-                pool,
-                session_hash=session_hash,
-                activity=caller.activity,
-                roles=caller.rule.roles,
-                flt=checked,
-                limit=limit,
-                before=before,
-                ip=client_ip(request),
-                ua=request.headers.get("user-agent"),
-                request_id=request_id(request),
+                pool, caller=trip, flt=checked, limit=limit, before=before
             )
             if isinstance(page, review.Page):
-                request.state.access_granted = True
+                caller.request.state.access_granted = True
                 return _events_answer(page)
     return await run_in_threadpool(_events_plain, caller, flt, limit, cursor)
 

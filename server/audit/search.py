@@ -17,13 +17,12 @@ from sqlmodel import Session, col, select
 
 from server.audit import service as audit_service
 from server.audit.service import Action, Outcome
+from server.auth.deps import InStatementCaller
 from server.auth.principal import Principal
-from server.config import get_settings
 from server.db import AsyncPool
 from server.errors import ValidationFailed
 from server.keyring import mrn_index
 from server.models import AuditEvent, Patient
-from server.models.base import utcnow
 
 MAX_LIMIT = 500
 PURPOSE = "HCOMPL"  # HL7 v3 ActReason: health compliance
@@ -256,15 +255,10 @@ REFUSED = "refused"
 async def search_in_one_trip(
     pool: AsyncPool,
     *,
-    session_hash: str,
-    activity: bool,
-    roles: tuple[str, ...],
+    caller: InStatementCaller,
     flt: EventFilter,
     limit: int,
     before: tuple[datetime, int] | None,
-    ip: str | None,
-    ua: str | None,
-    request_id: str | None,
 ) -> Page | str:
     """`search` for a session, as one statement (migration 0030): the page, or REFUSED.
 
@@ -272,19 +266,10 @@ async def search_in_one_trip(
     said no and nothing was written; the caller runs the ordinary access rule, which answers
     (and audits) the refusal as every route does.
     """
-    settings = get_settings()
     rows = await pool.fetch(
         _SEARCH_SESSION_SQL,
         {
-            "sid": session_hash,
-            "activity": activity,
-            "idle": settings.session_idle_minutes,
-            "max_hours": settings.session_max_hours,
-            "roles": list(roles),
-            "now": utcnow(),
-            "ip": ip,
-            "ua": (ua or "")[:300] or None,
-            "rid": request_id,
+            **caller.params(),
             "purpose": PURPOSE,
             "detail": flt.describe(),
             "mrn_index": patient_index(flt.patient_mrn) if flt.patient_mrn else None,

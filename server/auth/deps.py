@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import threading
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Path, Request
@@ -23,6 +23,7 @@ from server.config import get_settings
 from server.db import SESSION, end_session, get_engine
 from server.errors import Forbidden, NotAuthenticated
 from server.models import Role, Scope
+from server.models.base import utcnow
 
 SessionDep = Annotated[Session, SESSION]
 
@@ -292,6 +293,52 @@ class PendingCheck:
     def activity(self) -> bool:
         """The person's own request (restarts the idle clock), not a page's background one."""
         return self.request.headers.get(BACKGROUND_HEADER) is None
+
+    def in_statement(self) -> InStatementCaller | None:
+        """Who calls, as a route's one statement checks and audits them; None when the
+        ordinary rule must answer (see `session_hash`)."""
+        session_hash = self.session_hash()
+        if session_hash is None:
+            return None
+        request = self.request
+        return InStatementCaller(
+            session_hash=session_hash,
+            activity=self.activity,
+            roles=tuple(self.rule.roles),
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            request_id=request_id(request),
+        )
+
+
+@dataclass(frozen=True)
+class InStatementCaller:
+    """A cookie session's request, for a SQL function that checks the session
+    (`chartdesk_session_check`) and writes the audit row itself (the record view, the audit
+    search): the values every such function takes."""
+
+    session_hash: str
+    activity: bool
+    roles: tuple[str, ...]
+    ip: str | None
+    user_agent: str | None
+    request_id: str | None
+
+    def params(self) -> dict[str, Any]:
+        """The session check's and the audit row's parameters, as the functions name them
+        (`now` is the check's time and the row's)."""
+        settings = get_settings()
+        return {
+            "sid": self.session_hash,
+            "activity": self.activity,
+            "idle": settings.session_idle_minutes,
+            "max_hours": settings.session_max_hours,
+            "roles": list(self.roles),
+            "now": utcnow(),
+            "ip": self.ip,
+            "ua": (self.user_agent or "")[:300] or None,
+            "rid": self.request_id,
+        }
 
 
 class _InStatement(_Guarded):

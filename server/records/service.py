@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from server.audit import service as audit_service
 from server.audit.search import PURPOSE_TITLES
+from server.auth.deps import InStatementCaller
 from server.auth.principal import Principal
 from server.billing.x12 import npi_ok
 from server.coding import nubc
@@ -778,15 +779,7 @@ def _utc(value: Any) -> Any:
 
 
 async def open_record_in_one_trip(
-    pool: AsyncPool,
-    *,
-    session_hash: str,
-    activity: bool,
-    roles: tuple[str, ...],
-    work_item_id: int,
-    ip: str | None,
-    ua: str | None,
-    request_id: str | None,
+    pool: AsyncPool, *, caller: InStatementCaller, work_item_id: int
 ) -> tuple[OpenedRecord, ChartRead] | None:
     """`open_record` of the coder's leased item (view "coding", purpose TREAT) for a cookie
     session, as one statement: `chartdesk_view_session` checks the session, locks the item,
@@ -798,20 +791,11 @@ async def open_record_in_one_trip(
     always has. A key or seal that does not open is audited as failed, beside the view event
     that committed with the read, and raised as `open_record` raises it.
     """
-    settings = get_settings()
     row = await pool.fetchone(
         _VIEW_SESSION_SQL,
         {
-            "sid": session_hash,
-            "activity": activity,
-            "idle": settings.session_idle_minutes,
-            "max_hours": settings.session_max_hours,
-            "roles": list(roles),
-            "now": utcnow(),
+            **caller.params(),
             "item": work_item_id,
-            "ip": ip,
-            "ua": (ua or "")[:300] or None,
-            "rid": request_id,
             "purpose": "TREAT",
             "detail": "view=coding",
         },
@@ -836,9 +820,9 @@ async def open_record_in_one_trip(
         name=holder,
         kind="user",
         roles=frozenset(holder_roles.split()),
-        source_ip=ip,
-        user_agent=ua,
-        request_id=request_id,
+        source_ip=caller.ip,
+        user_agent=caller.user_agent,
+        request_id=caller.request_id,
         user_id=item.lease_owner_id,
     )
     opening = partial(

@@ -24,8 +24,6 @@ from server.auth.deps import (
     RowId,
     SessionDep,
     SupervisorDep,
-    client_ip,
-    request_id,
 )
 from server.auth.principal import Principal
 from server.billing import cdm
@@ -230,22 +228,12 @@ async def api_item(caller: CoderInStatementDep, work_item_id: RowId) -> JSONResp
     answer as the ordinary path. A refusal there, a chart it does not open, a token or
     SQLite: the ordinary access rule and `open_chart` in one worker-thread call.
     """
-    request = caller.request
     pool = async_pool()
-    session_hash = caller.session_hash() if pool is not None else None
-    if pool is not None and session_hash is not None:
-        chart = await service.coding_chart_in_one_trip(
-            pool,
-            session_hash=session_hash,
-            activity=caller.activity,
-            roles=caller.rule.roles,
-            work_item_id=work_item_id,
-            ip=client_ip(request),
-            ua=request.headers.get("user-agent"),
-            request_id=request_id(request),
-        )
+    trip = caller.in_statement() if pool is not None else None
+    if pool is not None and trip is not None:
+        chart = await service.coding_chart_in_one_trip(pool, caller=trip, work_item_id=work_item_id)
         if chart is not None:
-            request.state.access_granted = True
+            caller.request.state.access_granted = True
             return _item_answer(chart)
     return await run_in_threadpool(_item_plain, caller, work_item_id)
 

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
+from server.auth.deps import InStatementCaller
 from server.auth.principal import Principal
 from server.billing import service as billing_service
 from server.billing.service import ReturnNote
@@ -191,15 +192,7 @@ def open_chart(
 
 
 async def coding_chart_in_one_trip(
-    pool: AsyncPool,
-    *,
-    session_hash: str,
-    activity: bool,
-    roles: tuple[str, ...],
-    work_item_id: int,
-    ip: str | None,
-    ua: str | None,
-    request_id: str | None,
+    pool: AsyncPool, *, caller: InStatementCaller, work_item_id: int
 ) -> ChartView | None:
     """`open_chart(view="coding")` as the coder's API reads it (no checks, no findings) in one
     statement on the event loop (`records_service.open_record_in_one_trip`; issue 23).
@@ -209,14 +202,7 @@ async def coding_chart_in_one_trip(
     billing return) as it always has.
     """
     found = await records_service.open_record_in_one_trip(
-        pool,
-        session_hash=session_hash,
-        activity=activity,
-        roles=roles,
-        work_item_id=work_item_id,
-        ip=ip,
-        ua=ua,
-        request_id=request_id,
+        pool, caller=caller, work_item_id=work_item_id
     )
     if found is None:
         return None

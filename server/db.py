@@ -192,7 +192,8 @@ class AsyncPool:
     """A few autocommit psycopg connections on one event loop, for one-statement routes.
 
     Next (`POST /api/v1/work/next`) is one call of a SQL function that checks the session,
-    claims and audits, and a compliance officer's audit search one that checks, audits and
+    claims and audits, a coder's record view one that checks, locks, audits and reads the
+    sealed chart, and a compliance officer's audit search one that checks, audits and
     reads; run here, on the event loop, each needs no worker thread, no ORM
     session and no second round trip for the commit (autocommit: the statement is its own
     transaction). Statements are prepared on each connection once. A connection that

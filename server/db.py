@@ -133,8 +133,9 @@ def session_scope() -> Iterator[Session]:
             _run_after_end(session)
 
 
-def _end(session: Session, *, ok: bool) -> None:
-    """Commit (or roll back), run the after-end work, close: session_scope's exit."""
+def end_session(session: Session, *, ok: bool) -> None:
+    """Commit (or roll back), run the after-end work, close: session_scope's exit, for a
+    session made outside it (a request's, an access rule checked on its own)."""
     try:
         if ok:
             try:
@@ -151,12 +152,6 @@ def _end(session: Session, *, ok: bool) -> None:
             session.close()
 
 
-def end_session(session: Session, *, ok: bool) -> None:
-    """`_end` for a session made outside `session_scope` (commit or roll back, after-end
-    work, close)."""
-    _end(session, ok=ok)
-
-
 async def _get_session() -> AsyncIterator[Session]:
     """session_scope for a request, with one thread hand-off instead of two (issue 23).
 
@@ -171,7 +166,7 @@ async def _get_session() -> AsyncIterator[Session]:
         ok = True
     finally:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_end, session, ok=ok)
+            await run_in_threadpool(end_session, session, ok=ok)
 
 
 # scope="function": the commit happens before the response is sent, so an audited read

@@ -261,11 +261,10 @@ class PendingCheck:
         its refusals are written after, as always.
         """
         session = Session(get_engine(), expire_on_commit=False)
-        ok = False
         try:
             self.check(session)
         finally:
-            end_session(session, ok=ok)
+            end_session(session, ok=False)
 
     def session_hash(self) -> str | None:
         """The session id (hash of the cookie) when a fast check may be tried, else None.

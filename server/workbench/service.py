@@ -165,8 +165,10 @@ def open_chart(
     ).one()
     codes = coding_service.open_codes(key=opened.key, sealed=sealed_lines)
     abstract = abstract_service.open_abstract(key=opened.key, sealed=sealed_abstract)  # once
-    context = coding_service.claim_context(
-        session, item=item, record=opened.record, abstract=abstract
+    assert opened.encounter is not None  # noqa: S101 - open_record hands it over
+    # The same context as the one-trip view's: the encounter row is in hand, nothing is read.
+    context = coding_service.record_context(
+        opened.encounter, record=opened.record, abstract=abstract
     )
     problems = coding_service.validate(session, codes=codes, context=context) if checks else None
     return ChartView(
